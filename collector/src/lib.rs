@@ -1,1 +1,24 @@
+//! Forewarn collector: agent-facing mTLS gRPC ingest, the store, the ticket
+//! engine and the operator HTTP API.
+//!
+//! Data flow: `ingest` (validates and converts wire messages) →
+//! `store::Store::apply_report` (dedup + check state + `tickets::plan`, one
+//! transaction) → acknowledgement to the agent. `api` reads the store,
+//! scoped by the caller's API key. `pki` owns the CA and peer identity.
 
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod commands;
+pub mod config;
+pub mod domain;
+mod error;
+pub mod ingest;
+pub mod pki;
+pub mod secrets;
+pub mod serve;
+pub mod store;
+pub mod tickets;
+
+pub use config::Config;
+pub use error::{Error, Result};

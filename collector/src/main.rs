@@ -1,1 +1,218 @@
-fn main() {}
+//! `forewarn-collector`: argument parsing and wiring only.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use forewarn_collector::domain::TicketState;
+use forewarn_collector::{Config, commands, serve};
+
+/// Forewarn collector: receives agent reports over mutual TLS, keeps the
+/// fleet's state in an embedded SQLite store, opens and resolves tickets,
+/// and serves the operator HTTP API.
+///
+/// With no config file it runs on built-in defaults: data in
+/// /var/lib/forewarn-collector, gRPC on 127.0.0.1:4443, HTTP on
+/// 127.0.0.1:8080, a self-generated CA and a tenant named "default".
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// Config file (TOML). Default: /etc/forewarn/collector.toml if it exists,
+    /// else built-in defaults.
+    #[arg(long, global = true, env = "FOREWARN_COLLECTOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides `data_dir` from the config.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector (gRPC ingest + HTTP API) until SIGINT/SIGTERM.
+    Serve,
+    /// Manage tenants (MSP client companies).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage API keys for the HTTP API.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Inspect tickets.
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
+    /// The collector's certificate authority.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Add {
+        /// Unique tenant name, e.g. the client company.
+        name: String,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an enrollment token and print it with the CA fingerprint and
+    /// the exact `forewarn-agent enroll` command to run on the machine.
+    Create {
+        /// Tenant the enrolled agents belong to.
+        #[arg(long)]
+        tenant: String,
+        /// Site of the enrolled agents (optional).
+        #[arg(long, default_value = "")]
+        site: String,
+        /// Validity, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        expires_in: std::time::Duration,
+        /// How many agents may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
+        /// Collector URL as agents reach it (printed in the enroll command).
+        #[arg(long)]
+        collector_url: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key and print it once.
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// Restrict the key to one tenant; without it the key sees all tenants.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StateFilter {
+    Open,
+    Resolved,
+    All,
+}
+
+#[derive(Subcommand)]
+enum TicketsCommand {
+    /// List tickets, newest first.
+    List {
+        #[arg(long, value_enum, default_value = "open")]
+        state: StateFilter,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Print the CA fingerprint agents pin at enrollment.
+    Fingerprint,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let mut cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("forewarn-collector: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(d) = cli.data_dir {
+        cfg.data_dir = d;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("forewarn-collector: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve => serve::serve(cfg).await,
+            Command::Tenant(TenantCommand::Add { name }) => commands::tenant_add(&cfg, &name).await,
+            Command::Tenant(TenantCommand::List { json }) => {
+                commands::tenant_list(&cfg, json).await
+            }
+            Command::Token(TokenCommand::Create {
+                tenant,
+                site,
+                expires_in,
+                max_uses,
+                collector_url,
+                json,
+            }) => {
+                commands::token_create(
+                    &cfg,
+                    commands::TokenOptions {
+                        tenant: &tenant,
+                        site: &site,
+                        expires_in,
+                        max_uses,
+                        collector_url: collector_url.as_deref(),
+                        json,
+                    },
+                )
+                .await
+            }
+            Command::ApiKey(ApiKeyCommand::Create { name, tenant, json }) => {
+                commands::api_key_create(&cfg, &name, tenant.as_deref(), json).await
+            }
+            Command::Tickets(TicketsCommand::List {
+                state,
+                tenant,
+                json,
+            }) => {
+                let state = match state {
+                    StateFilter::Open => Some(TicketState::Open),
+                    StateFilter::Resolved => Some(TicketState::Resolved),
+                    StateFilter::All => None,
+                };
+                commands::tickets_list(&cfg, state, tenant.as_deref(), json).await
+            }
+            Command::Ca(CaCommand::Fingerprint) => commands::ca_fingerprint(&cfg),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("forewarn-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Operator HTTP API (`/api/v1/...`) and `/healthz`.
+//!
+//! Every `/api/v1` route needs `Authorization: Bearer <api key>`; the key's
+//! scope (one tenant or all) is applied by the store, so an id of another
+//! tenant is simply not found (404), never forbidden (which would leak that
+//! it exists).
+
+mod auth;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::domain::{Agent, AgentDetail, Tenant, Ticket, TicketDetail, TicketState};
+use crate::store::Store;
+use crate::{Error, Result};
+use auth::Caller;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+/// The API router.
+pub fn router(store: Arc<dyn Store>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/tenants", get(list_tenants))
+        .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/agents/{id}", get(get_agent))
+        .route("/api/v1/tickets", get(list_tickets))
+        .route("/api/v1/tickets/{id}", get(get_ticket))
+        .fallback(|| async { Error::NotFound("no such route".into()) })
+        .with_state(AppState { store })
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    match s.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        Err(error) => {
+            tracing::error!(%error, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "store unavailable"})),
+            )
+        }
+    }
+}
+
+async fn list_tenants(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Tenant>>> {
+    Ok(Json(s.store.list_tenants(&caller.scope).await?))
+}
+
+async fn list_agents(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Agent>>> {
+    Ok(Json(s.store.list_agents(&caller.scope).await?))
+}
+
+async fn get_agent(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AgentDetail>> {
+    s.store
+        .get_agent(&caller.scope, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Error::NotFound(format!("agent {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketQuery {
+    /// `open`, `resolved` or `all` (default).
+    state: Option<String>,
+}
+
+async fn list_tickets(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<TicketQuery>,
+) -> Result<Json<Vec<Ticket>>> {
+    let state = match q.state.as_deref() {
+        None | Some("all") => None,
+        Some(v) => Some(TicketState::parse(v).ok_or_else(|| {
+            Error::InvalidArgument(format!("state must be open, resolved or all, not {v:?}"))
+        })?),
+    };
+    Ok(Json(s.store.list_tickets(&caller.scope, state).await?))
+}
+
+async fn get_ticket(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TicketDetail>> {
+    let not_found = || Error::NotFound(format!("ticket {id}"));
+    let n: i64 = id.parse().map_err(|_| not_found())?;
+    s.store
+        .get_ticket(&caller.scope, n)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
+}

@@ -1,0 +1,204 @@
+//! Operator commands run from the CLI against the collector's store
+//! (SQLite in WAL mode: safe while `serve` is running).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::domain::{NewApiKey, NewEnrollmentToken, Scope, TicketState, now_millis, rfc3339};
+use crate::pki::Ca;
+use crate::serve::{ensure_default_tenant, open_store};
+use crate::store::Store;
+use crate::{Config, Error, Result, secrets};
+
+async fn store(cfg: &Config) -> Result<std::sync::Arc<crate::store::sqlite::SqliteStore>> {
+    let s = open_store(cfg).await?;
+    ensure_default_tenant(s.as_ref(), cfg).await?;
+    Ok(s)
+}
+
+async fn tenant_id(store: &dyn Store, name: &str) -> Result<String> {
+    store
+        .tenant_by_name(name)
+        .await?
+        .map(|t| t.id)
+        .ok_or_else(|| Error::NotFound(format!("tenant {name:?} (see `tenant list`)")))
+}
+
+/// `tenant add NAME`
+pub async fn tenant_add(cfg: &Config, name: &str) -> Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 128 {
+        return Err(Error::InvalidArgument(
+            "tenant name must be 1..128 characters".into(),
+        ));
+    }
+    let s = store(cfg).await?;
+    let t = s.create_tenant(name).await?;
+    println!("created tenant {:?} ({})", t.name, t.id);
+    Ok(())
+}
+
+/// `tenant list`
+pub async fn tenant_list(cfg: &Config, as_json: bool) -> Result<()> {
+    let s = store(cfg).await?;
+    let tenants = s.list_tenants(&Scope::All).await?;
+    if as_json {
+        println!("{}", json!(tenants));
+    } else {
+        println!("{:<36}  {:<24}  CREATED", "ID", "NAME");
+        for t in tenants {
+            println!(
+                "{:<36}  {:<24}  {}",
+                t.id,
+                t.name,
+                rfc3339::format(t.created_at)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Options of `token create`.
+pub struct TokenOptions<'a> {
+    pub tenant: &'a str,
+    pub site: &'a str,
+    pub expires_in: Duration,
+    pub max_uses: u32,
+    pub collector_url: Option<&'a str>,
+    pub json: bool,
+}
+
+/// `token create`: prints the token (once) and the CA fingerprint to pin.
+pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
+    if o.max_uses == 0 {
+        return Err(Error::InvalidArgument(
+            "--max-uses must be at least 1".into(),
+        ));
+    }
+    if o.site.len() > 128 {
+        return Err(Error::InvalidArgument("--site is longer than 128".into()));
+    }
+    let s = store(cfg).await?;
+    let tenant_id = tenant_id(s.as_ref(), o.tenant).await?;
+    let ca = Ca::load_or_create(&cfg.pki_dir())?;
+    let token = secrets::generate(secrets::TOKEN_PREFIX);
+    let expires_at = now_millis() + i64::try_from(o.expires_in.as_millis()).unwrap_or(i64::MAX / 2);
+    s.create_enrollment_token(&NewEnrollmentToken {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id,
+        site: o.site.to_string(),
+        token_hash: secrets::hash(&token),
+        expires_at,
+        max_uses: o.max_uses,
+    })
+    .await?;
+    let url = o
+        .collector_url
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("https://{}", cfg.grpc.listen_addr));
+    let fingerprint = ca.fingerprint();
+    if o.json {
+        println!(
+            "{}",
+            json!({
+                "token": token,
+                "tenant": o.tenant,
+                "site": o.site,
+                "expires_at": rfc3339::format(expires_at),
+                "max_uses": o.max_uses,
+                "ca_fingerprint": fingerprint,
+                "collector_url": url,
+            })
+        );
+    } else {
+        println!(
+            "enrollment token for tenant {:?}{} — expires {}, {} use(s); shown only once:\n\n  {token}\n\ncollector CA fingerprint (agents pin it):\n\n  {fingerprint}\n\non the machine to enroll, run:\n\n  forewarn-agent enroll --collector {url} --token {token} --ca-fingerprint {fingerprint}\n",
+            o.tenant,
+            if o.site.is_empty() {
+                String::new()
+            } else {
+                format!(", site {:?}", o.site)
+            },
+            rfc3339::format(expires_at),
+            o.max_uses,
+        );
+    }
+    Ok(())
+}
+
+/// `api-key create`: prints the key once.
+pub async fn api_key_create(
+    cfg: &Config,
+    name: &str,
+    tenant: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
+    let s = store(cfg).await?;
+    let tenant_id = match tenant {
+        Some(t) => Some(tenant_id(s.as_ref(), t).await?),
+        None => None,
+    };
+    let key = secrets::generate(secrets::API_KEY_PREFIX);
+    s.create_api_key(&NewApiKey {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id,
+        name: name.to_string(),
+        key_hash: secrets::hash(&key),
+    })
+    .await?;
+    if as_json {
+        println!(
+            "{}",
+            json!({"key": key, "name": name, "tenant": tenant, "scope": if tenant.is_some() { "tenant" } else { "all" }})
+        );
+    } else {
+        let scope = tenant.map_or("all tenants".to_string(), |t| format!("tenant {t:?}"));
+        println!(
+            "API key {name:?} for {scope}; shown only once:\n\n  {key}\n\nuse it as: Authorization: Bearer {key}"
+        );
+    }
+    Ok(())
+}
+
+/// `tickets list`
+pub async fn tickets_list(
+    cfg: &Config,
+    state: Option<TicketState>,
+    tenant: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
+    let s = store(cfg).await?;
+    let scope = match tenant {
+        Some(t) => Scope::Tenant(tenant_id(s.as_ref(), t).await?),
+        None => Scope::All,
+    };
+    let tickets = s.list_tickets(&scope, state).await?;
+    if as_json {
+        println!("{}", json!(tickets));
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<8}  {:<7}  {:<20}  {:<25}  SUMMARY",
+        "ID", "STATE", "SEV", "HOST", "OPENED"
+    );
+    for t in tickets {
+        println!(
+            "{:>6}  {:<8}  {:<7}  {:<20}  {:<25}  {}",
+            t.id,
+            t.state.as_str(),
+            t.severity.as_str(),
+            t.host,
+            rfc3339::format(t.opened_at),
+            t.summary
+        );
+    }
+    Ok(())
+}
+
+/// `ca fingerprint`
+pub fn ca_fingerprint(cfg: &Config) -> Result<()> {
+    let ca = Ca::load_or_create(&cfg.pki_dir())?;
+    println!("{}", ca.fingerprint());
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Collector configuration: TOML, `deny_unknown_fields`, documented defaults.
+//!
+//! Load → [`Config::validate`] (pure, reports every bad key at once) → use.
+//! A bad config never starts a half-working collector.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Where `forewarn-collector` looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/collector.toml";
+
+/// The whole collector configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Holds the SQLite database and the CA (`pki/`). Created 0700.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Tenant created on first start when there is none.
+    #[serde(default = "default_tenant")]
+    pub default_tenant: String,
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub pki: PkiConfig,
+}
+
+/// The agent-facing gRPC listener (enrollment over TLS, sessions over mTLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    #[serde(default = "default_grpc_listen")]
+    pub listen_addr: SocketAddr,
+    /// Extra DNS names / IP addresses agents use to reach this collector; they
+    /// go into the server certificate next to `localhost`, `127.0.0.1` and
+    /// the machine's hostname.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    /// Largest accepted (and sent) gRPC message.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// HTTP/2 streams one connection may open at once.
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+}
+
+/// The operator-facing HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_http_listen")]
+    pub listen_addr: SocketAddr,
+}
+
+/// The store backend.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database file; default `<data_dir>/forewarn.db`.
+    #[serde(default)]
+    pub sqlite_path: Option<PathBuf>,
+}
+
+/// The collector's certificate authority.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiConfig {
+    /// Lifetime of a client certificate issued at enrollment.
+    #[serde(default = "default_agent_cert_validity_days")]
+    pub agent_cert_validity_days: u32,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/forewarn-collector")
+}
+fn default_tenant() -> String {
+    "default".to_string()
+}
+fn default_grpc_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4443))
+}
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_message_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_concurrent_streams() -> u32 {
+    16
+}
+fn default_agent_cert_validity_days() -> u32 {
+    90
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: default_grpc_listen(),
+            server_names: Vec::new(),
+            max_message_bytes: default_max_message_bytes(),
+            max_concurrent_streams: default_max_concurrent_streams(),
+        }
+    }
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: default_http_listen(),
+        }
+    }
+}
+impl Default for PkiConfig {
+    fn default() -> Self {
+        Self {
+            agent_cert_validity_days: default_agent_cert_validity_days(),
+        }
+    }
+}
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            default_tenant: default_tenant(),
+            grpc: GrpcConfig::default(),
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            pki: PkiConfig::default(),
+        }
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Loads the config: `path` if given (must exist), else the default path
+    /// if it exists, else built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let cfg = Self::parse(&text).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let cfg: Config = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value; the error lists each bad key.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if self.default_tenant.trim().is_empty() {
+            problems.push("default_tenant must not be empty".to_string());
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.grpc.max_message_bytes) {
+            problems.push(format!(
+                "grpc.max_message_bytes ({}) must be between 1024 and 67108864",
+                self.grpc.max_message_bytes
+            ));
+        }
+        if self.grpc.max_concurrent_streams == 0 {
+            problems.push("grpc.max_concurrent_streams must be at least 1".to_string());
+        }
+        if !(1..=3650).contains(&self.pki.agent_cert_validity_days) {
+            problems.push(format!(
+                "pki.agent_cert_validity_days ({}) must be between 1 and 3650",
+                self.pki.agent_cert_validity_days
+            ));
+        }
+        if self.grpc.listen_addr == self.http.listen_addr {
+            problems.push(format!(
+                "http.listen_addr ({}) must differ from grpc.listen_addr",
+                self.http.listen_addr
+            ));
+        }
+        for name in &self.grpc.server_names {
+            if name.trim().is_empty() || name.contains(char::is_whitespace) {
+                problems.push(format!("grpc.server_names: invalid name {name:?}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(problems.join("; ")))
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.store
+            .sqlite_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("forewarn.db"))
+    }
+
+    /// Directory holding the CA key and certificate.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join("pki")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults valid");
+        Config::parse("").expect("empty file is all defaults");
+    }
+
+    #[test]
+    fn example_file_parses() {
+        Config::parse(include_str!("../../deploy/collector.example.toml"))
+            .expect("deploy/collector.example.toml must stay valid");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[grpc]\nlisten = \"127.0.0.1:1\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("listen"), "{msg}");
+        assert!(msg.contains("unknown field"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err =
+            Config::parse("[grpc]\nmax_message_bytes = 10\n[pki]\nagent_cert_validity_days = 0\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("grpc.max_message_bytes"), "{err}");
+        assert!(err.contains("pki.agent_cert_validity_days"), "{err}");
+    }
+
+    #[test]
+    fn bad_type_is_named() {
+        let err = Config::parse("[http]\nlisten_addr = 8080\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+    }
+}

@@ -1,0 +1,348 @@
+//! Domain types shared by ingest, store, ticket engine and API.
+//!
+//! Timestamps are Unix milliseconds (`i64`) inside the collector and RFC 3339
+//! strings on the HTTP API.
+
+use serde::{Deserialize, Serialize};
+
+/// Unix milliseconds.
+pub type Millis = i64;
+
+/// Now, in Unix milliseconds.
+pub fn now_millis() -> Millis {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as Millis
+}
+
+/// Which tenants a caller may see. Every store read takes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// An MSP-wide operator: every tenant.
+    All,
+    /// One tenant only.
+    Tenant(String),
+}
+
+impl Scope {
+    /// Whether rows of `tenant_id` are visible in this scope.
+    pub fn allows(&self, tenant_id: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Tenant(t) => t == tenant_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+}
+
+/// Check state, ordered by badness for OK < WARN < UNKNOWN < CRIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    Ok,
+    Warn,
+    Crit,
+    Unknown,
+}
+
+impl CheckState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckState::Ok => "ok",
+            CheckState::Warn => "warn",
+            CheckState::Crit => "crit",
+            CheckState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ok" => CheckState::Ok,
+            "warn" => CheckState::Warn,
+            "crit" => CheckState::Crit,
+            "unknown" => CheckState::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+/// One check's outcome as evaluated on the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub check: String,
+    pub item: String,
+    pub state: CheckState,
+    pub message: String,
+    pub metrics: Vec<Metric>,
+    pub since: Millis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os_name: String,
+    pub os_version: String,
+    pub kernel_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub cpu_count: u32,
+    pub memory_total_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostSnapshot {
+    pub uptime_secs: u64,
+    pub cpu_percent: f64,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub swap_used_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+    pub disks: Vec<DiskUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    pub mount_point: String,
+    pub fs_type: String,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+/// A validated report from an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub boot_id: String,
+    pub seq: u64,
+    pub observed_at: Millis,
+    pub payload: ReportPayload,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportPayload {
+    /// Checks whose state changed.
+    StateChanges(Vec<CheckResult>),
+    /// Liveness, a metrics snapshot and every check's current state.
+    Heartbeat {
+        snapshot: HostSnapshot,
+        checks: Vec<CheckResult>,
+    },
+}
+
+impl ReportPayload {
+    pub fn results(&self) -> &[CheckResult] {
+        match self {
+            ReportPayload::StateChanges(r) => r,
+            ReportPayload::Heartbeat { checks, .. } => checks,
+        }
+    }
+}
+
+/// An enrolled agent as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Agent {
+    pub id: String,
+    pub tenant_id: String,
+    pub site: String,
+    pub hostname: String,
+    pub os_name: String,
+    pub os_version: String,
+    pub kernel_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    /// `enrolled` (never connected), `online`, or `offline` (said goodbye or lost).
+    pub status: String,
+    #[serde(with = "rfc3339")]
+    pub enrolled_at: Millis,
+    #[serde(with = "rfc3339::option")]
+    pub last_seen_at: Option<Millis>,
+    #[serde(with = "rfc3339")]
+    pub cert_not_after: Millis,
+    pub revoked: bool,
+    pub snapshot: Option<HostSnapshot>,
+}
+
+/// An agent with its checks' latest states.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentDetail {
+    #[serde(flatten)]
+    pub agent: Agent,
+    pub checks: Vec<CheckStateRow>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckStateRow {
+    pub check: String,
+    pub item: String,
+    pub state: CheckState,
+    pub message: String,
+    pub metrics: Vec<Metric>,
+    #[serde(with = "rfc3339")]
+    pub since: Millis,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Millis,
+}
+
+/// What the identity checks at session start need to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAuth {
+    pub tenant_id: String,
+    pub revoked: bool,
+}
+
+/// A new agent, created by enrollment.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub id: String,
+    pub tenant_id: String,
+    pub site: String,
+    pub facts: HostFacts,
+    pub cert_not_after: Millis,
+}
+
+/// A new enrollment token; only its hash is stored.
+#[derive(Debug, Clone)]
+pub struct NewEnrollmentToken {
+    pub id: String,
+    pub tenant_id: String,
+    pub site: String,
+    pub token_hash: String,
+    pub expires_at: Millis,
+    pub max_uses: u32,
+}
+
+/// What a valid enrollment token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub site: String,
+}
+
+/// Ticket state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketState {
+    Open,
+    Resolved,
+}
+
+impl TicketState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Open => "open",
+            TicketState::Resolved => "resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(TicketState::Open),
+            "resolved" => Some(TicketState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Ticket {
+    pub id: i64,
+    pub tenant_id: String,
+    pub site: String,
+    pub agent_id: String,
+    pub host: String,
+    pub check: String,
+    pub item: String,
+    /// tenant-independent problem key: `<agent_id>/<check>/<item>`.
+    pub fingerprint: String,
+    pub severity: CheckState,
+    pub summary: String,
+    pub state: TicketState,
+    #[serde(with = "rfc3339")]
+    pub opened_at: Millis,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Millis,
+    #[serde(with = "rfc3339::option")]
+    pub resolved_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TicketEvent {
+    #[serde(with = "rfc3339")]
+    pub at: Millis,
+    /// `opened`, `updated`, `resolved`.
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub events: Vec<TicketEvent>,
+}
+
+/// What applying one report did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Already committed earlier (same agent, boot_id, seq): nothing changed.
+    pub duplicate: bool,
+    pub opened: u32,
+    pub updated: u32,
+    pub resolved: u32,
+}
+
+/// A new API key; only its hash is stored.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    /// `None`: MSP-wide key (all tenants).
+    pub tenant_id: Option<String>,
+    pub name: String,
+    pub key_hash: String,
+}
+
+/// RFC 3339 (de)serialization of [`Millis`].
+pub mod rfc3339 {
+    use serde::Serializer;
+
+    use super::Millis;
+
+    pub fn format(ms: Millis) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
+
+    pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*ms))
+    }
+
+    pub mod option {
+        use serde::Serializer;
+
+        use super::super::Millis;
+
+        pub fn serialize<S: Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+            match ms {
+                Some(ms) => s.serialize_str(&super::format(*ms)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The collector's error type and the one place that maps it to gRPC and HTTP.
+
+use std::path::PathBuf;
+
+/// Errors at the collector's library boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("pki: {0}")]
+    Pki(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+}
+
+/// Result with the collector's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<rcgen::Error> for Error {
+    fn from(e: rcgen::Error) -> Self {
+        Error::Pki(e.to_string())
+    }
+}
+
+// === mapping to gRPC ===
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        use tonic::Status;
+        match e {
+            Error::NotFound(m) => Status::not_found(m),
+            Error::Conflict(m) => Status::already_exists(m),
+            Error::InvalidArgument(m) => Status::invalid_argument(m),
+            Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            // Internal details (paths, SQL) stay in the collector's log.
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Status::unavailable("collector temporarily unable to process the request")
+            }
+        }
+    }
+}
+
+// === mapping to HTTP ===
+
+impl axum::response::IntoResponse for Error {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::StatusCode;
+        let (status, message) = match &self {
+            Error::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+            Error::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+            Error::InvalidArgument(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
+            Error::PermissionDenied(m) => (StatusCode::FORBIDDEN, m.clone()),
+            other => {
+                tracing::error!(error = %other, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
+            }
+        };
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}

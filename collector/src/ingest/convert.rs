@@ -1,0 +1,308 @@
+//! Wire (`forewarn.v1`) ↔ domain conversion, with validation.
+//!
+//! Limits are deliberately tight: an agent sends short names and a bounded
+//! number of results; anything beyond is a broken or hostile agent and gets
+//! `INVALID_ARGUMENT`, never a row in the store.
+
+use forewarn_proto::v1 as pb;
+
+use crate::domain::{
+    CheckResult, CheckState, DiskUsage, HostFacts, HostSnapshot, Metric, Millis, Report,
+    ReportPayload,
+};
+use crate::{Error, Result};
+
+pub const MAX_ID_LEN: usize = 64;
+pub const MAX_NAME_LEN: usize = 255;
+pub const MAX_CHECK_LEN: usize = 64;
+pub const MAX_ITEM_LEN: usize = 512;
+pub const MAX_MESSAGE_LEN: usize = 4096;
+pub const MAX_RESULTS: usize = 1000;
+pub const MAX_METRICS: usize = 64;
+pub const MAX_DISKS: usize = 256;
+/// Reports stamped further than this in the future are refused.
+pub const MAX_CLOCK_SKEW_MS: Millis = 24 * 3600 * 1000;
+
+fn text(field: &str, value: &str, max: usize) -> Result<String> {
+    if value.len() > max {
+        return Err(Error::InvalidArgument(format!(
+            "{field} is {} bytes, limit {max}",
+            value.len()
+        )));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Error::InvalidArgument(format!(
+            "{field} contains control characters"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+fn required(field: &str, value: &str, max: usize) -> Result<String> {
+    if value.is_empty() {
+        return Err(Error::InvalidArgument(format!("{field} is required")));
+    }
+    text(field, value, max)
+}
+
+fn millis(field: &str, ts: Option<&forewarn_proto::Timestamp>, now: Millis) -> Result<Millis> {
+    let ts = ts.ok_or_else(|| Error::InvalidArgument(format!("{field} is required")))?;
+    if !(0..1_000_000_000).contains(&ts.nanos) || ts.seconds < 0 {
+        return Err(Error::InvalidArgument(format!("{field} is out of range")));
+    }
+    let ms = ts
+        .seconds
+        .checked_mul(1000)
+        .and_then(|s| s.checked_add(i64::from(ts.nanos / 1_000_000)))
+        .ok_or_else(|| Error::InvalidArgument(format!("{field} is out of range")))?;
+    if ms > now + MAX_CLOCK_SKEW_MS {
+        return Err(Error::InvalidArgument(format!(
+            "{field} is more than 24 h in the future"
+        )));
+    }
+    Ok(ms)
+}
+
+/// Validated host facts.
+pub fn host_facts(f: Option<&pb::HostFacts>) -> Result<HostFacts> {
+    let f = f.ok_or_else(|| Error::InvalidArgument("host is required".into()))?;
+    Ok(HostFacts {
+        hostname: required("host.hostname", &f.hostname, MAX_NAME_LEN)?,
+        os_name: text("host.os_name", &f.os_name, MAX_NAME_LEN)?,
+        os_version: text("host.os_version", &f.os_version, MAX_NAME_LEN)?,
+        kernel_version: text("host.kernel_version", &f.kernel_version, MAX_NAME_LEN)?,
+        arch: text("host.arch", &f.arch, MAX_CHECK_LEN)?,
+        agent_version: text("host.agent_version", &f.agent_version, MAX_CHECK_LEN)?,
+        cpu_count: f.cpu_count,
+        memory_total_bytes: f.memory_total_bytes,
+    })
+}
+
+fn check_state(v: i32) -> Result<CheckState> {
+    match pb::CheckState::try_from(v) {
+        Ok(pb::CheckState::Ok) => Ok(CheckState::Ok),
+        Ok(pb::CheckState::Warn) => Ok(CheckState::Warn),
+        Ok(pb::CheckState::Crit) => Ok(CheckState::Crit),
+        Ok(pb::CheckState::Unknown) => Ok(CheckState::Unknown),
+        Ok(pb::CheckState::Unspecified) | Err(_) => Err(Error::InvalidArgument(format!(
+            "check state {v} is not a valid state"
+        ))),
+    }
+}
+
+fn check_result(r: &pb::CheckResult, now: Millis) -> Result<CheckResult> {
+    if r.metrics.len() > MAX_METRICS {
+        return Err(Error::InvalidArgument(format!(
+            "{} metrics in one result, limit {MAX_METRICS}",
+            r.metrics.len()
+        )));
+    }
+    let metrics = r
+        .metrics
+        .iter()
+        .map(|m| {
+            if !m.value.is_finite() {
+                return Err(Error::InvalidArgument(format!(
+                    "metric {:?} is not a finite number",
+                    m.name
+                )));
+            }
+            Ok(Metric {
+                name: required("metric.name", &m.name, MAX_CHECK_LEN * 2)?,
+                value: m.value,
+                unit: text("metric.unit", &m.unit, 32)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CheckResult {
+        check: required("check", &r.check, MAX_CHECK_LEN)?,
+        item: text("item", &r.item, MAX_ITEM_LEN)?,
+        state: check_state(r.state)?,
+        message: text("message", &r.message, MAX_MESSAGE_LEN)?,
+        metrics,
+        since: millis("since", r.since.as_ref(), now)?,
+    })
+}
+
+fn results(rs: &[pb::CheckResult], now: Millis) -> Result<Vec<CheckResult>> {
+    if rs.len() > MAX_RESULTS {
+        return Err(Error::InvalidArgument(format!(
+            "{} results in one report, limit {MAX_RESULTS}",
+            rs.len()
+        )));
+    }
+    rs.iter().map(|r| check_result(r, now)).collect()
+}
+
+fn snapshot(s: Option<&pb::HostSnapshot>) -> Result<HostSnapshot> {
+    let s = s.ok_or_else(|| Error::InvalidArgument("heartbeat.snapshot is required".into()))?;
+    if s.disks.len() > MAX_DISKS {
+        return Err(Error::InvalidArgument(format!(
+            "{} disks in a snapshot, limit {MAX_DISKS}",
+            s.disks.len()
+        )));
+    }
+    let finite = |name: &str, v: f64| {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "snapshot.{name} is not finite"
+            )))
+        }
+    };
+    Ok(HostSnapshot {
+        uptime_secs: s.uptime_secs,
+        cpu_percent: finite("cpu_percent", s.cpu_percent)?,
+        memory_used_bytes: s.memory_used_bytes,
+        memory_total_bytes: s.memory_total_bytes,
+        swap_used_bytes: s.swap_used_bytes,
+        swap_total_bytes: s.swap_total_bytes,
+        load1: finite("load1", s.load1)?,
+        load5: finite("load5", s.load5)?,
+        load15: finite("load15", s.load15)?,
+        disks: s
+            .disks
+            .iter()
+            .map(|d| {
+                Ok(DiskUsage {
+                    mount_point: required("disk.mount_point", &d.mount_point, MAX_ITEM_LEN)?,
+                    fs_type: text("disk.fs_type", &d.fs_type, MAX_CHECK_LEN)?,
+                    total_bytes: d.total_bytes,
+                    available_bytes: d.available_bytes,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    })
+}
+
+/// A validated report. `agent_id` and `boot_id` must match the session's
+/// (identity comes from the certificate; the fields are only cross-checked).
+pub fn report(r: &pb::Report, agent_id: &str, boot_id: &str, now: Millis) -> Result<Report> {
+    if !r.agent_id.is_empty() && r.agent_id != agent_id {
+        return Err(Error::PermissionDenied(
+            "report agent_id does not match the client certificate".into(),
+        ));
+    }
+    if r.boot_id != boot_id {
+        return Err(Error::InvalidArgument(
+            "report boot_id does not match the session's hello".into(),
+        ));
+    }
+    if r.seq == 0 || r.seq > i64::MAX as u64 {
+        return Err(Error::InvalidArgument("report seq must be 1..2^63".into()));
+    }
+    let payload = match &r.payload {
+        Some(pb::report::Payload::StateChanges(s)) => {
+            ReportPayload::StateChanges(results(&s.results, now)?)
+        }
+        Some(pb::report::Payload::Heartbeat(h)) => ReportPayload::Heartbeat {
+            snapshot: snapshot(h.snapshot.as_ref())?,
+            checks: results(&h.checks, now)?,
+        },
+        None => return Err(Error::InvalidArgument("report payload is required".into())),
+    };
+    Ok(Report {
+        boot_id: boot_id.to_string(),
+        seq: r.seq,
+        observed_at: millis("observed_at", r.observed_at.as_ref(), now)?,
+        payload,
+    })
+}
+
+/// A validated boot id.
+pub fn boot_id(v: &str) -> Result<String> {
+    required("hello.boot_id", v, MAX_ID_LEN)
+}
+
+/// Wire timestamp of Unix milliseconds.
+pub fn timestamp(ms: Millis) -> forewarn_proto::Timestamp {
+    forewarn_proto::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// The acknowledgement of one committed report.
+pub fn ack(boot_id: &str, seq: u64) -> pb::CollectorMessage {
+    pb::CollectorMessage {
+        body: Some(pb::collector_message::Body::Ack(pb::Ack {
+            boot_id: boot_id.to_string(),
+            seq,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Millis {
+        1_800_000_000_000
+    }
+
+    fn result(state: i32) -> pb::CheckResult {
+        pb::CheckResult {
+            check: "disk".into(),
+            item: "/".into(),
+            state,
+            message: "ok".into(),
+            metrics: vec![],
+            since: Some(timestamp(now())),
+        }
+    }
+
+    fn report_with(results: Vec<pb::CheckResult>) -> pb::Report {
+        pb::Report {
+            agent_id: "a".into(),
+            boot_id: "b".into(),
+            seq: 1,
+            observed_at: Some(timestamp(now())),
+            payload: Some(pb::report::Payload::StateChanges(pb::StateChanges {
+                results,
+            })),
+        }
+    }
+
+    #[test]
+    fn valid_report_converts() {
+        let r = report(&report_with(vec![result(3)]), "a", "b", now()).expect("valid");
+        assert_eq!(r.payload.results()[0].state, CheckState::Crit);
+        assert_eq!(r.observed_at, now());
+    }
+
+    #[test]
+    fn invalid_fields_are_refused() {
+        for bad in [0, 5, -1, 99] {
+            assert!(report(&report_with(vec![result(bad)]), "a", "b", now()).is_err());
+        }
+        let mut long = result(1);
+        long.item = "x".repeat(MAX_ITEM_LEN + 1);
+        assert!(report(&report_with(vec![long]), "a", "b", now()).is_err());
+        let mut nan = result(1);
+        nan.metrics.push(pb::Metric {
+            name: "m".into(),
+            value: f64::NAN,
+            unit: String::new(),
+        });
+        assert!(report(&report_with(vec![nan]), "a", "b", now()).is_err());
+        let too_many = vec![result(1); MAX_RESULTS + 1];
+        assert!(report(&report_with(too_many), "a", "b", now()).is_err());
+    }
+
+    #[test]
+    fn identity_fields_must_match_session() {
+        let r = report_with(vec![result(1)]);
+        assert!(matches!(
+            report(&r, "other-agent", "b", now()),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(report(&r, "a", "other-boot", now()).is_err());
+        let mut future = r.clone();
+        future.observed_at = Some(timestamp(now() + 2 * MAX_CLOCK_SKEW_MS));
+        assert!(report(&future, "a", "b", now()).is_err());
+        let mut zero = r;
+        zero.seq = 0;
+        assert!(report(&zero, "a", "b", now()).is_err());
+    }
+}

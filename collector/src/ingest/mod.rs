@@ -1,0 +1,11 @@
+//! Agent-facing gRPC: enrollment (TLS) and the report session (mTLS).
+//!
+//! `convert` is the only module that sees wire types; it validates every
+//! field at the edge so the store never receives unchecked data.
+
+pub mod convert;
+mod enroll;
+mod session;
+
+pub use enroll::EnrollmentService;
+pub use session::IngestService;

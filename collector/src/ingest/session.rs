@@ -1,0 +1,202 @@
+//! `Ingest/Session`: the long-lived mTLS stream of one agent.
+//!
+//! Identity comes from the verified client certificate only. Each report is
+//! validated, committed through [`Store::apply_report`] and only then
+//! acknowledged; a store failure ends the stream with UNAVAILABLE so the
+//! agent reconnects and resends what was not acknowledged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forewarn_proto::v1 as pb;
+use forewarn_proto::v1::ingest_server::Ingest;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info, warn};
+
+use super::convert;
+use crate::domain::now_millis;
+use crate::pki::{PeerIdentity, peer_identity};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// How long a new session may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The ingest service.
+pub struct IngestService {
+    store: Arc<dyn Store>,
+}
+
+impl IngestService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<PeerIdentity> {
+        let certs = request.peer_certs().ok_or_else(|| {
+            Error::Unauthenticated("a client certificate is required; enroll first".into())
+        })?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Error::Unauthenticated("empty client certificate chain".into()))?;
+        let id = peer_identity(leaf)?;
+        let auth = self
+            .store
+            .agent_auth(&id.agent_id)
+            .await?
+            .ok_or_else(|| Error::PermissionDenied("unknown agent".into()))?;
+        if auth.tenant_id != id.tenant_id {
+            return Err(Error::PermissionDenied(
+                "certificate tenant does not match the agent".into(),
+            ));
+        }
+        if auth.revoked {
+            return Err(Error::PermissionDenied("agent is revoked".into()));
+        }
+        Ok(id)
+    }
+}
+
+type Outbound = mpsc::Sender<std::result::Result<pb::CollectorMessage, Status>>;
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    type SessionStream = ReceiverStream<std::result::Result<pb::CollectorMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> std::result::Result<Response<Self::SessionStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let id = match self.authenticate(&request).await {
+            Ok(id) => id,
+            Err(error) => {
+                warn!(%error, peer, "session refused");
+                return Err(error.into());
+            }
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let store = self.store.clone();
+        let inbound = request.into_inner();
+        tokio::spawn(async move {
+            let agent_id = id.agent_id.clone();
+            if let Err(error) = run(store, id, inbound, &tx).await {
+                warn!(%error, agent_id, peer, "session ended with error");
+                let _ = tx.send(Err(error.into())).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    id: PeerIdentity,
+    mut inbound: Streaming<pb::AgentMessage>,
+    tx: &Outbound,
+) -> Result<()> {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.next()).await {
+        Err(_) => return Err(Error::InvalidArgument("no hello within 10 s".into())),
+        Ok(None) => return Ok(()),
+        Ok(Some(Err(status))) => {
+            debug!(%status, "stream closed before hello");
+            return Ok(());
+        }
+        Ok(Some(Ok(pb::AgentMessage {
+            body: Some(pb::agent_message::Body::Hello(h)),
+        }))) => h,
+        Ok(Some(Ok(_))) => {
+            return Err(Error::InvalidArgument("first message must be hello".into()));
+        }
+    };
+    if hello.agent_id != id.agent_id {
+        return Err(Error::PermissionDenied(
+            "hello agent_id does not match the client certificate".into(),
+        ));
+    }
+    let boot_id = convert::boot_id(&hello.boot_id)?;
+    let facts = convert::host_facts(hello.host.as_ref())?;
+    store
+        .start_session(&id.tenant_id, &id.agent_id, &boot_id, &facts, now_millis())
+        .await?;
+    info!(
+        agent_id = id.agent_id,
+        hostname = facts.hostname,
+        boot_id,
+        "agent session started"
+    );
+
+    let mut clean = false;
+    let result = loop {
+        let msg = match inbound.next().await {
+            None => break Ok(()),
+            Some(Err(status)) => {
+                debug!(%status, agent_id = id.agent_id, "stream closed");
+                break Ok(());
+            }
+            Some(Ok(m)) => m,
+        };
+        match msg.body {
+            Some(pb::agent_message::Body::Report(r)) => {
+                let now = now_millis();
+                let report = match convert::report(&r, &id.agent_id, &boot_id, now) {
+                    Ok(r) => r,
+                    Err(e) => break Err(e),
+                };
+                let outcome = match store
+                    .apply_report(&id.tenant_id, &id.agent_id, &report, now)
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(e) => break Err(e),
+                };
+                if outcome.opened + outcome.updated + outcome.resolved > 0 {
+                    info!(
+                        agent_id = id.agent_id,
+                        seq = report.seq,
+                        opened = outcome.opened,
+                        updated = outcome.updated,
+                        resolved = outcome.resolved,
+                        "tickets changed"
+                    );
+                }
+                if tx
+                    .send(Ok(convert::ack(&boot_id, report.seq)))
+                    .await
+                    .is_err()
+                {
+                    break Ok(());
+                }
+            }
+            Some(pb::agent_message::Body::Goodbye(g)) => {
+                info!(
+                    agent_id = id.agent_id,
+                    reason = g.reason,
+                    "agent said goodbye"
+                );
+                clean = true;
+                break Ok(());
+            }
+            Some(pb::agent_message::Body::Hello(_)) => {
+                break Err(Error::InvalidArgument("hello sent twice".into()));
+            }
+            None => break Err(Error::InvalidArgument("empty message".into())),
+        }
+    };
+    if let Err(error) = store
+        .end_session(&id.tenant_id, &id.agent_id, clean, now_millis())
+        .await
+    {
+        warn!(%error, agent_id = id.agent_id, "could not record session end");
+    }
+    if !clean {
+        info!(agent_id = id.agent_id, "agent session closed");
+    }
+    result
+}

@@ -1,0 +1,208 @@
+//! `forewarn-collector serve`: wires store, CA, gRPC and HTTP together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use forewarn_proto::v1::enrollment_server::EnrollmentServer;
+use forewarn_proto::v1::ingest_server::IngestServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tracing::{error, info, warn};
+
+use crate::domain::now_millis;
+use crate::ingest::{EnrollmentService, IngestService};
+use crate::pki::Ca;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::{Config, Error, Result, api};
+
+/// Largest enrollment request (token + CSR + facts).
+const MAX_ENROLL_MESSAGE_BYTES: usize = 64 * 1024;
+/// How long delivery records are kept for deduplication.
+const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Opens the store (creating the data dir) and makes sure the default
+/// tenant exists when there is none.
+pub async fn open_store(cfg: &Config) -> Result<Arc<SqliteStore>> {
+    crate::pki::create_private_dir(&cfg.data_dir)?;
+    let store = SqliteStore::open(&cfg.sqlite_path()).await?;
+    Ok(Arc::new(store))
+}
+
+/// Creates the configured default tenant if the collector has no tenant.
+pub async fn ensure_default_tenant(store: &dyn Store, cfg: &Config) -> Result<()> {
+    if store
+        .list_tenants(&crate::domain::Scope::All)
+        .await?
+        .is_empty()
+    {
+        match store.create_tenant(&cfg.default_tenant).await {
+            Ok(t) => info!(tenant = t.name, "created default tenant"),
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Names the server certificate is valid for.
+pub fn server_names(cfg: &Config) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let h = h.trim();
+        if !h.is_empty() {
+            names.push(h.to_string());
+        }
+    }
+    let ip = cfg.grpc.listen_addr.ip();
+    if !ip.is_unspecified() {
+        names.push(ip.to_string());
+    }
+    names.extend(cfg.grpc.server_names.iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Runs the collector until SIGINT/SIGTERM.
+pub async fn serve(cfg: Config) -> Result<()> {
+    let store = open_store(&cfg).await?;
+    ensure_default_tenant(store.as_ref(), &cfg).await?;
+    let store: Arc<dyn Store> = store;
+    let ca = Arc::new(Ca::load_or_create(&cfg.pki_dir())?);
+    let names = server_names(&cfg);
+    let (chain, key) = ca.server_identity(&names)?;
+
+    let grpc_listener = TcpListener::bind(cfg.grpc.listen_addr)
+        .await
+        .map_err(|e| Error::Config(format!("grpc.listen_addr {}: {e}", cfg.grpc.listen_addr)))?;
+    let http_listener = TcpListener::bind(cfg.http.listen_addr)
+        .await
+        .map_err(|e| Error::Config(format!("http.listen_addr {}: {e}", cfg.http.listen_addr)))?;
+    let grpc_addr = local(&grpc_listener)?;
+    let http_addr = local(&http_listener)?;
+
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(chain, key))
+        .client_ca_root(Certificate::from_pem(ca.cert_pem()))
+        // Enrollment has no client certificate yet; Session insists on one.
+        .client_auth_optional(true);
+    let max = cfg.grpc.max_message_bytes;
+    let grpc = Server::builder()
+        .tls_config(tls)
+        .map_err(|e| Error::Pki(format!("server TLS: {e}")))?
+        .max_concurrent_streams(cfg.grpc.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_frame_size(Some(64 * 1024))
+        .http2_max_header_list_size(Some(16 * 1024))
+        .add_service(
+            EnrollmentServer::new(EnrollmentService::new(
+                store.clone(),
+                ca.clone(),
+                cfg.pki.agent_cert_validity_days,
+            ))
+            .max_decoding_message_size(MAX_ENROLL_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_ENROLL_MESSAGE_BYTES),
+        )
+        .add_service(
+            IngestServer::new(IngestService::new(store.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    let incoming = TcpIncoming::from(grpc_listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let grpc_task = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            grpc.serve_with_incoming_shutdown(incoming, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    let http_task = {
+        let mut rx = stop_rx.clone();
+        let app = api::router(store.clone());
+        tokio::spawn(async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    let prune_task = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match store.prune_delivered(now_millis() - DEDUP_WINDOW_MS).await {
+                    Ok(n) if n > 0 => info!(rows = n, "pruned old delivery records"),
+                    Ok(_) => {}
+                    Err(error) => warn!(%error, "pruning delivery records failed"),
+                }
+            }
+        })
+    };
+
+    info!(
+        grpc = %grpc_addr,
+        http = %http_addr,
+        ca_fingerprint = ca.fingerprint(),
+        data_dir = %cfg.data_dir.display(),
+        "collector ready"
+    );
+    // One machine-readable line on stdout for scripts and tests.
+    println!("forewarn-collector ready grpc={grpc_addr} http={http_addr}");
+
+    shutdown_signal().await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    prune_task.abort();
+    match grpc_task.await {
+        Ok(Err(e)) => error!(error = %e, "grpc server failed"),
+        Err(e) => error!(error = %e, "grpc task failed"),
+        Ok(Ok(())) => {}
+    }
+    if let Ok(Err(e)) = http_task.await {
+        error!(error = %e, "http server failed");
+    }
+    Ok(())
+}
+
+fn local(l: &TcpListener) -> Result<SocketAddr> {
+    l.local_addr().map_err(|e| Error::io("listener", e))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,89 @@
+//! The store: every piece of collector state, tenant-scoped.
+//!
+//! [`Store`] is the only way the rest of the collector touches data. Reads
+//! take a [`Scope`], writes take the tenant they belong to, and every table
+//! carries a tenant column. [`sqlite::SqliteStore`] is the embedded default;
+//! a PostgreSQL backend implements the same trait and must pass the same
+//! conformance suite (`store/conformance.rs`).
+
+pub mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::domain::{
+    Agent, AgentAuth, AgentDetail, ApplyOutcome, HostFacts, Millis, NewAgent, NewApiKey,
+    NewEnrollmentToken, Report, Scope, Tenant, Ticket, TicketDetail, TicketState, TokenGrant,
+};
+
+/// Every operation on collector state.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- tenants ---
+    /// Creates a tenant; a duplicate name is `Error::Conflict`.
+    async fn create_tenant(&self, name: &str) -> Result<Tenant>;
+    async fn list_tenants(&self, scope: &Scope) -> Result<Vec<Tenant>>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+
+    // --- enrollment ---
+    async fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<()>;
+    /// Whether a token may enroll right now: `Unauthenticated` when unknown
+    /// or expired, `PermissionDenied` when used up. Consumes nothing.
+    async fn check_enrollment_token(&self, token_hash: &str, now: Millis) -> Result<TokenGrant>;
+    /// Consumes one use of the token and creates the agent, atomically; the
+    /// same refusals as [`Store::check_enrollment_token`] leave nothing behind.
+    async fn enroll_agent(&self, token_hash: &str, now: Millis, agent: &NewAgent) -> Result<()>;
+
+    // --- agents ---
+    /// Identity facts for the session handshake (not tenant-scoped: the
+    /// caller compares the tenant with the one in the peer certificate).
+    async fn agent_auth(&self, agent_id: &str) -> Result<Option<AgentAuth>>;
+    /// Records a new session (hello): facts, boot id, online.
+    async fn start_session(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        boot_id: &str,
+        facts: &HostFacts,
+        now: Millis,
+    ) -> Result<()>;
+    /// Records the end of a session: `clean` = the agent said goodbye.
+    async fn end_session(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        clean: bool,
+        now: Millis,
+    ) -> Result<()>;
+    async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>>;
+    async fn get_agent(&self, scope: &Scope, agent_id: &str) -> Result<Option<AgentDetail>>;
+
+    // --- reports and tickets ---
+    /// Commits one report: deduplicates by (agent, boot_id, seq), stores
+    /// check states and the snapshot, and opens/updates/resolves tickets —
+    /// all in one transaction. Only after this returns may the report be
+    /// acknowledged.
+    async fn apply_report(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        report: &Report,
+        now: Millis,
+    ) -> Result<ApplyOutcome>;
+    async fn list_tickets(&self, scope: &Scope, state: Option<TicketState>) -> Result<Vec<Ticket>>;
+    async fn get_ticket(&self, scope: &Scope, id: i64) -> Result<Option<TicketDetail>>;
+
+    // --- operators ---
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<()>;
+    /// The scope an API key grants, if the key exists.
+    async fn api_key_scope(&self, key_hash: &str) -> Result<Option<Scope>>;
+
+    // --- housekeeping ---
+    /// Forgets delivery records older than `before` (dedup window).
+    async fn prune_delivered(&self, before: Millis) -> Result<u64>;
+    /// Cheap liveness probe for `/healthz`.
+    async fn ping(&self) -> Result<()>;
+}
