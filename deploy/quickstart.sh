@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Starts Forewarn on embedded defaults: a collector (embedded SQLite,
+# self-generated CA, tenant "default") and one agent on this machine,
+# enrolled into it and reporting. Ctrl-C stops both.
+#
+# State lives in ./.forewarn-dev (override with FOREWARN_DEV_DIR); run the
+# script again to pick up where you left off. Ports: FOREWARN_GRPC_PORT
+# (default 4443) and FOREWARN_HTTP_PORT (default 8080), on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=${FOREWARN_DEV_DIR:-$PWD/.forewarn-dev}
+GRPC_PORT=${FOREWARN_GRPC_PORT:-4443}
+HTTP_PORT=${FOREWARN_HTTP_PORT:-8080}
+PROFILE=${FOREWARN_PROFILE:-release}
+
+echo "==> building forewarn-collector and forewarn-agent ($PROFILE; the first build takes a few minutes)"
+if [ "$PROFILE" = release ]; then cargo build --release --bins; else cargo build --bins; fi
+BIN=$PWD/target/$PROFILE
+[ "$PROFILE" = dev ] && BIN=$PWD/target/debug
+
+mkdir -p "$DEV"
+chmod 700 "$DEV"
+COLLECTOR_CFG=$DEV/collector.toml
+AGENT_CFG=$DEV/agent.toml
+[ -f "$COLLECTOR_CFG" ] || cat > "$COLLECTOR_CFG" <<TOML
+data_dir = "$DEV/collector"
+[grpc]
+listen_addr = "127.0.0.1:$GRPC_PORT"
+[http]
+listen_addr = "127.0.0.1:$HTTP_PORT"
+TOML
+[ -f "$AGENT_CFG" ] || cat > "$AGENT_CFG" <<TOML
+state_dir = "$DEV/agent"
+interval_secs = 15
+TOML
+
+collector() { "$BIN/forewarn-collector" --config "$COLLECTOR_CFG" "$@"; }
+agent() { "$BIN/forewarn-agent" --config "$AGENT_CFG" "$@"; }
+
+PIDS=()
+cleanup() {
+    trap - INT TERM EXIT
+    echo
+    echo "==> stopping"
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+echo "==> starting the collector (log: $DEV/collector.log)"
+collector serve > "$DEV/collector.out" 2> "$DEV/collector.log" &
+PIDS+=($!)
+for _ in $(seq 1 300); do
+    grep -q "forewarn-collector ready" "$DEV/collector.out" 2>/dev/null && break
+    kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$DEV/collector.log"; exit 1; }
+    sleep 0.1
+done
+grep -q "forewarn-collector ready" "$DEV/collector.out" || { echo "collector did not start"; cat "$DEV/collector.log"; exit 1; }
+
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+if [ ! -f "$DEV/agent/identity.json" ]; then
+    echo "==> enrolling the local agent into tenant \"default\""
+    TOKEN_JSON=$(collector token create --tenant default --json)
+    agent enroll --collector "https://127.0.0.1:$GRPC_PORT" \
+        --token "$(echo "$TOKEN_JSON" | json_field token)" \
+        --ca-fingerprint "$(echo "$TOKEN_JSON" | json_field ca_fingerprint)"
+fi
+if [ ! -f "$DEV/api-key" ]; then
+    (umask 077; collector api-key create --name quickstart --json | json_field key > "$DEV/api-key")
+fi
+API_KEY=$(cat "$DEV/api-key")
+
+echo "==> starting the agent (log: $DEV/agent.log)"
+agent run 2> "$DEV/agent.log" &
+PIDS+=($!)
+
+cat <<INFO
+
+Forewarn is running.
+  API:        http://127.0.0.1:$HTTP_PORT/api/v1   (health: http://127.0.0.1:$HTTP_PORT/healthz)
+  API key:    $API_KEY   (also in $DEV/api-key)
+  try:        curl -H "Authorization: Bearer $API_KEY" http://127.0.0.1:$HTTP_PORT/api/v1/agents
+              curl -H "Authorization: Bearer $API_KEY" 'http://127.0.0.1:$HTTP_PORT/api/v1/tickets?state=open'
+  CLI:        $BIN/forewarn-collector --config $COLLECTOR_CFG tickets list
+  logs:       $DEV/collector.log  $DEV/agent.log
+
+Press Ctrl-C to stop the collector and the agent.
+INFO
+wait -n "${PIDS[@]}" || true
+echo "a process exited; see the logs above"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, then every unit and end-to-end test.
+# End-to-end tests start real forewarn-collector / forewarn-agent processes and
+# mount small tmpfs filesystems, so run as root (CI machines are).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build the binaries the end-to-end tests run"
+cargo build --workspace --bins
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+step "cargo nextest run --workspace"
+cargo nextest run --workspace --no-fail-fast

@@ -1,0 +1,328 @@
+//! Harness for end-to-end tests: real `forewarn-collector` and
+//! `forewarn-agent` processes on loopback, each in its own temp dir.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`, which
+//! the test command in the README does). Everything waits by polling with a
+//! deadline, never by sleeping a fixed time.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Directory holding the workspace's built binaries.
+pub fn bin_dir() -> PathBuf {
+    // target/<profile>/deps/<test-exe> → target/<profile>
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf();
+    for b in ["forewarn-collector", "forewarn-agent"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} not found: build the binaries first (cargo build --workspace --bins)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A child process killed (and reaped) on drop, with its stderr in a file.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running collector with its data dir, addresses and an MSP-wide API key.
+pub struct Collector {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub api_key: String,
+    pub proc: Proc,
+}
+
+impl Collector {
+    /// Starts `forewarn-collector serve` on free loopback ports.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("collector.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n[grpc]\nlisten_addr = \"127.0.0.1:0\"\n[http]\nlisten_addr = \"127.0.0.1:0\"\n",
+                dir.path().join("data")
+            ),
+        )
+        .expect("write config");
+        Self::start_with(dir, config)
+    }
+
+    /// Starts on an existing data dir/config (used for restarts).
+    pub fn start_with(dir: tempfile::TempDir, config: PathBuf) -> Self {
+        let log = dir.path().join("collector.log");
+        let mut child = Command::new(bin("forewarn-collector"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn collector");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("forewarn-collector ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let proc = Proc { child, log };
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("collector did not become ready:\n{}", proc.log_text())
+        });
+        let field = |k: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+        };
+        let mut c = Collector {
+            grpc: field("grpc="),
+            http: field("http="),
+            dir,
+            config,
+            api_key: String::new(),
+            proc,
+        };
+        let key = c.cli_json(&["api-key", "create", "--name", "e2e-admin", "--json"]);
+        c.api_key = key["key"].as_str().expect("key").to_string();
+        c
+    }
+
+    /// Runs a collector CLI command against this collector's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("forewarn-collector"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run collector cli")
+    }
+
+    /// Runs a CLI command that prints JSON; panics with stderr on failure.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "collector {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: bad JSON {e}: {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
+    /// Creates an enrollment token; returns (token, ca_fingerprint).
+    pub fn token(&self, tenant: &str, extra: &[&str]) -> (String, String) {
+        let mut args = vec!["token", "create", "--tenant", tenant, "--json"];
+        args.extend_from_slice(extra);
+        let v = self.cli_json(&args);
+        (
+            v["token"].as_str().expect("token").to_string(),
+            v["ca_fingerprint"].as_str().expect("fp").to_string(),
+        )
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.grpc)
+    }
+
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data/pki/ca.crt")).expect("ca.crt")
+    }
+
+    /// GET an API path with a bearer key; returns (status, JSON body).
+    pub async fn get_with(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{}{path}", self.http))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("http request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// GET with the MSP-wide key; panics unless 200.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.get_with(&self.api_key, path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+}
+
+/// An agent's own directory: config + state.
+pub struct AgentHome {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl AgentHome {
+    /// Writes an agent config; `extra` is appended verbatim (TOML).
+    pub fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("agent.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = {:?}\ninterval_secs = 15\n{extra}\n",
+                dir.path().join("state")
+            ),
+        )
+        .expect("write agent config");
+        Self { dir, config }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin("forewarn-agent"));
+        c.arg("--config").arg(&self.config);
+        c.env("RUST_LOG", "info");
+        c
+    }
+
+    pub fn enroll(&self, collector: &Collector, token: &str, fingerprint: &str) -> Output {
+        self.command()
+            .args(["enroll", "--collector", &collector.url()])
+            .args(["--token", token, "--ca-fingerprint", fingerprint])
+            .output()
+            .expect("run agent enroll")
+    }
+
+    pub fn run(&self) -> Proc {
+        let log = self.dir.path().join("agent.log");
+        let child = self
+            .command()
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn agent");
+        Proc { child, log }
+    }
+
+    pub fn identity(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.path().join("state/identity.json"))
+            .expect("identity.json");
+        serde_json::from_str(&text).expect("identity json")
+    }
+}
+
+/// Enrolls an agent into `tenant` and asserts it worked; returns its id.
+pub fn enroll_ok(collector: &Collector, home: &AgentHome, tenant: &str) -> String {
+    let (token, fp) = collector.token(tenant, &[]);
+    let out = home.enroll(collector, &token, &fp);
+    assert!(
+        out.status.success(),
+        "enroll failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    home.identity()["agent_id"]
+        .as_str()
+        .expect("agent_id")
+        .to_string()
+}
+
+/// A small tmpfs mounted for the test (needs root), unmounted on drop.
+pub struct Tmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs failed (these tests run as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}

@@ -1,0 +1,60 @@
+//! Bad config files: a clear error that names the key, and no process left running.
+
+mod common;
+
+use std::process::Command;
+
+use common::bin;
+
+fn run(binary: &str, config_text: &str, args: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, config_text).expect("write");
+    let out = Command::new(bin(binary))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn collector_names_unknown_and_bad_keys() {
+    let (code, err) = run("forewarn-collector", "[http]\nlisten = \"127.0.0.1:9\"\n", &["serve"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown field") && err.contains("listen"), "{err}");
+    let (code, err) = run("forewarn-collector", "[grpc]\nmax_message_bytes = 3\n", &["serve"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("grpc.max_message_bytes"), "{err}");
+}
+
+#[test]
+fn agent_names_unknown_and_bad_keys() {
+    let (code, err) = run("forewarn-agent", "[checks.disk]\ncrit_percent = 5.0\n", &["check", "--once"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("crit_percent"), "{err}");
+    let (code, err) = run(
+        "forewarn-agent",
+        "[checks.disk]\nwarn_used_percent = 99.0\ncrit_used_percent = 95.0\n",
+        &["check", "--once"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("checks.disk.warn_used_percent"), "{err}");
+    let (code, err) = run("forewarn-agent", "interval_secs = \"soon\"\n", &["check", "--once"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("interval_secs"), "{err}");
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let out = Command::new(bin("forewarn-collector"))
+        .args(["--config", "/nonexistent/forewarn.toml", "serve"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/forewarn.toml"));
+}
