@@ -1,1 +1,181 @@
-fn main() {}
+//! `forewarn-agent`: argument parsing and wiring only; see the library.
+
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use forewarn_agent::checks::{CheckState, output};
+use forewarn_agent::config::Config;
+use forewarn_agent::endpoint::CollectorUrl;
+use forewarn_agent::enroll::EnrollOptions;
+use forewarn_agent::pin::Fingerprint;
+use forewarn_agent::run;
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for configuration and usage errors.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for other failures (collector, host, state dir).
+const EXIT_FAILURE: u8 = 1;
+
+/// Forewarn endpoint monitoring agent: evaluates health checks on this
+/// machine and reports them to a Forewarn collector over mutual TLS.
+#[derive(Parser)]
+#[command(name = "forewarn-agent", version)]
+struct Cli {
+    /// Config file (TOML). Default: /etc/forewarn/agent.toml; when that
+    /// file does not exist, built-in defaults are used. A file given here
+    /// must exist.
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this agent with a collector (once per machine).
+    ///
+    /// Pins the collector CA by its fingerprint, generates the agent's key
+    /// pair locally, sends a certificate request with the enrollment token
+    /// and writes identity.json, agent.key, agent.crt and ca.crt into the
+    /// state dir.
+    Enroll(EnrollArgs),
+    /// Run as the service: report to the collector until SIGTERM/SIGINT.
+    Run,
+    /// Evaluate every configured check and print the results.
+    ///
+    /// CPU and memory checks normally decide on an average over their
+    /// window; here they decide on a single short sample (CPU over ~200 ms).
+    /// Exit code: the most severe state, CRIT > WARN > UNKNOWN > OK, as
+    /// 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN. A config or host error also exits 3
+    /// (UNKNOWN) with the error on stderr.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct EnrollArgs {
+    /// Collector gRPC address, https://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    collector: String,
+    /// Enrollment token from `forewarn-collector token create`.
+    #[arg(long, env = "FOREWARN_ENROLL_TOKEN", hide_env_values = true)]
+    token: String,
+    /// SHA-256 fingerprint of the collector CA certificate, sha256:HEX
+    /// (prefix, `:` separators and case are optional).
+    #[arg(long, value_name = "FINGERPRINT")]
+    ca_fingerprint: String,
+    /// Name the collector's certificate must carry [default: the URL's host].
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Enroll again even if this agent is already enrolled.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Evaluate once and exit (the only mode for now).
+    #[arg(long, required = true)]
+    once: bool,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_check = matches!(cli.command, Command::Check(_));
+    let config_failure = if is_check {
+        CheckState::Unknown.exit_code()
+    } else {
+        EXIT_CONFIG
+    };
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return fail(&anyhow::Error::new(e), config_failure),
+    };
+    init_logging(&config.log_level);
+    match execute(cli.command, config) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = match e.downcast_ref::<forewarn_agent::Error>() {
+                _ if is_check => CheckState::Unknown.exit_code(),
+                Some(e) if e.is_config() => EXIT_CONFIG,
+                _ => EXIT_FAILURE,
+            };
+            fail(&e, code)
+        }
+    }
+}
+
+fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    // One thread: the agent's work is tiny and every thread costs memory.
+    // Host reads run on a small blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .context("cannot start the async runtime")?;
+    match command {
+        Command::Run => {
+            runtime.block_on(run::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(args) => {
+            let results = runtime.block_on(run::check_once(&config))?;
+            if args.json {
+                println!("{}", output::json(&results));
+            } else {
+                print!("{}", output::table(&results));
+            }
+            Ok(ExitCode::from(output::worst(&results).exit_code()))
+        }
+        Command::Enroll(args) => {
+            let options = EnrollOptions {
+                collector: CollectorUrl::parse(&args.collector)?,
+                token: args.token,
+                ca_fingerprint: args.ca_fingerprint.parse::<Fingerprint>()?,
+                server_name: args.server_name,
+                force: args.force,
+            };
+            let identity = runtime.block_on(run::enroll(&config, options))?;
+            let site = if identity.site.is_empty() {
+                "none"
+            } else {
+                &identity.site
+            };
+            println!(
+                "enrolled as agent {} in tenant {} (site {site})",
+                identity.agent_id, identity.tenant_name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` wins over the config's `log_level`.
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// Prints the error and its causes on one line.
+fn fail(error: &anyhow::Error, code: u8) -> ExitCode {
+    eprintln!(
+        "forewarn-agent: error: {}",
+        forewarn_agent::error::chain(&**error)
+    );
+    ExitCode::from(code)
+}

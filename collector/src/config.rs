@@ -189,7 +189,7 @@ impl Config {
                 self.pki.agent_cert_validity_days
             ));
         }
-        if self.grpc.listen_addr == self.http.listen_addr {
+        if self.grpc.listen_addr == self.http.listen_addr && self.http.listen_addr.port() != 0 {
             problems.push(format!(
                 "http.listen_addr ({}) must differ from grpc.listen_addr",
                 self.http.listen_addr

@@ -93,6 +93,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .client_ca_root(Certificate::from_pem(ca.cert_pem()))
         // Enrollment has no client certificate yet; Session insists on one.
         .client_auth_optional(true);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let max = cfg.grpc.max_message_bytes;
     let grpc = Server::builder()
         .tls_config(tls)
@@ -112,7 +113,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .max_encoding_message_size(MAX_ENROLL_MESSAGE_BYTES),
         )
         .add_service(
-            IngestServer::new(IngestService::new(store.clone()))
+            IngestServer::new(IngestService::new(store.clone(), stop_rx.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
@@ -120,7 +121,6 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grpc_task = {
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {

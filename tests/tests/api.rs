@@ -17,7 +17,12 @@ async fn api_requires_a_key_and_scopes_by_tenant() {
     assert_eq!(resp.status().as_u16(), 401);
     let (status, body) = collector.get_with("fwk_wrong", "/api/v1/agents").await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("API key")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("API key")),
+        "{body}"
+    );
 
     // /healthz needs no key.
     let resp = reqwest::get(format!("http://{}/healthz", collector.http))
@@ -35,7 +40,9 @@ async fn api_requires_a_key_and_scopes_by_tenant() {
     // ids are 404 (not 403: existence does not leak).
     let out = collector.cli(&["tenant", "add", "acme"]);
     assert!(out.status.success());
-    let acme_key = collector.cli_json(&["api-key", "create", "--name", "acme", "--tenant", "acme", "--json"]);
+    let acme_key = collector.cli_json(&[
+        "api-key", "create", "--name", "acme", "--tenant", "acme", "--json",
+    ]);
     let acme_key = acme_key["key"].as_str().expect("key");
     let (status, body) = collector.get_with(acme_key, "/api/v1/agents").await;
     assert_eq!(status, 200);
@@ -54,6 +61,8 @@ async fn api_requires_a_key_and_scopes_by_tenant() {
         .get_with(&collector.api_key, "/api/v1/tickets?state=bogus")
         .await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = collector.get_with(&collector.api_key, "/api/v1/tickets/999999").await;
+    let (status, _) = collector
+        .get_with(&collector.api_key, "/api/v1/tickets/999999")
+        .await;
     assert_eq!(status, 404);
 }

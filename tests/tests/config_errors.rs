@@ -24,17 +24,32 @@ fn run(binary: &str, config_text: &str, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn collector_names_unknown_and_bad_keys() {
-    let (code, err) = run("forewarn-collector", "[http]\nlisten = \"127.0.0.1:9\"\n", &["serve"]);
+    let (code, err) = run(
+        "forewarn-collector",
+        "[http]\nlisten = \"127.0.0.1:9\"\n",
+        &["serve"],
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("unknown field") && err.contains("listen"), "{err}");
-    let (code, err) = run("forewarn-collector", "[grpc]\nmax_message_bytes = 3\n", &["serve"]);
+    assert!(
+        err.contains("unknown field") && err.contains("listen"),
+        "{err}"
+    );
+    let (code, err) = run(
+        "forewarn-collector",
+        "[grpc]\nmax_message_bytes = 3\n",
+        &["serve"],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("grpc.max_message_bytes"), "{err}");
 }
 
 #[test]
 fn agent_names_unknown_and_bad_keys() {
-    let (code, err) = run("forewarn-agent", "[checks.disk]\ncrit_percent = 5.0\n", &["check", "--once"]);
+    let (code, err) = run(
+        "forewarn-agent",
+        "[checks.disk]\ncrit_percent = 5.0\n",
+        &["check", "--once"],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("crit_percent"), "{err}");
     let (code, err) = run(
@@ -44,7 +59,11 @@ fn agent_names_unknown_and_bad_keys() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("checks.disk.warn_used_percent"), "{err}");
-    let (code, err) = run("forewarn-agent", "interval_secs = \"soon\"\n", &["check", "--once"]);
+    let (code, err) = run(
+        "forewarn-agent",
+        "interval_secs = \"soon\"\n",
+        &["check", "--once"],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("interval_secs"), "{err}");
 }

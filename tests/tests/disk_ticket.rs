@@ -33,31 +33,50 @@ async fn disk_fill_opens_one_ticket_and_drain_resolves_it() {
     let mut agent = home.run();
 
     // The agent connects and reports the tmpfs as OK.
-    eventually(Duration::from_secs(30), "agent online with an OK disk check", || async {
-        let (status, v) = collector
-            .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
-            .await;
-        let ok = status == 200
-            && v["status"] == "online"
-            && v["checks"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["check"] == "disk" && c["item"] == item.as_str() && c["state"] == "ok")
-            });
-        ok.then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "agent online with an OK disk check",
+        || async {
+            let (status, v) = collector
+                .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
+                .await;
+            let ok = status == 200
+                && v["status"] == "online"
+                && v["checks"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["check"] == "disk" && c["item"] == item.as_str() && c["state"] == "ok"
+                    })
+                });
+            ok.then_some(())
+        },
+    )
     .await;
-    assert!(collector.get("/api/v1/tickets?state=open").await.as_array().expect("list").is_empty());
+    assert!(
+        collector
+            .get("/api/v1/tickets?state=open")
+            .await
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
 
     // Fill the disk past the critical threshold (7.5 of 8 MiB).
     let big = mnt.path().join("fill.bin");
     std::fs::write(&big, vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill tmpfs");
     let filled = Instant::now();
-    let ticket = eventually(Duration::from_secs(15), "a ticket for the full disk", || async {
-        let open = collector.get("/api/v1/tickets?state=open").await;
-        tickets_for(&open, &agent_id).first().map(|t| (*t).clone())
-    })
+    let ticket = eventually(
+        Duration::from_secs(15),
+        "a ticket for the full disk",
+        || async {
+            let open = collector.get("/api/v1/tickets?state=open").await;
+            tickets_for(&open, &agent_id).first().map(|t| (*t).clone())
+        },
+    )
     .await;
-    eprintln!("disk filled -> ticket visible in the API: {:?}", filled.elapsed());
+    eprintln!(
+        "disk filled -> ticket visible in the API: {:?}",
+        filled.elapsed()
+    );
     assert_eq!(ticket["check"], "disk");
     assert_eq!(ticket["item"], item.as_str());
     assert_eq!(ticket["severity"], "crit");
@@ -91,17 +110,29 @@ async fn disk_fill_opens_one_ticket_and_drain_resolves_it() {
     assert_eq!(kinds.first(), Some(&"opened"));
     assert_eq!(kinds.last(), Some(&"resolved"));
     let all = collector.get("/api/v1/tickets").await;
-    assert_eq!(tickets_for(&all, &agent_id).len(), 1, "exactly one episode: {all}");
+    assert_eq!(
+        tickets_for(&all, &agent_id).len(),
+        1,
+        "exactly one episode: {all}"
+    );
     let open = collector.get("/api/v1/tickets?state=open").await;
     assert!(tickets_for(&open, &agent_id).is_empty());
 
     // A clean stop says goodbye: the agent shows offline.
     let status = agent.terminate(Duration::from_secs(10));
-    assert!(status.is_some_and(|s| s.success()), "agent did not stop cleanly:\n{}", agent.log_text());
-    eventually(Duration::from_secs(10), "agent offline after goodbye", || async {
-        let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
-        (v["status"] == "offline").then_some(())
-    })
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "agent did not stop cleanly:\n{}",
+        agent.log_text()
+    );
+    eventually(
+        Duration::from_secs(10),
+        "agent offline after goodbye",
+        || async {
+            let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
+            (v["status"] == "offline").then_some(())
+        },
+    )
     .await;
 }
 
@@ -111,29 +142,36 @@ async fn tickets_and_agents_survive_a_collector_restart() {
     let mnt = Tmpfs::mount("8m");
     let home = AgentHome::new(&agent_config(mnt.path()));
     let agent_id = enroll_ok(&collector, &home, "default");
-    std::fs::write(mnt.path().join("fill.bin"), vec![1u8; 7 * 1024 * 1024 + 512 * 1024])
-        .expect("fill");
+    std::fs::write(
+        mnt.path().join("fill.bin"),
+        vec![1u8; 7 * 1024 * 1024 + 512 * 1024],
+    )
+    .expect("fill");
     let _agent = home.run();
     let id = eventually(Duration::from_secs(30), "ticket open", || async {
         let open = collector.get("/api/v1/tickets?state=open").await;
-        tickets_for(&open, &agent_id).first().and_then(|t| t["id"].as_i64())
+        tickets_for(&open, &agent_id)
+            .first()
+            .and_then(|t| t["id"].as_i64())
     })
     .await;
 
-    // Restart the collector on the same data dir (and so the same CA).
-    let Collector { dir, config, mut proc, .. } = collector;
-    assert!(proc.terminate(Duration::from_secs(10)).is_some(), "collector did not stop");
-    drop(proc);
-    let _ = std::fs::remove_file(dir.path().join("collector.log"));
-    let collector = Collector::start_with(dir, config);
+    // Restart the collector on the same data dir (same CA) and ports.
+    let collector = collector.restart();
 
-    // The agent is refused nothing: it reconnects with its certificate, and
-    // the open ticket is still the one ticket for the problem.
-    eventually(Duration::from_secs(40), "agent reconnected", || async {
-        let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
-        (v["status"] == "online").then_some(())
-    })
+    // The agent reconnects to the new process with its certificate...
+    eventually(
+        Duration::from_secs(40),
+        "agent session on the restarted collector",
+        || async {
+            let log = collector.proc.log_text();
+            log.lines()
+                .any(|l| l.contains("agent session started") && l.contains(&agent_id))
+                .then_some(())
+        },
+    )
     .await;
+    // ...and the open ticket is still the one ticket for the problem.
     let all = collector.get("/api/v1/tickets").await;
     let mine = tickets_for(&all, &agent_id);
     assert_eq!(mine.len(), 1, "{all}");

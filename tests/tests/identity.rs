@@ -39,7 +39,11 @@ async fn bad_enrollments_are_refused_and_leave_nothing_behind() {
     // Unknown token.
     let out = second.enroll(&collector, "fwt_not-a-real-token", &fp);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("unknown enrollment token"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown enrollment token"),
+        "{}",
+        stderr(&out)
+    );
 
     // Wrong CA fingerprint: the agent refuses to talk to this collector.
     let (token2, _) = collector.token("default", &[]);
@@ -134,7 +138,10 @@ async fn sessions_without_a_valid_client_certificate_are_refused() {
     let collector = Collector::start();
     let home = AgentHome::new("");
     let agent_id = enroll_ok(&collector, &home, "default");
-    let tenant_id = home.identity()["tenant_id"].as_str().expect("tenant").to_string();
+    let tenant_id = home.identity()["tenant_id"]
+        .as_str()
+        .expect("tenant")
+        .to_string();
 
     // No client certificate at all.
     let err = try_session(channel(&collector, None).await, &agent_id)
@@ -151,9 +158,12 @@ async fn sessions_without_a_valid_client_certificate_are_refused() {
     let key = rcgen::KeyPair::generate().expect("key");
     let mut p = rcgen::CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(rcgen::DnType::CommonName, agent_id.as_str());
-    p.distinguished_name.push(rcgen::DnType::OrganizationName, tenant_id.as_str());
-    p.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, "forewarn-agent");
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, agent_id.as_str());
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, tenant_id.as_str());
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationalUnitName, "forewarn-agent");
     p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let forged = p.signed_by(&key, &issuer).expect("sign");
     let identity = Identity::from_pem(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::ingest_server::Ingest;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -28,11 +28,14 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The ingest service.
 pub struct IngestService {
     store: Arc<dyn Store>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl IngestService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// `shutdown` turning true ends every open session (UNAVAILABLE), so a
+    /// stopping collector does not wait for agents to hang up.
+    pub fn new(store: Arc<dyn Store>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { store, shutdown }
     }
 
     async fn authenticate<T>(&self, request: &Request<T>) -> Result<PeerIdentity> {
@@ -84,9 +87,18 @@ impl Ingest for IngestService {
         let (tx, rx) = mpsc::channel(64);
         let store = self.store.clone();
         let inbound = request.into_inner();
+        let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let agent_id = id.agent_id.clone();
-            if let Err(error) = run(store, id, inbound, &tx).await {
+            let result = tokio::select! {
+                r = run(store.clone(), id.clone(), inbound, &tx) => r,
+                () = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                    let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
+                    let _ = tx.send(Err(Status::unavailable("collector shutting down"))).await;
+                    return;
+                }
+            };
+            if let Err(error) = result {
                 warn!(%error, agent_id, peer, "session ended with error");
                 let _ = tx.send(Err(error.into())).await;
             }

@@ -26,7 +26,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -137,9 +140,9 @@ impl Collector {
             }
         });
         let proc = Proc { child, log };
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("collector did not become ready:\n{}", proc.log_text())
-        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("collector did not become ready:\n{}", proc.log_text()));
         let field = |k: &str| -> SocketAddr {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
@@ -157,6 +160,34 @@ impl Collector {
         let key = c.cli_json(&["api-key", "create", "--name", "e2e-admin", "--json"]);
         c.api_key = key["key"].as_str().expect("key").to_string();
         c
+    }
+
+    /// Stops the collector (SIGTERM) and starts it again on the same data
+    /// dir and the same ports, so enrolled agents find it again.
+    pub fn restart(self) -> Self {
+        let Collector {
+            dir,
+            config,
+            grpc,
+            http,
+            mut proc,
+            ..
+        } = self;
+        assert!(
+            proc.terminate(Duration::from_secs(15)).is_some(),
+            "collector did not stop on SIGTERM:\n{}",
+            proc.log_text()
+        );
+        drop(proc);
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n[grpc]\nlisten_addr = \"{grpc}\"\n[http]\nlisten_addr = \"{http}\"\n",
+                dir.path().join("data")
+            ),
+        )
+        .expect("rewrite config");
+        Self::start_with(dir, config)
     }
 
     /// Runs a collector CLI command against this collector's config.
@@ -179,7 +210,10 @@ impl Collector {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{args:?}: bad JSON {e}: {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "{args:?}: bad JSON {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
@@ -323,6 +357,9 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }

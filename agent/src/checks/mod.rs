@@ -1,0 +1,242 @@
+//! Checks: the agent-side evaluation of host data into OK / WARN / CRIT /
+//! UNKNOWN. Each kind implements [`Check`] and is pure given a [`Sample`];
+//! [`StateTracker`] adds `since` and detects state changes; [`build`] is the
+//! registry that turns `[checks.*]` config into check instances.
+
+mod cpu;
+mod disk;
+mod memory;
+pub mod output;
+mod state;
+mod window;
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+pub use disk::{DiskCheck, DiskSelector};
+pub use state::StateTracker;
+
+use crate::config::ChecksConfig;
+use crate::host::{DiskUsage, MemoryUsage};
+
+/// The known check kinds, in the order they are built.
+pub const KINDS: [&str; 3] = ["disk", "cpu", "memory"];
+
+/// Outcome of a check, in the Nagios sense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckState {
+    Ok,
+    Warn,
+    Crit,
+    Unknown,
+}
+
+impl CheckState {
+    /// `OK`, `WARN`, `CRIT`, `UNKNOWN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Warn => "WARN",
+            Self::Crit => "CRIT",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The Nagios plugin exit code: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Warn => 1,
+            Self::Crit => 2,
+            Self::Unknown => 3,
+        }
+    }
+
+    /// How bad a state is: CRIT > WARN > UNKNOWN > OK (a known problem
+    /// outranks not knowing; monitoring-plugins' `max_state_alt`).
+    fn severity(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Unknown => 1,
+            Self::Warn => 2,
+            Self::Crit => 3,
+        }
+    }
+
+    /// The more severe of two states.
+    pub fn worst(self, other: Self) -> Self {
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl fmt::Display for CheckState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One measured value attached to a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub value: f64,
+    /// `percent`, `bytes`, `seconds`, `` …
+    pub unit: &'static str,
+}
+
+impl Metric {
+    pub fn new(name: &'static str, value: f64, unit: &'static str) -> Self {
+        Self { name, value, unit }
+    }
+}
+
+/// What a check says about one item, before state tracking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// What the result is about (a mount point); empty when there is one.
+    pub item: String,
+    pub state: CheckState,
+    pub message: String,
+    pub metrics: Vec<Metric>,
+}
+
+/// A tracked result: an evaluation plus its check kind and since when the
+/// item has been in this state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub check: &'static str,
+    pub item: String,
+    pub state: CheckState,
+    pub message: String,
+    pub metrics: Vec<Metric>,
+    pub since: SystemTime,
+}
+
+/// What a check reads from the host on its tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub disks: bool,
+    pub cpu: bool,
+    pub memory: bool,
+}
+
+impl Needs {
+    /// Both sets of needs.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            disks: self.disks || other.disks,
+            cpu: self.cpu || other.cpu,
+            memory: self.memory || other.memory,
+        }
+    }
+}
+
+/// Host data for one evaluation; only what was needed is filled in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// Every mounted filesystem the host lists (checks filter themselves).
+    pub disks: Option<Vec<DiskUsage>>,
+    /// Global CPU usage since the previous sample; `None` at start, when
+    /// there is no meaningful figure yet.
+    pub cpu_percent: Option<f64>,
+    pub memory: Option<MemoryUsage>,
+}
+
+/// A check kind.
+pub trait Check: Send {
+    /// The kind name, as in `[checks.<kind>]`.
+    fn kind(&self) -> &'static str;
+    /// How often it wants a sample.
+    fn interval(&self) -> Duration;
+    /// Which host data it reads.
+    fn needs(&self) -> Needs;
+    /// Folds `sample` in and says where every item stands now.
+    fn evaluate(&mut self, sample: &Sample) -> Vec<Evaluation>;
+}
+
+/// How the windowed checks treat time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The service: sustained averages over the configured windows.
+    Continuous,
+    /// `check --once`: a single short sample decides.
+    Once,
+}
+
+/// Every enabled check, from config.
+pub fn build(config: &ChecksConfig, mode: Mode) -> Vec<Box<dyn Check>> {
+    let mut checks: Vec<Box<dyn Check>> = Vec::new();
+    if config.disk.enabled {
+        checks.push(Box::new(DiskCheck::new(&config.disk)));
+    }
+    if config.cpu.enabled {
+        checks.push(Box::new(cpu::CpuCheck::new(config.cpu.window(), mode)));
+    }
+    if config.memory.enabled {
+        checks.push(Box::new(memory::MemoryCheck::new(
+            config.memory.window(),
+            mode,
+        )));
+    }
+    checks
+}
+
+/// Bytes for people: `312 KiB`, `8.0 MiB`, `1.5 GiB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A duration for people: `45 s`, `5 min`, `90 s`.
+pub fn format_secs(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_state_ranks_crit_over_warn_over_unknown() {
+        use CheckState::*;
+        assert_eq!(Ok.worst(Unknown), Unknown);
+        assert_eq!(Unknown.worst(Warn), Warn);
+        assert_eq!(Crit.worst(Warn), Crit);
+        assert_eq!(Warn.worst(Ok), Warn);
+    }
+
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(312 * 1024), "312 KiB");
+        assert_eq!(format_bytes(8 * 1024 * 1024), "8.0 MiB");
+        assert_eq!(format_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
+    }
+
+    #[test]
+    fn every_kind_is_built_by_default() {
+        let checks = build(&ChecksConfig::default(), Mode::Continuous);
+        let kinds: Vec<_> = checks.iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds, KINDS);
+    }
+}

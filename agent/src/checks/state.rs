@@ -1,0 +1,119 @@
+//! The agent's memory of every (check, item): its current result, since
+//! when it has been in that state, and which evaluations changed a state
+//! (those are pushed to the collector at once).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use super::{CheckResult, Evaluation};
+
+/// Current results keyed by (check, item).
+#[derive(Debug, Default)]
+pub struct StateTracker {
+    results: BTreeMap<(&'static str, String), CheckResult>,
+}
+
+impl StateTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a full evaluation of `check` at `now` and returns the results
+    /// whose state changed (an item seen for the first time counts as
+    /// changed). `since` stays put while the state does. Items of `check`
+    /// missing from `evaluations` (an unmounted filesystem) are forgotten.
+    pub fn apply(
+        &mut self,
+        check: &'static str,
+        evaluations: Vec<Evaluation>,
+        now: SystemTime,
+    ) -> Vec<CheckResult> {
+        let mut changed = Vec::new();
+        let mut seen = Vec::with_capacity(evaluations.len());
+        for e in evaluations {
+            let key = (check, e.item.clone());
+            let unchanged = self.results.get(&key).filter(|p| p.state == e.state);
+            let since = unchanged.map_or(now, |p| p.since);
+            let is_change = unchanged.is_none();
+            let result = CheckResult {
+                check,
+                item: e.item,
+                state: e.state,
+                message: e.message,
+                metrics: e.metrics,
+                since,
+            };
+            if is_change {
+                changed.push(result.clone());
+            }
+            seen.push(key.1.clone());
+            self.results.insert(key, result);
+        }
+        self.results
+            .retain(|(c, item), _| *c != check || seen.contains(item));
+        changed
+    }
+
+    /// Every current result, ordered by check and item.
+    pub fn current(&self) -> Vec<CheckResult> {
+        self.results.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checks::CheckState;
+
+    fn eval(item: &str, state: CheckState) -> Evaluation {
+        Evaluation {
+            item: item.into(),
+            state,
+            message: format!("{item} {state}"),
+            metrics: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn since_is_stable_while_the_state_is() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let t1 = t0 + Duration::from_secs(1);
+        let t2 = t0 + Duration::from_secs(2);
+        let mut tracker = StateTracker::new();
+
+        let changed = tracker.apply("disk", vec![eval("/", CheckState::Ok)], t0);
+        assert_eq!(changed.len(), 1, "first sight is a change");
+
+        assert!(
+            tracker
+                .apply("disk", vec![eval("/", CheckState::Ok)], t1)
+                .is_empty()
+        );
+        assert_eq!(tracker.current()[0].since, t0);
+
+        let changed = tracker.apply("disk", vec![eval("/", CheckState::Crit)], t2);
+        assert_eq!(changed.len(), 1);
+        assert_eq!((changed[0].state, changed[0].since), (CheckState::Crit, t2));
+    }
+
+    #[test]
+    fn vanished_items_are_forgotten_per_check() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let mut tracker = StateTracker::new();
+        tracker.apply(
+            "disk",
+            vec![eval("/", CheckState::Ok), eval("/mnt", CheckState::Ok)],
+            t0,
+        );
+        tracker.apply("cpu", vec![eval("", CheckState::Ok)], t0);
+        tracker.apply("disk", vec![eval("/", CheckState::Ok)], t0);
+        let keys: Vec<_> = tracker
+            .current()
+            .into_iter()
+            .map(|r| (r.check, r.item))
+            .collect();
+        assert_eq!(keys, [("cpu", String::new()), ("disk", "/".to_owned())]);
+    }
+}

@@ -1,0 +1,497 @@
+//! The agent's TOML configuration: typed structs with documented defaults,
+//! loading (unknown keys are errors) and a pure [`Config::validate`] that
+//! reports every bad value at once. `deploy/agent.example.toml` lists every
+//! key with its default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+mod validate;
+
+/// Where `--config` points when it is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/agent.toml";
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Heartbeat + metrics snapshot period.
+    pub interval_secs: u64,
+    /// Identity, key and certificates.
+    pub state_dir: PathBuf,
+    /// Log filter (`error` … `trace` or an env-filter directive); `RUST_LOG` wins.
+    pub log_level: String,
+    /// Overrides what `enroll` recorded.
+    pub collector: CollectorConfig,
+    /// The checks the agent runs.
+    pub checks: ChecksConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            interval_secs: 15,
+            state_dir: PathBuf::from("/var/lib/forewarn-agent"),
+            log_level: "info".to_owned(),
+            collector: CollectorConfig::default(),
+            checks: ChecksConfig::default(),
+        }
+    }
+}
+
+/// `[collector]`: optional overrides of the enrolled collector address.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// `https://HOST:PORT` of the collector's gRPC listener.
+    pub url: Option<String>,
+    /// TLS name to expect in the collector's certificate.
+    pub server_name: Option<String>,
+}
+
+/// `[checks]`: one table per check kind (known kinds: disk, cpu, memory).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    pub disk: DiskConfig,
+    pub cpu: CpuConfig,
+    pub memory: MemoryConfig,
+}
+
+/// `[checks.disk]`: used space per mounted filesystem.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskConfig {
+    pub enabled: bool,
+    /// statvfs is cheap; this is what makes a filling disk visible within ~1 s.
+    pub poll_interval_ms: u64,
+    pub warn_used_percent: f64,
+    pub crit_used_percent: f64,
+    /// Optional: WARN when less than this many bytes are free.
+    pub warn_free_bytes: Option<u64>,
+    /// Optional: CRIT when less than this many bytes are free.
+    pub crit_free_bytes: Option<u64>,
+    /// Explicit mount points (any fs type); empty = every fixed, non-pseudo filesystem.
+    pub mounts: Vec<String>,
+    pub exclude_mounts: Vec<String>,
+    pub exclude_fs_types: Vec<String>,
+    /// Per-mount overrides of the thresholds, keyed by mount point.
+    pub overrides: BTreeMap<String, DiskOverride>,
+}
+
+/// The four disk thresholds for one mount. State = the worse of the percent
+/// rule and the free-bytes rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskThresholds {
+    pub warn_used_percent: f64,
+    pub crit_used_percent: f64,
+    pub warn_free_bytes: Option<u64>,
+    pub crit_free_bytes: Option<u64>,
+}
+
+/// `[checks.disk.overrides."/mount"]`: any subset of the thresholds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskOverride {
+    pub warn_used_percent: Option<f64>,
+    pub crit_used_percent: Option<f64>,
+    pub warn_free_bytes: Option<u64>,
+    pub crit_free_bytes: Option<u64>,
+}
+
+/// Pseudo and virtual filesystems that hold no user data. Network
+/// filesystems are deliberately not here: a full NFS share is a real problem.
+pub fn default_exclude_fs_types() -> Vec<String> {
+    [
+        "tmpfs",
+        "devtmpfs",
+        "overlay",
+        "squashfs",
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "devpts",
+        "ramfs",
+        "autofs",
+        "nsfs",
+        "tracefs",
+        "debugfs",
+        "securityfs",
+        "efivarfs",
+        "mqueue",
+        "hugetlbfs",
+        "fusectl",
+        "configfs",
+        "binfmt_misc",
+        "pstore",
+        "bpf",
+        "iso9660",
+        "rpc_pipefs",
+        "fuse.lxcfs",
+        "fuse.portal",
+        "fuse.gvfsd-fuse",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval_ms: 1000,
+            warn_used_percent: 85.0,
+            crit_used_percent: 95.0,
+            warn_free_bytes: None,
+            crit_free_bytes: None,
+            mounts: Vec::new(),
+            exclude_mounts: Vec::new(),
+            exclude_fs_types: default_exclude_fs_types(),
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+impl DiskConfig {
+    /// The thresholds of `[checks.disk]` itself, before overrides.
+    pub fn base_thresholds(&self) -> DiskThresholds {
+        DiskThresholds {
+            warn_used_percent: self.warn_used_percent,
+            crit_used_percent: self.crit_used_percent,
+            warn_free_bytes: self.warn_free_bytes,
+            crit_free_bytes: self.crit_free_bytes,
+        }
+    }
+
+    /// The thresholds for `mount`: the override's keys over the base ones.
+    pub fn thresholds_for(&self, mount: &str) -> DiskThresholds {
+        let base = self.base_thresholds();
+        match self.overrides.get(mount) {
+            None => base,
+            Some(o) => DiskThresholds {
+                warn_used_percent: o.warn_used_percent.unwrap_or(base.warn_used_percent),
+                crit_used_percent: o.crit_used_percent.unwrap_or(base.crit_used_percent),
+                warn_free_bytes: o.warn_free_bytes.or(base.warn_free_bytes),
+                crit_free_bytes: o.crit_free_bytes.or(base.crit_free_bytes),
+            },
+        }
+    }
+
+    /// How often the disks are polled.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// Settings shared by the windowed checks (cpu, memory).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowSettings {
+    pub sample_interval: Duration,
+    pub window: Duration,
+    pub warn_percent: f64,
+    pub crit_percent: f64,
+}
+
+impl WindowSettings {
+    /// How many samples make a full window (at least one).
+    pub fn samples(&self) -> usize {
+        let n = self.window.as_secs() / self.sample_interval.as_secs().max(1);
+        usize::try_from(n).unwrap_or(usize::MAX).max(1)
+    }
+}
+
+/// `[checks.cpu]`: sustained CPU usage, averaged over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuConfig {
+    pub enabled: bool,
+    pub sample_interval_secs: u64,
+    /// The state is decided on the average over this window, once it is full.
+    pub window_secs: u64,
+    pub warn_percent: f64,
+    pub crit_percent: f64,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_interval_secs: 5,
+            window_secs: 300,
+            warn_percent: 90.0,
+            crit_percent: 98.0,
+        }
+    }
+}
+
+impl CpuConfig {
+    pub fn window(&self) -> WindowSettings {
+        WindowSettings {
+            sample_interval: Duration::from_secs(self.sample_interval_secs),
+            window: Duration::from_secs(self.window_secs),
+            warn_percent: self.warn_percent,
+            crit_percent: self.crit_percent,
+        }
+    }
+}
+
+/// `[checks.memory]`: sustained memory usage, averaged over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    pub enabled: bool,
+    pub sample_interval_secs: u64,
+    pub window_secs: u64,
+    pub warn_percent: f64,
+    pub crit_percent: f64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_interval_secs: 5,
+            window_secs: 300,
+            warn_percent: 90.0,
+            crit_percent: 95.0,
+        }
+    }
+}
+
+impl MemoryConfig {
+    pub fn window(&self) -> WindowSettings {
+        WindowSettings {
+            sample_interval: Duration::from_secs(self.sample_interval_secs),
+            window: Duration::from_secs(self.window_secs),
+            warn_percent: self.warn_percent,
+            crit_percent: self.crit_percent,
+        }
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Loads the config: `path` if given (it must exist), else the default
+    /// path if it exists, else the built-in defaults. Validated either way.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let (path, required) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_CONFIG_PATH), false),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                let config = Self::default();
+                config.check("built-in defaults")?;
+                return Ok(config);
+            }
+            Err(source) => {
+                return Err(Error::ConfigRead {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let config = Self::parse(&text, path)?;
+        config.check(&path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `path` only names the source in errors, which
+    /// also name the key (`checks.disk.warn_used_percent: invalid type…`).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let error = |message| Error::ConfigParse {
+            path: path.to_owned(),
+            message,
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| error(describe_toml_error(text, &e, "")))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            error(describe_toml_error(text, e.inner(), &key))
+        })
+    }
+
+    fn check(&self, source_name: &str) -> Result<()> {
+        let problems = self.validate();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ConfigInvalid {
+                source_name: source_name.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Every out-of-range value, each naming its key. Empty = valid.
+    pub fn validate(&self) -> Vec<String> {
+        validate::validate(self)
+    }
+}
+
+/// One line: where (line, key path) and toml's own message.
+fn describe_toml_error(text: &str, e: &toml::de::Error, key: &str) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let line = e.span().map(|span| {
+        text.get(..span.start)
+            .map_or(0, |before| before.matches('\n').count())
+            + 1
+    });
+    // serde_path_to_error says "." for the document root.
+    let key = (!key.is_empty() && key != ".").then_some(key);
+    match (line, key) {
+        (Some(line), Some(key)) => format!("line {line}: {key}: {message}"),
+        (Some(line), None) => format!("line {line}: {message}"),
+        (None, Some(key)) => format!("{key}: {message}"),
+        (None, None) => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/forewarn/agent.toml"))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Vec::<String>::new());
+        assert_eq!(parse("").expect("empty file parses"), Config::default());
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../../deploy/agent.example.toml");
+        let config = parse(text).expect("example parses");
+        assert_eq!(config.validate(), Vec::<String>::new());
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_file() {
+        let err = parse("[checks.disk]\nwarn_used_procent = 80.0\n")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("warn_used_procent"), "{err}");
+        assert!(err.contains("/etc/forewarn/agent.toml"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+
+        let err = parse("intervall_secs = 5\n")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("intervall_secs"), "{err}");
+    }
+
+    #[test]
+    fn mistyped_value_names_the_key_path() {
+        let err = parse("interval_secs = \"soon\"\n")
+            .expect_err("bad type")
+            .to_string();
+        assert!(err.contains("line 1: interval_secs: invalid type"), "{err}");
+        let err = parse("[checks.disk.overrides.\"/var\"]\nwarn_used_percent = \"x\"\n")
+            .expect_err("bad type")
+            .to_string();
+        assert!(
+            err.contains("checks.disk.overrides./var.warn_used_percent"),
+            "{err}"
+        );
+        let err = parse("interval_secs = \n")
+            .expect_err("bad toml")
+            .to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn unknown_check_kind_lists_known_kinds() {
+        let err = parse("[checks.dsk]\n")
+            .expect_err("unknown kind")
+            .to_string();
+        assert!(
+            err.contains("dsk") && err.contains("disk") && err.contains("memory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_all_reported_with_their_keys() {
+        let config = parse(
+            r#"
+            interval_secs = 0
+            [checks.disk]
+            warn_used_percent = 96.0
+            crit_used_percent = 95.0
+            warn_free_bytes = 10
+            crit_free_bytes = 20
+            [checks.disk.overrides."/var"]
+            crit_used_percent = 101.0
+            [checks.cpu]
+            sample_interval_secs = 10
+            window_secs = 5
+            "#,
+        )
+        .expect("parses");
+        let problems = config.validate();
+        let all = problems.join("\n");
+        for expected in [
+            "interval_secs must be greater than 0",
+            "checks.disk.warn_used_percent (96) must be below checks.disk.crit_used_percent (95)",
+            "checks.disk.warn_free_bytes (10) must be above checks.disk.crit_free_bytes (20)",
+            "checks.disk.overrides.\"/var\".crit_used_percent (101) must be within 0..=100",
+            "checks.cpu.window_secs (5) must be at least checks.cpu.sample_interval_secs (10)",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn overrides_replace_only_the_given_keys() {
+        let config = parse(
+            r#"
+            [checks.disk]
+            warn_free_bytes = 1000
+            [checks.disk.overrides."/var"]
+            warn_used_percent = 90.0
+            "#,
+        )
+        .expect("parses");
+        let t = config.checks.disk.thresholds_for("/var");
+        assert_eq!(t.warn_used_percent, 90.0);
+        assert_eq!(t.crit_used_percent, 95.0);
+        assert_eq!(t.warn_free_bytes, Some(1000));
+        assert_eq!(
+            config.checks.disk.thresholds_for("/").warn_used_percent,
+            85.0
+        );
+    }
+
+    #[test]
+    fn missing_explicit_file_names_the_path() {
+        let err = Config::load(Some(Path::new("/nonexistent/forewarn.toml")))
+            .expect_err("missing file")
+            .to_string();
+        assert!(err.contains("/nonexistent/forewarn.toml"), "{err}");
+    }
+
+    #[test]
+    fn window_sample_count() {
+        assert_eq!(CpuConfig::default().window().samples(), 60);
+        let w = WindowSettings {
+            sample_interval: Duration::from_secs(5),
+            window: Duration::from_secs(5),
+            warn_percent: 1.0,
+            crit_percent: 2.0,
+        };
+        assert_eq!(w.samples(), 1);
+    }
+}

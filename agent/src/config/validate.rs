@@ -1,0 +1,136 @@
+//! The pure checks behind [`Config::validate`]: ranges, orderings and
+//! shapes of every value, each problem naming its key.
+
+use super::{Config, DiskConfig, DiskThresholds, WindowSettings};
+use crate::endpoint::CollectorUrl;
+
+/// Every out-of-range value of `config`, each naming its key. Empty = valid.
+pub fn validate(config: &Config) -> Vec<String> {
+    let mut p = Vec::new();
+    if config.interval_secs == 0 {
+        p.push("interval_secs must be greater than 0".to_owned());
+    }
+    if config.state_dir.as_os_str().is_empty() {
+        p.push("state_dir must not be empty".to_owned());
+    }
+    if let Some(problem) = log_level_problem(&config.log_level) {
+        p.push(problem);
+    }
+    if let Some(url) = &config.collector.url
+        && let Err(e) = CollectorUrl::parse(url)
+    {
+        p.push(format!("collector.url: {e}"));
+    }
+    if config.collector.server_name.as_deref() == Some("") {
+        p.push("collector.server_name must not be empty".to_owned());
+    }
+    validate_disk(&config.checks.disk, &mut p);
+    validate_window("checks.cpu", &config.checks.cpu.window(), &mut p);
+    validate_window("checks.memory", &config.checks.memory.window(), &mut p);
+    p
+}
+
+/// A bare word must be a level (a typo like "inf" would otherwise parse as
+/// a target name and silence everything); directives go to env-filter.
+fn log_level_problem(level: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let bare = !level.contains(['=', ',', '[']);
+    if bare && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+        return Some(format!(
+            "log_level ({level:?}) must be one of {} or an env-filter directive",
+            LEVELS.join(", ")
+        ));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(level)
+        .err()
+        .map(|e| format!("log_level ({level:?}) is not a valid filter: {e}"))
+}
+
+fn validate_disk(d: &DiskConfig, p: &mut Vec<String>) {
+    if d.poll_interval_ms == 0 {
+        p.push("checks.disk.poll_interval_ms must be greater than 0".to_owned());
+    }
+    validate_disk_thresholds("checks.disk", &d.base_thresholds(), p);
+    for mount in d.overrides.keys() {
+        let prefix = format!("checks.disk.overrides.{mount:?}");
+        if !mount.starts_with('/') {
+            p.push(format!("{prefix} must be an absolute mount point"));
+        }
+        validate_disk_thresholds(&prefix, &d.thresholds_for(mount), p);
+    }
+    for (key, list) in [("mounts", &d.mounts), ("exclude_mounts", &d.exclude_mounts)] {
+        for mount in list.iter().filter(|m| !m.starts_with('/')) {
+            p.push(format!(
+                "checks.disk.{key} entry {mount:?} must be an absolute mount point"
+            ));
+        }
+    }
+}
+
+fn validate_disk_thresholds(prefix: &str, t: &DiskThresholds, p: &mut Vec<String>) {
+    percent(
+        p,
+        &format!("{prefix}.warn_used_percent"),
+        t.warn_used_percent,
+    );
+    percent(
+        p,
+        &format!("{prefix}.crit_used_percent"),
+        t.crit_used_percent,
+    );
+    if t.warn_used_percent >= t.crit_used_percent {
+        p.push(format!(
+            "{prefix}.warn_used_percent ({}) must be below {prefix}.crit_used_percent ({})",
+            t.warn_used_percent, t.crit_used_percent
+        ));
+    }
+    if let (Some(warn), Some(crit)) = (t.warn_free_bytes, t.crit_free_bytes)
+        && warn <= crit
+    {
+        p.push(format!(
+            "{prefix}.warn_free_bytes ({warn}) must be above {prefix}.crit_free_bytes ({crit})"
+        ));
+    }
+}
+
+fn validate_window(prefix: &str, w: &WindowSettings, p: &mut Vec<String>) {
+    let (sample, window) = (w.sample_interval.as_secs(), w.window.as_secs());
+    if sample == 0 {
+        p.push(format!(
+            "{prefix}.sample_interval_secs must be greater than 0"
+        ));
+    }
+    if window < sample {
+        p.push(format!(
+            "{prefix}.window_secs ({window}) must be at least {prefix}.sample_interval_secs ({sample})"
+        ));
+    }
+    percent(p, &format!("{prefix}.warn_percent"), w.warn_percent);
+    percent(p, &format!("{prefix}.crit_percent"), w.crit_percent);
+    if w.warn_percent >= w.crit_percent {
+        p.push(format!(
+            "{prefix}.warn_percent ({}) must be below {prefix}.crit_percent ({})",
+            w.warn_percent, w.crit_percent
+        ));
+    }
+}
+
+fn percent(p: &mut Vec<String>, key: &str, value: f64) {
+    if !(0.0..=100.0).contains(&value) {
+        p.push(format!("{key} ({value}) must be within 0..=100"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_level_must_be_a_level_or_a_directive() {
+        assert_eq!(log_level_problem("info"), None);
+        assert_eq!(log_level_problem("WARN"), None);
+        assert_eq!(log_level_problem("info,forewarn_agent=debug"), None);
+        assert!(log_level_problem("inf").is_some_and(|p| p.contains("log_level")));
+    }
+}

@@ -1,0 +1,239 @@
+//! What the agent reads from the machine, through sysinfo: static facts sent
+//! on enrollment and in `Hello`, and the periodic snapshot sent in
+//! heartbeats. One [`Host`] keeps a single `System` and `Disks` alive and
+//! refreshes only what is asked for.
+//!
+//! All methods block (they read `/proc` and call statvfs): call them from
+//! `tokio::task::spawn_blocking`.
+
+use std::time::Duration;
+
+use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
+
+use crate::error::{Error, Result};
+
+/// How long to wait between two CPU refreshes for a meaningful usage figure.
+pub const MINIMUM_CPU_SAMPLE: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+
+/// Static facts about the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os_name: String,
+    pub os_version: String,
+    pub kernel_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub cpu_count: u32,
+    pub memory_total_bytes: u64,
+}
+
+/// Point-in-time metrics sent with every heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSnapshot {
+    pub uptime_secs: u64,
+    pub cpu_percent: f64,
+    pub memory: MemoryUsage,
+    pub swap_used_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+    pub disks: Vec<DiskUsage>,
+}
+
+/// RAM in use (total minus available, as the kernel counts it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryUsage {
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl MemoryUsage {
+    pub fn used_percent(&self) -> f64 {
+        percent(self.used_bytes, self.total_bytes)
+    }
+}
+
+/// One mounted filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskUsage {
+    pub mount_point: String,
+    pub fs_type: String,
+    /// The mounted device as the mount table names it (`/dev/sda1`, `tmpfs`).
+    pub device: String,
+    /// `st_dev` of the mount point: equal for bind mounts of one filesystem.
+    pub device_id: Option<u64>,
+    pub total_bytes: u64,
+    /// Free space available to unprivileged users (statvfs `f_bavail`).
+    pub available_bytes: u64,
+}
+
+impl DiskUsage {
+    /// Used share of the filesystem; root-reserved blocks count as used.
+    pub fn used_percent(&self) -> f64 {
+        percent(
+            self.total_bytes.saturating_sub(self.available_bytes),
+            self.total_bytes,
+        )
+    }
+}
+
+/// `part` as a percentage of `whole`; 0 when `whole` is 0.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        // Precision loss above 2^53 bytes is irrelevant for a percentage.
+        #[allow(clippy::cast_precision_loss)]
+        let p = part as f64 / whole as f64 * 100.0;
+        p
+    }
+}
+
+/// The machine, as sysinfo sees it.
+pub struct Host {
+    system: System,
+    disks: Disks,
+    last_cpu_percent: f64,
+}
+
+impl Host {
+    /// Reads the CPU list and memory once, so facts are available and the
+    /// next CPU refresh yields a usage figure.
+    pub fn new() -> Result<Self> {
+        let kind = RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing().with_usage())
+            .with_memory(MemoryRefreshKind::nothing().with_ram().with_swap());
+        let system = System::new_with_specifics(kind).map_err(host_error)?;
+        let disks = Disks::new().map_err(host_error)?;
+        Ok(Self {
+            system,
+            disks,
+            last_cpu_percent: 0.0,
+        })
+    }
+
+    /// Hostname, OS, kernel, CPU count and memory size.
+    pub fn facts(&self) -> HostFacts {
+        let cpu_count = match self.system.cpus().len() {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        };
+        HostFacts {
+            hostname: System::host_name().unwrap_or_else(|_| "unknown".to_owned()),
+            os_name: System::name().unwrap_or_default(),
+            os_version: System::os_version().unwrap_or_default(),
+            kernel_version: System::kernel_version().unwrap_or_default(),
+            arch: System::cpu_arch(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            cpu_count: u32::try_from(cpu_count).unwrap_or(u32::MAX),
+            memory_total_bytes: self.system.total_memory(),
+        }
+    }
+
+    /// Global CPU usage since the previous call (or since [`Host::new`]).
+    pub fn sample_cpu(&mut self) -> f64 {
+        self.system
+            .refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage());
+        self.last_cpu_percent = f64::from(self.system.global_cpu_usage());
+        self.last_cpu_percent
+    }
+
+    /// The figure of the last [`Host::sample_cpu`].
+    pub fn last_cpu_percent(&self) -> f64 {
+        self.last_cpu_percent
+    }
+
+    /// Current RAM usage.
+    pub fn sample_memory(&mut self) -> MemoryUsage {
+        self.system
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+        MemoryUsage {
+            used_bytes: self.system.used_memory(),
+            total_bytes: self.system.total_memory(),
+        }
+    }
+
+    /// Every mounted filesystem sysinfo lists, with fresh sizes. Re-reads the
+    /// mount table each time, so a filesystem mounted after start shows up.
+    pub fn sample_disks(&mut self) -> Vec<DiskUsage> {
+        self.disks
+            .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        self.disks
+            .iter()
+            .map(|d| DiskUsage {
+                mount_point: d.mount_point().to_string_lossy().into_owned(),
+                fs_type: d.file_system().to_string_lossy().into_owned(),
+                device: d.name().to_string_lossy().into_owned(),
+                device_id: d.id(),
+                total_bytes: d.total_space(),
+                available_bytes: d.available_space(),
+            })
+            .collect()
+    }
+
+    /// The heartbeat snapshot. CPU is the last sampled figure unless
+    /// `refresh_cpu` is set (when no CPU check samples it), disks are passed
+    /// in already filtered.
+    pub fn snapshot(&mut self, refresh_cpu: bool, disks: Vec<DiskUsage>) -> HostSnapshot {
+        if refresh_cpu {
+            self.sample_cpu();
+        }
+        self.system
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        let load = System::load_average().unwrap_or(sysinfo::LoadAvg {
+            one: 0.0,
+            five: 0.0,
+            fifteen: 0.0,
+        });
+        HostSnapshot {
+            uptime_secs: System::uptime().unwrap_or(0),
+            cpu_percent: self.last_cpu_percent,
+            memory: MemoryUsage {
+                used_bytes: self.system.used_memory(),
+                total_bytes: self.system.total_memory(),
+            },
+            swap_used_bytes: self.system.used_swap(),
+            swap_total_bytes: self.system.total_swap(),
+            load1: load.one,
+            load5: load.five,
+            load15: load.fifteen,
+            disks,
+        }
+    }
+}
+
+fn host_error(e: sysinfo::Error) -> Error {
+    Error::Host(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percent(1, 4), 25.0);
+        assert_eq!(percent(1, 0), 0.0);
+        let d = DiskUsage {
+            mount_point: "/".into(),
+            fs_type: "ext4".into(),
+            device: "/dev/sda1".into(),
+            device_id: Some(1),
+            total_bytes: 1000,
+            available_bytes: 39,
+        };
+        assert!((d.used_percent() - 96.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reads_this_host() {
+        let mut host = Host::new().expect("sysinfo works here");
+        let facts = host.facts();
+        assert!(facts.cpu_count >= 1);
+        assert!(facts.memory_total_bytes > 0);
+        assert!(host.sample_memory().total_bytes > 0);
+        assert!(!host.sample_disks().is_empty());
+    }
+}

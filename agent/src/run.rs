@@ -1,0 +1,117 @@
+//! Wiring for the three commands: `run` (scheduler + session until a stop
+//! signal), `check --once` and `enroll`. Everything here is orchestration;
+//! the behaviour lives in the modules it calls.
+
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::checks::{CheckResult, Mode};
+use crate::config::Config;
+use crate::endpoint::CollectorUrl;
+use crate::enroll::{self, EnrollOptions};
+use crate::error::{Error, Result};
+use crate::host::{Host, MINIMUM_CPU_SAMPLE};
+use crate::identity::{Identity, StateDir};
+use crate::outbox::{MAX_QUEUED_REPORTS, Outbox};
+use crate::scheduler::Scheduler;
+use crate::session::{self, SessionConfig, SessionIo};
+
+/// Observations buffered between the scheduler and the session.
+const OBSERVATION_BUFFER: usize = 64;
+
+/// `forewarn-agent run`: reports until SIGTERM or SIGINT, then says Goodbye.
+pub async fn run(config: Config) -> Result<()> {
+    // Installed first, so a stop during startup is not lost.
+    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+
+    let state = StateDir::new(&config.state_dir);
+    let credentials = tokio::task::spawn_blocking(move || state.load()).await??;
+    let identity = &credentials.identity;
+    let url = CollectorUrl::parse(
+        config
+            .collector
+            .url
+            .as_deref()
+            .unwrap_or(&identity.collector_url),
+    )?;
+    let server_name = config
+        .collector
+        .server_name
+        .clone()
+        .unwrap_or_else(|| identity.server_name.clone());
+    let host = tokio::task::spawn_blocking(Host::new).await??;
+    let facts = host.facts();
+    let boot_id = uuid::Uuid::new_v4().to_string();
+    info!(
+        agent_id = %identity.agent_id,
+        tenant = %identity.tenant_name,
+        %boot_id,
+        collector = %url,
+        version = env!("CARGO_PKG_VERSION"),
+        "agent starting"
+    );
+
+    let (observations_tx, observations_rx) = mpsc::channel(OBSERVATION_BUFFER);
+    let (interval_tx, interval_rx) = watch::channel(Duration::from_secs(config.interval_secs));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let scheduler = Scheduler::new(host, &config, Mode::Continuous);
+    let mut scheduler = tokio::spawn(scheduler.run(observations_tx, interval_rx, stop_rx.clone()));
+    let mut session = tokio::spawn(session::run(
+        SessionConfig {
+            url,
+            server_name,
+            credentials,
+            boot_id,
+            facts,
+        },
+        Outbox::new(MAX_QUEUED_REPORTS),
+        SessionIo {
+            observations: observations_rx,
+            interval: interval_tx,
+            shutdown: stop_rx,
+        },
+    ));
+
+    let failure = tokio::select! {
+        _ = terminate.recv() => { info!(signal = "SIGTERM", "stop requested"); None }
+        _ = interrupt.recv() => { info!(signal = "SIGINT", "stop requested"); None }
+        result = &mut scheduler => Some(match result {
+            Ok(Ok(())) => Error::Host("checks stopped unexpectedly".to_owned()),
+            Ok(Err(e)) => e,
+            Err(e) => e.into(),
+        }),
+        result = &mut session => Some(match result {
+            Ok(()) => Error::Protocol("session ended unexpectedly".to_owned()),
+            Err(e) => e.into(),
+        }),
+    };
+    let _ = stop_tx.send(true);
+    if !scheduler.is_finished() {
+        let _ = scheduler.await;
+    }
+    if !session.is_finished() {
+        let _ = session.await;
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// `forewarn-agent check --once`: every enabled check, once, on a short
+/// sample (CPU over [`MINIMUM_CPU_SAMPLE`]).
+pub async fn check_once(config: &Config) -> Result<Vec<CheckResult>> {
+    let host = tokio::task::spawn_blocking(Host::new).await??;
+    let mut scheduler = Scheduler::new(host, config, Mode::Once);
+    tokio::time::sleep(MINIMUM_CPU_SAMPLE).await;
+    scheduler.evaluate_all(true).await
+}
+
+/// `forewarn-agent enroll`: host facts + [`enroll::enroll`] into the
+/// configured state dir.
+pub async fn enroll(config: &Config, options: EnrollOptions) -> Result<Identity> {
+    let facts = tokio::task::spawn_blocking(|| Host::new().map(|h| h.facts())).await??;
+    enroll::enroll(&StateDir::new(&config.state_dir), options, facts).await
+}

@@ -1,0 +1,206 @@
+//! Runs the checks on their own timers and turns what they find into
+//! observations for the session: a `StateChanges` the moment any (check,
+//! item) changes state, a `Heartbeat` every interval. Host reads go through
+//! `spawn_blocking`; checks that fall due together share one read.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tracing::info;
+
+use crate::checks::{self, Check, CheckResult, DiskSelector, Mode, Needs, Sample, StateTracker};
+use crate::config::Config;
+use crate::error::Result;
+use crate::host::{Host, HostSnapshot};
+use crate::report::{Observation, Payload};
+
+/// The checks, their states and the host they read.
+pub struct Scheduler {
+    host: Arc<Mutex<Host>>,
+    checks: Vec<Box<dyn Check>>,
+    tracker: StateTracker,
+    selector: DiskSelector,
+    cpu_sampled_by_check: bool,
+}
+
+impl Scheduler {
+    pub fn new(host: Host, config: &Config, mode: Mode) -> Self {
+        let checks = checks::build(&config.checks, mode);
+        let cpu_sampled_by_check = checks.iter().any(|c| c.needs().cpu);
+        Self {
+            host: Arc::new(Mutex::new(host)),
+            checks,
+            tracker: StateTracker::new(),
+            selector: DiskSelector::new(&config.checks.disk),
+            cpu_sampled_by_check,
+        }
+    }
+
+    /// Evaluates every check once and returns every result. `cpu_ready`:
+    /// whether enough time has passed since the host was created for a CPU
+    /// figure to mean anything.
+    pub async fn evaluate_all(&mut self, cpu_ready: bool) -> Result<Vec<CheckResult>> {
+        let all: Vec<usize> = (0..self.checks.len()).collect();
+        self.evaluate(&all, cpu_ready).await?;
+        Ok(self.tracker.current())
+    }
+
+    /// Evaluates the checks at `indices` on one fresh sample; returns the
+    /// results whose state changed.
+    async fn evaluate(&mut self, indices: &[usize], cpu_ready: bool) -> Result<Vec<CheckResult>> {
+        let needs = indices
+            .iter()
+            .filter_map(|&i| self.checks.get(i))
+            .fold(Needs::default(), |n, c| n.union(c.needs()));
+        let host = Arc::clone(&self.host);
+        let sample = tokio::task::spawn_blocking(move || {
+            let mut host = host.lock().unwrap_or_else(PoisonError::into_inner);
+            Sample {
+                disks: needs.disks.then(|| host.sample_disks()),
+                cpu_percent: (needs.cpu && cpu_ready).then(|| host.sample_cpu()),
+                memory: needs.memory.then(|| host.sample_memory()),
+            }
+        })
+        .await?;
+        let now = SystemTime::now();
+        let mut changed = Vec::new();
+        for &i in indices {
+            if let Some(check) = self.checks.get_mut(i) {
+                let evaluations = check.evaluate(&sample);
+                changed.extend(self.tracker.apply(check.kind(), evaluations, now));
+            }
+        }
+        Ok(changed)
+    }
+
+    /// A heartbeat: fresh snapshot + every check's current result.
+    async fn heartbeat(&mut self) -> Result<Payload> {
+        let host = Arc::clone(&self.host);
+        let selector = self.selector.clone();
+        let refresh_cpu = !self.cpu_sampled_by_check;
+        let snapshot: HostSnapshot = tokio::task::spawn_blocking(move || {
+            let mut host = host.lock().unwrap_or_else(PoisonError::into_inner);
+            let disks = selector.select(host.sample_disks());
+            host.snapshot(refresh_cpu, disks)
+        })
+        .await?;
+        Ok(Payload::Heartbeat {
+            snapshot,
+            checks: self.tracker.current(),
+        })
+    }
+
+    /// Runs until `shutdown` fires or the session stops listening. Sends
+    /// one heartbeat at once (every check's state included), then state
+    /// changes as they happen and a heartbeat every `interval`.
+    pub async fn run(
+        mut self,
+        observations: mpsc::Sender<Observation>,
+        mut interval: watch::Receiver<Duration>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let start = Instant::now();
+        self.evaluate_all(false).await?;
+        let mut due: Vec<Instant> = self.checks.iter().map(|c| start + c.interval()).collect();
+        let mut heartbeat_due = start;
+        loop {
+            let now = Instant::now();
+            if heartbeat_due <= now {
+                let payload = self.heartbeat().await?;
+                if !send(&observations, payload).await {
+                    return Ok(());
+                }
+                heartbeat_due = next_due(heartbeat_due, *interval.borrow(), now);
+            }
+            let ready: Vec<usize> = (0..due.len()).filter(|&i| due[i] <= now).collect();
+            if !ready.is_empty() {
+                for &i in &ready {
+                    due[i] = next_due(due[i], self.checks[i].interval(), now);
+                }
+                let changed = self.evaluate(&ready, true).await?;
+                for r in &changed {
+                    info!(
+                        check = %r.check,
+                        item = %r.item,
+                        state = %r.state,
+                        detail = %r.message,
+                        "check state changed"
+                    );
+                }
+                if !changed.is_empty() && !send(&observations, Payload::StateChanges(changed)).await
+                {
+                    return Ok(());
+                }
+            }
+            let next = due.iter().copied().fold(heartbeat_due, Instant::min);
+            tokio::select! {
+                _ = sleep_until(next) => {}
+                changed = interval.changed() => {
+                    if changed.is_ok() {
+                        // Apply a new heartbeat interval from now on.
+                        heartbeat_due = Instant::now() + *interval.borrow_and_update();
+                    }
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The next due time after `previous`, skipping ticks missed while busy or
+/// suspended rather than firing them in a burst.
+fn next_due(previous: Instant, period: Duration, now: Instant) -> Instant {
+    let next = previous + period;
+    if next <= now { now + period } else { next }
+}
+
+/// Hands a payload to the session; false once the session is gone.
+async fn send(observations: &mpsc::Sender<Observation>, payload: Payload) -> bool {
+    observations
+        .send(Observation {
+            observed_at: SystemTime::now(),
+            payload,
+        })
+        .await
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_ticks_are_skipped() {
+        let t0 = Instant::now();
+        let p = Duration::from_secs(1);
+        assert_eq!(next_due(t0, p, t0), t0 + p);
+        assert_eq!(
+            next_due(t0, p, t0 + Duration::from_secs(5)),
+            t0 + Duration::from_secs(6)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn first_heartbeat_carries_every_check() {
+        let config = Config::default();
+        let host = Host::new().expect("host");
+        let scheduler = Scheduler::new(host, &config, Mode::Continuous);
+        let (tx, mut rx) = mpsc::channel(4);
+        let (_interval_tx, interval_rx) = watch::channel(Duration::from_secs(60));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(scheduler.run(tx, interval_rx, stop_rx));
+        let first = rx.recv().await.expect("heartbeat");
+        let Payload::Heartbeat { checks, .. } = first.payload else {
+            panic!("first observation is not a heartbeat");
+        };
+        let kinds: std::collections::BTreeSet<_> = checks.iter().map(|c| c.check).collect();
+        assert!(
+            kinds.contains("cpu") && kinds.contains("memory"),
+            "{kinds:?}"
+        );
+        stop_tx.send(true).expect("stop");
+        task.await.expect("join").expect("run");
+    }
+}

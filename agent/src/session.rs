@@ -1,0 +1,301 @@
+//! The agent's side of `Ingest/Session`: one long-lived mutual-TLS stream.
+//! Says Hello, resends every unacknowledged report in seq order, then
+//! forwards observations as numbered reports and forgets each one only when
+//! the collector acknowledges it. Reconnects with backoff; observations
+//! made while disconnected wait in the outbox. On stop: waits briefly for
+//! pending acks, says Goodbye.
+
+use std::time::Duration;
+
+use forewarn_proto::v1 as pb;
+use forewarn_proto::v1::ingest_client::IngestClient;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::endpoint::{self, CollectorUrl, Tls};
+use crate::error::{Error, Result, chain};
+use crate::host::HostFacts;
+use crate::identity::Credentials;
+use crate::outbox::Outbox;
+use crate::report::{CollectorEvent, Goodbye, Hello, Observation, Stamped};
+
+/// Messages buffered between the session loop and the gRPC stream. Small:
+/// the outbox is the real queue, and a small buffer keeps the send cursor
+/// honest about what was handed over.
+const OUTBOUND_BUFFER: usize = 16;
+
+/// How long a stopping agent waits for acks of what it already sent.
+const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
+/// How long it then waits for the collector to close after Goodbye.
+const STOP_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Who connects where, with what.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub url: CollectorUrl,
+    pub server_name: String,
+    pub credentials: Credentials,
+    pub boot_id: String,
+    pub facts: HostFacts,
+}
+
+/// The session's inputs and outputs, besides its config.
+pub struct SessionIo {
+    /// Observations from the scheduler.
+    pub observations: mpsc::Receiver<Observation>,
+    /// The effective heartbeat interval; the collector's policy may change it.
+    pub interval: watch::Sender<Duration>,
+    /// Becomes true when the agent is asked to stop.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// An open stream.
+struct Link {
+    tx: mpsc::Sender<pb::AgentMessage>,
+    inbound: tonic::Streaming<pb::CollectorMessage>,
+}
+
+/// Why a connected session ended.
+enum End {
+    Stopped,
+    Lost { error: String, worked: bool },
+}
+
+/// Runs sessions until shutdown; every connection failure is retried.
+pub async fn run(config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
+    let mut backoff = Backoff::default();
+    loop {
+        let open = open(&config, *io.interval.borrow());
+        let Some(opened) = queue_while(open, &mut outbox, &mut io).await else {
+            return stopped_offline(&outbox);
+        };
+        match opened {
+            Ok(link) => {
+                info!(collector = %config.url, queued = outbox.len(), "session open");
+                match serve(&config, link, &mut outbox, &mut io).await {
+                    End::Stopped => return,
+                    End::Lost { error, worked } => {
+                        if worked {
+                            backoff.reset();
+                        }
+                        warn!(%error, collector = %config.url, queued = outbox.len(), "session lost");
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %chain(&e), collector = %config.url, "cannot open session");
+            }
+        }
+        let delay = backoff.next_delay();
+        debug!(?delay, "reconnecting after delay");
+        if queue_while(sleep(delay), &mut outbox, &mut io)
+            .await
+            .is_none()
+        {
+            return stopped_offline(&outbox);
+        }
+    }
+}
+
+fn stopped_offline(outbox: &Outbox) {
+    if outbox.is_empty() {
+        info!("stopping");
+    } else {
+        warn!(
+            undelivered = outbox.len(),
+            "stopping while disconnected, queued reports are lost"
+        );
+    }
+}
+
+/// Drives `fut` to completion while queueing observations; `None` if the
+/// agent is asked to stop first.
+async fn queue_while<F: Future>(
+    fut: F,
+    outbox: &mut Outbox,
+    io: &mut SessionIo,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            Some(observation) = io.observations.recv() => {
+                outbox.push(observation);
+            }
+            _ = io.shutdown.changed() => return None,
+        }
+    }
+}
+
+/// Connects, opens the stream and queues Hello as its first message.
+async fn open(config: &SessionConfig, interval: Duration) -> Result<Link> {
+    let c = &config.credentials;
+    let channel = endpoint::endpoint(
+        &config.url,
+        &Tls {
+            ca_pem: &c.ca_pem,
+            server_name: &config.server_name,
+            client: Some((&c.chain_pem, &c.key_pem)),
+        },
+    )?
+    .connect()
+    .await
+    .map_err(|source| Error::Transport {
+        url: config.url.to_string(),
+        source,
+    })?;
+    let hello = Hello {
+        agent_id: c.identity.agent_id.clone(),
+        boot_id: config.boot_id.clone(),
+        facts: config.facts.clone(),
+        interval_secs: u32::try_from(interval.as_secs()).unwrap_or(u32::MAX),
+    };
+    let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
+    // Cannot fail: `rx` is alive and the buffer is empty.
+    let _ = tx.try_send(pb::AgentMessage::from(&hello));
+    let inbound = IngestClient::new(channel)
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|status| Error::rejected("session", &status))?
+        .into_inner();
+    Ok(Link { tx, inbound })
+}
+
+/// The connected loop: sends unsent reports in seq order, applies acks and
+/// policy, queues new observations.
+async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut SessionIo) -> End {
+    let Link { tx, mut inbound } = link;
+    outbox.rewind();
+    let mut worked = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = io.shutdown.changed() => break,
+            message = inbound.message() => match message {
+                Ok(Some(message)) => {
+                    worked |= apply(config, message.into(), outbox, &io.interval);
+                }
+                Ok(None) => return End::Lost { error: "collector closed the session".to_owned(), worked },
+                Err(status) => {
+                    let error = format!("{} (grpc status {:?})", status.message(), status.code());
+                    return End::Lost { error, worked };
+                }
+            },
+            Some(observation) = io.observations.recv() => {
+                outbox.push(observation);
+            }
+            permit = tx.reserve(), if outbox.has_unsent() => match permit {
+                Ok(permit) => send_next(config, permit, outbox),
+                Err(_) => return End::Lost { error: "request stream closed".to_owned(), worked },
+            },
+        }
+    }
+    stop(config, tx, inbound, outbox, io).await;
+    End::Stopped
+}
+
+fn send_next(
+    config: &SessionConfig,
+    permit: mpsc::Permit<'_, pb::AgentMessage>,
+    outbox: &mut Outbox,
+) {
+    if let Some(report) = outbox.next_unsent() {
+        permit.send(pb::AgentMessage::from(Stamped {
+            agent_id: &config.credentials.identity.agent_id,
+            boot_id: &config.boot_id,
+            report,
+        }));
+    }
+}
+
+/// Applies a collector message; true if it acknowledged one of our reports.
+fn apply(
+    config: &SessionConfig,
+    event: CollectorEvent,
+    outbox: &mut Outbox,
+    interval: &watch::Sender<Duration>,
+) -> bool {
+    match event {
+        CollectorEvent::Ack { boot_id, seq } => {
+            if boot_id != config.boot_id {
+                debug!(%boot_id, seq, "ack for another boot ignored");
+                return false;
+            }
+            if !outbox.ack(seq) {
+                debug!(seq, "repeated ack");
+            }
+            true
+        }
+        CollectorEvent::Policy { interval_secs } => {
+            if let Some(secs) = interval_secs {
+                let new = Duration::from_secs(u64::from(secs));
+                if interval.send_if_modified(|current| std::mem::replace(current, new) != new) {
+                    info!(
+                        interval_secs = secs,
+                        "collector policy: heartbeat interval changed"
+                    );
+                }
+            }
+            false
+        }
+        CollectorEvent::Unknown => {
+            debug!("unknown collector message ignored");
+            false
+        }
+    }
+}
+
+/// Clean stop on an open session: hand over what is queued, wait up to
+/// `STOP_ACK_WAIT` for acks, say Goodbye, let the stream close.
+async fn stop(
+    config: &SessionConfig,
+    tx: mpsc::Sender<pb::AgentMessage>,
+    mut inbound: tonic::Streaming<pb::CollectorMessage>,
+    outbox: &mut Outbox,
+    io: &mut SessionIo,
+) {
+    while let Ok(observation) = io.observations.try_recv() {
+        outbox.push(observation);
+    }
+    let deadline = Instant::now() + STOP_ACK_WAIT;
+    while !outbox.is_empty() {
+        tokio::select! {
+            _ = sleep_until(deadline) => break,
+            message = inbound.message() => match message {
+                Ok(Some(message)) => {
+                    apply(config, message.into(), outbox, &io.interval);
+                }
+                _ => break,
+            },
+            permit = tx.reserve(), if outbox.has_unsent() => match permit {
+                Ok(permit) => send_next(config, permit, outbox),
+                Err(_) => break,
+            },
+        }
+    }
+    let goodbye = Goodbye {
+        reason: "agent stopping".to_owned(),
+    };
+    let sent =
+        tokio::time::timeout(STOP_CLOSE_WAIT, tx.send(pb::AgentMessage::from(&goodbye))).await;
+    // Ending the request stream lets the collector finish; reading to the
+    // end makes sure Goodbye left before the process exits.
+    drop(tx);
+    let _ = tokio::time::timeout(STOP_CLOSE_WAIT, async {
+        while let Ok(Some(message)) = inbound.message().await {
+            apply(config, message.into(), outbox, &io.interval);
+        }
+    })
+    .await;
+    if outbox.is_empty() {
+        info!(goodbye = matches!(sent, Ok(Ok(()))), "session closed");
+    } else {
+        warn!(
+            unacknowledged = outbox.len(),
+            "session closed with unacknowledged reports"
+        );
+    }
+}

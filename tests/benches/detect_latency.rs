@@ -1,0 +1,94 @@
+//! Benchmark: time from a disk crossing its critical threshold on the agent's
+//! machine to the ticket being visible in the collector's HTTP API.
+//!
+//! Real release binaries, real mTLS, real SQLite, a real tmpfs (needs root).
+//! Each round fills the tmpfs, polls the API every 5 ms until the ticket is
+//! open, drains it and waits for the resolution. Prints every round and the
+//! median / p90 / max. Not part of the test suite: run it with
+//!
+//!     cargo build --release --bins
+//!     cargo bench -p forewarn-tests --bench detect_latency -- [ROUNDS]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{AgentHome, Collector, Tmpfs, enroll_ok};
+
+async fn open_ticket(c: &Collector, agent_id: &str) -> Option<i64> {
+    let open = c.get("/api/v1/tickets?state=open").await;
+    open.as_array()?
+        .iter()
+        .find(|t| t["agent_id"] == agent_id)
+        .and_then(|t| t["id"].as_i64())
+}
+
+async fn wait_for<F, Fut>(what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10);
+    let collector = Collector::start();
+    let mnt = Tmpfs::mount("8m");
+    let home = AgentHome::new(&format!(
+        "[checks.disk]\nmounts = [{:?}]\ncrit_used_percent = 90.0\nwarn_used_percent = 80.0\n\
+         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n",
+        mnt.path()
+    ));
+    let agent_id = enroll_ok(&collector, &home, "default");
+    let _agent = home.run();
+    wait_for("agent online", || async {
+        collector.get(&format!("/api/v1/agents/{agent_id}")).await["status"] == "online"
+    })
+    .await;
+
+    let mut samples = Vec::new();
+    let fill = mnt.path().join("fill.bin");
+    for round in 1..=rounds {
+        std::fs::write(&fill, vec![7u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill");
+        let d = wait_for("ticket open", || async {
+            open_ticket(&collector, &agent_id).await.is_some()
+        })
+        .await;
+        println!(
+            "round {round:>2}: CRIT -> ticket visible in {:>7.1} ms",
+            d.as_secs_f64() * 1e3
+        );
+        samples.push(d);
+        std::fs::remove_file(&fill).expect("drain");
+        wait_for("ticket resolved", || async {
+            open_ticket(&collector, &agent_id).await.is_none()
+        })
+        .await;
+    }
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "detect latency over {} rounds: median {:.1} ms, p90 {:.1} ms, max {:.1} ms (disk poll_interval_ms = 1000)",
+        samples.len(),
+        ms(pct(0.5)),
+        ms(pct(0.9)),
+        ms(*samples.last().expect("samples"))
+    );
+}
