@@ -16,8 +16,9 @@ PROFILE=${FOREWARN_PROFILE:-release}
 
 echo "==> building forewarn-collector and forewarn-agent ($PROFILE; the first build takes a few minutes)"
 if [ "$PROFILE" = release ]; then cargo build --release --bins; else cargo build --bins; fi
-BIN=$PWD/target/$PROFILE
-[ "$PROFILE" = dev ] && BIN=$PWD/target/debug
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+BIN=$TARGET_DIR/$PROFILE
+if [ "$PROFILE" = dev ]; then BIN=$TARGET_DIR/debug; fi
 
 mkdir -p "$DEV"
 chmod 700 "$DEV"

@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::info;
 
-use crate::checks::{self, Check, CheckResult, DiskSelector, Mode, Needs, Sample, StateTracker};
+use crate::checks::{
+    self, Check, CheckResult, CheckState, DiskSelector, Evaluation, Mode, Needs, Probe, Sample,
+    StateTracker,
+};
 use crate::config::Config;
 use crate::error::Result;
 use crate::host::{Host, HostSnapshot};
@@ -20,6 +23,7 @@ use crate::report::{Observation, Payload};
 pub struct Scheduler {
     host: Arc<Mutex<Host>>,
     checks: Vec<Box<dyn Check>>,
+    probes: Vec<Box<dyn Probe>>,
     tracker: StateTracker,
     selector: DiskSelector,
     cpu_sampled_by_check: bool,
@@ -28,10 +32,12 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(host: Host, config: &Config, mode: Mode) -> Self {
         let checks = checks::build(&config.checks, mode);
+        let probes = checks::build_probes(&config.checks, mode);
         let cpu_sampled_by_check = checks.iter().any(|c| c.needs().cpu);
         Self {
             host: Arc::new(Mutex::new(host)),
             checks,
+            probes,
             tracker: StateTracker::new(),
             selector: DiskSelector::new(&config.checks.disk),
             cpu_sampled_by_check,
@@ -44,6 +50,20 @@ impl Scheduler {
     pub async fn evaluate_all(&mut self, cpu_ready: bool) -> Result<Vec<CheckResult>> {
         let all: Vec<usize> = (0..self.checks.len()).collect();
         self.evaluate(&all, cpu_ready).await?;
+        // Probes run concurrently, each bounded by its own timeout.
+        let mut runs = tokio::task::JoinSet::new();
+        for mut probe in std::mem::take(&mut self.probes) {
+            runs.spawn(async move {
+                let evaluations = run_probe(probe.as_mut()).await;
+                (probe, evaluations)
+            });
+        }
+        let now = SystemTime::now();
+        while let Some(joined) = runs.join_next().await {
+            let (probe, evaluations) = joined?;
+            self.tracker.apply_items(probe.kind(), evaluations, now);
+            self.probes.push(probe);
+        }
         Ok(self.tracker.current())
     }
 
@@ -102,7 +122,14 @@ impl Scheduler {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         let start = Instant::now();
-        self.evaluate_all(false).await?;
+        // Probes get their own tasks; their results come back on a channel.
+        let (probe_tx, mut probe_rx) = mpsc::channel::<(&'static str, Vec<Evaluation>)>(64);
+        for probe in std::mem::take(&mut self.probes) {
+            tokio::spawn(probe_loop(probe, probe_tx.clone(), shutdown.clone()));
+        }
+        drop(probe_tx);
+        let all: Vec<usize> = (0..self.checks.len()).collect();
+        self.evaluate(&all, false).await?;
         let mut due: Vec<Instant> = self.checks.iter().map(|c| start + c.interval()).collect();
         let mut heartbeat_due = start;
         loop {
@@ -120,15 +147,7 @@ impl Scheduler {
                     due[i] = next_due(due[i], self.checks[i].interval(), now);
                 }
                 let changed = self.evaluate(&ready, true).await?;
-                for r in &changed {
-                    info!(
-                        check = %r.check,
-                        item = %r.item,
-                        state = %r.state,
-                        detail = %r.message,
-                        "check state changed"
-                    );
-                }
+                log_changes(&changed);
                 if !changed.is_empty() && !send(&observations, Payload::StateChanges(changed)).await
                 {
                     return Ok(());
@@ -137,6 +156,15 @@ impl Scheduler {
             let next = due.iter().copied().fold(heartbeat_due, Instant::min);
             tokio::select! {
                 _ = sleep_until(next) => {}
+                Some((kind, evaluations)) = probe_rx.recv() => {
+                    let changed = self.tracker.apply_items(kind, evaluations, SystemTime::now());
+                    log_changes(&changed);
+                    if !changed.is_empty()
+                        && !send(&observations, Payload::StateChanges(changed)).await
+                    {
+                        return Ok(());
+                    }
+                }
                 changed = interval.changed() => {
                     if changed.is_ok() {
                         // Apply a new heartbeat interval from now on.
@@ -145,6 +173,68 @@ impl Scheduler {
                 }
                 _ = shutdown.changed() => return Ok(()),
             }
+        }
+    }
+}
+
+fn log_changes(changed: &[CheckResult]) {
+    for r in changed {
+        info!(
+            check = %r.check,
+            item = %r.item,
+            state = %r.state,
+            detail = %r.message,
+            "check state changed"
+        );
+    }
+}
+
+/// One probe run, capped at its timeout (overrun = UNKNOWN).
+async fn run_probe(probe: &mut dyn Probe) -> Vec<Evaluation> {
+    let timeout = probe.timeout();
+    let item = probe.item();
+    match tokio::time::timeout(timeout, probe.run()).await {
+        Ok(evaluations) => evaluations,
+        Err(_) => vec![Evaluation {
+            item,
+            state: CheckState::Unknown,
+            message: format!(
+                "check did not finish within {}",
+                checks::format_secs(timeout)
+            ),
+            metrics: Vec::new(),
+        }],
+    }
+}
+
+/// A probe's own task: run now, then every interval or when woken.
+async fn probe_loop(
+    mut probe: Box<dyn Probe>,
+    results: mpsc::Sender<(&'static str, Vec<Evaluation>)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut wake = probe.wake();
+    let interval = probe.interval();
+    loop {
+        let evaluations = run_probe(probe.as_mut()).await;
+        if results.send((probe.kind(), evaluations)).await.is_err() {
+            return;
+        }
+        let next = Instant::now() + interval;
+        let woken = async {
+            match wake.as_mut() {
+                Some(rx) => rx.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep_until(next) => {}
+            alive = woken => {
+                if !alive {
+                    wake = None;
+                }
+            }
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -158,6 +158,39 @@ pub trait Check: Send {
     fn evaluate(&mut self, sample: &Sample) -> Vec<Evaluation>;
 }
 
+/// A boxed future, for the object-safe [`Probe`] trait.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A check that does its own I/O — processes, services, files, network,
+/// plugins — instead of reading the shared host [`Sample`]. Every probe runs
+/// on its own task, so a slow or hanging one never delays another; the
+/// scheduler caps each run at [`Probe::timeout`] and reports UNKNOWN when a
+/// run overruns.
+pub trait Probe: Send + 'static {
+    /// The kind name, as in `[[checks.<kind>]]`.
+    fn kind(&self) -> &'static str;
+    /// The item this probe reports on (used for the timeout result).
+    fn item(&self) -> String;
+    /// How often to run when nothing wakes it earlier.
+    fn interval(&self) -> Duration;
+    /// Longest a run may take.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+    /// Event-driven probes (file watches) return a receiver that wakes them
+    /// before the interval ends. Called once, before the first run.
+    fn wake(&mut self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
+    /// One run: where every item of this probe stands now.
+    fn run(&mut self) -> BoxFuture<'_, Vec<Evaluation>>;
+}
+
+/// Every configured probe (multi-instance kinds), from config.
+pub fn build_probes(_config: &ChecksConfig, _mode: Mode) -> Vec<Box<dyn Probe>> {
+    Vec::new()
+}
+
 /// How the windowed checks treat time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

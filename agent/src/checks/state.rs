@@ -54,6 +54,44 @@ impl StateTracker {
         changed
     }
 
+    /// Records a probe's evaluations: like [`StateTracker::apply`], but items
+    /// of the same kind that are not in `evaluations` are kept, since several
+    /// probe instances of one kind (two services, three backups) report
+    /// separately.
+    pub fn apply_items(
+        &mut self,
+        check: &'static str,
+        evaluations: Vec<Evaluation>,
+        now: SystemTime,
+    ) -> Vec<CheckResult> {
+        let mut changed = Vec::new();
+        for e in evaluations {
+            let key = (check, e.item.clone());
+            let unchanged = self.results.get(&key).filter(|p| p.state == e.state);
+            let since = unchanged.map_or(now, |p| p.since);
+            let result = CheckResult {
+                check,
+                item: e.item,
+                state: e.state,
+                message: e.message,
+                metrics: e.metrics,
+                since,
+            };
+            if unchanged.is_none() {
+                changed.push(result.clone());
+            }
+            self.results.insert(key, result);
+        }
+        changed
+    }
+
+    /// Forgets every result of `check` whose item is not in `keep` (a probe
+    /// removed by a config reload).
+    pub fn retain_items(&mut self, check: &'static str, keep: &[String]) {
+        self.results
+            .retain(|(c, item), _| *c != check || keep.contains(item));
+    }
+
     /// Every current result, ordered by check and item.
     pub fn current(&self) -> Vec<CheckResult> {
         self.results.values().cloned().collect()
@@ -96,6 +134,18 @@ mod tests {
         let changed = tracker.apply("disk", vec![eval("/", CheckState::Crit)], t2);
         assert_eq!(changed.len(), 1);
         assert_eq!((changed[0].state, changed[0].since), (CheckState::Crit, t2));
+    }
+
+    #[test]
+    fn probe_items_of_one_kind_are_kept_apart() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let mut tracker = StateTracker::new();
+        tracker.apply_items("service", vec![eval("nginx", CheckState::Ok)], t0);
+        let changed = tracker.apply_items("service", vec![eval("sshd", CheckState::Crit)], t0);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(tracker.current().len(), 2);
+        tracker.retain_items("service", &["sshd".to_owned()]);
+        assert_eq!(tracker.current().len(), 1);
     }
 
     #[test]
