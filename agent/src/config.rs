@@ -12,6 +12,11 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 mod validate;
+mod backup;
+mod log;
+
+pub use backup::BackupConfig;
+pub use log::{LogConfig, LogMatchState};
 
 /// Where `--config` points when it is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/agent.toml";
@@ -61,6 +66,10 @@ pub struct ChecksConfig {
     pub disk: DiskConfig,
     pub cpu: CpuConfig,
     pub memory: MemoryConfig,
+    /// `[[checks.backup]]`: one table per backup set.
+    pub backup: Vec<BackupConfig>,
+    /// `[[checks.log]]`: one table per (log file, pattern).
+    pub log: Vec<LogConfig>,
 }
 
 /// `[checks.disk]`: used space per mounted filesystem.
@@ -82,6 +91,21 @@ pub struct DiskConfig {
     pub exclude_fs_types: Vec<String>,
     /// Per-mount overrides of the thresholds, keyed by mount point.
     pub overrides: BTreeMap<String, DiskOverride>,
+    /// Time-to-full prediction from the recent free-space trend.
+    pub trend_enabled: bool,
+    /// History the linear fit looks at.
+    pub trend_window_hours: f64,
+    /// One history point per this many seconds.
+    pub trend_sample_secs: u64,
+    /// No forecast before the history spans this long.
+    pub trend_min_span_secs: u64,
+    /// No trend alarm below this used share (an almost empty disk taking one
+    /// big write is not a problem).
+    pub trend_min_used_percent: f64,
+    /// WARN when the disk is predicted full within this many hours.
+    pub warn_within_hours: f64,
+    /// CRIT when predicted full within this many hours.
+    pub crit_within_hours: f64,
 }
 
 /// The four disk thresholds for one mount. State = the worse of the percent
@@ -155,6 +179,13 @@ impl Default for DiskConfig {
             exclude_mounts: Vec::new(),
             exclude_fs_types: default_exclude_fs_types(),
             overrides: BTreeMap::new(),
+            trend_enabled: true,
+            trend_window_hours: 6.0,
+            trend_sample_secs: 60,
+            trend_min_span_secs: 1800,
+            trend_min_used_percent: 40.0,
+            warn_within_hours: 24.0,
+            crit_within_hours: 4.0,
         }
     }
 }
@@ -181,6 +212,19 @@ impl DiskConfig {
                 warn_free_bytes: o.warn_free_bytes.or(base.warn_free_bytes),
                 crit_free_bytes: o.crit_free_bytes.or(base.crit_free_bytes),
             },
+        }
+    }
+
+    /// The time-to-full settings (hours may be fractional).
+    pub fn trend(&self) -> crate::checks::TrendSettings {
+        let hours = |h: f64| Duration::try_from_secs_f64(h * 3600.0).unwrap_or(Duration::ZERO);
+        crate::checks::TrendSettings {
+            window: hours(self.trend_window_hours),
+            sample_every: Duration::from_secs(self.trend_sample_secs),
+            min_span: Duration::from_secs(self.trend_min_span_secs),
+            warn_within: hours(self.warn_within_hours),
+            crit_within: hours(self.crit_within_hours),
+            min_used_percent: self.trend_min_used_percent,
         }
     }
 

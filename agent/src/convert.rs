@@ -78,9 +78,9 @@ impl From<CheckState> for pb::CheckState {
 impl From<&Metric> for pb::Metric {
     fn from(m: &Metric) -> Self {
         Self {
-            name: m.name.to_owned(),
+            name: m.name.to_string(),
             value: m.value,
-            unit: m.unit.to_owned(),
+            unit: m.unit.to_string(),
         }
     }
 }

@@ -31,7 +31,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(host: Host, config: &Config, mode: Mode) -> Self {
-        let checks = checks::build(&config.checks, mode);
+        let checks = checks::build(&config.checks, mode, Some(&config.state_dir));
         let probes = checks::build_probes(&config.checks, mode);
         let cpu_sampled_by_check = checks.iter().any(|c| c.needs().cpu);
         Self {

@@ -5,9 +5,13 @@
 //! the heartbeat snapshot alike.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
-use super::{Check, CheckState, Evaluation, Metric, Needs, Sample, format_bytes};
+use tracing::warn;
+
+use super::trend::{self, History};
+use super::{Check, CheckState, Evaluation, Metric, Mode, Needs, Sample, format_bytes};
 use crate::config::{DiskConfig, DiskThresholds};
 use crate::host::DiskUsage;
 
@@ -78,10 +82,21 @@ impl DiskSelector {
     }
 }
 
-/// Used space per filesystem.
+/// File in the state dir holding the free-space history.
+pub const TREND_FILE: &str = "disk-trend.json";
+
+/// How often the history is written to disk: often enough that a restart
+/// loses little, rarely enough to cost nothing.
+const PERSIST_EVERY: Duration = Duration::from_secs(300);
+
+/// Used space per filesystem, and time-to-full from its trend.
 pub struct DiskCheck {
     selector: DiskSelector,
     config: DiskConfig,
+    history: History,
+    history_file: Option<PathBuf>,
+    persist: bool,
+    last_persist: Option<Instant>,
 }
 
 impl DiskCheck {
@@ -89,7 +104,37 @@ impl DiskCheck {
         Self {
             selector: DiskSelector::new(config),
             config: config.clone(),
+            history: History::default(),
+            history_file: None,
+            persist: false,
+            last_persist: None,
         }
+    }
+
+    /// Loads the trend history from `file` (if any); in continuous mode it
+    /// is also written back every few minutes.
+    #[must_use]
+    pub fn with_history(mut self, file: Option<PathBuf>, mode: Mode) -> Self {
+        if let Some(f) = &file {
+            self.history = History::load(f);
+        }
+        self.history_file = file;
+        self.persist = mode == Mode::Continuous;
+        self
+    }
+
+    fn persist_history(&mut self) {
+        let (true, Some(file)) = (self.persist, &self.history_file) else {
+            return;
+        };
+        if self.last_persist.is_some_and(|t| t.elapsed() < PERSIST_EVERY) {
+            return;
+        }
+        // A few KiB every five minutes: small enough to write from here.
+        if let Err(error) = self.history.save(file) {
+            warn!(%error, file = %file.display(), "cannot save disk trend history");
+        }
+        self.last_persist = Some(Instant::now());
     }
 
     fn evaluate_disk(&self, disk: &DiskUsage) -> Evaluation {
@@ -104,24 +149,55 @@ impl DiskCheck {
         }
         let used_percent = disk.used_percent();
         let free = disk.available_bytes;
-        let state = disk_state(&self.config.thresholds_for(mount), used_percent, free);
+        let by_threshold = disk_state(&self.config.thresholds_for(mount), used_percent, free);
         #[allow(clippy::cast_precision_loss)]
-        let metrics = vec![
+        let mut metrics = vec![
             Metric::new("used_percent", used_percent, "percent"),
             Metric::new("free_bytes", free as f64, "bytes"),
             Metric::new("total_bytes", disk.total_bytes as f64, "bytes"),
         ];
+        let mut message = format!(
+            "{mount} {used_percent:.1}% used, {} free of {}",
+            format_bytes(free),
+            format_bytes(disk.total_bytes)
+        );
+        let mut state = by_threshold;
+        if self.config.trend_enabled {
+            let settings = self.config.trend();
+            if let Some(f) = self.history.forecast(mount, free, &settings) {
+                let by_trend = trend::trend_state(Some(&f), used_percent, &settings);
+                state = state.worst(by_trend);
+                let hours = f.time_to_full.as_secs_f64() / 3600.0;
+                metrics.push(Metric::new("fill_rate_bytes_per_hour", f.fill_rate * 3600.0, "bytes"));
+                metrics.push(Metric::new("hours_to_full", hours, "hours"));
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let rate = format_bytes((f.fill_rate * 3600.0) as u64);
+                message.push_str(&format!(
+                    "; filling at {rate}/h, full in ~{}{}",
+                    trend::format_eta(f.time_to_full),
+                    full_at(f.time_to_full)
+                ));
+            }
+        }
         Evaluation {
             item: mount.clone(),
             state,
-            message: format!(
-                "{mount} {used_percent:.1}% used, {} free of {}",
-                format_bytes(free),
-                format_bytes(disk.total_bytes)
-            ),
+            message,
             metrics,
         }
     }
+}
+
+/// ` (around 2026-11-23 17:40 UTC)`, or nothing when out of range.
+fn full_at(in_: Duration) -> String {
+    let Some(at) = SystemTime::now().checked_add(in_) else {
+        return String::new();
+    };
+    let at = time::OffsetDateTime::from(at);
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    at.format(&fmt)
+        .map(|s| format!(" (around {s})"))
+        .unwrap_or_default()
 }
 
 /// The worse of the percent rule (at or above) and the free-bytes rule
@@ -166,6 +242,19 @@ impl Check for DiskCheck {
             return Vec::new();
         };
         let selected = self.selector.select(disks.clone());
+        if self.config.trend_enabled {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let settings = self.config.trend();
+            for d in selected.iter().filter(|d| d.total_bytes > 0) {
+                self.history
+                    .record(&d.mount_point, now, d.available_bytes, d.total_bytes, &settings);
+            }
+            let mounts: Vec<String> = selected.iter().map(|d| d.mount_point.clone()).collect();
+            self.history.retain(&mounts);
+            self.persist_history();
+        }
         let mut evaluations: Vec<Evaluation> =
             selected.iter().map(|d| self.evaluate_disk(d)).collect();
         for mount in self.selector.explicit() {
@@ -219,7 +308,7 @@ mod tests {
             "/mnt/data 96.2% used, 312 KiB free of 8.0 MiB"
         );
         assert_eq!(e[0].item, "/mnt/data");
-        let names: Vec<_> = e[0].metrics.iter().map(|m| m.name).collect();
+        let names: Vec<_> = e[0].metrics.iter().map(|m| m.name.as_ref()).collect();
         assert_eq!(names, ["used_percent", "free_bytes", "total_bytes"]);
     }
 

@@ -8,13 +8,16 @@ mod disk;
 mod memory;
 pub mod output;
 mod state;
+pub mod trend;
 mod window;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
 pub use disk::{DiskCheck, DiskSelector};
 pub use state::StateTracker;
+pub use trend::TrendSettings;
 
 use crate::config::ChecksConfig;
 use crate::host::{DiskUsage, MemoryUsage};
@@ -79,18 +82,27 @@ impl fmt::Display for CheckState {
     }
 }
 
-/// One measured value attached to a result.
+/// One measured value attached to a result. Names and units are usually
+/// static (`used_percent`); plugin performance data brings dynamic ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub value: f64,
-    /// `percent`, `bytes`, `seconds`, `` …
-    pub unit: &'static str,
+    /// `percent`, `bytes`, `seconds`, `` … (plugins: their UOM, e.g. `MB`)
+    pub unit: Cow<'static, str>,
 }
 
 impl Metric {
-    pub fn new(name: &'static str, value: f64, unit: &'static str) -> Self {
-        Self { name, value, unit }
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        value: f64,
+        unit: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+        }
     }
 }
 
@@ -201,10 +213,17 @@ pub enum Mode {
 }
 
 /// Every enabled check, from config.
-pub fn build(config: &ChecksConfig, mode: Mode) -> Vec<Box<dyn Check>> {
+/// `state_dir` holds persisted history (the disk trend); `None` keeps it in
+/// memory only.
+pub fn build(
+    config: &ChecksConfig,
+    mode: Mode,
+    state_dir: Option<&std::path::Path>,
+) -> Vec<Box<dyn Check>> {
     let mut checks: Vec<Box<dyn Check>> = Vec::new();
     if config.disk.enabled {
-        checks.push(Box::new(DiskCheck::new(&config.disk)));
+        let history = state_dir.map(|d| d.join(disk::TREND_FILE));
+        checks.push(Box::new(DiskCheck::new(&config.disk).with_history(history, mode)));
     }
     if config.cpu.enabled {
         checks.push(Box::new(cpu::CpuCheck::new(config.cpu.window(), mode)));
@@ -268,7 +287,7 @@ mod tests {
 
     #[test]
     fn every_kind_is_built_by_default() {
-        let checks = build(&ChecksConfig::default(), Mode::Continuous);
+        let checks = build(&ChecksConfig::default(), Mode::Continuous, None);
         let kinds: Vec<_> = checks.iter().map(|c| c.kind()).collect();
         assert_eq!(kinds, KINDS);
     }

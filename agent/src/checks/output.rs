@@ -34,9 +34,9 @@ pub fn json(results: &[CheckResult]) -> String {
                 .metrics
                 .iter()
                 .map(|m| JsonMetric {
-                    name: m.name,
+                    name: &m.name,
                     value: m.value,
-                    unit: m.unit,
+                    unit: &m.unit,
                 })
                 .collect(),
         })

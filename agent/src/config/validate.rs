@@ -27,6 +27,8 @@ pub fn validate(config: &Config) -> Vec<String> {
     validate_disk(&config.checks.disk, &mut p);
     validate_window("checks.cpu", &config.checks.cpu.window(), &mut p);
     validate_window("checks.memory", &config.checks.memory.window(), &mut p);
+    super::backup::validate_backup(&config.checks.backup, &mut p);
+    super::log::validate_log(&config.checks.log, &mut p);
     p
 }
 
@@ -51,6 +53,7 @@ fn validate_disk(d: &DiskConfig, p: &mut Vec<String>) {
     if d.poll_interval_ms == 0 {
         p.push("checks.disk.poll_interval_ms must be greater than 0".to_owned());
     }
+    validate_trend(d, p);
     validate_disk_thresholds("checks.disk", &d.base_thresholds(), p);
     for mount in d.overrides.keys() {
         let prefix = format!("checks.disk.overrides.{mount:?}");
@@ -132,5 +135,40 @@ mod tests {
         assert_eq!(log_level_problem("WARN"), None);
         assert_eq!(log_level_problem("info,forewarn_agent=debug"), None);
         assert!(log_level_problem("inf").is_some_and(|p| p.contains("log_level")));
+    }
+}
+
+fn validate_trend(d: &DiskConfig, p: &mut Vec<String>) {
+    let hours = [
+        ("trend_window_hours", d.trend_window_hours),
+        ("warn_within_hours", d.warn_within_hours),
+        ("crit_within_hours", d.crit_within_hours),
+    ];
+    for (key, h) in hours {
+        if !(h.is_finite() && h > 0.0 && h <= 24.0 * 366.0) {
+            p.push(format!("checks.disk.{key} ({h}) must be between 0 and 8784 hours"));
+        }
+    }
+    if d.crit_within_hours > d.warn_within_hours {
+        p.push(format!(
+            "checks.disk.crit_within_hours ({}) must not exceed checks.disk.warn_within_hours ({})",
+            d.crit_within_hours, d.warn_within_hours
+        ));
+    }
+    if d.trend_sample_secs == 0 {
+        p.push("checks.disk.trend_sample_secs must be greater than 0".to_owned());
+    }
+    if !(0.0..=100.0).contains(&d.trend_min_used_percent) {
+        p.push(format!(
+            "checks.disk.trend_min_used_percent ({}) must be within 0..=100",
+            d.trend_min_used_percent
+        ));
+    }
+    #[allow(clippy::cast_precision_loss)]
+    if d.trend_min_span_secs as f64 > d.trend_window_hours * 3600.0 {
+        p.push(format!(
+            "checks.disk.trend_min_span_secs ({}) must fit in checks.disk.trend_window_hours ({})",
+            d.trend_min_span_secs, d.trend_window_hours
+        ));
     }
 }

@@ -1,0 +1,475 @@
+//! The `process` check (`[[checks.process]]`): how many processes match a
+//! name or a command-line pattern, against a minimum and an optional
+//! maximum. The item is the configured name or pattern, as written, so it
+//! stays stable across restarts of the watched program.
+//!
+//! The process list comes from sysinfo with a minimal refresh (no CPU,
+//! memory, environment or per-thread data; command lines only when a
+//! pattern needs them, and read once per process). One [`ProcessTable`] is
+//! shared by every process probe, so probes that fall due together walk
+//! `/proc` once.
+
+use std::ffi::{OsStr, OsString};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
+
+use super::{BoxFuture, CheckState, Evaluation, Metric, Probe};
+
+/// `[[checks.process]]`: one watched program.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// Matches the process name exactly (on Linux the kernel's `comm`; on
+    /// Windows `.exe` may be left out).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Matches when this substring occurs in the command line (arguments
+    /// joined by spaces, as `ps -o args` shows them).
+    #[serde(default)]
+    pub cmdline: Option<String>,
+    /// CRIT when fewer are running.
+    #[serde(default = "default_min_count")]
+    pub min_count: u64,
+    /// WARN when more are running.
+    #[serde(default)]
+    pub max_count: Option<u64>,
+    #[serde(default = "default_interval_secs")]
+    pub interval_secs: u64,
+}
+
+fn default_min_count() -> u64 {
+    1
+}
+
+fn default_interval_secs() -> u64 {
+    10
+}
+
+impl ProcessConfig {
+    /// What the results are about: the name or the pattern, as configured.
+    pub fn item(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.cmdline.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// Every bad value of `[[checks.process]]`, each naming its key.
+pub fn validate_process(list: &[ProcessConfig], p: &mut Vec<String>) {
+    for (i, c) in list.iter().enumerate() {
+        let key = format!("checks.process[{i}]");
+        match (&c.name, &c.cmdline) {
+            (None, None) => p.push(format!("{key} needs one of name or cmdline")),
+            (Some(_), Some(_)) => p.push(format!("{key} must set only one of name and cmdline")),
+            _ => {}
+        }
+        for (field, value) in [("name", &c.name), ("cmdline", &c.cmdline)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                p.push(format!("{key}.{field} must not be empty"));
+            }
+        }
+        if let Some(max) = c.max_count
+            && max < c.min_count
+        {
+            p.push(format!(
+                "{key}.max_count ({max}) must be at least {key}.min_count ({})",
+                c.min_count
+            ));
+        }
+        if c.interval_secs == 0 {
+            p.push(format!("{key}.interval_secs must be greater than 0"));
+        }
+        if let Some(first) = list[..i].iter().position(|o| o.item() == c.item())
+            && !c.item().is_empty()
+        {
+            p.push(format!(
+                "{key} watches the same item as checks.process[{first}] ({:?})",
+                c.item()
+            ));
+        }
+    }
+}
+
+/// One probe per `[[checks.process]]` entry, all sharing one process table.
+pub fn probes(list: &[ProcessConfig]) -> Vec<Box<dyn Probe>> {
+    if list.is_empty() {
+        return Vec::new();
+    }
+    let matchers: Vec<Matcher> = list.iter().filter_map(Matcher::from_config).collect();
+    let table = ProcessTable::new(matchers.iter().any(Matcher::needs_cmdline));
+    list.iter()
+        .zip(matchers)
+        .map(|(c, matcher)| -> Box<dyn Probe> {
+            Box::new(ProcessProbe {
+                item: c.item().to_owned(),
+                matcher: Arc::new(matcher),
+                min_count: c.min_count,
+                max_count: c.max_count,
+                interval: Duration::from_secs(c.interval_secs),
+                table: table.clone(),
+            })
+        })
+        .collect()
+}
+
+// === impl Matcher ===
+
+/// Linux keeps only this many bytes of a process name (`TASK_COMM_LEN - 1`).
+const COMM_LEN: usize = 15;
+
+/// What a process must look like to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    Name(String),
+    Cmdline(String),
+}
+
+impl Matcher {
+    fn from_config(c: &ProcessConfig) -> Option<Self> {
+        match (&c.name, &c.cmdline) {
+            (Some(name), _) => Some(Self::Name(name.clone())),
+            (None, Some(pattern)) => Some(Self::Cmdline(pattern.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether the process table must hold command lines for this matcher:
+    /// patterns do, and so do names longer than Linux keeps (the kernel's
+    /// name is then only a prefix, and `argv[0]` decides).
+    fn needs_cmdline(&self) -> bool {
+        match self {
+            Self::Cmdline(_) => true,
+            Self::Name(name) => cfg!(target_os = "linux") && name.len() > COMM_LEN,
+        }
+    }
+
+    /// Whether a process with this name and argument vector matches.
+    pub fn matches(&self, name: &OsStr, cmd: &[OsString]) -> bool {
+        match self {
+            Self::Name(wanted) => name_matches(name, cmd.first().map(OsString::as_os_str), wanted),
+            Self::Cmdline(pattern) => !cmd.is_empty() && joined(cmd).contains(pattern.as_str()),
+        }
+    }
+}
+
+/// The command line as `ps -o args` shows it.
+fn joined(cmd: &[OsString]) -> String {
+    let parts: Vec<_> = cmd.iter().map(|a| a.to_string_lossy()).collect();
+    parts.join(" ")
+}
+
+fn name_matches(name: &OsStr, argv0: Option<&OsStr>, wanted: &str) -> bool {
+    let name = name.to_string_lossy();
+    if cfg!(windows) {
+        // Windows names carry `.exe` and are case-insensitive.
+        let name = name.to_lowercase();
+        let wanted = wanted.to_lowercase();
+        return name == wanted || name.strip_suffix(".exe") == Some(wanted.as_str());
+    }
+    if name == wanted {
+        return true;
+    }
+    // Linux truncates names to 15 bytes: `comm` is then a prefix and the
+    // base name of argv[0] must be the full name (what `pgrep` cannot do).
+    let truncated = wanted.len() > COMM_LEN && wanted.as_bytes().get(..COMM_LEN) == Some(name.as_bytes());
+    truncated
+        && argv0.is_some_and(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .is_some_and(|base| base == OsStr::new(wanted))
+        })
+}
+
+// === impl ProcessTable ===
+
+/// A refresh this recent is reused rather than repeated.
+const REUSE_WITHIN: Duration = Duration::from_millis(500);
+
+/// The host's process list, shared by the process probes.
+#[derive(Clone)]
+pub struct ProcessTable {
+    inner: Arc<Mutex<Table>>,
+}
+
+struct Table {
+    system: System,
+    refresh: ProcessRefreshKind,
+    refreshed: Option<Instant>,
+}
+
+impl ProcessTable {
+    pub fn new(needs_cmdline: bool) -> Self {
+        // No per-thread entries, no CPU / memory / environment / user data;
+        // command lines only when needed, read once per process (a reused
+        // pid is a new process to sysinfo: it compares start times).
+        let mut refresh = ProcessRefreshKind::nothing().without_tasks();
+        if needs_cmdline {
+            refresh = refresh.with_cmd(UpdateKind::OnlyIfNotSet);
+        }
+        Self {
+            inner: Arc::new(Mutex::new(Table {
+                system: System::new(),
+                refresh,
+                refreshed: None,
+            })),
+        }
+    }
+
+    /// Blocking (walks `/proc`): how many live processes, other than the
+    /// agent itself, match.
+    pub fn count(&self, matcher: &Matcher) -> u64 {
+        let mut table = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.refreshed.is_none_or(|at| at.elapsed() > REUSE_WITHIN) {
+            let refresh = table.refresh;
+            table
+                .system
+                .refresh_processes_specifics(ProcessesToUpdate::All, true, refresh);
+            table.refreshed = Some(Instant::now());
+        }
+        let me = sysinfo::get_current_pid().ok();
+        let n = table
+            .system
+            .processes()
+            .values()
+            .filter(|p| {
+                Some(p.pid()) != me
+                    && p.thread_kind().is_none()
+                    && !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead)
+                    && matcher.matches(p.name(), p.cmd())
+            })
+            .count();
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+}
+
+// === impl ProcessProbe ===
+
+/// One `[[checks.process]]` entry.
+pub struct ProcessProbe {
+    item: String,
+    matcher: Arc<Matcher>,
+    min_count: u64,
+    max_count: Option<u64>,
+    interval: Duration,
+    table: ProcessTable,
+}
+
+impl Probe for ProcessProbe {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    fn item(&self) -> String {
+        self.item.clone()
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn run(&mut self) -> BoxFuture<'_, Vec<Evaluation>> {
+        Box::pin(async move {
+            let table = self.table.clone();
+            let matcher = Arc::clone(&self.matcher);
+            let evaluation =
+                match tokio::task::spawn_blocking(move || table.count(&matcher)).await {
+                    Ok(count) => evaluate(&self.item, count, self.min_count, self.max_count),
+                    Err(error) => Evaluation {
+                        item: self.item.clone(),
+                        state: CheckState::Unknown,
+                        message: format!("{}: cannot list processes: {error}", self.item),
+                        metrics: Vec::new(),
+                    },
+                };
+            vec![evaluation]
+        })
+    }
+}
+
+/// CRIT below `min`, WARN above `max`, else OK.
+pub fn evaluate(item: &str, count: u64, min: u64, max: Option<u64>) -> Evaluation {
+    let (state, message) = if count < min {
+        (
+            CheckState::Crit,
+            format!("{item}: {count} running, expected at least {min}"),
+        )
+    } else if let Some(max) = max.filter(|&max| count > max) {
+        (
+            CheckState::Warn,
+            format!("{item}: {count} running, expected at most {max}"),
+        )
+    } else {
+        (CheckState::Ok, format!("{item}: {count} running"))
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let metrics = vec![Metric::new("count", count as f64, "")];
+    Evaluation {
+        item: item.to_owned(),
+        state,
+        message,
+        metrics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> Vec<ProcessConfig> {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            process: Vec<ProcessConfig>,
+        }
+        toml::from_str::<Wrapper>(toml_text)
+            .expect("parses")
+            .process
+    }
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn fewer_than_min_is_crit_more_than_max_is_warn() {
+        let e = evaluate("nginx", 0, 1, None);
+        assert_eq!(e.state, CheckState::Crit);
+        assert_eq!(e.message, "nginx: 0 running, expected at least 1");
+        assert_eq!(e.item, "nginx");
+        assert_eq!(e.metrics, [Metric::new("count", 0.0, "")]);
+
+        let e = evaluate("worker", 5, 1, Some(4));
+        assert_eq!(e.state, CheckState::Warn);
+        assert_eq!(e.message, "worker: 5 running, expected at most 4");
+
+        let e = evaluate("worker", 4, 1, Some(4));
+        assert_eq!((e.state, e.message.as_str()), (CheckState::Ok, "worker: 4 running"));
+        // "must not run": min 0, max 0.
+        assert_eq!(evaluate("miner", 1, 0, Some(0)).state, CheckState::Warn);
+        assert_eq!(evaluate("miner", 0, 0, Some(0)).state, CheckState::Ok);
+    }
+
+    #[test]
+    fn name_matches_exactly_and_cmdline_by_substring() {
+        let nginx = Matcher::Name("nginx".into());
+        let cmd = os(&["nginx: worker process"]);
+        assert!(nginx.matches(OsStr::new("nginx"), &cmd));
+        assert!(!nginx.matches(OsStr::new("nginx-debug"), &cmd));
+        assert!(!nginx.matches(OsStr::new("ngin"), &cmd));
+
+        let pattern = Matcher::Cmdline("--config /etc/app.toml".into());
+        assert!(pattern.matches(
+            OsStr::new("app"),
+            &os(&["/usr/bin/app", "--config", "/etc/app.toml", "run"])
+        ));
+        assert!(!pattern.matches(OsStr::new("app"), &os(&["/usr/bin/app", "run"])));
+        // Kernel threads and zombies have no command line: never a match.
+        assert!(!Matcher::Cmdline("kworker".into()).matches(OsStr::new("kworker/0:1"), &[]));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn long_names_match_through_argv0_on_linux() {
+        let m = Matcher::Name("unattended-upgrade-shutdown".into());
+        assert!(m.needs_cmdline());
+        let comm = OsStr::new("unattended-upgr");
+        assert!(m.matches(
+            comm,
+            &os(&["/usr/share/unattended-upgrades/unattended-upgrade-shutdown", "--wait"])
+        ));
+        assert!(!m.matches(comm, &os(&["/usr/bin/unattended-upgrades"])));
+        assert!(!Matcher::Name("nginx".into()).needs_cmdline());
+    }
+
+    #[test]
+    fn config_defaults_and_items() {
+        let list = config(
+            r#"
+            [[process]]
+            name = "nginx"
+            [[process]]
+            cmdline = "java -jar app.jar"
+            min_count = 2
+            max_count = 4
+            interval_secs = 30
+            "#,
+        );
+        assert_eq!(list[0].min_count, 1);
+        assert_eq!(list[0].max_count, None);
+        assert_eq!(list[0].interval_secs, 10);
+        assert_eq!(list[0].item(), "nginx");
+        assert_eq!(list[1].item(), "java -jar app.jar");
+        let mut p = Vec::new();
+        validate_process(&list, &mut p);
+        assert_eq!(p, Vec::<String>::new());
+        let probes = probes(&list);
+        assert_eq!(probes.len(), 2);
+        assert_eq!(probes[1].item(), "java -jar app.jar");
+        assert_eq!(probes[1].interval(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_entries_name_their_keys() {
+        let list = config(
+            r#"
+            [[process]]
+            min_count = 1
+            [[process]]
+            name = "a"
+            cmdline = "b"
+            [[process]]
+            name = " "
+            min_count = 3
+            max_count = 2
+            interval_secs = 0
+            [[process]]
+            name = "a"
+            "#,
+        );
+        let mut p = Vec::new();
+        validate_process(&list, &mut p);
+        let all = p.join("\n");
+        for expected in [
+            "checks.process[0] needs one of name or cmdline",
+            "checks.process[1] must set only one of name and cmdline",
+            "checks.process[2].name must not be empty",
+            "checks.process[2].max_count (2) must be at least checks.process[2].min_count (3)",
+            "checks.process[2].interval_secs must be greater than 0",
+            "checks.process[3] watches the same item as checks.process[1] (\"a\")",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        assert!(
+            toml::from_str::<ProcessConfig>("nmae = \"x\"").is_err(),
+            "unknown keys are errors"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn counts_a_real_process_and_not_itself() {
+        // `sleep` under a name no other process has.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = format!("forewarn-unit-{}", std::process::id());
+        let exe = dir.path().join(&marker);
+        std::os::unix::fs::symlink("/bin/sleep", &exe).expect("symlink sleep");
+        let mut child = std::process::Command::new(&exe)
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let table = ProcessTable::new(true);
+        let matcher = Matcher::Cmdline(marker.clone());
+        assert_eq!(table.count(&matcher), 1);
+        // The kernel keeps 15 bytes of the name; argv[0] completes it.
+        #[cfg(target_os = "linux")]
+        assert_eq!(table.count(&Matcher::Name(marker.clone())), 1);
+        assert_eq!(table.count(&Matcher::Cmdline("no such process 8c1f".into())), 0);
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        std::thread::sleep(REUSE_WITHIN + Duration::from_millis(50));
+        assert_eq!(table.count(&matcher), 0);
+    }
+}
