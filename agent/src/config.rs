@@ -11,12 +11,24 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-mod validate;
 mod backup;
+mod certificate;
 mod log;
+mod net;
+mod plugin;
+mod process;
+mod reboot;
+mod service;
+mod validate;
 
 pub use backup::BackupConfig;
+pub use certificate::CertificateConfig;
 pub use log::{LogConfig, LogMatchState};
+pub use net::{HttpConfig, TcpConfig};
+pub use plugin::PluginConfig;
+pub use process::ProcessConfig;
+pub use reboot::RebootRequiredConfig;
+pub use service::{Expect, ServiceConfig};
 
 /// Where `--config` points when it is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/agent.toml";
@@ -66,10 +78,52 @@ pub struct ChecksConfig {
     pub disk: DiskConfig,
     pub cpu: CpuConfig,
     pub memory: MemoryConfig,
+    pub load: LoadConfig,
     /// `[[checks.backup]]`: one table per backup set.
     pub backup: Vec<BackupConfig>,
     /// `[[checks.log]]`: one table per (log file, pattern).
     pub log: Vec<LogConfig>,
+    /// `[[checks.process]]`: one table per watched program.
+    pub process: Vec<ProcessConfig>,
+    /// `[[checks.service]]`: one table per watched service.
+    pub service: Vec<ServiceConfig>,
+    /// `[checks.reboot_required]`: pending reboot after updates.
+    pub reboot_required: RebootRequiredConfig,
+    /// `[[checks.plugin]]`: one table per Nagios-compatible plugin.
+    pub plugin: Vec<PluginConfig>,
+    /// `[[checks.tcp]]`: one table per TCP port to connect to.
+    pub tcp: Vec<TcpConfig>,
+    /// `[[checks.http]]`: one table per URL to fetch.
+    pub http: Vec<HttpConfig>,
+    /// `[[checks.certificate]]`: one table per certificate to watch.
+    pub certificate: Vec<CertificateConfig>,
+}
+
+/// `[checks.load]`: the load average per CPU. The load average is itself a
+/// sustained figure (an exponentially damped average over 1, 5 or 15 min).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadConfig {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    /// Which load average decides: 1, 5 or 15 (minutes).
+    pub average_minutes: u32,
+    /// WARN at or above this load per CPU.
+    pub warn_per_cpu: f64,
+    /// CRIT at or above this load per CPU.
+    pub crit_per_cpu: f64,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 15,
+            average_minutes: 15,
+            warn_per_cpu: 2.0,
+            crit_per_cpu: 4.0,
+        }
+    }
 }
 
 /// `[checks.disk]`: used space per mounted filesystem.

@@ -8,7 +8,10 @@
 
 use std::time::Duration;
 
-use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
+use sysinfo::{
+    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, ProcessRefreshKind,
+    ProcessesToUpdate, RefreshKind, System,
+};
 
 use crate::error::{Error, Result};
 
@@ -91,6 +94,28 @@ pub fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// Load averages (1, 5, 15 minutes) and the CPU count they compare to.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadAverage {
+    pub one: f64,
+    pub five: f64,
+    pub fifteen: f64,
+    pub cpu_count: usize,
+}
+
+/// One process among the heaviest, for ticket texts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopProcess {
+    pub pid: u32,
+    pub name: String,
+    /// Share of one core since the previous process refresh.
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+}
+
+/// How many processes a ticket text names.
+pub const TOP_PROCESSES: usize = 3;
+
 /// The machine, as sysinfo sees it.
 pub struct Host {
     system: System,
@@ -153,6 +178,42 @@ impl Host {
             used_bytes: self.system.used_memory(),
             total_bytes: self.system.total_memory(),
         }
+    }
+
+    /// Current load averages (zeros where the platform has none).
+    pub fn sample_load(&self) -> LoadAverage {
+        let l = System::load_average().unwrap_or(sysinfo::LoadAvg {
+            one: 0.0,
+            five: 0.0,
+            fifteen: 0.0,
+        });
+        LoadAverage {
+            one: l.one,
+            five: l.five,
+            fifteen: l.fifteen,
+            cpu_count: self.system.cpus().len().max(1),
+        }
+    }
+
+    /// Every process with its CPU share (since the previous call) and
+    /// resident memory. Only refreshed while a problem is being explained,
+    /// so the process table costs nothing in the normal case.
+    pub fn sample_processes(&mut self) -> Vec<TopProcess> {
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+        );
+        self.system
+            .processes()
+            .values()
+            .map(|p| TopProcess {
+                pid: p.pid().as_u32(),
+                name: p.name().to_string_lossy().into_owned(),
+                cpu_percent: f64::from(p.cpu_usage()),
+                memory_bytes: p.memory(),
+            })
+            .collect()
     }
 
     /// Every mounted filesystem sysinfo lists, with fresh sizes. Re-reads the

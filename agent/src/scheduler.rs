@@ -81,6 +81,8 @@ impl Scheduler {
                 disks: needs.disks.then(|| host.sample_disks()),
                 cpu_percent: (needs.cpu && cpu_ready).then(|| host.sample_cpu()),
                 memory: needs.memory.then(|| host.sample_memory()),
+                load: needs.load.then(|| host.sample_load()),
+                processes: needs.processes.then(|| host.sample_processes()),
             }
         })
         .await?;

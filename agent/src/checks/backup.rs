@@ -29,6 +29,13 @@ use status::{JobStatus, StatusReport};
 /// Quiet time after the last write before a new file is judged.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// One probe per `[[checks.backup]]` table.
+pub fn probes(list: &[BackupConfig]) -> Vec<Box<dyn Probe>> {
+    list.iter()
+        .map(|c| Box::new(BackupProbe::new(c)) as Box<dyn Probe>)
+        .collect()
+}
+
 /// One backup set.
 pub struct BackupProbe {
     config: Arc<BackupConfig>,

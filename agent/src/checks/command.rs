@@ -52,9 +52,11 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }),
-        Ok(Err(source)) if source.kind() == io::ErrorKind::NotFound => Err(CommandError::NotFound {
-            program: program.to_owned(),
-        }),
+        Ok(Err(source)) if source.kind() == io::ErrorKind::NotFound => {
+            Err(CommandError::NotFound {
+                program: program.to_owned(),
+            })
+        }
         Ok(Err(source)) => Err(CommandError::Spawn {
             program: program.to_owned(),
             source,
@@ -81,11 +83,18 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn captures_output_and_exit_code() {
-        let out = run("sh", &["-c", "echo out; echo err >&2; exit 3"], Duration::from_secs(5))
-            .await
-            .expect("runs");
+        let out = run(
+            "sh",
+            &["-c", "echo out; echo err >&2; exit 3"],
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("runs");
         assert_eq!(out.code, Some(3));
-        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("out\n", "err\n"));
+        assert_eq!(
+            (out.stdout.as_str(), out.stderr.as_str()),
+            ("out\n", "err\n")
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

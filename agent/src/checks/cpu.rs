@@ -12,6 +12,9 @@ pub struct CpuCheck {
     window: Window,
     settings: WindowSettings,
     mode: Mode,
+    /// Whether the last evaluation was raised: then the next sample brings
+    /// the process table, to name the heaviest processes.
+    raised: bool,
 }
 
 impl CpuCheck {
@@ -25,6 +28,7 @@ impl CpuCheck {
             window: Window::new(&settings, capacity),
             settings,
             mode,
+            raised: false,
         }
     }
 }
@@ -41,6 +45,7 @@ impl Check for CpuCheck {
     fn needs(&self) -> Needs {
         Needs {
             cpu: true,
+            processes: self.raised,
             ..Needs::default()
         }
     }
@@ -59,6 +64,16 @@ impl Check for CpuCheck {
                 status.average, status.filled, status.capacity
             ),
         };
+        self.raised =
+            status.state != super::CheckState::Ok || status.average >= self.settings.warn_percent;
+        let mut message = message;
+        if self.raised {
+            message.push_str(&super::top_processes(
+                sample.processes.as_ref(),
+                |p| p.cpu_percent,
+                |p| format!("{:.0}% cpu", p.cpu_percent),
+            ));
+        }
         vec![Evaluation {
             item: String::new(),
             state: status.state,
@@ -98,6 +113,34 @@ mod tests {
         assert_eq!(e[0].state, CheckState::Crit);
         assert_eq!(e[0].message, "cpu 99.0% average over 15 s");
         assert_eq!(e[0].item, "");
+    }
+
+    #[test]
+    fn a_raised_state_names_the_top_processes() {
+        let config = CpuConfig {
+            sample_interval_secs: 5,
+            window_secs: 5,
+            ..CpuConfig::default()
+        };
+        let mut check = CpuCheck::new(config.window(), Mode::Continuous);
+        assert!(!check.needs().processes);
+        check.evaluate(&sample(99.0));
+        assert!(check.needs().processes);
+        let mut s = sample(99.0);
+        s.processes = Some(vec![crate::host::TopProcess {
+            pid: 42,
+            name: "spin".into(),
+            cpu_percent: 97.0,
+            memory_bytes: 0,
+        }]);
+        let e = check.evaluate(&s);
+        assert!(
+            e[0].message.ends_with("; top: spin (pid 42) 97% cpu"),
+            "{}",
+            e[0].message
+        );
+        check.evaluate(&sample(1.0));
+        assert!(!check.needs().processes, "back to normal: no process table");
     }
 
     #[test]

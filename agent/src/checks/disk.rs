@@ -127,7 +127,10 @@ impl DiskCheck {
         let (true, Some(file)) = (self.persist, &self.history_file) else {
             return;
         };
-        if self.last_persist.is_some_and(|t| t.elapsed() < PERSIST_EVERY) {
+        if self
+            .last_persist
+            .is_some_and(|t| t.elapsed() < PERSIST_EVERY)
+        {
             return;
         }
         // A few KiB every five minutes: small enough to write from here.
@@ -168,7 +171,11 @@ impl DiskCheck {
                 let by_trend = trend::trend_state(Some(&f), used_percent, &settings);
                 state = state.worst(by_trend);
                 let hours = f.time_to_full.as_secs_f64() / 3600.0;
-                metrics.push(Metric::new("fill_rate_bytes_per_hour", f.fill_rate * 3600.0, "bytes"));
+                metrics.push(Metric::new(
+                    "fill_rate_bytes_per_hour",
+                    f.fill_rate * 3600.0,
+                    "bytes",
+                ));
                 metrics.push(Metric::new("hours_to_full", hours, "hours"));
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let rate = format_bytes((f.fill_rate * 3600.0) as u64);
@@ -248,8 +255,13 @@ impl Check for DiskCheck {
                 .map_or(0, |d| d.as_secs());
             let settings = self.config.trend();
             for d in selected.iter().filter(|d| d.total_bytes > 0) {
-                self.history
-                    .record(&d.mount_point, now, d.available_bytes, d.total_bytes, &settings);
+                self.history.record(
+                    &d.mount_point,
+                    now,
+                    d.available_bytes,
+                    d.total_bytes,
+                    &settings,
+                );
             }
             let mounts: Vec<String> = selected.iter().map(|d| d.mount_point.clone()).collect();
             self.history.retain(&mounts);

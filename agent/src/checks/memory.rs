@@ -12,6 +12,9 @@ pub struct MemoryCheck {
     window: Window,
     settings: WindowSettings,
     mode: Mode,
+    /// Whether the last evaluation was raised: then the next sample brings
+    /// the process table, to name the heaviest processes.
+    raised: bool,
 }
 
 impl MemoryCheck {
@@ -25,6 +28,7 @@ impl MemoryCheck {
             window: Window::new(&settings, capacity),
             settings,
             mode,
+            raised: false,
         }
     }
 }
@@ -41,6 +45,7 @@ impl Check for MemoryCheck {
     fn needs(&self) -> Needs {
         Needs {
             memory: true,
+            processes: self.raised,
             ..Needs::default()
         }
     }
@@ -72,6 +77,16 @@ impl Check for MemoryCheck {
             Metric::new("used_bytes", memory.used_bytes as f64, "bytes"),
             Metric::new("total_bytes", memory.total_bytes as f64, "bytes"),
         ];
+        self.raised =
+            status.state != super::CheckState::Ok || status.average >= self.settings.warn_percent;
+        let mut message = message;
+        if self.raised {
+            message.push_str(&super::top_processes(
+                sample.processes.as_ref(),
+                |p| p.memory_bytes as f64,
+                |p| format_bytes(p.memory_bytes),
+            ));
+        }
         vec![Evaluation {
             item: String::new(),
             state: status.state,

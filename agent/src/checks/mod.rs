@@ -3,12 +3,24 @@
 //! [`StateTracker`] adds `since` and detects state changes; [`build`] is the
 //! registry that turns `[checks.*]` config into check instances.
 
+mod backup;
+mod certificate;
+mod command;
 mod cpu;
 mod disk;
+pub mod limits;
+mod load;
+mod log;
 mod memory;
+pub(crate) mod net;
 pub mod output;
+pub mod plugin;
+mod process;
+mod reboot;
+mod service;
 mod state;
 pub mod trend;
+mod watch;
 mod window;
 
 use std::borrow::Cow;
@@ -20,10 +32,10 @@ pub use state::StateTracker;
 pub use trend::TrendSettings;
 
 use crate::config::ChecksConfig;
-use crate::host::{DiskUsage, MemoryUsage};
+use crate::host::{DiskUsage, LoadAverage, MemoryUsage, TOP_PROCESSES, TopProcess};
 
 /// The known check kinds, in the order they are built.
-pub const KINDS: [&str; 3] = ["disk", "cpu", "memory"];
+pub const KINDS: [&str; 4] = ["disk", "cpu", "memory", "load"];
 
 /// Outcome of a check, in the Nagios sense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,6 +146,9 @@ pub struct Needs {
     pub disks: bool,
     pub cpu: bool,
     pub memory: bool,
+    pub load: bool,
+    /// The process table, to name the heaviest processes in a ticket.
+    pub processes: bool,
 }
 
 impl Needs {
@@ -143,6 +158,8 @@ impl Needs {
             disks: self.disks || other.disks,
             cpu: self.cpu || other.cpu,
             memory: self.memory || other.memory,
+            load: self.load || other.load,
+            processes: self.processes || other.processes,
         }
     }
 }
@@ -156,6 +173,9 @@ pub struct Sample {
     /// there is no meaningful figure yet.
     pub cpu_percent: Option<f64>,
     pub memory: Option<MemoryUsage>,
+    pub load: Option<LoadAverage>,
+    /// Every process, when a check asked for them.
+    pub processes: Option<Vec<TopProcess>>,
 }
 
 /// A check kind.
@@ -199,8 +219,18 @@ pub trait Probe: Send + 'static {
 }
 
 /// Every configured probe (multi-instance kinds), from config.
-pub fn build_probes(_config: &ChecksConfig, _mode: Mode) -> Vec<Box<dyn Probe>> {
-    Vec::new()
+pub fn build_probes(config: &ChecksConfig, _mode: Mode) -> Vec<Box<dyn Probe>> {
+    let mut probes: Vec<Box<dyn Probe>> = Vec::new();
+    probes.extend(process::probes(&config.process));
+    probes.extend(service::probes(&config.service));
+    probes.extend(reboot::probes(&config.reboot_required));
+    probes.extend(plugin::build(&config.plugin));
+    probes.extend(net::build_tcp(&config.tcp));
+    probes.extend(net::build_http(&config.http));
+    probes.extend(certificate::build(&config.certificate));
+    probes.extend(backup::probes(&config.backup));
+    probes.extend(log::probes(&config.log));
+    probes
 }
 
 /// How the windowed checks treat time.
@@ -223,7 +253,9 @@ pub fn build(
     let mut checks: Vec<Box<dyn Check>> = Vec::new();
     if config.disk.enabled {
         let history = state_dir.map(|d| d.join(disk::TREND_FILE));
-        checks.push(Box::new(DiskCheck::new(&config.disk).with_history(history, mode)));
+        checks.push(Box::new(
+            DiskCheck::new(&config.disk).with_history(history, mode),
+        ));
     }
     if config.cpu.enabled {
         checks.push(Box::new(cpu::CpuCheck::new(config.cpu.window(), mode)));
@@ -234,7 +266,34 @@ pub fn build(
             mode,
         )));
     }
+    if config.load.enabled {
+        checks.push(Box::new(load::LoadCheck::new(&config.load)));
+    }
     checks
+}
+
+/// `; top: java (pid 812) 180%, postgres (pid 77) 40%` — the heaviest
+/// processes by `key`, for a ticket text; empty when none were sampled.
+pub fn top_processes(
+    processes: Option<&Vec<TopProcess>>,
+    key: fn(&TopProcess) -> f64,
+    show: fn(&TopProcess) -> String,
+) -> String {
+    let Some(processes) = processes else {
+        return String::new();
+    };
+    let mut sorted: Vec<&TopProcess> = processes.iter().collect();
+    sorted.sort_by(|a, b| key(b).total_cmp(&key(a)));
+    let top: Vec<String> = sorted
+        .iter()
+        .take(TOP_PROCESSES)
+        .map(|p| format!("{} (pid {}) {}", p.name, p.pid, show(p)))
+        .collect();
+    if top.is_empty() {
+        String::new()
+    } else {
+        format!("; top: {}", top.join(", "))
+    }
 }
 
 /// Bytes for people: `312 KiB`, `8.0 MiB`, `1.5 GiB`.

@@ -17,39 +17,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
-
 use super::{BoxFuture, CheckState, Evaluation, Metric, Probe, command};
+use crate::config::RebootRequiredConfig;
 
 /// How long `needs-restarting -r` may take (it reads the rpm database).
 const NEEDS_RESTARTING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Packages named in the message; the rest are counted.
 const LISTED_PACKAGES: usize = 5;
-
-/// `[checks.reboot_required]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RebootRequiredConfig {
-    /// Default: on for Linux, off elsewhere (not supported there).
-    pub enabled: bool,
-    pub interval_secs: u64,
-}
-
-impl Default for RebootRequiredConfig {
-    fn default() -> Self {
-        Self {
-            enabled: cfg!(target_os = "linux"),
-            interval_secs: 3600,
-        }
-    }
-}
-
-/// Every bad value of `[checks.reboot_required]`, each naming its key.
-pub fn validate_reboot_required(c: &RebootRequiredConfig, p: &mut Vec<String>) {
-    if c.interval_secs == 0 {
-        p.push("checks.reboot_required.interval_secs must be greater than 0".to_owned());
-    }
-}
 
 /// The probe, when enabled.
 pub fn probes(c: &RebootRequiredConfig) -> Vec<Box<dyn Probe>> {
@@ -194,10 +168,7 @@ pub fn evaluate(reboot: Option<&Reboot>, updates: Option<PendingUpdates>) -> Eva
                     listed.map(String::as_str).collect::<Vec<_>>().join(", ")
                 ));
                 if r.packages.len() > LISTED_PACKAGES {
-                    m.push_str(&format!(
-                        " and {} more",
-                        r.packages.len() - LISTED_PACKAGES
-                    ));
+                    m.push_str(&format!(" and {} more", r.packages.len() - LISTED_PACKAGES));
                 }
             }
             (CheckState::Warn, m)
@@ -254,7 +225,9 @@ pub struct RebootProbe {
 impl RebootProbe {
     async fn check(&self) -> Evaluation {
         if !cfg!(target_os = "linux") {
-            return unknown("reboot_required is not supported on this platform (Linux only)".into());
+            return unknown(
+                "reboot_required is not supported on this platform (Linux only)".into(),
+            );
         }
         let paths = self.paths.clone();
         let files = match tokio::task::spawn_blocking(move || read_files(&paths)).await {
@@ -325,7 +298,10 @@ mod tests {
         let files = read_files(&paths);
         assert_eq!(files.reboot, None);
         let e = evaluate(files.reboot.as_ref(), files.updates);
-        assert_eq!((e.state, e.message.as_str()), (CheckState::Ok, "no reboot required"));
+        assert_eq!(
+            (e.state, e.message.as_str()),
+            (CheckState::Ok, "no reboot required")
+        );
         assert_eq!(e.metrics, [Metric::new("reboot_required", 0.0, "")]);
 
         std::fs::write(&paths.reboot_required, "*** System restart required ***\n").expect("write");
@@ -338,7 +314,13 @@ mod tests {
         let reboot = files.reboot.clone().expect("reboot pending");
         assert_eq!(reboot.packages, ["linux-image-6.1.0-13-amd64", "libc6"]);
         assert!(reboot.since.is_some());
-        let e = evaluate(Some(&Reboot { since: None, ..reboot }), None);
+        let e = evaluate(
+            Some(&Reboot {
+                since: None,
+                ..reboot
+            }),
+            None,
+        );
         assert_eq!(e.state, CheckState::Warn);
         assert_eq!(
             e.message,
@@ -366,7 +348,10 @@ mod tests {
              12 updates pending (5 security)"
         );
         let names: Vec<_> = e.metrics.iter().map(|m| m.name.as_ref()).collect();
-        assert_eq!(names, ["reboot_required", "pending_updates", "security_updates"]);
+        assert_eq!(
+            names,
+            ["reboot_required", "pending_updates", "security_updates"]
+        );
     }
 
     #[test]
@@ -425,14 +410,16 @@ mod tests {
         let install = |script: &str| {
             let tmp = dir.path().join("script.tmp");
             std::fs::write(&tmp, script).expect("write");
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod");
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
             std::fs::rename(&tmp, &paths.needs_restarting).expect("rename");
         };
         let script = "#!/bin/sh\n[ \"$1\" = -r ] || exit 2\necho 'Core libraries or services have been updated since boot-up:'\necho '  * kernel'\nexit 1\n";
         install(script);
         let e = probe.check().await;
-        assert_eq!((e.state, e.message.as_str()), (CheckState::Warn, "reboot required by kernel"));
+        assert_eq!(
+            (e.state, e.message.as_str()),
+            (CheckState::Warn, "reboot required by kernel")
+        );
 
         install("#!/bin/sh\necho broken >&2\nexit 3\n");
         let e = probe.check().await;
@@ -441,20 +428,21 @@ mod tests {
     }
 
     #[test]
-    fn config_defaults_and_validation() {
-        let c: RebootRequiredConfig = toml::from_str("").expect("parses");
-        assert_eq!(c.interval_secs, 3600);
-        assert_eq!(c.enabled, cfg!(target_os = "linux"));
-        assert_eq!(probes(&c).len(), usize::from(c.enabled));
-        let mut p = Vec::new();
-        validate_reboot_required(
-            &RebootRequiredConfig {
-                enabled: true,
-                interval_secs: 0,
-            },
-            &mut p,
+    fn built_only_when_enabled() {
+        let on = RebootRequiredConfig {
+            enabled: true,
+            interval_secs: 60,
+        };
+        let probes_on = probes(&on);
+        assert_eq!(probes_on.len(), 1);
+        assert_eq!(probes_on[0].kind(), "reboot_required");
+        assert_eq!(probes_on[0].interval(), Duration::from_secs(60));
+        assert!(
+            probes(&RebootRequiredConfig {
+                enabled: false,
+                ..on
+            })
+            .is_empty()
         );
-        assert_eq!(p, ["checks.reboot_required.interval_secs must be greater than 0"]);
-        assert!(toml::from_str::<RebootRequiredConfig>("enable = true").is_err());
     }
 }

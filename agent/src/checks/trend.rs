@@ -133,7 +133,11 @@ fn least_squares_slope(points: impl Iterator<Item = (u64, u64)> + Clone) -> Opti
     #[allow(clippy::cast_precision_loss)]
     let (nf, t0) = (n as f64, points.clone().next()?.0);
     #[allow(clippy::cast_precision_loss)]
-    let xy = || points.clone().map(move |(t, a)| ((t - t0) as f64, a as f64));
+    let xy = || {
+        points
+            .clone()
+            .map(move |(t, a)| ((t - t0) as f64, a as f64))
+    };
     let mean_x = xy().map(|(x, _)| x).sum::<f64>() / nf;
     let mean_y = xy().map(|(_, y)| y).sum::<f64>() / nf;
     let sxx: f64 = xy().map(|(x, _)| (x - mean_x).powi(2)).sum();
@@ -146,7 +150,11 @@ fn least_squares_slope(points: impl Iterator<Item = (u64, u64)> + Clone) -> Opti
 
 /// The trend's verdict: CRIT when full within `crit_within`, WARN within
 /// `warn_within`, else OK — and always OK below the minimum used share.
-pub fn trend_state(forecast: Option<&Forecast>, used_percent: f64, s: &TrendSettings) -> CheckState {
+pub fn trend_state(
+    forecast: Option<&Forecast>,
+    used_percent: f64,
+    s: &TrendSettings,
+) -> CheckState {
     match forecast {
         Some(f) if used_percent >= s.min_used_percent => {
             if f.time_to_full <= s.crit_within {
@@ -208,7 +216,11 @@ mod tests {
         assert!((f.fill_rate - MIB as f64 / 60.0).abs() < 1.0, "{f:?}");
         assert_eq!(f.time_to_full.as_secs() / 60, 980);
         assert_eq!(trend_state(Some(&f), 51.0, &s), CheckState::Warn);
-        assert_eq!(trend_state(Some(&f), 10.0, &s), CheckState::Ok, "min used share");
+        assert_eq!(
+            trend_state(Some(&f), 10.0, &s),
+            CheckState::Ok,
+            "min used share"
+        );
     }
 
     #[test]
@@ -218,9 +230,18 @@ mod tests {
         for minute in 0..5u64 {
             h.record("/a", minute * 60, (1000 - minute) * MIB, 2000 * MIB, &s);
             h.record("/flat", minute * 600, 1000 * MIB, 2000 * MIB, &s);
-            h.record("/drain", minute * 600, (1000 + minute) * MIB / 2 * 2, 4000 * MIB, &s);
+            h.record(
+                "/drain",
+                minute * 600,
+                (1000 + minute) * MIB / 2 * 2,
+                4000 * MIB,
+                &s,
+            );
         }
-        assert!(h.forecast("/a", 996 * MIB, &s).is_none(), "span below 10 min");
+        assert!(
+            h.forecast("/a", 996 * MIB, &s).is_none(),
+            "span below 10 min"
+        );
         assert!(h.forecast("/flat", 1000 * MIB, &s).is_none());
         assert!(h.forecast("/drain", 1004 * MIB, &s).is_none());
     }
@@ -256,7 +277,10 @@ mod tests {
         h.record("/", 0, 10, 20, &s);
         h.save(&path).expect("save");
         assert_eq!(History::load(&path), h);
-        assert_eq!(History::load(&dir.path().join("missing")), History::default());
+        assert_eq!(
+            History::load(&dir.path().join("missing")),
+            History::default()
+        );
     }
 
     #[test]
@@ -264,6 +288,9 @@ mod tests {
         assert_eq!(format_eta(Duration::from_secs(40)), "40 s");
         assert_eq!(format_eta(Duration::from_secs(9000)), "2 h 30 min");
         assert_eq!(format_eta(Duration::from_secs(7200)), "2 h");
-        assert_eq!(format_eta(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3 d 4 h");
+        assert_eq!(
+            format_eta(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3 d 4 h"
+        );
     }
 }

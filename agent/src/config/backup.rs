@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-
 /// One watched backup set.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +94,10 @@ pub fn validate_backup(backups: &[BackupConfig], p: &mut Vec<String>) {
                 b.glob
             ));
         } else if let Err(e) = glob::Pattern::new(&b.glob) {
-            p.push(format!("{key}.glob ({:?}) is not a valid pattern: {e}", b.glob));
+            p.push(format!(
+                "{key}.glob ({:?}) is not a valid pattern: {e}",
+                b.glob
+            ));
         }
         if b.max_age_hours == 0 {
             p.push(format!("{key}.max_age_hours must be greater than 0"));
@@ -171,7 +173,10 @@ mod tests {
         let err = Config::parse("[[checks.backup]]\nglob = \"*\"\n", Path::new("agent.toml"))
             .expect_err("dir is required")
             .to_string();
-        assert!(err.contains("checks.backup") && err.contains("dir"), "{err}");
+        assert!(
+            err.contains("checks.backup") && err.contains("dir"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -25,10 +25,18 @@ pub fn validate(config: &Config) -> Vec<String> {
         p.push("collector.server_name must not be empty".to_owned());
     }
     validate_disk(&config.checks.disk, &mut p);
+    validate_load(&config.checks.load, &mut p);
     validate_window("checks.cpu", &config.checks.cpu.window(), &mut p);
     validate_window("checks.memory", &config.checks.memory.window(), &mut p);
     super::backup::validate_backup(&config.checks.backup, &mut p);
     super::log::validate_log(&config.checks.log, &mut p);
+    super::process::validate_process(&config.checks.process, &mut p);
+    super::service::validate_service(&config.checks.service, &mut p);
+    super::reboot::validate_reboot_required(&config.checks.reboot_required, &mut p);
+    super::plugin::validate_plugin(&config.checks.plugin, &mut p);
+    super::net::validate_tcp(&config.checks.tcp, &mut p);
+    super::net::validate_http(&config.checks.http, &mut p);
+    super::certificate::validate_certificate(&config.checks.certificate, &mut p);
     p
 }
 
@@ -146,7 +154,9 @@ fn validate_trend(d: &DiskConfig, p: &mut Vec<String>) {
     ];
     for (key, h) in hours {
         if !(h.is_finite() && h > 0.0 && h <= 24.0 * 366.0) {
-            p.push(format!("checks.disk.{key} ({h}) must be between 0 and 8784 hours"));
+            p.push(format!(
+                "checks.disk.{key} ({h}) must be between 0 and 8784 hours"
+            ));
         }
     }
     if d.crit_within_hours > d.warn_within_hours {
@@ -169,6 +179,30 @@ fn validate_trend(d: &DiskConfig, p: &mut Vec<String>) {
         p.push(format!(
             "checks.disk.trend_min_span_secs ({}) must fit in checks.disk.trend_window_hours ({})",
             d.trend_min_span_secs, d.trend_window_hours
+        ));
+    }
+}
+
+fn validate_load(l: &crate::config::LoadConfig, p: &mut Vec<String>) {
+    if l.interval_secs == 0 {
+        p.push("checks.load.interval_secs must be greater than 0".to_owned());
+    }
+    if ![1, 5, 15].contains(&l.average_minutes) {
+        p.push(format!(
+            "checks.load.average_minutes ({}) must be 1, 5 or 15",
+            l.average_minutes
+        ));
+    }
+    if !(l.warn_per_cpu.is_finite() && l.warn_per_cpu > 0.0) {
+        p.push(format!(
+            "checks.load.warn_per_cpu ({}) must be above 0",
+            l.warn_per_cpu
+        ));
+    }
+    if !(l.crit_per_cpu.is_finite() && l.crit_per_cpu >= l.warn_per_cpu) {
+        p.push(format!(
+            "checks.load.crit_per_cpu ({}) must be at least checks.load.warn_per_cpu ({})",
+            l.crit_per_cpu, l.warn_per_cpu
         ));
     }
 }

@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::debug;
 
 use super::limits::{self, MAX_MESSAGE_BYTES, MAX_METRICS};
 use super::{BoxFuture, CheckState, Evaluation, Metric, Probe};
+use crate::config::PluginConfig;
 
 /// Most bytes of standard output kept; the rest is read and discarded.
 const STDOUT_CAP: usize = 64 * 1024;
@@ -31,64 +31,6 @@ const STDERR_CAP: usize = 8 * 1024;
 /// How long output is still read after the plugin exited, in case a
 /// process it left behind holds the pipes open.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
-
-/// `[[checks.plugin]]`: one plugin to run.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginConfig {
-    /// The item the results are reported under.
-    pub name: String,
-    /// Program and arguments, run directly (no shell).
-    pub command: Vec<String>,
-    /// Killed and reported UNKNOWN after this long.
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: u64,
-    #[serde(default = "default_interval_secs")]
-    pub interval_secs: u64,
-    /// Extra environment variables, on top of the agent's own.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-}
-
-fn default_timeout_secs() -> u64 {
-    10
-}
-
-fn default_interval_secs() -> u64 {
-    60
-}
-
-/// Every problem in `[[checks.plugin]]`, each naming its key.
-pub fn validate_plugin(plugins: &[PluginConfig], p: &mut Vec<String>) {
-    let mut seen = Vec::new();
-    for (i, c) in plugins.iter().enumerate() {
-        let prefix = format!("checks.plugin[{i}]");
-        limits::validate_name(&prefix, &c.name, &mut seen, p);
-        match c.command.first() {
-            None => p.push(format!("{prefix}.command must name a program")),
-            Some(program) if program.is_empty() => {
-                p.push(format!("{prefix}.command[0] must not be empty"));
-            }
-            Some(_) => {}
-        }
-        if c.command.iter().any(|a| a.contains('\0')) {
-            p.push(format!("{prefix}.command must not contain NUL bytes"));
-        }
-        if c.timeout_secs == 0 {
-            p.push(format!("{prefix}.timeout_secs must be greater than 0"));
-        }
-        if c.interval_secs == 0 {
-            p.push(format!("{prefix}.interval_secs must be greater than 0"));
-        }
-        for (key, value) in &c.env {
-            if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
-                p.push(format!(
-                    "{prefix}.env.{key:?} must be a non-empty name without '=' or NUL"
-                ));
-            }
-        }
-    }
-}
 
 /// Every configured plugin as a probe.
 pub fn build(plugins: &[PluginConfig]) -> Vec<Box<dyn Probe>> {

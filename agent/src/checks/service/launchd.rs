@@ -3,7 +3,9 @@
 //! `launchctl print-disabled system` (a label listed as disabled will not
 //! load at boot; anything else in the system domain will).
 
-use super::{QueryError, Running, ServiceStatus};
+#[cfg(target_os = "macos")]
+use super::QueryError;
+use super::{Running, ServiceStatus};
 #[cfg(target_os = "macos")]
 use crate::checks::command::{self, first_line};
 
@@ -93,8 +95,8 @@ mod tests {
     fn print_outputs_map_to_statuses() {
         let s = parse_print(include_str!("fixtures/launchctl-print-running.txt")).expect("state");
         assert_eq!((s.running, s.detail.as_str()), (Running::Yes, "running"));
-        let s = parse_print(include_str!("fixtures/launchctl-print-not-running.txt"))
-            .expect("state");
+        let s =
+            parse_print(include_str!("fixtures/launchctl-print-not-running.txt")).expect("state");
         assert_eq!(
             (s.running, s.detail.as_str()),
             (Running::No, "not running"),

@@ -105,14 +105,18 @@ pub fn failure(code: Option<i32>, stderr: &str) -> QueryError {
 
 /// Asks systemd about `unit`.
 pub async fn query(unit: &str) -> Result<ServiceStatus, QueryError> {
-    let out = command::run("systemctl", &["show", PROPERTIES, "--", unit], COMMAND_TIMEOUT)
-        .await
-        .map_err(|e| match e {
-            CommandError::NotFound { .. } => {
-                QueryError::Unavailable("systemd not available (systemctl not found)".to_owned())
-            }
-            other => QueryError::Failed(other.to_string()),
-        })?;
+    let out = command::run(
+        "systemctl",
+        &["show", PROPERTIES, "--", unit],
+        COMMAND_TIMEOUT,
+    )
+    .await
+    .map_err(|e| match e {
+        CommandError::NotFound { .. } => {
+            QueryError::Unavailable("systemd not available (systemctl not found)".to_owned())
+        }
+        other => QueryError::Failed(other.to_string()),
+    })?;
     if out.code != Some(0) {
         return Err(failure(out.code, &out.stderr));
     }
@@ -164,11 +168,16 @@ mod tests {
 
     #[test]
     fn parser_takes_keys_in_any_order_and_ignores_the_rest() {
-        let p = parse_show("UnitFileState=enabled\nnoise\nId=x.service\nLoadState=bad-setting\nActiveState=activating\nSubState=start\n");
+        let p = parse_show(
+            "UnitFileState=enabled\nnoise\nId=x.service\nLoadState=bad-setting\nActiveState=activating\nSubState=start\n",
+        );
         assert_eq!(p.load_state, "bad-setting");
         let s = status(&p);
         assert_eq!(s.running, Running::Starting);
-        assert_eq!(s.detail, "activating (start), enabled, load state bad-setting");
+        assert_eq!(
+            s.detail,
+            "activating (start), enabled, load state bad-setting"
+        );
     }
 
     #[test]
@@ -184,7 +193,11 @@ mod tests {
             );
         }
         assert_eq!(
-            failure(Some(1), include_str!("fixtures/systemctl-show-offline.stderr.txt")).to_string(),
+            failure(
+                Some(1),
+                include_str!("fixtures/systemctl-show-offline.stderr.txt")
+            )
+            .to_string(),
             "systemd not available (System has not been booted with systemd as init system (PID 1). Can't operate.)"
         );
         assert_eq!(

@@ -5,7 +5,9 @@
 //! read (`STATE : 4  RUNNING`, `START_TYPE : 2   AUTO_START`) are numeric
 //! codes that do not change with the system language.
 
-use super::{QueryError, Running, ServiceStatus};
+#[cfg(windows)]
+use super::QueryError;
+use super::{Running, ServiceStatus};
 #[cfg(windows)]
 use crate::checks::command::{self, Output};
 
@@ -107,7 +109,10 @@ mod tests {
     #[test]
     fn sc_outputs_map_to_statuses() {
         let s = parse_query(include_str!("fixtures/sc-query-running.txt")).expect("state");
-        assert_eq!((s.found, s.running, s.detail.as_str()), (true, Running::Yes, "RUNNING"));
+        assert_eq!(
+            (s.found, s.running, s.detail.as_str()),
+            (true, Running::Yes, "RUNNING")
+        );
         let s = parse_query(include_str!("fixtures/sc-query-stopped.txt")).expect("state");
         assert_eq!(s.running, Running::No);
         let s = parse_query(include_str!("fixtures/sc-query-not-found.txt")).expect("state");

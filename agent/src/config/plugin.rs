@@ -1,0 +1,67 @@
+//! `[[checks.plugin]]`: Nagios / Monitoring Plugins compatible programs the
+//! agent runs (`agent/src/checks/plugin/`). One table per plugin; the item
+//! is its `name`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::checks::limits::validate_name;
+
+/// `[[checks.plugin]]`: one plugin to run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The item the results are reported under.
+    pub name: String,
+    /// Program and arguments, run directly (no shell).
+    pub command: Vec<String>,
+    /// Killed and reported UNKNOWN after this long.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_interval_secs")]
+    pub interval_secs: u64,
+    /// Extra environment variables, on top of the agent's own.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+fn default_timeout_secs() -> u64 {
+    10
+}
+
+fn default_interval_secs() -> u64 {
+    60
+}
+
+/// Every problem in `[[checks.plugin]]`, each naming its key.
+pub fn validate_plugin(plugins: &[PluginConfig], p: &mut Vec<String>) {
+    let mut seen = Vec::new();
+    for (i, c) in plugins.iter().enumerate() {
+        let prefix = format!("checks.plugin[{i}]");
+        validate_name(&prefix, &c.name, &mut seen, p);
+        match c.command.first() {
+            None => p.push(format!("{prefix}.command must name a program")),
+            Some(program) if program.is_empty() => {
+                p.push(format!("{prefix}.command[0] must not be empty"));
+            }
+            Some(_) => {}
+        }
+        if c.command.iter().any(|a| a.contains('\0')) {
+            p.push(format!("{prefix}.command must not contain NUL bytes"));
+        }
+        if c.timeout_secs == 0 {
+            p.push(format!("{prefix}.timeout_secs must be greater than 0"));
+        }
+        if c.interval_secs == 0 {
+            p.push(format!("{prefix}.interval_secs must be greater than 0"));
+        }
+        for (key, value) in &c.env {
+            if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+                p.push(format!(
+                    "{prefix}.env.{key:?} must be a non-empty name without '=' or NUL"
+                ));
+            }
+        }
+    }
+}
