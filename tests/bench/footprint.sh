@@ -209,6 +209,10 @@ start_node_exporter() {
         >"$WORK/node_exporter/log" 2>&1 &
     STARTED+=($!)
     PID[node_exporter]=$!
+    for _ in $(seq 1 100); do
+        curl -sf -o /dev/null "http://127.0.0.1:$NODE_EXPORTER_PORT/" && break
+        sleep 0.1
+    done
     # The scraper: one GET /metrics every SCRAPE_SECS, like a Prometheus server.
     (
         while :; do

@@ -9,7 +9,6 @@
 //! still verified against the system roots on the side, and a failure is
 //! named in the message ("not trusted: …") without changing the state.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

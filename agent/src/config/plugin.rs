@@ -65,3 +65,43 @@ pub fn validate_plugin(plugins: &[PluginConfig], p: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(command: &[&str], timeout_secs: u64) -> PluginConfig {
+        PluginConfig {
+            name: "test".into(),
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            timeout_secs,
+            interval_secs: 60,
+            env: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn validation_names_every_bad_key() {
+        let mut bad = config(&[], 0);
+        bad.interval_secs = 0;
+        bad.env.insert("A=B".into(), "x".into());
+        let mut dup = config(&[""], 5);
+        dup.name = "test".into();
+        let mut p = Vec::new();
+        validate_plugin(&[bad, dup], &mut p);
+        let all = p.join("\n");
+        for expected in [
+            "checks.plugin[0].command must name a program",
+            "checks.plugin[0].timeout_secs must be greater than 0",
+            "checks.plugin[0].interval_secs must be greater than 0",
+            "checks.plugin[0].env.\"A=B\"",
+            "checks.plugin[1].name (\"test\") is used twice",
+            "checks.plugin[1].command[0] must not be empty",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        let mut p = Vec::new();
+        validate_plugin(&[config(&["/bin/true"], 10)], &mut p);
+        assert_eq!(p, Vec::<String>::new());
+    }
+}
