@@ -10,6 +10,8 @@
 //! Confirmation, flapping, escalation and maintenance come with the ticket
 //! engine issue; they hook in here.
 
+pub mod engine;
+
 use crate::domain::{CheckResult, CheckState};
 
 /// Problem key within a tenant: `<agent_id>/<check>/<item>`.
