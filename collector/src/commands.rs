@@ -65,6 +65,7 @@ pub struct TokenOptions<'a> {
     pub site: &'a str,
     pub expires_in: Duration,
     pub max_uses: u32,
+    pub role: &'a str,
     pub collector_url: Option<&'a str>,
     pub json: bool,
 }
@@ -75,6 +76,12 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
         return Err(Error::InvalidArgument(
             "--max-uses must be at least 1".into(),
         ));
+    }
+    if !crate::tickets::policy::ROLES.contains(&o.role) {
+        return Err(Error::InvalidArgument(format!(
+            "--role must be server or workstation, not {:?}",
+            o.role
+        )));
     }
     if o.site.len() > 128 {
         return Err(Error::InvalidArgument("--site is longer than 128".into()));
@@ -91,6 +98,7 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
         token_hash: secrets::hash(&token),
         expires_at,
         max_uses: o.max_uses,
+        role: o.role.to_string(),
     })
     .await?;
     let url = o
@@ -107,6 +115,7 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
                 "site": o.site,
                 "expires_at": rfc3339::format(expires_at),
                 "max_uses": o.max_uses,
+                "role": o.role,
                 "ca_fingerprint": fingerprint,
                 "collector_url": url,
             })
@@ -132,8 +141,14 @@ pub async fn api_key_create(
     cfg: &Config,
     name: &str,
     tenant: Option<&str>,
+    role: &str,
     as_json: bool,
 ) -> Result<()> {
+    if !["admin", "technician", "viewer"].contains(&role) {
+        return Err(Error::InvalidArgument(format!(
+            "--role must be admin, technician or viewer, not {role:?}"
+        )));
+    }
     let s = store(cfg).await?;
     let tenant_id = match tenant {
         Some(t) => Some(tenant_id(s.as_ref(), t).await?),
@@ -145,12 +160,13 @@ pub async fn api_key_create(
         tenant_id,
         name: name.to_string(),
         key_hash: secrets::hash(&key),
+        role: role.to_string(),
     })
     .await?;
     if as_json {
         println!(
             "{}",
-            json!({"key": key, "name": name, "tenant": tenant, "scope": if tenant.is_some() { "tenant" } else { "all" }})
+            json!({"key": key, "name": name, "tenant": tenant, "role": role, "scope": if tenant.is_some() { "tenant" } else { "all" }})
         );
     } else {
         let scope = tenant.map_or("all tenants".to_string(), |t| format!("tenant {t:?}"));
@@ -179,18 +195,26 @@ pub async fn tickets_list(
         return Ok(());
     }
     println!(
-        "{:>6}  {:<8}  {:<7}  {:<20}  {:<25}  SUMMARY",
-        "ID", "STATE", "SEV", "HOST", "OPENED"
+        "{:>6}  {:<8}  {:<3} {:<2}  {:<7}  {:<20}  {:<25}  SUMMARY",
+        "ID", "STATE", "PRI", "T", "SEV", "HOST", "OPENED"
     );
     for t in tickets {
         println!(
-            "{:>6}  {:<8}  {:<7}  {:<20}  {:<25}  {}",
+            "{:>6}  {:<8}  {:<3} L{}  {:<7}  {:<20}  {:<25}  {}{}{}",
             t.id,
             t.state.as_str(),
+            t.priority,
+            t.tier,
             t.severity.as_str(),
             t.host,
             rfc3339::format(t.opened_at),
-            t.summary
+            t.summary,
+            if t.flapping { " [flapping]" } else { "" },
+            if t.acknowledged_at.is_some() {
+                " [ack]"
+            } else {
+                ""
+            },
         );
     }
     Ok(())
@@ -200,5 +224,72 @@ pub async fn tickets_list(
 pub fn ca_fingerprint(cfg: &Config) -> Result<()> {
     let ca = Ca::load_or_create(&cfg.pki_dir())?;
     println!("{}", ca.fingerprint());
+    Ok(())
+}
+
+/// `tickets ack|assign|escalate|note|resolve`: as operator `actor`.
+pub async fn ticket_action(
+    cfg: &Config,
+    id: i64,
+    action: crate::domain::TicketAction,
+    actor: &str,
+) -> Result<()> {
+    let s = store(cfg).await?;
+    let caller = crate::domain::ApiCaller {
+        scope: Scope::All,
+        name: format!("cli:{actor}"),
+        role: "admin".into(),
+    };
+    let out = s.ticket_action(&caller, id, &action, now_millis()).await?;
+    let t = &out.ticket.ticket;
+    println!(
+        "ticket {} {} {} L{}{}: {}",
+        t.id,
+        t.state.as_str(),
+        t.priority,
+        t.tier,
+        t.assignee
+            .as_deref()
+            .map(|a| format!(" assigned to {a}"))
+            .unwrap_or_default(),
+        t.summary
+    );
+    if let Some(m) = out.still_failing {
+        println!("note: the problem is still present ({m}); the engine will reopen the ticket");
+    }
+    Ok(())
+}
+
+/// `tickets show ID`: the ticket and its timeline.
+pub async fn ticket_show(cfg: &Config, id: i64, as_json: bool) -> Result<()> {
+    let s = store(cfg).await?;
+    let t = s
+        .get_ticket(&Scope::All, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("ticket {id}")))?;
+    if as_json {
+        println!("{}", json!(t));
+        return Ok(());
+    }
+    let k = &t.ticket;
+    println!(
+        "ticket {} — {} {} L{} {}{}\n{}\n",
+        k.id,
+        k.state.as_str(),
+        k.priority,
+        k.tier,
+        k.severity.as_str(),
+        if k.flapping { " (flapping)" } else { "" },
+        k.summary
+    );
+    for e in &t.events {
+        println!(
+            "{}  {:<12} {:<16} {}",
+            rfc3339::format(e.at),
+            e.kind,
+            e.actor,
+            e.detail
+        );
+    }
     Ok(())
 }

@@ -31,6 +31,9 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub pki: PkiConfig,
+    /// Ticket rules, priorities, SLA and liveness.
+    #[serde(default)]
+    pub tickets: crate::tickets::policy::Policy,
 }
 
 /// The agent-facing gRPC listener (enrollment over TLS, sessions over mTLS).
@@ -133,6 +136,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             pki: PkiConfig::default(),
+            tickets: crate::tickets::policy::Policy::default(),
         }
     }
 }
@@ -200,6 +204,7 @@ impl Config {
                 problems.push(format!("grpc.server_names: invalid name {name:?}"));
             }
         }
+        problems.extend(self.tickets.problems());
         if problems.is_empty() {
             Ok(())
         } else {

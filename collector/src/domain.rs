@@ -165,8 +165,13 @@ pub struct Agent {
     pub kernel_version: String,
     pub arch: String,
     pub agent_version: String,
-    /// `enrolled` (never connected), `online`, or `offline` (said goodbye or lost).
+    /// `server` or `workstation`: drives ticket priority.
+    pub role: String,
+    /// `enrolled` (never connected), `online`, `disconnected` (stream lost,
+    /// not yet overdue) or `offline` (said goodbye).
     pub status: String,
+    /// No report within the overdue time while expected online.
+    pub overdue: bool,
     #[serde(with = "rfc3339")]
     pub enrolled_at: Millis,
     #[serde(with = "rfc3339::option")]
@@ -211,6 +216,7 @@ pub struct NewAgent {
     pub id: String,
     pub tenant_id: String,
     pub site: String,
+    pub role: String,
     pub facts: HostFacts,
     pub cert_not_after: Millis,
 }
@@ -224,6 +230,8 @@ pub struct NewEnrollmentToken {
     pub token_hash: String,
     pub expires_at: Millis,
     pub max_uses: u32,
+    /// Role of the agents it enrolls.
+    pub role: String,
 }
 
 /// What a valid enrollment token grants.
@@ -232,6 +240,7 @@ pub struct TokenGrant {
     pub tenant_id: String,
     pub tenant_name: String,
     pub site: String,
+    pub role: String,
 }
 
 /// Ticket state.
@@ -261,6 +270,8 @@ impl TicketState {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Ticket {
     pub id: i64,
+    /// `check` (a check's problem) or `agent` (liveness).
+    pub kind: String,
     pub tenant_id: String,
     pub site: String,
     pub agent_id: String,
@@ -270,10 +281,32 @@ pub struct Ticket {
     /// tenant-independent problem key: `<agent_id>/<check>/<item>`.
     pub fingerprint: String,
     pub severity: CheckState,
+    /// `P1` (most urgent) … `P4`.
+    pub priority: String,
+    /// Support tier: 1 = L1, 2 = L2, 3 = L3.
+    pub tier: u8,
+    pub flapping: bool,
     pub summary: String,
     pub state: TicketState,
+    /// When the failure was first seen on the agent.
+    #[serde(with = "rfc3339::option")]
+    pub detected_at: Option<Millis>,
     #[serde(with = "rfc3339")]
     pub opened_at: Millis,
+    #[serde(with = "rfc3339::option")]
+    pub acknowledged_at: Option<Millis>,
+    pub acknowledged_by: Option<String>,
+    pub assignee: Option<String>,
+    /// Not acknowledged by then: escalation to the next tier.
+    #[serde(with = "rfc3339::option")]
+    pub ack_due_at: Option<Millis>,
+    #[serde(with = "rfc3339::option")]
+    pub resolve_due_at: Option<Millis>,
+    pub escalations: u32,
+    pub ack_breached: bool,
+    pub resolve_breached: bool,
+    /// `engine` (auto-resolved) or the operator who resolved it.
+    pub resolved_by: Option<String>,
     #[serde(with = "rfc3339")]
     pub updated_at: Millis,
     #[serde(with = "rfc3339::option")]
@@ -284,9 +317,12 @@ pub struct Ticket {
 pub struct TicketEvent {
     #[serde(with = "rfc3339")]
     pub at: Millis,
-    /// `opened`, `updated`, `resolved`.
+    /// `opened`, `updated`, `reopened`, `resolved`, `flapping`, `escalated`,
+    /// `sla_breach`, `acknowledged`, `assigned`, `note`.
     pub kind: String,
     pub detail: String,
+    /// `engine` or the operator (API key name).
+    pub actor: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -306,6 +342,19 @@ pub struct ApplyOutcome {
     pub resolved: u32,
 }
 
+impl ApplyOutcome {
+    pub(crate) fn count(&mut self, steps: &[crate::tickets::engine::Step]) {
+        use crate::tickets::engine::Step;
+        for s in steps {
+            match s {
+                Step::Open { .. } | Step::Reopen { .. } => self.opened += 1,
+                Step::Update { .. } | Step::Flapping { .. } => self.updated += 1,
+                Step::Resolve { .. } => self.resolved += 1,
+            }
+        }
+    }
+}
+
 /// A new API key; only its hash is stored.
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
@@ -314,6 +363,63 @@ pub struct NewApiKey {
     pub tenant_id: Option<String>,
     pub name: String,
     pub key_hash: String,
+    /// `admin`, `technician` or `viewer` (read-only).
+    pub role: String,
+}
+
+/// Who is calling the API: from the API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCaller {
+    pub scope: Scope,
+    pub name: String,
+    pub role: String,
+}
+
+impl ApiCaller {
+    /// Viewers read; technicians and admins also change tickets.
+    pub fn can_write(&self) -> bool {
+        self.role != "viewer"
+    }
+}
+
+/// An operator action on a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketAction {
+    Acknowledge,
+    Assign(String),
+    Escalate,
+    Note(String),
+    Resolve,
+}
+
+/// The ticket after an action, and whether its problem is still there.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ActionOutcome {
+    pub ticket: TicketDetail,
+    /// Set when a resolved ticket's problem is still failing: the engine
+    /// will reopen it.
+    pub still_failing: Option<String>,
+}
+
+/// What one engine sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    pub opened: u32,
+    pub resolved: u32,
+    pub escalated: u32,
+    pub overdue: u32,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEntry {
+    #[serde(with = "rfc3339")]
+    pub at: Millis,
+    pub tenant_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
 }
 
 /// RFC 3339 (de)serialization of [`Millis`].

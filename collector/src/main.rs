@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use forewarn_collector::domain::TicketState;
+use forewarn_collector::domain::{TicketAction, TicketState};
 use forewarn_collector::{Config, commands, serve};
 
 /// Forewarn collector: receives agent reports over mutual TLS, keeps the
@@ -82,6 +82,9 @@ enum TokenCommand {
         /// How many agents may enroll with it.
         #[arg(long, default_value_t = 1)]
         max_uses: u32,
+        /// Role of the enrolled hosts: server or workstation (drives priority).
+        #[arg(long, default_value = "workstation")]
+        role: String,
         /// Collector URL as agents reach it (printed in the enroll command).
         #[arg(long)]
         collector_url: Option<String>,
@@ -101,6 +104,9 @@ enum ApiKeyCommand {
         /// Restrict the key to one tenant; without it the key sees all tenants.
         #[arg(long)]
         tenant: Option<String>,
+        /// admin, technician (may act on tickets) or viewer (read-only).
+        #[arg(long, default_value = "technician")]
+        role: String,
         #[arg(long)]
         json: bool,
     },
@@ -125,6 +131,50 @@ enum TicketsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One ticket with its timeline.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge a ticket (stops its escalation timer).
+    Ack {
+        id: i64,
+        /// Who is acting (recorded in the timeline and audit log).
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+    /// Assign a ticket to someone.
+    Assign {
+        id: i64,
+        assignee: String,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+    /// Escalate a ticket to the next tier by hand.
+    Escalate {
+        id: i64,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+    /// Add a note to a ticket's timeline.
+    Note {
+        id: i64,
+        text: String,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+    /// Resolve a ticket by hand (if the problem is still there, the engine
+    /// says so and reopens it).
+    Resolve {
+        id: i64,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
 }
 
 #[derive(Subcommand)]
@@ -174,6 +224,7 @@ fn main() -> ExitCode {
                 site,
                 expires_in,
                 max_uses,
+                role,
                 collector_url,
                 json,
             }) => {
@@ -184,14 +235,36 @@ fn main() -> ExitCode {
                         site: &site,
                         expires_in,
                         max_uses,
+                        role: &role,
                         collector_url: collector_url.as_deref(),
                         json,
                     },
                 )
                 .await
             }
-            Command::ApiKey(ApiKeyCommand::Create { name, tenant, json }) => {
-                commands::api_key_create(&cfg, &name, tenant.as_deref(), json).await
+            Command::ApiKey(ApiKeyCommand::Create {
+                name,
+                tenant,
+                role,
+                json,
+            }) => commands::api_key_create(&cfg, &name, tenant.as_deref(), &role, json).await,
+            Command::Tickets(TicketsCommand::Show { id, json }) => {
+                commands::ticket_show(&cfg, id, json).await
+            }
+            Command::Tickets(TicketsCommand::Ack { id, by }) => {
+                commands::ticket_action(&cfg, id, TicketAction::Acknowledge, &by).await
+            }
+            Command::Tickets(TicketsCommand::Assign { id, assignee, by }) => {
+                commands::ticket_action(&cfg, id, TicketAction::Assign(assignee), &by).await
+            }
+            Command::Tickets(TicketsCommand::Escalate { id, by }) => {
+                commands::ticket_action(&cfg, id, TicketAction::Escalate, &by).await
+            }
+            Command::Tickets(TicketsCommand::Note { id, text, by }) => {
+                commands::ticket_action(&cfg, id, TicketAction::Note(text), &by).await
+            }
+            Command::Tickets(TicketsCommand::Resolve { id, by }) => {
+                commands::ticket_action(&cfg, id, TicketAction::Resolve, &by).await
             }
             Command::Tickets(TicketsCommand::List {
                 state,

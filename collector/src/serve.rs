@@ -20,6 +20,8 @@ use crate::{Config, Error, Result, api};
 
 /// Largest enrollment request (token + CSR + facts).
 const MAX_ENROLL_MESSAGE_BYTES: usize = 64 * 1024;
+/// How often the ticket engine's clock ticks.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How long delivery records are kept for deduplication.
 const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -27,7 +29,9 @@ const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 /// tenant exists when there is none.
 pub async fn open_store(cfg: &Config) -> Result<Arc<SqliteStore>> {
     crate::pki::create_private_dir(&cfg.data_dir)?;
-    let store = SqliteStore::open(&cfg.sqlite_path()).await?;
+    let store = SqliteStore::open(&cfg.sqlite_path())
+        .await?
+        .with_policy(cfg.tickets.clone());
     Ok(Arc::new(store))
 }
 
@@ -156,6 +160,30 @@ pub async fn serve(cfg: Config) -> Result<()> {
         })
     };
 
+    // The engine's clock: overdue agents, confirmation/recovery timers,
+    // escalations. State lives in the store, so a restart loses nothing.
+    let sweep_task = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.sweep(now_millis()).await {
+                    Ok(o) if o.opened + o.resolved + o.escalated + o.overdue > 0 => info!(
+                        opened = o.opened,
+                        resolved = o.resolved,
+                        escalated = o.escalated,
+                        overdue = o.overdue,
+                        "ticket sweep"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => warn!(%error, "ticket sweep failed"),
+                }
+            }
+        })
+    };
+
     info!(
         grpc = %grpc_addr,
         http = %http_addr,
@@ -170,6 +198,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     info!("shutting down");
     let _ = stop_tx.send(true);
     prune_task.abort();
+    sweep_task.abort();
     match grpc_task.await {
         Ok(Err(e)) => error!(error = %e, "grpc server failed"),
         Err(e) => error!(error = %e, "grpc task failed"),

@@ -408,5 +408,5 @@ cat "$RESULTS"
 echo
 echo "collector /api/v1/agents: $(head -c 300 <<<"$AGENTS_JSON")"
 [ -n "${PID[node_exporter]:-}" ] && echo "node_exporter scrapes: ${SCRAPES_OK:-0} ok, ${SCRAPES_FAIL:-0} failed"
-echo "agent log warnings/errors: $(grep -ciE 'warn|error' "$WORK/agent/log" || true) (log: $WORK/agent/log)"
+echo "agent log lines at level WARN/ERROR: $(grep -cE '^[^ ]+ +(WARN|ERROR) ' "$WORK/agent/log" || true) (log: $WORK/agent/log)"
 echo "raw samples: $CSV"

@@ -118,7 +118,9 @@ async fn main() {
             open_ticket(&collector, &agent_id).await.is_some()
         })
         .await;
-        let id = open_ticket(&collector, &agent_id).await.expect("open ticket");
+        let id = open_ticket(&collector, &agent_id)
+            .await
+            .expect("open ticket");
         let p = pipeline(&collector, &agent_id, id).await;
         println!(
             "round {round:>2}: fill -> ticket visible {:>7.1} ms; agent CRIT -> ticket opened {:>6.1} ms",
@@ -133,6 +135,9 @@ async fn main() {
         })
         .await;
     }
-    summary("fill -> ticket visible in the API (disk poll_interval_ms = 1000)", visible);
+    summary(
+        "fill -> ticket visible in the API (disk poll_interval_ms = 1000)",
+        visible,
+    );
     summary("agent CRIT -> ticket opened at the collector", piped);
 }

@@ -53,8 +53,11 @@ async fn steady_fill_opens_a_time_to_full_ticket_before_the_threshold() {
 
     let ticket = eventually(Duration::from_secs(60), "a time-to-full ticket", || async {
         let open = collector.get("/api/v1/tickets?state=open").await;
-        open.as_array()
-            .and_then(|ts| ts.iter().find(|t| t["agent_id"] == agent_id.as_str()).cloned())
+        open.as_array().and_then(|ts| {
+            ts.iter()
+                .find(|t| t["agent_id"] == agent_id.as_str())
+                .cloned()
+        })
     })
     .await;
     stop.store(true, Ordering::Relaxed);

@@ -98,7 +98,7 @@ impl Probe for BackupProbe {
                     watch.ensure();
                 }
                 let listing = match &pattern {
-                    Ok(pattern) => scan(&config.dir, pattern),
+                    Ok(pattern) => scan(&config.dir, pattern, config.status_file.as_deref()),
                     Err(e) => Listing::Unreadable(format!("invalid glob {:?}: {e}", config.glob)),
                 };
                 let status = config.status_file.as_deref().map(status::read);
@@ -142,8 +142,9 @@ pub enum Listing {
 
 /// The matching regular files in `dir` (symlinks followed), newest first.
 /// Hidden files (`.name`) match only a pattern that starts with a dot, so
-/// a job's `.partial` temp file is not taken for a backup.
-pub fn scan(dir: &Path, pattern: &glob::Pattern) -> Listing {
+/// a job's `.partial` temp file is not taken for a backup; the status
+/// file, if it lives in `dir`, is never one either.
+pub fn scan(dir: &Path, pattern: &glob::Pattern, status_file: Option<&Path>) -> Listing {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Listing::DirMissing,
@@ -157,7 +158,7 @@ pub fn scan(dir: &Path, pattern: &glob::Pattern) -> Listing {
     let mut files = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !pattern.matches_with(&name, options) {
+        if !pattern.matches_with(&name, options) || status_file == Some(entry.path().as_path()) {
             continue;
         }
         // A file deleted between listing and stat is simply not there.
@@ -336,15 +337,17 @@ fn shrink_percent(before: u64, now: u64) -> Option<f64> {
     (now < before).then(|| (before - now) as f64 / before as f64 * 100.0)
 }
 
-/// An age for people: `45 s`, `12 min`, `31 h`.
+/// An age for people: `45 s`, `12 min`, `31 h`, `9 d`.
 pub fn format_age(age: Duration) -> String {
     let s = age.as_secs();
     if s < 120 {
         format!("{s} s")
     } else if s < 120 * 60 {
         format!("{} min", s / 60)
-    } else {
+    } else if s < 72 * 3600 {
         format!("{} h", s / 3600)
+    } else {
+        format!("{} d", s / 86_400)
     }
 }
 

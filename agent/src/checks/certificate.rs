@@ -194,7 +194,12 @@ fn judge(
     let not_before = cert.validity().not_before.timestamp();
     #[allow(clippy::cast_precision_loss)]
     let days_left = (not_after - now) as f64 / 86_400.0;
-    let metrics = vec![Metric::new("days_left", days_left.floor(), "days")];
+    // Two decimals: a quarter of an hour is visible, noise is not.
+    let metrics = vec![Metric::new(
+        "days_left",
+        (days_left * 100.0).round() / 100.0,
+        "days",
+    )];
     let (state, mut message) = if now > not_after {
         let ago = describe_span(now - not_after);
         (
@@ -226,19 +231,20 @@ fn judge(
     (state, message, metrics)
 }
 
-/// `3 days`, `1 day`, `5 hours`, `12 minutes` — whole units, rounded down.
+/// `3 days`, `36 hours`, `12 minutes`: rounded to the nearest unit, in
+/// hours below two days and minutes below two hours.
 fn describe_span(secs: i64) -> String {
-    let plural = |n: i64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
+    const HOUR: i64 = 3_600;
+    const DAY: i64 = 24 * HOUR;
+    let (n, unit) = match secs {
+        s if s >= 2 * DAY => ((s + DAY / 2) / DAY, "day"),
+        s if s >= 2 * HOUR => ((s + HOUR / 2) / HOUR, "hour"),
+        s => ((s + 30) / 60, "minute"),
     };
-    match secs {
-        s if s >= 86_400 => plural(s / 86_400, "day"),
-        s if s >= 3_600 => plural(s / 3_600, "hour"),
-        s => plural(s / 60, "minute"),
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
     }
 }
 

@@ -249,11 +249,18 @@ pub(crate) struct HttpTarget {
 
 impl HttpTarget {
     pub(crate) fn parse(url: &str) -> Result<Self, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("is not a valid URL: {e}"))?;
+        let scheme_error = || "must start with http:// or https://".to_owned();
+        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(scheme_error());
+        }
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("is not a valid URL: {e}"))?;
         let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err("must start with http:// or https://".to_owned()),
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            _ => return Err(scheme_error()),
         };
         let authority = uri.authority().ok_or("has no host")?;
         if authority.as_str().contains('@') {
@@ -384,7 +391,10 @@ impl HttpProbe {
         let state = if status_expected(&c.expect_status, status) {
             CheckState::Ok
         } else {
-            message.push_str(&format!(" (expected {})", describe_expected(&c.expect_status)));
+            message.push_str(&format!(
+                " (expected {})",
+                describe_expected(&c.expect_status)
+            ));
             CheckState::Crit
         };
         let (state, slow) = latency_state(state, ms, c.warn_latency_ms);
@@ -447,7 +457,10 @@ fn http_client_config(roots: Arc<RootCertStore>) -> Arc<ClientConfig> {
 }
 
 /// One request on a fresh connection; the body is not read.
-async fn exchange<T>(io: T, request: Request<Empty<Bytes>>) -> Result<hyper::Response<()>, HttpError>
+async fn exchange<T>(
+    io: T,
+    request: Request<Empty<Bytes>>,
+) -> Result<hyper::Response<()>, HttpError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

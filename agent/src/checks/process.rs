@@ -20,13 +20,17 @@ use crate::config::ProcessConfig;
 
 /// One probe per `[[checks.process]]` entry, all sharing one process table.
 pub fn probes(list: &[ProcessConfig]) -> Vec<Box<dyn Probe>> {
-    if list.is_empty() {
+    // Entries without a name or pattern do not pass validation.
+    let entries: Vec<(&ProcessConfig, Matcher)> = list
+        .iter()
+        .filter_map(|c| Some((c, Matcher::from_config(c)?)))
+        .collect();
+    if entries.is_empty() {
         return Vec::new();
     }
-    let matchers: Vec<Matcher> = list.iter().filter_map(Matcher::from_config).collect();
-    let table = ProcessTable::new(matchers.iter().any(Matcher::needs_cmdline));
-    list.iter()
-        .zip(matchers)
+    let table = ProcessTable::new(entries.iter().any(|(_, m)| m.needs_cmdline()));
+    entries
+        .into_iter()
         .map(|(c, matcher)| -> Box<dyn Probe> {
             Box::new(ProcessProbe {
                 item: c.item().to_owned(),

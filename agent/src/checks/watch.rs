@@ -364,7 +364,9 @@ mod tests {
 
     #[test]
     fn own_reads_do_not_wake() {
-        assert!(!wakes(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!wakes(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
         assert!(!wakes(&EventKind::Access(AccessKind::Close(
             AccessMode::Read
         ))));

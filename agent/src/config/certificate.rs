@@ -113,3 +113,53 @@ pub fn validate_certificate(checks: &[CertificateConfig], p: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> CertificateConfig {
+        CertificateConfig {
+            name: None,
+            address: Some("intranet.example.com:443".into()),
+            server_name: None,
+            pem_file: None,
+            warn_days: 21,
+            crit_days: 7,
+            timeout_ms: 5000,
+            interval_secs: 3600,
+        }
+    }
+
+    #[test]
+    fn validation_names_every_bad_key() {
+        let mut p = Vec::new();
+        validate_certificate(&[config()], &mut p);
+        assert_eq!(p, Vec::<String>::new());
+        assert_eq!(config().item(), "intranet.example.com:443");
+
+        let both = CertificateConfig {
+            pem_file: Some("/etc/ssl/site.pem".into()),
+            ..config()
+        };
+        let relative = CertificateConfig {
+            address: None,
+            pem_file: Some("site.pem".into()),
+            server_name: Some("x".into()),
+            warn_days: 7,
+            ..config()
+        };
+        let twice = config();
+        validate_certificate(&[both, relative, twice, config()], &mut p);
+        let all = p.join("\n");
+        for expected in [
+            "checks.certificate[0] needs exactly one of address or pem_file",
+            "checks.certificate[1].pem_file (site.pem) must be an absolute path",
+            "checks.certificate[1].server_name needs an address",
+            "checks.certificate[1].warn_days (7) must be above checks.certificate[1].crit_days (7)",
+            "checks.certificate[3].name (\"intranet.example.com:443\") is used twice",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+    }
+}

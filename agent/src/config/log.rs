@@ -57,6 +57,15 @@ impl LogConfig {
             .unwrap_or_else(|| self.path.display().to_string())
     }
 
+    /// The compiled pattern, its size bounded (a pathological pattern is
+    /// a config error, not a memory hog).
+    pub fn regex(&self) -> Result<regex::Regex, regex::Error> {
+        regex::RegexBuilder::new(&self.pattern)
+            .size_limit(1 << 20)
+            .dfa_size_limit(256 << 10)
+            .build()
+    }
+
     pub fn hold(&self) -> Duration {
         Duration::from_secs(self.hold_secs)
     }
@@ -76,7 +85,7 @@ pub fn validate_log(logs: &[LogConfig], p: &mut Vec<String>) {
         absolute_path(p, &format!("{key}.path"), &l.path);
         if l.pattern.is_empty() {
             p.push(format!("{key}.pattern must not be empty"));
-        } else if let Err(e) = regex::Regex::new(&l.pattern) {
+        } else if let Err(e) = l.regex() {
             // regex's own message spans lines (it draws a caret).
             let e = e.to_string().replace('\n', " ");
             p.push(format!("{key}.pattern is not a valid regex: {e}"));
@@ -111,6 +120,22 @@ mod tests {
         assert_eq!(l.hold_secs, 600);
         assert_eq!(l.interval_secs, 10);
         assert!(config.validate().is_empty(), "{:?}", config.validate());
+    }
+
+    #[test]
+    fn an_oversized_pattern_is_a_config_error() {
+        let mut l = Config::parse(
+            "[[checks.log]]\npath = \"/x\"\npattern = \"\\\\w{1000}\"\n",
+            Path::new("agent.toml"),
+        )
+        .expect("parses")
+        .checks
+        .log
+        .remove(0);
+        let e = l.regex().expect_err("too big").to_string();
+        assert!(e.contains("size limit"), "{e}");
+        l.pattern = r"FATAL|(?i)out of memory|status=5\d\d".to_owned();
+        assert!(l.regex().is_ok());
     }
 
     #[test]

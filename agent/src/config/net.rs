@@ -116,3 +116,75 @@ fn validate_timing(
         p.push(format!("{prefix}.interval_secs must be greater than 0"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_validation_names_every_bad_key() {
+        let good = TcpConfig {
+            name: "db".into(),
+            address: "db.example.com:5432".into(),
+            timeout_ms: 3000,
+            warn_latency_ms: Some(500),
+            interval_secs: 30,
+        };
+        let bad = TcpConfig {
+            name: "db".into(),
+            address: "db.example.com".into(),
+            timeout_ms: 0,
+            warn_latency_ms: Some(10),
+            interval_secs: 0,
+        };
+        let mut p = Vec::new();
+        validate_tcp(std::slice::from_ref(&good), &mut p);
+        assert_eq!(p, Vec::<String>::new());
+        validate_tcp(&[good, bad], &mut p);
+        let all = p.join("\n");
+        for expected in [
+            "checks.tcp[1].name (\"db\") is used twice",
+            "checks.tcp[1].address (\"db.example.com\") must be host:port",
+            "checks.tcp[1].timeout_ms must be greater than 0",
+            "checks.tcp[1].warn_latency_ms (10) must be below checks.tcp[1].timeout_ms (0)",
+            "checks.tcp[1].interval_secs must be greater than 0",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn http_validation_names_every_bad_key() {
+        let config = |url: &str, expect_status: Vec<u16>| HttpConfig {
+            name: url.into(),
+            url: url.into(),
+            expect_status,
+            timeout_ms: 5000,
+            warn_latency_ms: None,
+            interval_secs: 60,
+        };
+        let mut p = Vec::new();
+        validate_http(
+            &[config(
+                "https://intranet.example.com/health",
+                vec![200, 204],
+            )],
+            &mut p,
+        );
+        assert_eq!(p, Vec::<String>::new());
+        validate_http(
+            &[
+                config("ftp://files.example.com/", Vec::new()),
+                config("http://x/", vec![42]),
+            ],
+            &mut p,
+        );
+        let all = p.join("\n");
+        for expected in [
+            "checks.http[0].url (\"ftp://files.example.com/\") must start with http:// or https://",
+            "checks.http[1].expect_status entry 42 must be within 100..=599",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+    }
+}

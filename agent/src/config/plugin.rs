@@ -69,6 +69,65 @@ pub fn validate_plugin(plugins: &[PluginConfig], p: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    /// The commented `[[checks.plugin]]`, `tcp`, `http` and `certificate`
+    /// examples in deploy/agent.example.toml, uncommented.
+    fn example_blocks() -> String {
+        let text = include_str!("../../../deploy/agent.example.toml");
+        let mut out = String::new();
+        let mut inside = false;
+        for line in text.lines() {
+            let kind = line.strip_prefix("# [[checks.");
+            if let Some(kind) = kind {
+                inside = ["plugin]]", "tcp]]", "http]]", "certificate]]"].contains(&kind);
+            }
+            match line.strip_prefix("# ") {
+                Some(toml) if inside && !line.is_empty() => {
+                    out.push_str(toml);
+                    out.push('\n');
+                }
+                _ => inside = false,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn example_blocks_parse_and_validate() {
+        let text = example_blocks();
+        let config = Config::parse(&text, std::path::Path::new("example")).expect("parses");
+        assert_eq!(config.validate(), Vec::<String>::new(), "{text}");
+        let c = &config.checks;
+        assert_eq!(
+            (
+                c.plugin.len(),
+                c.tcp.len(),
+                c.http.len(),
+                c.certificate.len()
+            ),
+            (1, 1, 1, 1),
+            "{text}"
+        );
+        assert_eq!(c.plugin[0].timeout_secs, default_timeout_secs());
+        assert_eq!(c.plugin[0].env.get("LC_ALL").map(String::as_str), Some("C"));
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_name_and_command() {
+        let text = "[[checks.plugin]]\nname = \"x\"\ncommand = [\"/bin/true\"]\n";
+        let config = Config::parse(text, std::path::Path::new("t")).expect("parses");
+        let p = &config.checks.plugin[0];
+        assert_eq!((p.timeout_secs, p.interval_secs), (10, 60));
+        assert!(p.env.is_empty());
+        let err = Config::parse(
+            "[[checks.plugin]]\nname = \"x\"\ncomand = []\n",
+            std::path::Path::new("t"),
+        )
+        .expect_err("typo")
+        .to_string();
+        assert!(err.contains("comand"), "{err}");
+    }
 
     fn config(command: &[&str], timeout_secs: u64) -> PluginConfig {
         PluginConfig {

@@ -26,6 +26,9 @@ pub struct ProcessConfig {
     pub interval_secs: u64,
 }
 
+/// Longest name or pattern: it is the item, which the collector caps.
+pub const MAX_ITEM_BYTES: usize = 256;
+
 fn default_min_count() -> u64 {
     1
 }
@@ -54,8 +57,14 @@ pub fn validate_process(list: &[ProcessConfig], p: &mut Vec<String>) {
             _ => {}
         }
         for (field, value) in [("name", &c.name), ("cmdline", &c.cmdline)] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                p.push(format!("{key}.{field} must not be empty"));
+            match value.as_deref() {
+                Some(v) if v.trim().is_empty() => {
+                    p.push(format!("{key}.{field} must not be empty"));
+                }
+                Some(v) if v.len() > MAX_ITEM_BYTES => p.push(format!(
+                    "{key}.{field} must be at most {MAX_ITEM_BYTES} bytes (it names the item)"
+                )),
+                _ => {}
             }
         }
         if let Some(max) = c.max_count
@@ -121,7 +130,7 @@ mod tests {
     #[test]
     fn bad_entries_name_their_keys() {
         let list = config(
-            r#"
+            &r#"
             [[process]]
             min_count = 1
             [[process]]
@@ -134,7 +143,10 @@ mod tests {
             interval_secs = 0
             [[process]]
             name = "a"
-            "#,
+            [[process]]
+            cmdline = "LONG"
+            "#
+            .replace("LONG", &"x".repeat(300)),
         );
         let mut p = Vec::new();
         validate_process(&list, &mut p);
@@ -146,6 +158,7 @@ mod tests {
             "checks.process[2].max_count (2) must be at least checks.process[2].min_count (3)",
             "checks.process[2].interval_secs must be greater than 0",
             "checks.process[3] watches the same item as checks.process[1] (\"a\")",
+            "checks.process[4].cmdline must be at most 256 bytes",
         ] {
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
         }

@@ -63,6 +63,11 @@ pub fn validate_service(list: &[ServiceConfig], p: &mut Vec<String>) {
         let key = format!("checks.service[{i}]");
         if c.name.trim().is_empty() {
             p.push(format!("{key}.name must not be empty"));
+        } else if c.name.len() > super::process::MAX_ITEM_BYTES {
+            p.push(format!(
+                "{key}.name must be at most {} bytes",
+                super::process::MAX_ITEM_BYTES
+            ));
         } else if c.name.starts_with('-') || c.name.chars().any(char::is_control) {
             p.push(format!(
                 "{key}.name ({:?}) must not start with '-' or contain control characters",

@@ -133,19 +133,6 @@ fn percent(p: &mut Vec<String>, key: &str, value: f64) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_level_must_be_a_level_or_a_directive() {
-        assert_eq!(log_level_problem("info"), None);
-        assert_eq!(log_level_problem("WARN"), None);
-        assert_eq!(log_level_problem("info,forewarn_agent=debug"), None);
-        assert!(log_level_problem("inf").is_some_and(|p| p.contains("log_level")));
-    }
-}
-
 fn validate_trend(d: &DiskConfig, p: &mut Vec<String>) {
     let hours = [
         ("trend_window_hours", d.trend_window_hours),
@@ -204,5 +191,18 @@ fn validate_load(l: &crate::config::LoadConfig, p: &mut Vec<String>) {
             "checks.load.crit_per_cpu ({}) must be at least checks.load.warn_per_cpu ({})",
             l.crit_per_cpu, l.warn_per_cpu
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_level_must_be_a_level_or_a_directive() {
+        assert_eq!(log_level_problem("info"), None);
+        assert_eq!(log_level_problem("WARN"), None);
+        assert_eq!(log_level_problem("info,forewarn_agent=debug"), None);
+        assert!(log_level_problem("inf").is_some_and(|p| p.contains("log_level")));
     }
 }

@@ -4,13 +4,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::AppState;
-use crate::domain::Scope;
+use crate::domain::ApiCaller;
 use crate::{Error, secrets};
 
-/// An authenticated API caller and what it may see.
-pub struct Caller {
-    pub scope: Scope,
-}
+/// An authenticated API caller: what it may see and whether it may write.
+pub struct Caller(pub ApiCaller);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
@@ -33,11 +31,11 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 Error::Unauthenticated("expected Authorization: Bearer <api key>".into())
             })?;
-        let scope = state
+        let caller = state
             .store
-            .api_key_scope(&secrets::hash(key))
+            .api_caller(&secrets::hash(key))
             .await?
             .ok_or_else(|| Error::Unauthenticated("unknown API key".into()))?;
-        Ok(Caller { scope })
+        Ok(Caller(caller))
     }
 }

@@ -12,11 +12,14 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::domain::{Agent, AgentDetail, Tenant, Ticket, TicketDetail, TicketState};
+use crate::domain::{
+    ActionOutcome, Agent, AgentDetail, AuditEntry, Tenant, Ticket, TicketAction, TicketDetail,
+    TicketState, now_millis,
+};
 use crate::store::Store;
 use crate::{Error, Result};
 use auth::Caller;
@@ -36,6 +39,12 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/agents/{id}", get(get_agent))
         .route("/api/v1/tickets", get(list_tickets))
         .route("/api/v1/tickets/{id}", get(get_ticket))
+        .route("/api/v1/tickets/{id}/acknowledge", post(acknowledge))
+        .route("/api/v1/tickets/{id}/assign", post(assign))
+        .route("/api/v1/tickets/{id}/escalate", post(escalate))
+        .route("/api/v1/tickets/{id}/notes", post(add_note))
+        .route("/api/v1/tickets/{id}/resolve", post(resolve))
+        .route("/api/v1/audit", get(audit))
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .with_state(AppState { store })
 }
@@ -54,11 +63,11 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn list_tenants(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Tenant>>> {
-    Ok(Json(s.store.list_tenants(&caller.scope).await?))
+    Ok(Json(s.store.list_tenants(&caller.0.scope).await?))
 }
 
 async fn list_agents(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Agent>>> {
-    Ok(Json(s.store.list_agents(&caller.scope).await?))
+    Ok(Json(s.store.list_agents(&caller.0.scope).await?))
 }
 
 async fn get_agent(
@@ -67,7 +76,7 @@ async fn get_agent(
     Path(id): Path<String>,
 ) -> Result<Json<AgentDetail>> {
     s.store
-        .get_agent(&caller.scope, &id)
+        .get_agent(&caller.0.scope, &id)
         .await?
         .map(Json)
         .ok_or_else(|| Error::NotFound(format!("agent {id}")))
@@ -91,7 +100,7 @@ async fn list_tickets(
             Error::InvalidArgument(format!("state must be open, resolved or all, not {v:?}"))
         })?),
     };
-    Ok(Json(s.store.list_tickets(&caller.scope, state).await?))
+    Ok(Json(s.store.list_tickets(&caller.0.scope, state).await?))
 }
 
 async fn get_ticket(
@@ -102,8 +111,99 @@ async fn get_ticket(
     let not_found = || Error::NotFound(format!("ticket {id}"));
     let n: i64 = id.parse().map_err(|_| not_found())?;
     s.store
-        .get_ticket(&caller.scope, n)
+        .get_ticket(&caller.0.scope, n)
         .await?
         .map(Json)
         .ok_or_else(not_found)
+}
+
+fn ticket_id(id: &str) -> Result<i64> {
+    id.parse()
+        .map_err(|_| Error::NotFound(format!("ticket {id}")))
+}
+
+async fn act(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: TicketAction,
+) -> Result<Json<ActionOutcome>> {
+    let id = ticket_id(id)?;
+    Ok(Json(
+        s.store
+            .ticket_action(&caller.0, id, &action, now_millis())
+            .await?,
+    ))
+}
+
+async fn acknowledge(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ActionOutcome>> {
+    act(&s, &caller, &id, TicketAction::Acknowledge).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    assignee: String,
+}
+
+async fn assign(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<AssignBody>,
+) -> Result<Json<ActionOutcome>> {
+    act(&s, &caller, &id, TicketAction::Assign(body.assignee)).await
+}
+
+async fn escalate(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ActionOutcome>> {
+    act(&s, &caller, &id, TicketAction::Escalate).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    text: String,
+}
+
+async fn add_note(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<NoteBody>,
+) -> Result<Json<ActionOutcome>> {
+    act(&s, &caller, &id, TicketAction::Note(body.text)).await
+}
+
+async fn resolve(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ActionOutcome>> {
+    act(&s, &caller, &id, TicketAction::Resolve).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>> {
+    Ok(Json(
+        s.store
+            .audit_log(&caller.0.scope, q.limit.unwrap_or(100))
+            .await?,
+    ))
 }

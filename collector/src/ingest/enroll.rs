@@ -67,6 +67,7 @@ impl EnrollmentService {
                     id: agent_id.clone(),
                     tenant_id: grant.tenant_id.clone(),
                     site: grant.site.clone(),
+                    role: grant.role.clone(),
                     facts: facts.clone(),
                     cert_not_after: not_after,
                 },

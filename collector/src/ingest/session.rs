@@ -135,7 +135,14 @@ async fn run(
     let boot_id = convert::boot_id(&hello.boot_id)?;
     let facts = convert::host_facts(hello.host.as_ref())?;
     store
-        .start_session(&id.tenant_id, &id.agent_id, &boot_id, &facts, now_millis())
+        .start_session(
+            &id.tenant_id,
+            &id.agent_id,
+            &boot_id,
+            &facts,
+            hello.interval_secs.clamp(1, 3600),
+            now_millis(),
+        )
         .await?;
     info!(
         agent_id = id.agent_id,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::Store;
 use crate::Error;
 use crate::domain::{
-    CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent, NewApiKey,
-    NewEnrollmentToken, Report, ReportPayload, Scope, TicketState,
+    ApiCaller, CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent, NewApiKey,
+    NewEnrollmentToken, Report, ReportPayload, Scope, TicketAction, TicketState,
 };
 
 const NOW: Millis = 1_800_000_000_000;
@@ -23,6 +23,7 @@ pub async fn tenant_with_agent(store: &dyn Store, tenant: &str, agent: &str) -> 
             token_hash: hash.clone(),
             expires_at: NOW + 1000,
             max_uses: 1,
+            role: "server".into(),
         })
         .await
         .expect("token");
@@ -38,6 +39,7 @@ fn new_agent(id: &str, tenant_id: &str) -> NewAgent {
         id: id.into(),
         tenant_id: tenant_id.into(),
         site: "hq".into(),
+        role: "server".into(),
         facts: HostFacts {
             hostname: format!("host-{id}"),
             ..HostFacts::default()
@@ -98,6 +100,7 @@ pub async fn enrollment_tokens_expire_and_run_out(store: Arc<dyn Store>) {
             token_hash: "h1".into(),
             expires_at: NOW + 1000,
             max_uses: 2,
+            role: "workstation".into(),
         })
         .await
         .expect("token");
@@ -205,19 +208,41 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
     let kinds: Vec<_> = t.events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["opened", "updated", "resolved"]);
 
-    // A new failure after resolution is a new episode.
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(4, NOW + 3, vec![disk(CheckState::Crit, 99.0)]),
-            NOW + 3,
-        )
+    // A relapse within the grace reopens the same ticket (same episode)...
+    let apply = |seq: u64, at: Millis, state: CheckState| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .apply_report(
+                    &tenant,
+                    "a1",
+                    &changes(seq, at, vec![disk(state, 99.0)]),
+                    at,
+                )
+                .await
+                .expect("apply")
+        }
+    };
+    assert_eq!(apply(4, NOW + 3, CheckState::Crit).await.opened, 1);
+    let all = store.list_tickets(&Scope::All, None).await.expect("list");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, TicketState::Open);
+    let t = store
+        .get_ticket(&Scope::All, first_id)
         .await
-        .expect("apply");
+        .expect("get")
+        .expect("exists");
+    assert_eq!(t.events.last().map(|e| e.kind.as_str()), Some("reopened"));
+    // ...a failure after the grace (default 300 s) is a new episode.
+    assert_eq!(apply(5, NOW + 4, CheckState::Ok).await.resolved, 1);
+    assert_eq!(apply(6, NOW + 400_000, CheckState::Crit).await.opened, 1);
     let all = store.list_tickets(&Scope::All, None).await.expect("list");
     assert_eq!(all.len(), 2);
     assert_ne!(all[0].id, first_id);
+    assert_eq!(all[0].priority, "P1", "crit on a server");
+    assert_eq!(all[0].tier, 1);
+    assert!(all[0].ack_due_at.is_some());
 }
 
 pub async fn stale_results_do_not_roll_back(store: Arc<dyn Store>) {
@@ -320,7 +345,7 @@ pub async fn sessions_and_snapshots(store: Arc<dyn Store>) {
         ..HostFacts::default()
     };
     store
-        .start_session(&t, "a1", "boot-1", &facts, NOW)
+        .start_session(&t, "a1", "boot-1", &facts, 15, NOW)
         .await
         .expect("start");
     let snapshot = HostSnapshot {
@@ -375,6 +400,7 @@ pub async fn api_keys_grant_their_scope(store: Arc<dyn Store>) {
             tenant_id: Some(t.id.clone()),
             name: "acme-tech".into(),
             key_hash: "kh1".into(),
+            role: "viewer".into(),
         })
         .await
         .expect("key");
@@ -384,18 +410,16 @@ pub async fn api_keys_grant_their_scope(store: Arc<dyn Store>) {
             tenant_id: None,
             name: "msp-admin".into(),
             key_hash: "kh2".into(),
+            role: "admin".into(),
         })
         .await
         .expect("key");
-    assert_eq!(
-        store.api_key_scope("kh1").await.expect("scope"),
-        Some(Scope::Tenant(t.id))
-    );
-    assert_eq!(
-        store.api_key_scope("kh2").await.expect("scope"),
-        Some(Scope::All)
-    );
-    assert_eq!(store.api_key_scope("nope").await.expect("scope"), None);
+    let k1 = store.api_caller("kh1").await.expect("k1").expect("exists");
+    assert_eq!(k1.scope, Scope::Tenant(t.id));
+    assert!(!k1.can_write(), "viewer");
+    let k2 = store.api_caller("kh2").await.expect("k2").expect("exists");
+    assert_eq!((k2.scope, k2.name.as_str()), (Scope::All, "msp-admin"));
+    assert!(store.api_caller("nope").await.expect("none").is_none());
 }
 
 /// Many writers race to report the same failure; the database must end with
@@ -445,6 +469,284 @@ pub async fn prune_forgets_old_deliveries(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
 }
 
+const MIN: Millis = 60_000;
+
+fn admin() -> ApiCaller {
+    ApiCaller {
+        scope: Scope::All,
+        name: "alice".into(),
+        role: "technician".into(),
+    }
+}
+
+async fn open_crit(store: &Arc<dyn Store>, tenant: &str) -> i64 {
+    store
+        .apply_report(
+            tenant,
+            "a1",
+            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list")[0]
+        .id
+}
+
+async fn ticket(store: &Arc<dyn Store>, id: i64) -> crate::domain::TicketDetail {
+    store
+        .get_ticket(&Scope::All, id)
+        .await
+        .expect("get")
+        .expect("exists")
+}
+
+pub async fn unacknowledged_tickets_escalate_once_per_sla_window(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let id = open_crit(&store, &tenant).await;
+    let t = ticket(&store, id).await.ticket;
+    assert_eq!((t.priority.as_str(), t.tier), ("P1", 1), "crit on a server");
+    // P1: acknowledge within 15 min. (The agent also goes overdue as
+    // nothing reports here; only the disk ticket is followed.)
+    let tier = |store: Arc<dyn Store>| async move { ticket(&store, id).await.ticket.tier };
+    store.sweep(NOW + 14 * MIN).await.expect("sweep");
+    assert_eq!(tier(store.clone()).await, 1);
+    store.sweep(NOW + 16 * MIN).await.expect("sweep");
+    assert_eq!(tier(store.clone()).await, 2);
+    // The same moment again (a restart re-running the sweep): no double escalation.
+    store.sweep(NOW + 16 * MIN).await.expect("sweep");
+    let t = ticket(&store, id).await;
+    assert_eq!(t.ticket.tier, 2);
+    assert!(t.ticket.ack_breached);
+    let kinds: Vec<_> = t.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "sla_breach", "escalated"]);
+    store.sweep(NOW + 32 * MIN).await.expect("sweep");
+    assert_eq!(tier(store.clone()).await, 3);
+    store.sweep(NOW + 90 * MIN).await.expect("sweep");
+    let t = ticket(&store, id).await.ticket;
+    assert_eq!((t.tier, t.escalations), (3, 2), "L3 is the top");
+    // Not resolved within 4 h: a resolve breach, once.
+    store.sweep(NOW + 241 * MIN).await.expect("sweep");
+    store.sweep(NOW + 300 * MIN).await.expect("sweep");
+    let t = ticket(&store, id).await;
+    assert!(t.ticket.resolve_breached);
+    assert_eq!(
+        t.events.iter().filter(|e| e.kind == "sla_breach").count(),
+        2
+    );
+}
+
+pub async fn acknowledging_stops_escalation_and_actions_are_audited(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let id = open_crit(&store, &tenant).await;
+    let now = NOW + MIN;
+    let out = store
+        .ticket_action(&admin(), id, &TicketAction::Acknowledge, now)
+        .await
+        .expect("ack");
+    assert_eq!(out.ticket.ticket.acknowledged_by.as_deref(), Some("alice"));
+    assert!(matches!(
+        store
+            .ticket_action(&admin(), id, &TicketAction::Acknowledge, now)
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.sweep(NOW + 60 * MIN).await.expect("sweep").escalated,
+        0
+    );
+    store
+        .ticket_action(&admin(), id, &TicketAction::Assign("bob".into()), now)
+        .await
+        .expect("assign");
+    store
+        .ticket_action(
+            &admin(),
+            id,
+            &TicketAction::Note("replacing disk".into()),
+            now,
+        )
+        .await
+        .expect("note");
+    let out = store
+        .ticket_action(&admin(), id, &TicketAction::Escalate, now)
+        .await
+        .expect("escalate");
+    assert_eq!(out.ticket.ticket.tier, 2);
+    assert_eq!(out.ticket.ticket.assignee.as_deref(), Some("bob"));
+    let viewer = ApiCaller {
+        role: "viewer".into(),
+        ..admin()
+    };
+    assert!(matches!(
+        store
+            .ticket_action(&viewer, id, &TicketAction::Resolve, now)
+            .await,
+        Err(Error::PermissionDenied(_))
+    ));
+    let other_tenant = ApiCaller {
+        scope: Scope::Tenant("someone-else".into()),
+        ..admin()
+    };
+    assert!(matches!(
+        store
+            .ticket_action(&other_tenant, id, &TicketAction::Resolve, now)
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    let audit = store.audit_log(&Scope::All, 10).await.expect("audit");
+    let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "ticket.escalated",
+            "ticket.note",
+            "ticket.assigned",
+            "ticket.acknowledged"
+        ]
+    );
+    assert!(audit.iter().all(|a| a.actor == "alice"));
+}
+
+pub async fn resolving_by_hand_a_present_problem_says_so_and_reopens(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let id = open_crit(&store, &tenant).await;
+    let out = store
+        .ticket_action(&admin(), id, &TicketAction::Resolve, NOW + MIN)
+        .await
+        .expect("resolve");
+    assert!(out.still_failing.is_some(), "the disk is still full");
+    assert_eq!(out.ticket.ticket.resolved_by.as_deref(), Some("alice"));
+    // The engine still watches (the agent still reports): the next sweep
+    // reopens the same ticket.
+    store
+        .apply_report(&tenant, "a1", &changes(2, NOW + MIN, vec![]), NOW + MIN)
+        .await
+        .expect("alive");
+    store.sweep(NOW + MIN + 1000).await.expect("sweep");
+    let t = ticket(&store, id).await;
+    assert_eq!(t.ticket.state, TicketState::Open);
+    assert_eq!(t.events.last().map(|e| e.kind.as_str()), Some("reopened"));
+}
+
+pub async fn silent_agents_go_overdue_and_come_back(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let facts = HostFacts {
+        hostname: "web1".into(),
+        ..HostFacts::default()
+    };
+    store
+        .start_session(&tenant, "a1", "boot-1", &facts, 15, NOW)
+        .await
+        .expect("start");
+    open_crit(&store, &tenant).await;
+    // The stream breaks without a goodbye.
+    store
+        .end_session(&tenant, "a1", false, NOW)
+        .await
+        .expect("end");
+    // 3 × 15 s: overdue at 45 s, not before.
+    assert_eq!(store.sweep(NOW + 44_000).await.expect("sweep").overdue, 0);
+    assert_eq!(store.sweep(NOW + 46_000).await.expect("sweep").overdue, 1);
+    assert_eq!(
+        store.sweep(NOW + 47_000).await.expect("sweep").overdue,
+        0,
+        "once"
+    );
+    let open = store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    let liveness: Vec<_> = open.iter().filter(|t| t.kind == "agent").collect();
+    assert_eq!(liveness.len(), 1, "{open:?}");
+    assert!(
+        liveness[0].summary.contains("overdue"),
+        "{}",
+        liveness[0].summary
+    );
+    let agent = store
+        .get_agent(&Scope::All, "a1")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(agent.agent.overdue);
+    // It reports again: liveness resolves by itself.
+    store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(2, NOW + 60_000, vec![]),
+            NOW + 60_000,
+        )
+        .await
+        .expect("apply");
+    let open = store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    assert!(open.iter().all(|t| t.kind != "agent"), "{open:?}");
+}
+
+pub async fn clean_shutdown_opens_a_ticket_only_for_servers(store: Arc<dyn Store>) {
+    // tenant_with_agent enrolls a server.
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "srv").await;
+    let t2 = store.create_tenant("globex").await.expect("tenant");
+    store
+        .create_enrollment_token(&NewEnrollmentToken {
+            id: "tw".into(),
+            tenant_id: t2.id.clone(),
+            site: String::new(),
+            token_hash: "hw".into(),
+            expires_at: NOW + 1000,
+            max_uses: 1,
+            role: "workstation".into(),
+        })
+        .await
+        .expect("token");
+    let mut ws = new_agent("ws", &t2.id);
+    ws.role = "workstation".into();
+    store.enroll_agent("hw", NOW, &ws).await.expect("enroll");
+    for (t, a) in [(&tenant, "srv"), (&t2.id, "ws")] {
+        store
+            .start_session(t, a, "b", &HostFacts::default(), 15, NOW)
+            .await
+            .expect("start");
+        store
+            .end_session(t, a, true, NOW + 1)
+            .await
+            .expect("goodbye");
+    }
+    // And neither goes overdue: they said goodbye.
+    store.sweep(NOW + 3_600_000).await.expect("sweep");
+    let open = store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].agent_id, "srv");
+    let ws = store
+        .get_agent(&Scope::All, "ws")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(ws.agent.status, "offline");
+    // The server comes back: its ticket resolves.
+    store
+        .start_session(&tenant, "srv", "b2", &HostFacts::default(), 15, NOW + 5000)
+        .await
+        .expect("start");
+    assert!(
+        store
+            .list_tickets(&Scope::All, Some(TicketState::Open))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
 /// Runs the whole suite against a backend: `store_conformance!(name, async factory)`.
 macro_rules! store_conformance {
     ($backend:ident, $factory:expr) => {
@@ -460,6 +762,11 @@ macro_rules! store_conformance {
                 api_keys_grant_their_scope,
                 one_open_ticket_under_concurrent_writers,
                 prune_forgets_old_deliveries,
+                unacknowledged_tickets_escalate_once_per_sla_window,
+                acknowledging_stops_escalation_and_actions_are_audited,
+                resolving_by_hand_a_present_problem_says_so_and_reopens,
+                silent_agents_go_overdue_and_come_back,
+                clean_shutdown_opens_a_ticket_only_for_servers,
             );
         }
     };

@@ -15,8 +15,9 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::domain::{
-    Agent, AgentAuth, AgentDetail, ApplyOutcome, HostFacts, Millis, NewAgent, NewApiKey,
-    NewEnrollmentToken, Report, Scope, Tenant, Ticket, TicketDetail, TicketState, TokenGrant,
+    ActionOutcome, Agent, AgentAuth, AgentDetail, ApiCaller, ApplyOutcome, AuditEntry, HostFacts,
+    Millis, NewAgent, NewApiKey, NewEnrollmentToken, Report, Scope, SweepOutcome, Tenant, Ticket,
+    TicketAction, TicketDetail, TicketState, TokenGrant,
 };
 
 /// Every operation on collector state.
@@ -41,13 +42,15 @@ pub trait Store: Send + Sync + 'static {
     /// Identity facts for the session handshake (not tenant-scoped: the
     /// caller compares the tenant with the one in the peer certificate).
     async fn agent_auth(&self, agent_id: &str) -> Result<Option<AgentAuth>>;
-    /// Records a new session (hello): facts, boot id, online.
+    /// Records a new session (hello): facts, boot id, heartbeat interval,
+    /// online; resolves the agent's liveness ticket if it had one.
     async fn start_session(
         &self,
         tenant_id: &str,
         agent_id: &str,
         boot_id: &str,
         facts: &HostFacts,
+        interval_secs: u32,
         now: Millis,
     ) -> Result<()>;
     /// Records the end of a session: `clean` = the agent said goodbye.
@@ -78,8 +81,23 @@ pub trait Store: Send + Sync + 'static {
 
     // --- operators ---
     async fn create_api_key(&self, key: &NewApiKey) -> Result<()>;
-    /// The scope an API key grants, if the key exists.
-    async fn api_key_scope(&self, key_hash: &str) -> Result<Option<Scope>>;
+    /// Who an API key belongs to and what it may see, if the key exists.
+    async fn api_caller(&self, key_hash: &str) -> Result<Option<ApiCaller>>;
+    /// An operator action on a ticket, audited.
+    async fn ticket_action(
+        &self,
+        caller: &ApiCaller,
+        id: i64,
+        action: &TicketAction,
+        now: Millis,
+    ) -> Result<ActionOutcome>;
+    /// Newest audit entries first.
+    async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    // --- the engine's clock ---
+    /// Marks overdue agents, runs time-based ticket decisions and
+    /// escalations due at `now`. Idempotent for the same `now`.
+    async fn sweep(&self, now: Millis) -> Result<SweepOutcome>;
 
     // --- housekeeping ---
     /// Forgets delivery records older than `before` (dedup window).

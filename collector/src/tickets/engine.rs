@@ -218,19 +218,22 @@ pub fn observe(
     }
     if p.flapping {
         // One ticket, no churn: only a severity change is worth recording.
-        if let (Some(t), true) = (p.ticket, state != CheckState::Ok) {
-            if t.open && t.severity != state {
-                steps.push(update(p, state));
-            }
+        if let Some(t) = p.ticket
+            && state != CheckState::Ok
+            && t.open
+            && t.severity != state
+        {
+            steps.push(update(p, state));
         }
         return steps;
     }
-    if let (Some(t), true) = (p.ticket, state != CheckState::Ok) {
-        if t.open {
-            // Severity or text may have changed; the store keeps text current.
-            steps.push(update(p, state));
-            return steps;
-        }
+    if let Some(t) = p.ticket
+        && state != CheckState::Ok
+        && t.open
+    {
+        // Severity or text may have changed; the store keeps text current.
+        steps.push(update(p, state));
+        return steps;
     }
     steps.extend(tick(p, now, rule, hold));
     steps

@@ -271,8 +271,14 @@ impl AgentHome {
         std::fs::write(
             &config,
             format!(
-                "state_dir = {:?}\ninterval_secs = 15\n{extra}\n",
-                dir.path().join("state")
+                "state_dir = {:?}\ninterval_secs = 15\n{extra}\n{}",
+                dir.path().join("state"),
+                // A host with a pending reboot would add unrelated tickets.
+                if extra.contains("[checks.reboot_required]") {
+                    ""
+                } else {
+                    "[checks.reboot_required]\nenabled = false\n"
+                }
             ),
         )
         .expect("write agent config");

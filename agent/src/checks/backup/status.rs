@@ -52,7 +52,8 @@ pub fn read(path: &Path) -> Result<StatusReport, String> {
     file.take(MAX_BYTES)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read status file {shown}: {e}"))?;
-    parse(&String::from_utf8_lossy(&bytes), modified).map_err(|e| format!("status file {shown}: {e}"))
+    parse(&String::from_utf8_lossy(&bytes), modified)
+        .map_err(|e| format!("status file {shown}: {e}"))
 }
 
 /// Parses status-file text; `modified` stands in for a missing
@@ -170,8 +171,11 @@ mod tests {
     fn json_problems_are_explained() {
         let e = parse(r#"{"status": "running"}"#, mtime()).expect_err("unknown status");
         assert!(e.contains("unknown status \"running\""), "{e}");
-        let e = parse(r#"{"status": "success", "finished_at": "yesterday"}"#, mtime())
-            .expect_err("bad time");
+        let e = parse(
+            r#"{"status": "success", "finished_at": "yesterday"}"#,
+            mtime(),
+        )
+        .expect_err("bad time");
         assert!(e.contains("finished_at \"yesterday\""), "{e}");
         let e = parse("{\"status\": ", mtime()).expect_err("truncated");
         assert!(e.contains("not a valid JSON status"), "{e}");
@@ -181,13 +185,29 @@ mod tests {
     fn text_first_word_decides() {
         for (text, status, message) in [
             ("OK\n", JobStatus::Success, ""),
-            ("success: 12 GiB in 41 min\n", JobStatus::Success, "12 GiB in 41 min"),
-            ("FAILED - rsync exited 23\nmore\n", JobStatus::Failure, "rsync exited 23"),
-            ("error: cannot reach nas01", JobStatus::Failure, "cannot reach nas01"),
+            (
+                "success: 12 GiB in 41 min\n",
+                JobStatus::Success,
+                "12 GiB in 41 min",
+            ),
+            (
+                "FAILED - rsync exited 23\nmore\n",
+                JobStatus::Failure,
+                "rsync exited 23",
+            ),
+            (
+                "error: cannot reach nas01",
+                JobStatus::Failure,
+                "cannot reach nas01",
+            ),
             ("Failure", JobStatus::Failure, ""),
         ] {
             let r = parse(text, mtime()).expect(text);
-            assert_eq!((r.status, r.message.as_str()), (status, message), "{text:?}");
+            assert_eq!(
+                (r.status, r.message.as_str()),
+                (status, message),
+                "{text:?}"
+            );
             assert_eq!(r.finished_at, mtime());
         }
     }
@@ -212,6 +232,9 @@ mod tests {
     #[test]
     fn a_missing_file_says_so() {
         let e = read(Path::new("/nonexistent/forewarn/status.json")).expect_err("missing");
-        assert_eq!(e, "status file /nonexistent/forewarn/status.json does not exist");
+        assert_eq!(
+            e,
+            "status file /nonexistent/forewarn/status.json does not exist"
+        );
     }
 }

@@ -211,14 +211,16 @@ fn scan_lists_matching_files_newest_first() {
     put("notes.txt", Duration::ZERO);
     std::fs::create_dir(dir.path().join("old.tar.zst")).expect("mkdir");
     let pattern = glob::Pattern::new("*.tar.zst").expect("pattern");
-    let Listing::Files(files) = scan(dir.path(), &pattern) else {
+    let status = dir.path().join("last-run.tar.zst");
+    put("last-run.tar.zst", Duration::ZERO);
+    let Listing::Files(files) = scan(dir.path(), &pattern, Some(&status)) else {
         panic!("not listed");
     };
     let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["db-2.tar.zst", "db-1.tar.zst"]);
     assert_eq!(files[0].size, "db-2.tar.zst".len() as u64);
     assert_eq!(
-        scan(&dir.path().join("missing"), &pattern),
+        scan(&dir.path().join("missing"), &pattern, None),
         Listing::DirMissing
     );
 }
@@ -228,6 +230,7 @@ fn ages_for_people() {
     assert_eq!(format_age(Duration::from_secs(45)), "45 s");
     assert_eq!(format_age(Duration::from_secs(12 * 60)), "12 min");
     assert_eq!(format_age(31 * HOUR + Duration::from_secs(1800)), "31 h");
+    assert_eq!(format_age(24 * 9 * HOUR + HOUR), "9 d");
 }
 
 #[tokio::test(flavor = "current_thread")]

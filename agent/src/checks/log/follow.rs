@@ -304,7 +304,10 @@ mod tests {
         let (lines, polled) = poll(&mut f, 15);
         assert_eq!(lines, ["abcdefghij"]);
         assert!(!polled.more);
-        append(&path, &format!("{}\nnext\n", "x".repeat(3 * MAX_LINE_BYTES)));
+        append(
+            &path,
+            &format!("{}\nnext\n", "x".repeat(3 * MAX_LINE_BYTES)),
+        );
         let (lines, _) = poll(&mut f, 1 << 20);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].len(), MAX_LINE_BYTES);

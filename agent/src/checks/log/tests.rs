@@ -82,7 +82,10 @@ fn a_match_raises_the_state_until_the_hold_ends() {
     assert_eq!(e.message, "no matching line in the last 10 min");
     assert_eq!(matches_metric(&e), 0.0);
 
-    append(&path, "info: fine\nERROR: disk sda failing\nthread panicked\n");
+    append(
+        &path,
+        "info: fine\nERROR: disk sda failing\nthread panicked\n",
+    );
     let e = probe.run_blocking(t0 + Duration::from_secs(1));
     assert_eq!(e.state, CheckState::Crit);
     assert_eq!(
@@ -132,11 +135,19 @@ fn a_rotated_file_is_followed() {
     std::fs::rename(&path, dir.path().join("app.log.1")).expect("rotate");
     let e = probe.run_blocking(t0);
     assert_eq!(e.state, CheckState::Ok);
-    assert!(e.message.contains("is gone, waiting for it"), "{}", e.message);
+    assert!(
+        e.message.contains("is gone, waiting for it"),
+        "{}",
+        e.message
+    );
     append(&path, "FATAL: out of memory\n");
     let e = probe.run_blocking(t0);
     assert_eq!(e.state, CheckState::Crit);
-    assert!(e.message.ends_with("last: FATAL: out of memory"), "{}", e.message);
+    assert!(
+        e.message.ends_with("last: FATAL: out of memory"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]

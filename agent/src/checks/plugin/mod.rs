@@ -52,13 +52,18 @@ impl PluginProbe {
         }
     }
 
-    fn timeout(&self) -> Duration {
+    fn plugin_timeout(&self) -> Duration {
         Duration::from_secs(self.config.timeout_secs)
     }
 
     async fn check(&self) -> Evaluation {
-        let outcome = run(&self.config.command, &self.config.env, self.timeout()).await;
-        let (state, message, metrics) = judge(&self.config.name, &outcome, self.timeout());
+        let outcome = run(
+            &self.config.command,
+            &self.config.env,
+            self.plugin_timeout(),
+        )
+        .await;
+        let (state, message, metrics) = judge(&self.config.name, &outcome, self.plugin_timeout());
         Evaluation {
             item: self.config.name.clone(),
             state,
@@ -84,7 +89,7 @@ impl Probe for PluginProbe {
     /// Longer than the plugin's own timeout, so that the plugin's timeout
     /// (which kills it and says so) is what fires.
     fn timeout(&self) -> Duration {
-        self.timeout() + Duration::from_secs(5)
+        self.plugin_timeout() + Duration::from_secs(5)
     }
 
     fn run(&mut self) -> BoxFuture<'_, Vec<Evaluation>> {
@@ -267,7 +272,10 @@ fn judge(name: &str, outcome: &Outcome, timeout: Duration) -> (CheckState, Strin
         .take(MAX_METRICS)
         .collect();
     let (state, message) = match exit_state(*status) {
-        Ok(state) if said.is_empty() => (state, format!("plugin said nothing (exit {})", state.exit_code())),
+        Ok(state) if said.is_empty() => (
+            state,
+            format!("plugin said nothing (exit {})", state.exit_code()),
+        ),
         Ok(state) => (state, said),
         Err(reason) if said.is_empty() => (CheckState::Unknown, reason),
         Err(reason) => (CheckState::Unknown, format!("{reason}: {said}")),

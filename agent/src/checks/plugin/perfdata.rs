@@ -150,7 +150,7 @@ fn datum(s: &str) -> (DatumResult, &str) {
 
 /// The part of `s` before its suffix `rest`.
 fn consumed<'a>(s: &'a str, rest: &str) -> &'a str {
-    &s[..s.len() - rest.len()]
+    s.get(..s.len().saturating_sub(rest.len())).unwrap_or(s)
 }
 
 /// The label at the start of `s`, unquoted, and the text after it.
@@ -176,7 +176,9 @@ fn label(s: &str) -> Result<(String, &str), (PerfError, &str)> {
         }
         return Err((PerfError::new(s, "unterminated quoted label"), ""));
     }
-    let end = s.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| c == '=' || c.is_whitespace())
+        .unwrap_or(s.len());
     if end == 0 {
         let rest = word(s).1;
         return Err((PerfError::new(word(s).0, "empty label"), rest));
@@ -263,9 +265,7 @@ fn number_len(s: &str) -> usize {
 impl fmt::Display for PerfDatum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let needs_quotes = self.label.starts_with('\'')
-            || self
-                .label
-                .contains(|c: char| c == '=' || c.is_whitespace());
+            || self.label.contains(|c: char| c == '=' || c.is_whitespace());
         if needs_quotes {
             write!(f, "'{}'=", self.label.replace('\'', "''"))?;
         } else {

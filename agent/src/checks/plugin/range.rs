@@ -180,7 +180,9 @@ mod tests {
 
     #[test]
     fn display_is_the_short_form() {
-        for text in ["10", "10:", "~:10", "10:20", "@10:20", "~:", "-5:-1", "@0.5"] {
+        for text in [
+            "10", "10:", "~:10", "10:20", "@10:20", "~:", "-5:-1", "@0.5",
+        ] {
             assert_eq!(range(text).to_string(), text);
         }
     }

@@ -121,7 +121,10 @@ async fn a_hanging_plugin_and_its_children_are_killed_at_the_timeout() {
 async fn a_background_process_holding_the_pipe_does_not_stall_the_result() {
     let started = Instant::now();
     let e = run_script("sleep 5 &\necho 'OK - started'\nexit 0").await;
-    assert_eq!((e.state, e.message.as_str()), (CheckState::Ok, "OK - started"));
+    assert_eq!(
+        (e.state, e.message.as_str()),
+        (CheckState::Ok, "OK - started")
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -152,7 +155,10 @@ async fn stderr_speaks_when_stdout_is_silent() {
 async fn arguments_are_not_interpreted_by_a_shell_and_env_is_passed() {
     let mut c = config(&["/bin/echo", "$HOME", ";", "exit", "2"], 5);
     let e = evaluate(&c).await;
-    assert_eq!((e.state, e.message.as_str()), (CheckState::Ok, "$HOME ; exit 2"));
+    assert_eq!(
+        (e.state, e.message.as_str()),
+        (CheckState::Ok, "$HOME ; exit 2")
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = script(dir.path(), "env", "echo \"zone=$ZONE\"");
     c = config(&[path.to_str().expect("utf-8")], 5);

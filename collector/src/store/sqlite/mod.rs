@@ -17,12 +17,18 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::Store;
 use crate::domain::{
-    Agent, AgentAuth, AgentDetail, ApplyOutcome, CheckResult, CheckState, CheckStateRow, HostFacts,
-    Millis, NewAgent, NewApiKey, NewEnrollmentToken, Report, ReportPayload, Scope, Tenant, Ticket,
-    TicketDetail, TicketEvent, TicketState, TokenGrant,
+    ActionOutcome, Agent, AgentAuth, AgentDetail, ApiCaller, ApplyOutcome, AuditEntry, CheckState,
+    CheckStateRow, HostFacts, Millis, NewAgent, NewApiKey, NewEnrollmentToken, Report,
+    ReportPayload, Scope, SweepOutcome, Tenant, Ticket, TicketAction, TicketDetail, TicketEvent,
+    TicketState, TokenGrant,
 };
-use crate::tickets::{self, Action, OpenTicket};
 use crate::{Error, Result};
+
+mod actions;
+mod problems;
+mod sweep;
+
+use problems::{AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -30,6 +36,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    policy: std::sync::Arc<crate::tickets::policy::Policy>,
 }
 
 // === impl SqliteStore ===
@@ -57,7 +64,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            policy: std::sync::Arc::default(),
+        })
     }
 
     async fn connect(opts: SqliteConnectOptions) -> Result<Self> {
@@ -66,7 +76,46 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            policy: std::sync::Arc::default(),
+        })
+    }
+
+    /// Uses `policy` for ticket decisions (default: [`Policy::default`]).
+    ///
+    /// [`Policy::default`]: crate::tickets::policy::Policy
+    #[must_use]
+    pub fn with_policy(mut self, policy: crate::tickets::policy::Policy) -> Self {
+        self.policy = std::sync::Arc::new(policy);
+        self
+    }
+
+    /// The agent is heard from again: clear overdue, resolve liveness.
+    async fn alive_again(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        ctx: &AgentCtx,
+        why: &str,
+        now: Millis,
+    ) -> Result<Vec<crate::tickets::engine::Step>> {
+        sqlx::query("UPDATE agents SET overdue = 0 WHERE id = ? AND tenant_id = ?")
+            .bind(&ctx.agent_id)
+            .bind(&ctx.tenant_id)
+            .execute(&mut **tx)
+            .await?;
+        problems::observe(
+            tx,
+            &self.policy,
+            ctx,
+            LIVENESS_CHECK,
+            LIVENESS_ITEM,
+            CheckState::Ok,
+            why,
+            now,
+            now,
+        )
+        .await
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -106,7 +155,9 @@ fn agent_from_row(r: &SqliteRow) -> Result<Agent> {
         kernel_version: r.try_get("kernel_version")?,
         arch: r.try_get("arch")?,
         agent_version: r.try_get("agent_version")?,
+        role: r.try_get("role")?,
         status: r.try_get("status")?,
+        overdue: r.try_get::<i64, _>("overdue")? != 0,
         enrolled_at: r.try_get("enrolled_at")?,
         last_seen_at: r.try_get("last_seen_at")?,
         cert_not_after: r.try_get("cert_not_after")?,
@@ -122,8 +173,10 @@ fn state_col(r: &SqliteRow, col: &str) -> Result<CheckState> {
 
 fn ticket_from_row(r: &SqliteRow) -> Result<Ticket> {
     let state: String = r.try_get("state")?;
+    let flag = |c: &str| -> Result<bool> { Ok(r.try_get::<i64, _>(c)? != 0) };
     Ok(Ticket {
         id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
         tenant_id: r.try_get("tenant_id")?,
         site: r.try_get("site")?,
         agent_id: r.try_get("agent_id")?,
@@ -132,153 +185,26 @@ fn ticket_from_row(r: &SqliteRow) -> Result<Ticket> {
         item: r.try_get("item")?,
         fingerprint: r.try_get("fingerprint")?,
         severity: state_col(r, "severity")?,
+        priority: r.try_get("priority")?,
+        tier: u8::try_from(r.try_get::<i64, _>("tier")?).unwrap_or(1),
+        flapping: flag("flapping")?,
         summary: r.try_get("summary")?,
         state: TicketState::parse(&state)
             .ok_or_else(|| Error::Conflict(format!("corrupt ticket state {state:?}")))?,
+        detected_at: r.try_get("detected_at")?,
         opened_at: r.try_get("opened_at")?,
+        acknowledged_at: r.try_get("acknowledged_at")?,
+        acknowledged_by: r.try_get("acknowledged_by")?,
+        assignee: r.try_get("assignee")?,
+        ack_due_at: r.try_get("ack_due_at")?,
+        resolve_due_at: r.try_get("resolve_due_at")?,
+        escalations: u32::try_from(r.try_get::<i64, _>("escalations")?).unwrap_or(0),
+        ack_breached: flag("ack_breached")?,
+        resolve_breached: flag("resolve_breached")?,
+        resolved_by: r.try_get("resolved_by")?,
         updated_at: r.try_get("updated_at")?,
         resolved_at: r.try_get("resolved_at")?,
     })
-}
-
-async fn add_event(
-    tx: &mut Transaction<'static, Sqlite>,
-    tenant_id: &str,
-    ticket_id: i64,
-    at: Millis,
-    kind: &str,
-    detail: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ticket_events (tenant_id, ticket_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(tenant_id)
-    .bind(ticket_id)
-    .bind(at)
-    .bind(kind)
-    .bind(detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The agent facts a ticket needs.
-struct TicketContext {
-    site: String,
-    host: String,
-}
-
-/// Stores one result and applies its ticket action. Returns the action taken.
-async fn apply_result(
-    tx: &mut Transaction<'static, Sqlite>,
-    tenant_id: &str,
-    agent_id: &str,
-    ctx: &TicketContext,
-    observed_at: Millis,
-    r: &CheckResult,
-    now: Millis,
-) -> Result<Action> {
-    // A result older than what is stored (a late resend) must not roll state back.
-    let prev: Option<i64> = sqlx::query_scalar(
-        "SELECT observed_at FROM check_states WHERE agent_id = ? AND check_kind = ? AND item = ?",
-    )
-    .bind(agent_id)
-    .bind(&r.check)
-    .bind(&r.item)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if prev.is_some_and(|p| p > observed_at) {
-        return Ok(Action::Nothing);
-    }
-    let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
-    sqlx::query(
-        "INSERT INTO check_states (tenant_id, agent_id, check_kind, item, state, message, metrics, since, observed_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (agent_id, check_kind, item) DO UPDATE SET
-           state = excluded.state, message = excluded.message, metrics = excluded.metrics,
-           since = excluded.since, observed_at = excluded.observed_at, updated_at = excluded.updated_at",
-    )
-    .bind(tenant_id)
-    .bind(agent_id)
-    .bind(&r.check)
-    .bind(&r.item)
-    .bind(r.state.as_str())
-    .bind(&r.message)
-    .bind(metrics)
-    .bind(r.since)
-    .bind(observed_at)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-
-    let fingerprint = tickets::fingerprint(agent_id, &r.check, &r.item);
-    let open = sqlx::query(
-        "SELECT id, severity, summary FROM tickets WHERE tenant_id = ? AND fingerprint = ? AND state = 'open'",
-    )
-    .bind(tenant_id)
-    .bind(&fingerprint)
-    .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| -> Result<OpenTicket> {
-        Ok(OpenTicket {
-            id: row.try_get("id")?,
-            severity: state_col(&row, "severity")?,
-            summary: row.try_get("summary")?,
-        })
-    })
-    .transpose()?;
-
-    let action = tickets::plan(&ctx.host, r, open.as_ref());
-    match &action {
-        Action::Nothing => {}
-        Action::Open { severity, summary } => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO tickets (tenant_id, site, agent_id, host, check_kind, item, fingerprint, severity, summary, state, opened_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?) RETURNING id",
-            )
-            .bind(tenant_id)
-            .bind(&ctx.site)
-            .bind(agent_id)
-            .bind(&ctx.host)
-            .bind(&r.check)
-            .bind(&r.item)
-            .bind(&fingerprint)
-            .bind(severity.as_str())
-            .bind(summary)
-            .bind(now)
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?;
-            add_event(tx, tenant_id, id, now, "opened", &r.message).await?;
-        }
-        Action::Update {
-            id,
-            severity,
-            summary,
-            detail,
-        } => {
-            sqlx::query("UPDATE tickets SET severity = ?, summary = ?, updated_at = ? WHERE id = ? AND tenant_id = ?")
-                .bind(severity.as_str())
-                .bind(summary)
-                .bind(now)
-                .bind(id)
-                .bind(tenant_id)
-                .execute(&mut **tx)
-                .await?;
-            add_event(tx, tenant_id, *id, now, "updated", detail).await?;
-        }
-        Action::Resolve { id, detail } => {
-            sqlx::query("UPDATE tickets SET state = 'resolved', resolved_at = ?, updated_at = ? WHERE id = ? AND tenant_id = ?")
-                .bind(now)
-                .bind(now)
-                .bind(id)
-                .bind(tenant_id)
-                .execute(&mut **tx)
-                .await?;
-            add_event(tx, tenant_id, *id, now, "resolved", detail).await?;
-        }
-    }
-    Ok(action)
 }
 
 #[async_trait]
@@ -326,8 +252,8 @@ impl Store for SqliteStore {
 
     async fn create_enrollment_token(&self, t: &NewEnrollmentToken) -> Result<()> {
         sqlx::query(
-            "INSERT INTO enrollment_tokens (id, tenant_id, site, token_hash, expires_at, max_uses, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO enrollment_tokens (id, tenant_id, site, token_hash, expires_at, max_uses, created_at, role)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id)
         .bind(&t.tenant_id)
@@ -336,6 +262,7 @@ impl Store for SqliteStore {
         .bind(t.expires_at)
         .bind(i64::from(t.max_uses))
         .bind(crate::domain::now_millis())
+        .bind(&t.role)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -343,7 +270,7 @@ impl Store for SqliteStore {
 
     async fn check_enrollment_token(&self, token_hash: &str, now: Millis) -> Result<TokenGrant> {
         let row = sqlx::query(
-            "SELECT t.tenant_id, n.name AS tenant_name, t.site, t.expires_at, t.uses, t.max_uses
+            "SELECT t.tenant_id, n.name AS tenant_name, t.site, t.role, t.expires_at, t.uses, t.max_uses
              FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id WHERE t.token_hash = ?",
         )
         .bind(token_hash)
@@ -365,6 +292,7 @@ impl Store for SqliteStore {
             tenant_id: row.try_get("tenant_id")?,
             tenant_name: row.try_get("tenant_name")?,
             site: row.try_get("site")?,
+            role: row.try_get("role")?,
         })
     }
 
@@ -391,8 +319,8 @@ impl Store for SqliteStore {
         let f = &a.facts;
         sqlx::query(
             "INSERT INTO agents (id, tenant_id, site, hostname, os_name, os_version, kernel_version, arch,
-                                 agent_version, cpu_count, memory_total_bytes, enrolled_at, cert_not_after)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 agent_version, cpu_count, memory_total_bytes, enrolled_at, cert_not_after, role)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&a.id)
         .bind(&a.tenant_id)
@@ -407,6 +335,7 @@ impl Store for SqliteStore {
         .bind(i64::try_from(f.memory_total_bytes).unwrap_or(i64::MAX))
         .bind(now)
         .bind(a.cert_not_after)
+        .bind(&a.role)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -434,12 +363,14 @@ impl Store for SqliteStore {
         agent_id: &str,
         boot_id: &str,
         f: &HostFacts,
+        interval_secs: u32,
         now: Millis,
     ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel_version = ?, arch = ?,
                     agent_version = ?, cpu_count = ?, memory_total_bytes = ?, boot_id = ?,
-                    status = 'online', last_seen_at = ?
+                    status = 'online', last_seen_at = ?, interval_secs = ?
              WHERE id = ? AND tenant_id = ?",
         )
         .bind(&f.hostname)
@@ -452,10 +383,16 @@ impl Store for SqliteStore {
         .bind(i64::try_from(f.memory_total_bytes).unwrap_or(i64::MAX))
         .bind(boot_id)
         .bind(now)
+        .bind(i64::from(interval_secs.clamp(1, 3600)))
         .bind(agent_id)
         .bind(tenant_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Back after being overdue or after a (server's) shutdown ticket.
+        let ctx = AgentCtx::load(&mut tx, tenant_id, agent_id).await?;
+        self.alive_again(&mut tx, &ctx, "agent connected", now)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -463,18 +400,42 @@ impl Store for SqliteStore {
         &self,
         tenant_id: &str,
         agent_id: &str,
-        _clean: bool,
+        clean: bool,
         now: Millis,
     ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        // A goodbye is a clean shutdown (offline, no ticket unless the role
+        // says it must stay up); a lost stream waits for the overdue sweep.
+        let status = if clean { "offline" } else { "disconnected" };
         sqlx::query(
-            "UPDATE agents SET status = 'offline', last_seen_at = MAX(COALESCE(last_seen_at, 0), ?)
-             WHERE id = ? AND tenant_id = ?",
+            "UPDATE agents SET status = ?, last_seen_at = MAX(COALESCE(last_seen_at, 0), ?)
+             WHERE id = ? AND tenant_id = ? AND status != 'offline'",
         )
+        .bind(status)
         .bind(now)
         .bind(agent_id)
         .bind(tenant_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let ctx = AgentCtx::load(&mut tx, tenant_id, agent_id).await?;
+        if clean && self.policy.shutdown_ticket_roles.contains(&ctx.role) {
+            problems::observe(
+                &mut tx,
+                &self.policy,
+                &ctx,
+                LIVENESS_CHECK,
+                LIVENESS_ITEM,
+                CheckState::Crit,
+                &format!(
+                    "{} role: stopped cleanly, but this host must stay up",
+                    ctx.role
+                ),
+                now,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -533,12 +494,7 @@ impl Store for SqliteStore {
     ) -> Result<ApplyOutcome> {
         let mut tx = self.write_tx().await?;
         // The agent must belong to the writing tenant before anything else.
-        let row = sqlx::query("SELECT site, hostname FROM agents WHERE id = ? AND tenant_id = ?")
-            .bind(agent_id)
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+        let ctx = AgentCtx::load(&mut tx, tenant_id, agent_id).await?;
         let fresh = sqlx::query(
             "INSERT INTO delivered_reports (tenant_id, agent_id, boot_id, seq, received_at)
              VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -557,28 +513,19 @@ impl Store for SqliteStore {
                 ..ApplyOutcome::default()
             });
         }
-        let ctx = TicketContext {
-            site: row.try_get("site")?,
-            host: row.try_get("hostname")?,
-        };
         let mut outcome = ApplyOutcome::default();
+        if ctx.overdue {
+            outcome.count(
+                &self
+                    .alive_again(&mut tx, &ctx, "reporting again", now)
+                    .await?,
+            );
+        }
         for r in report.payload.results() {
-            match apply_result(
-                &mut tx,
-                tenant_id,
-                agent_id,
-                &ctx,
-                report.observed_at,
-                r,
-                now,
-            )
-            .await?
-            {
-                Action::Nothing => {}
-                Action::Open { .. } => outcome.opened += 1,
-                Action::Update { .. } => outcome.updated += 1,
-                Action::Resolve { .. } => outcome.resolved += 1,
-            }
+            let steps =
+                problems::apply_result(&mut tx, &self.policy, &ctx, report.observed_at, r, now)
+                    .await?;
+            outcome.count(&steps);
         }
         let snapshot = match &report.payload {
             ReportPayload::Heartbeat { snapshot, .. } => serde_json::to_string(snapshot).ok(),
@@ -622,7 +569,7 @@ impl Store for SqliteStore {
         };
         let ticket = ticket_from_row(&row)?;
         let events = sqlx::query(
-            "SELECT at, kind, detail FROM ticket_events WHERE ticket_id = ? AND tenant_id = ? ORDER BY id",
+            "SELECT at, kind, detail, actor FROM ticket_events WHERE ticket_id = ? AND tenant_id = ? ORDER BY id",
         )
         .bind(ticket.id)
         .bind(&ticket.tenant_id)
@@ -634,6 +581,7 @@ impl Store for SqliteStore {
                 at: r.try_get("at")?,
                 kind: r.try_get("kind")?,
                 detail: r.try_get("detail")?,
+                actor: r.try_get("actor")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -642,28 +590,51 @@ impl Store for SqliteStore {
 
     async fn create_api_key(&self, k: &NewApiKey) -> Result<()> {
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at, role) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&k.id)
         .bind(&k.tenant_id)
         .bind(&k.name)
         .bind(&k.key_hash)
         .bind(crate::domain::now_millis())
+        .bind(&k.role)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn api_key_scope(&self, key_hash: &str) -> Result<Option<Scope>> {
-        let row = sqlx::query("SELECT tenant_id FROM api_keys WHERE key_hash = ?")
+    async fn api_caller(&self, key_hash: &str) -> Result<Option<ApiCaller>> {
+        let row = sqlx::query("SELECT tenant_id, name, role FROM api_keys WHERE key_hash = ?")
             .bind(key_hash)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| -> Result<Scope> {
+        row.map(|r| -> Result<ApiCaller> {
             let t: Option<String> = r.try_get("tenant_id")?;
-            Ok(t.map_or(Scope::All, Scope::Tenant))
+            Ok(ApiCaller {
+                scope: t.map_or(Scope::All, Scope::Tenant),
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+            })
         })
         .transpose()
+    }
+
+    async fn sweep(&self, now: Millis) -> Result<SweepOutcome> {
+        sweep::sweep(self, now).await
+    }
+
+    async fn ticket_action(
+        &self,
+        caller: &ApiCaller,
+        id: i64,
+        action: &TicketAction,
+        now: Millis,
+    ) -> Result<ActionOutcome> {
+        actions::ticket_action(self, caller, id, action, now).await
+    }
+
+    async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {
+        actions::audit_log(self, scope, limit).await
     }
 
     async fn prune_delivered(&self, before: Millis) -> Result<u64> {

@@ -1,0 +1,404 @@
+//! Problems and their tickets, inside the caller's write transaction: a
+//! result (or the passing of time) goes through the engine, and its steps
+//! become ticket rows, timeline events and the problem's saved state.
+
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::domain::{CheckResult, CheckState, Millis};
+use crate::tickets::engine::{self, Hold, Problem, Step};
+use crate::tickets::fingerprint;
+use crate::tickets::policy::{Policy, mins_ms};
+use crate::{Error, Result};
+
+pub(super) type Tx = Transaction<'static, Sqlite>;
+
+/// The agent facts tickets need.
+#[derive(Debug, Clone)]
+pub(super) struct AgentCtx {
+    pub tenant_id: String,
+    pub agent_id: String,
+    pub site: String,
+    pub host: String,
+    pub role: String,
+    pub overdue: bool,
+}
+
+impl AgentCtx {
+    pub(super) async fn load(tx: &mut Tx, tenant_id: &str, agent_id: &str) -> Result<Self> {
+        let row = sqlx::query(
+            "SELECT site, hostname, role, overdue FROM agents WHERE id = ? AND tenant_id = ?",
+        )
+        .bind(agent_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+        Ok(Self {
+            tenant_id: tenant_id.to_string(),
+            agent_id: agent_id.to_string(),
+            site: row.try_get("site")?,
+            host: row.try_get("hostname")?,
+            role: row.try_get("role")?,
+            overdue: row.try_get::<i64, _>("overdue")? != 0,
+        })
+    }
+}
+
+/// A problem row: key, engine state and the latest text.
+pub(super) struct ProblemRow {
+    pub check: String,
+    pub item: String,
+    pub problem: Problem,
+    pub message: String,
+}
+
+pub(super) async fn load_problem(
+    tx: &mut Tx,
+    ctx: &AgentCtx,
+    check: &str,
+    item: &str,
+) -> Result<ProblemRow> {
+    let fp = fingerprint(&ctx.agent_id, check, item);
+    let row =
+        sqlx::query("SELECT engine, message FROM problems WHERE tenant_id = ? AND fingerprint = ?")
+            .bind(&ctx.tenant_id)
+            .bind(&fp)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (problem, message) = match row {
+        Some(r) => {
+            let json: String = r.try_get("engine")?;
+            (
+                serde_json::from_str(&json).unwrap_or_default(),
+                r.try_get("message")?,
+            )
+        }
+        None => (Problem::default(), String::new()),
+    };
+    Ok(ProblemRow {
+        check: check.to_string(),
+        item: item.to_string(),
+        problem,
+        message,
+    })
+}
+
+pub(super) async fn save_problem(
+    tx: &mut Tx,
+    ctx: &AgentCtx,
+    p: &ProblemRow,
+    now: Millis,
+) -> Result<()> {
+    let engine = serde_json::to_string(&p.problem).map_err(|e| Error::Conflict(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO problems (tenant_id, fingerprint, agent_id, check_kind, item, engine, message, observed_at, waiting, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET
+           engine = excluded.engine, message = excluded.message, observed_at = excluded.observed_at,
+           waiting = excluded.waiting, updated_at = excluded.updated_at",
+    )
+    .bind(&ctx.tenant_id)
+    .bind(fingerprint(&ctx.agent_id, &p.check, &p.item))
+    .bind(&ctx.agent_id)
+    .bind(&p.check)
+    .bind(&p.item)
+    .bind(engine)
+    .bind(&p.message)
+    .bind(now)
+    .bind(i64::from(p.problem.waiting()))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn add_event(
+    tx: &mut Tx,
+    tenant_id: &str,
+    ticket_id: i64,
+    at: Millis,
+    kind: &str,
+    detail: &str,
+    actor: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ticket_events (tenant_id, ticket_id, at, kind, detail, actor) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant_id)
+    .bind(ticket_id)
+    .bind(at)
+    .bind(kind)
+    .bind(detail)
+    .bind(actor)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Stores one agent result and runs it through the engine.
+pub(super) async fn apply_result(
+    tx: &mut Tx,
+    policy: &Policy,
+    ctx: &AgentCtx,
+    observed_at: Millis,
+    r: &CheckResult,
+    now: Millis,
+) -> Result<Vec<Step>> {
+    // A result older than what is stored (a late resend) must not roll state back.
+    let prev: Option<i64> = sqlx::query_scalar(
+        "SELECT observed_at FROM check_states WHERE agent_id = ? AND check_kind = ? AND item = ?",
+    )
+    .bind(&ctx.agent_id)
+    .bind(&r.check)
+    .bind(&r.item)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if prev.is_some_and(|p| p > observed_at) {
+        return Ok(Vec::new());
+    }
+    let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
+    sqlx::query(
+        "INSERT INTO check_states (tenant_id, agent_id, check_kind, item, state, message, metrics, since, observed_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent_id, check_kind, item) DO UPDATE SET
+           state = excluded.state, message = excluded.message, metrics = excluded.metrics,
+           since = excluded.since, observed_at = excluded.observed_at, updated_at = excluded.updated_at",
+    )
+    .bind(&ctx.tenant_id)
+    .bind(&ctx.agent_id)
+    .bind(&r.check)
+    .bind(&r.item)
+    .bind(r.state.as_str())
+    .bind(&r.message)
+    .bind(metrics)
+    .bind(r.since)
+    .bind(observed_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    observe(
+        tx, policy, ctx, &r.check, &r.item, r.state, &r.message, r.since, now,
+    )
+    .await
+}
+
+/// Runs one observation (agent result or synthetic liveness result).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn observe(
+    tx: &mut Tx,
+    policy: &Policy,
+    ctx: &AgentCtx,
+    check: &str,
+    item: &str,
+    state: CheckState,
+    message: &str,
+    at: Millis,
+    now: Millis,
+) -> Result<Vec<Step>> {
+    let mut row = load_problem(tx, ctx, check, item).await?;
+    row.message = message.to_string();
+    let hold = Hold::default();
+    let steps = engine::observe(&mut row.problem, state, at, now, &policy.rule(check), hold);
+    carry_out(tx, policy, ctx, &mut row, &steps, now).await?;
+    save_problem(tx, ctx, &row, now).await?;
+    Ok(steps)
+}
+
+/// Time-based decisions for a waiting problem.
+pub(super) async fn tick(
+    tx: &mut Tx,
+    policy: &Policy,
+    ctx: &AgentCtx,
+    mut row: ProblemRow,
+    now: Millis,
+) -> Result<Vec<Step>> {
+    // Inhibition: an overdue host's check problems neither open nor resolve
+    // on stale data (its liveness problem is the one that speaks).
+    let inhibited = ctx.overdue && row.check != LIVENESS_CHECK;
+    let hold = Hold {
+        open: inhibited,
+        resolve: inhibited,
+    };
+    let steps = engine::tick(&mut row.problem, now, &policy.rule(&row.check), hold);
+    carry_out(tx, policy, ctx, &mut row, &steps, now).await?;
+    save_problem(tx, ctx, &row, now).await?;
+    Ok(steps)
+}
+
+/// The synthetic check that carries agent liveness.
+pub(super) const LIVENESS_CHECK: &str = "agent";
+pub(super) const LIVENESS_ITEM: &str = "heartbeat";
+
+fn summary(ctx: &AgentCtx, check: &str, item: &str, state: CheckState, message: &str) -> String {
+    let what = if item.is_empty() || check == LIVENESS_CHECK {
+        check.to_string()
+    } else {
+        format!("{check} {item}")
+    };
+    format!(
+        "{} {what} on {}: {message}",
+        state.as_str().to_uppercase(),
+        ctx.host
+    )
+}
+
+async fn carry_out(
+    tx: &mut Tx,
+    policy: &Policy,
+    ctx: &AgentCtx,
+    row: &mut ProblemRow,
+    steps: &[Step],
+    now: Millis,
+) -> Result<()> {
+    let fp = fingerprint(&ctx.agent_id, &row.check, &row.item);
+    for step in steps {
+        match *step {
+            Step::Open { severity, flapping } => {
+                let priority = policy.priority(severity, &ctx.role);
+                let sla = policy.sla(&priority);
+                let kind = if row.check == LIVENESS_CHECK {
+                    "agent"
+                } else {
+                    "check"
+                };
+                let text = summary(ctx, &row.check, &row.item, severity, &row.message);
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO tickets (tenant_id, site, agent_id, host, check_kind, item, fingerprint, severity, summary,
+                                          state, opened_at, updated_at, kind, priority, tier, flapping, detected_at,
+                                          ack_due_at, resolve_due_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(&ctx.tenant_id)
+                .bind(&ctx.site)
+                .bind(&ctx.agent_id)
+                .bind(&ctx.host)
+                .bind(&row.check)
+                .bind(&row.item)
+                .bind(&fp)
+                .bind(severity.as_str())
+                .bind(&text)
+                .bind(now)
+                .bind(now)
+                .bind(kind)
+                .bind(&priority)
+                .bind(i64::from(policy.start_tier))
+                .bind(i64::from(flapping))
+                .bind(row.problem.bad_since.unwrap_or(now))
+                .bind(now + mins_ms(sla.ack_mins))
+                .bind(now + mins_ms(sla.resolve_mins))
+                .fetch_one(&mut **tx)
+                .await?;
+                engine::link_new_ticket(&mut row.problem, id, severity);
+                let detail = if flapping {
+                    format!(
+                        "opened as flapping ({priority}, L{}): {}",
+                        policy.start_tier, row.message
+                    )
+                } else {
+                    format!(
+                        "opened ({priority}, L{}): {}",
+                        policy.start_tier, row.message
+                    )
+                };
+                add_event(tx, &ctx.tenant_id, id, now, "opened", &detail, "engine").await?;
+            }
+            Step::Reopen { id, severity } => {
+                let text = summary(ctx, &row.check, &row.item, severity, &row.message);
+                sqlx::query(
+                    "UPDATE tickets SET state = 'open', resolved_at = NULL, resolved_by = NULL, severity = ?,
+                            summary = ?, updated_at = ? WHERE id = ? AND tenant_id = ?",
+                )
+                .bind(severity.as_str())
+                .bind(&text)
+                .bind(now)
+                .bind(id)
+                .bind(&ctx.tenant_id)
+                .execute(&mut **tx)
+                .await?;
+                add_event(
+                    tx,
+                    &ctx.tenant_id,
+                    id,
+                    now,
+                    "reopened",
+                    &format!("relapse: {}", row.message),
+                    "engine",
+                )
+                .await?;
+            }
+            Step::Update {
+                id,
+                severity,
+                severity_changed,
+            } => {
+                let text = summary(ctx, &row.check, &row.item, severity, &row.message);
+                let priority = policy.priority(severity, &ctx.role);
+                sqlx::query(
+                    "UPDATE tickets SET severity = ?, summary = ?, priority = ?, updated_at = ? WHERE id = ? AND tenant_id = ?",
+                )
+                .bind(severity.as_str())
+                .bind(&text)
+                .bind(&priority)
+                .bind(now)
+                .bind(id)
+                .bind(&ctx.tenant_id)
+                .execute(&mut **tx)
+                .await?;
+                if severity_changed {
+                    add_event(
+                        tx,
+                        &ctx.tenant_id,
+                        id,
+                        now,
+                        "updated",
+                        &format!(
+                            "severity {} ({priority}): {}",
+                            severity.as_str(),
+                            row.message
+                        ),
+                        "engine",
+                    )
+                    .await?;
+                }
+            }
+            Step::Resolve { id } => {
+                sqlx::query(
+                    "UPDATE tickets SET state = 'resolved', resolved_at = ?, resolved_by = 'engine', updated_at = ?
+                     WHERE id = ? AND tenant_id = ? AND state = 'open'",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .bind(&ctx.tenant_id)
+                .execute(&mut **tx)
+                .await?;
+                add_event(
+                    tx,
+                    &ctx.tenant_id,
+                    id,
+                    now,
+                    "resolved",
+                    &format!("recovered: {}", row.message),
+                    "engine",
+                )
+                .await?;
+            }
+            Step::Flapping { id, flapping } => {
+                sqlx::query("UPDATE tickets SET flapping = ?, updated_at = ? WHERE id = ? AND tenant_id = ?")
+                    .bind(i64::from(flapping))
+                    .bind(now)
+                    .bind(id)
+                    .bind(&ctx.tenant_id)
+                    .execute(&mut **tx)
+                    .await?;
+                let detail = if flapping {
+                    format!("flapping: {:.0}% state changes", row.problem.flap_percent())
+                } else {
+                    "stopped flapping".to_string()
+                };
+                add_event(tx, &ctx.tenant_id, id, now, "flapping", &detail, "engine").await?;
+            }
+        }
+    }
+    Ok(())
+}

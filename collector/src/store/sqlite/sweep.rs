@@ -1,0 +1,187 @@
+//! The engine's clock: once a second, one transaction that marks overdue
+//! agents, runs the time-based decisions of waiting problems (confirmation
+//! and recovery by duration) and escalates tickets nobody acknowledged.
+//!
+//! Everything is state in the database, and every change is conditional on
+//! the state it changes (`WHERE tier = ? AND ack_due_at <= ?`), so a
+//! collector restart neither loses nor repeats an escalation.
+
+use sqlx::Row;
+
+use super::SqliteStore;
+use super::problems::{self, AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM, add_event};
+use crate::Result;
+use crate::domain::{CheckState, Millis, SweepOutcome};
+use crate::tickets::policy::mins_ms;
+
+/// Most problems or tickets handled per sweep (the rest wait a second).
+const BATCH: i64 = 500;
+
+pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutcome> {
+    let policy = store.policy.clone();
+    let mut out = SweepOutcome::default();
+    let mut tx = store.write_tx().await?;
+
+    // 1. Agents gone silent (not said goodbye) past their overdue time.
+    let overdue = sqlx::query(
+        "SELECT id, tenant_id, interval_secs, last_seen_at FROM agents
+         WHERE status IN ('online', 'disconnected') AND overdue = 0 AND revoked_at IS NULL
+           AND last_seen_at + interval_secs * 1000 * ? < ? LIMIT ?",
+    )
+    .bind(i64::from(policy.overdue_after_intervals))
+    .bind(now)
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in overdue {
+        let agent_id: String = row.try_get("id")?;
+        let tenant_id: String = row.try_get("tenant_id")?;
+        let interval: i64 = row.try_get("interval_secs")?;
+        let last_seen: i64 = row.try_get("last_seen_at")?;
+        sqlx::query("UPDATE agents SET overdue = 1 WHERE id = ? AND tenant_id = ?")
+            .bind(&agent_id)
+            .bind(&tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let ctx = AgentCtx::load(&mut tx, &tenant_id, &agent_id).await?;
+        let message = format!(
+            "agent overdue: no report for {} s (expected every {interval} s)",
+            (now - last_seen) / 1000
+        );
+        let steps = problems::observe(
+            &mut tx,
+            &policy,
+            &ctx,
+            LIVENESS_CHECK,
+            LIVENESS_ITEM,
+            CheckState::Crit,
+            &message,
+            last_seen,
+            now,
+        )
+        .await?;
+        out.overdue += 1;
+        out.opened += u32::try_from(steps.len()).unwrap_or(0);
+        tracing::warn!(agent_id, host = ctx.host, "agent overdue");
+    }
+
+    // 2. Problems waiting for time to pass.
+    let waiting = sqlx::query(
+        "SELECT tenant_id, agent_id, check_kind, item FROM problems WHERE waiting = 1 LIMIT ?",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in waiting {
+        let tenant_id: String = row.try_get("tenant_id")?;
+        let agent_id: String = row.try_get("agent_id")?;
+        let check: String = row.try_get("check_kind")?;
+        let item: String = row.try_get("item")?;
+        let Ok(ctx) = AgentCtx::load(&mut tx, &tenant_id, &agent_id).await else {
+            continue;
+        };
+        let problem = problems::load_problem(&mut tx, &ctx, &check, &item).await?;
+        let steps = problems::tick(&mut tx, &policy, &ctx, problem, now).await?;
+        for s in steps {
+            match s {
+                crate::tickets::engine::Step::Resolve { .. } => out.resolved += 1,
+                _ => out.opened += 1,
+            }
+        }
+    }
+
+    // 3. Not acknowledged in time: escalate to the next tier, record the breach.
+    let due = sqlx::query(
+        "SELECT id, tenant_id, priority, tier, ack_breached FROM tickets
+         WHERE state = 'open' AND acknowledged_at IS NULL AND ack_due_at <= ? LIMIT ?",
+    )
+    .bind(now)
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in due {
+        let id: i64 = row.try_get("id")?;
+        let tenant_id: String = row.try_get("tenant_id")?;
+        let priority: String = row.try_get("priority")?;
+        let tier: i64 = row.try_get("tier")?;
+        let breached = row.try_get::<i64, _>("ack_breached")? != 0;
+        let sla = policy.sla(&priority);
+        if !breached {
+            add_event(
+                &mut tx,
+                &tenant_id,
+                id,
+                now,
+                "sla_breach",
+                &format!("not acknowledged within {} min ({priority})", sla.ack_mins),
+                "engine",
+            )
+            .await?;
+        }
+        if tier < i64::from(policy.max_tier) {
+            let changed = sqlx::query(
+                "UPDATE tickets SET tier = tier + 1, escalations = escalations + 1, ack_breached = 1,
+                        ack_due_at = ?, updated_at = ?
+                 WHERE id = ? AND tier = ? AND acknowledged_at IS NULL AND state = 'open'",
+            )
+            .bind(now + mins_ms(sla.ack_mins))
+            .bind(now)
+            .bind(id)
+            .bind(tier)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                add_event(
+                    &mut tx,
+                    &tenant_id,
+                    id,
+                    now,
+                    "escalated",
+                    &format!("not acknowledged: L{tier} → L{}", tier + 1),
+                    "engine",
+                )
+                .await?;
+                out.escalated += 1;
+            }
+        } else {
+            // Top tier: the breach is recorded once; no timer left.
+            sqlx::query("UPDATE tickets SET ack_breached = 1, ack_due_at = NULL WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let late = sqlx::query(
+        "SELECT id, tenant_id, priority FROM tickets
+         WHERE state = 'open' AND resolve_breached = 0 AND resolve_due_at <= ? LIMIT ?",
+    )
+    .bind(now)
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in late {
+        let id: i64 = row.try_get("id")?;
+        let tenant_id: String = row.try_get("tenant_id")?;
+        let priority: String = row.try_get("priority")?;
+        sqlx::query("UPDATE tickets SET resolve_breached = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        add_event(
+            &mut tx,
+            &tenant_id,
+            id,
+            now,
+            "sla_breach",
+            &format!(
+                "not resolved within {} min ({priority})",
+                policy.sla(&priority).resolve_mins
+            ),
+            "engine",
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
