@@ -21,6 +21,7 @@ pub mod host;
 pub mod identity;
 pub mod outbox;
 pub mod pin;
+pub mod reload;
 pub mod report;
 pub mod run;
 pub mod scheduler;

@@ -100,7 +100,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(&anyhow::Error::new(e), config_failure),
     };
     init_logging(&config.log_level);
-    match execute(cli.command, config) {
+    // The file a reload re-reads: the one given, or the default if it exists.
+    let config_path = cli.config.clone().or_else(|| {
+        let default = PathBuf::from(forewarn_agent::config::DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    });
+    match execute(cli.command, config, config_path) {
         Ok(code) => code,
         Err(e) => {
             let code = match e.downcast_ref::<forewarn_agent::Error>() {
@@ -113,7 +118,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+fn execute(
+    command: Command,
+    config: Config,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     // One thread: the agent's work is tiny and every thread costs memory.
     // Host reads run on a small blocking pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -123,7 +132,7 @@ fn execute(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     match command {
         Command::Run => {
-            runtime.block_on(run::run(config))?;
+            runtime.block_on(run::run(config, config_path))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => {

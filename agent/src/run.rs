@@ -23,7 +23,8 @@ use crate::session::{self, SessionConfig, SessionIo};
 const OBSERVATION_BUFFER: usize = 64;
 
 /// `forewarn-agent run`: reports until SIGTERM or SIGINT, then says Goodbye.
-pub async fn run(config: Config) -> Result<()> {
+/// `config_path`: the file SIGHUP or a change of it reloads.
+pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()> {
     // Installed first, so a stop during startup is not lost.
     let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
@@ -59,8 +60,17 @@ pub async fn run(config: Config) -> Result<()> {
     let (interval_tx, interval_rx) = watch::channel(Duration::from_secs(config.interval_secs));
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    let (reload_tx, reload_rx) = watch::channel(std::sync::Arc::new(config.clone()));
+    tokio::spawn(crate::reload::watch_config(
+        config_path,
+        config.clone(),
+        reload_tx,
+        interval_tx.clone(),
+        stop_rx.clone(),
+    ));
     let scheduler = Scheduler::new(host, &config, Mode::Continuous);
-    let mut scheduler = tokio::spawn(scheduler.run(observations_tx, interval_rx, stop_rx.clone()));
+    let mut scheduler =
+        tokio::spawn(scheduler.run(observations_tx, interval_rx, reload_rx, stop_rx.clone()));
     let mut session = tokio::spawn(session::run(
         SessionConfig {
             url,

@@ -27,7 +27,13 @@ pub struct Scheduler {
     tracker: StateTracker,
     selector: DiskSelector,
     cpu_sampled_by_check: bool,
+    /// The config the checks were built from (for reload diffs).
+    config: Config,
 }
+
+/// Running probe tasks, by kind.
+type ProbeTasks = Vec<(&'static str, tokio::task::JoinHandle<()>)>;
+type ProbeSender = mpsc::Sender<(&'static str, Vec<Evaluation>)>;
 
 impl Scheduler {
     pub fn new(host: Host, config: &Config, mode: Mode) -> Self {
@@ -41,6 +47,7 @@ impl Scheduler {
             tracker: StateTracker::new(),
             selector: DiskSelector::new(&config.checks.disk),
             cpu_sampled_by_check,
+            config: config.clone(),
         }
     }
 
@@ -117,19 +124,26 @@ impl Scheduler {
     /// Runs until `shutdown` fires or the session stops listening. Sends
     /// one heartbeat at once (every check's state included), then state
     /// changes as they happen and a heartbeat every `interval`.
+    /// `reload` delivers validated new configs (SIGHUP / file change); they
+    /// are applied as a diff: only check kinds whose settings changed are
+    /// rebuilt, the others keep their windows, trends and state.
     pub async fn run(
         mut self,
         observations: mpsc::Sender<Observation>,
         mut interval: watch::Receiver<Duration>,
+        mut reload: watch::Receiver<Arc<Config>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         let start = Instant::now();
         // Probes get their own tasks; their results come back on a channel.
         let (probe_tx, mut probe_rx) = mpsc::channel::<(&'static str, Vec<Evaluation>)>(64);
+        let mut probe_tasks: ProbeTasks = Vec::new();
         for probe in std::mem::take(&mut self.probes) {
-            tokio::spawn(probe_loop(probe, probe_tx.clone(), shutdown.clone()));
+            let kind = probe.kind();
+            let task = tokio::spawn(probe_loop(probe, probe_tx.clone(), shutdown.clone()));
+            probe_tasks.push((kind, task));
         }
-        drop(probe_tx);
+        let mut reload_open = true;
         let all: Vec<usize> = (0..self.checks.len()).collect();
         self.evaluate(&all, false).await?;
         let mut due: Vec<Instant> = self.checks.iter().map(|c| start + c.interval()).collect();
@@ -173,9 +187,118 @@ impl Scheduler {
                         heartbeat_due = Instant::now() + *interval.borrow_and_update();
                     }
                 }
+                changed = reload.changed(), if reload_open => {
+                    match changed {
+                        Ok(()) => {
+                            let new = reload.borrow_and_update().clone();
+                            self.apply_reload(&new, &mut due, &mut probe_tasks, &probe_tx, &shutdown);
+                        }
+                        Err(_) => reload_open = false,
+                    }
+                }
                 _ = shutdown.changed() => return Ok(()),
             }
         }
+    }
+}
+
+impl Scheduler {
+    /// Applies a new config as a diff against the running one.
+    fn apply_reload(
+        &mut self,
+        new: &Config,
+        due: &mut Vec<Instant>,
+        probe_tasks: &mut ProbeTasks,
+        probe_tx: &ProbeSender,
+        shutdown: &watch::Receiver<bool>,
+    ) {
+        let (old, next) = (&self.config.checks, &new.checks);
+        let sampled: Vec<&'static str> = [
+            ("disk", old.disk != next.disk),
+            ("cpu", old.cpu != next.cpu),
+            ("memory", old.memory != next.memory),
+            ("load", old.load != next.load),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        let probes: Vec<&'static str> = [
+            ("process", old.process != next.process),
+            ("service", old.service != next.service),
+            ("backup", old.backup != next.backup),
+            ("log", old.log != next.log),
+            ("plugin", old.plugin != next.plugin),
+            ("tcp", old.tcp != next.tcp),
+            ("http", old.http != next.http),
+            ("certificate", old.certificate != next.certificate),
+            (
+                "reboot_required",
+                old.reboot_required != next.reboot_required,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+
+        if !sampled.is_empty() {
+            let fresh = checks::build(next, Mode::Continuous, Some(&self.config.state_dir));
+            let mut previous = std::mem::take(&mut self.checks);
+            for check in fresh {
+                let kind = check.kind();
+                let kept = (!sampled.contains(&kind))
+                    .then(|| previous.iter().position(|c| c.kind() == kind))
+                    .flatten()
+                    .map(|i| previous.swap_remove(i));
+                self.checks.push(kept.unwrap_or(check));
+            }
+            for kind in ["disk", "cpu", "memory", "load"] {
+                if !self.checks.iter().any(|c| c.kind() == kind) {
+                    self.tracker.retain_items(kind, &[]);
+                }
+            }
+            // Changed kinds run at once with their new settings.
+            let now = Instant::now();
+            *due = self.checks.iter().map(|c| now + c.interval()).collect();
+            for (i, c) in self.checks.iter().enumerate() {
+                if sampled.contains(&c.kind()) {
+                    due[i] = now;
+                }
+            }
+            self.selector = DiskSelector::new(&next.disk);
+            self.cpu_sampled_by_check = self.checks.iter().any(|c| c.needs().cpu);
+        }
+        if !probes.is_empty() {
+            probe_tasks.retain(|(kind, task)| {
+                let stop = probes.contains(kind);
+                if stop {
+                    task.abort();
+                }
+                !stop
+            });
+            let fresh: Vec<Box<dyn Probe>> = checks::build_probes(next, Mode::Continuous)
+                .into_iter()
+                .filter(|p| probes.contains(&p.kind()))
+                .collect();
+            for kind in &probes {
+                let items: Vec<String> = fresh
+                    .iter()
+                    .filter(|p| p.kind() == *kind)
+                    .map(|p| p.item())
+                    .collect();
+                self.tracker.retain_items(kind, &items);
+            }
+            for probe in fresh {
+                let kind = probe.kind();
+                let task = tokio::spawn(probe_loop(probe, probe_tx.clone(), shutdown.clone()));
+                probe_tasks.push((kind, task));
+            }
+        }
+        let mut changed: Vec<&str> = sampled.iter().chain(&probes).copied().collect();
+        if self.config.interval_secs != new.interval_secs {
+            changed.push("interval_secs");
+        }
+        info!(changed = ?changed, "config reloaded");
+        self.config = new.clone();
     }
 }
 
@@ -282,7 +405,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(4);
         let (_interval_tx, interval_rx) = watch::channel(Duration::from_secs(60));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(scheduler.run(tx, interval_rx, stop_rx));
+        let (_reload_tx, reload_rx) = watch::channel(Arc::new(Config::default()));
+        let task = tokio::spawn(scheduler.run(tx, interval_rx, reload_rx, stop_rx));
         let first = rx.recv().await.expect("heartbeat");
         let Payload::Heartbeat { checks, .. } = first.payload else {
             panic!("first observation is not a heartbeat");

@@ -20,7 +20,7 @@ mod reboot;
 mod service;
 mod state;
 pub mod trend;
-mod watch;
+pub(crate) mod watch;
 mod window;
 
 use std::borrow::Cow;

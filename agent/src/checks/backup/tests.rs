@@ -254,3 +254,29 @@ async fn the_probe_judges_a_real_directory() {
     assert_eq!(e[0].state, CheckState::Ok, "{}", e[0].message);
     assert_eq!(e[0].item, dir.path().display().to_string());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_probe_does_not_wake_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.tar.zst"), "data").expect("write");
+    std::fs::write(dir.path().join("status.txt"), "OK\n").expect("write");
+    let mut config = config();
+    config.dir = dir.path().to_path_buf();
+    config.status_file = Some(dir.path().join("status.txt"));
+    let mut probe = BackupProbe::new(&config);
+    let mut wake = probe.wake().expect("watch");
+    // Its own listing, stat and status read (open, read, close) are not
+    // changes: no wake-up, or it would run in a loop.
+    for _ in 0..3 {
+        assert_eq!(probe.run().await[0].state, CheckState::Ok);
+    }
+    let quiet = tokio::time::timeout(SETTLE * 3, wake.recv()).await;
+    assert!(quiet.is_err(), "woken by its own reads");
+    // A new backup does wake it.
+    std::fs::write(dir.path().join("b.tar.zst"), "data").expect("write");
+    let woken = tokio::time::timeout(Duration::from_secs(5), wake.recv()).await;
+    assert!(
+        woken.is_ok_and(|w| w.is_some()),
+        "not woken by a new backup"
+    );
+}

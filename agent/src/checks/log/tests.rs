@@ -173,6 +173,10 @@ async fn an_appended_line_wakes_the_probe() {
     let mut probe = LogProbe::new(&config(&path, "FATAL"));
     let mut wake = probe.wake().expect("watch");
     assert_eq!(probe.run().await[0].state, CheckState::Ok);
+    // Its own reads do not wake it (or it would run in a loop).
+    assert_eq!(probe.run().await[0].state, CheckState::Ok);
+    let quiet = tokio::time::timeout(MAX_DELAY * 2, wake.recv()).await;
+    assert!(quiet.is_err(), "woken by its own reads");
     append(&path, "FATAL: it broke\n");
     tokio::time::timeout(Duration::from_secs(5), wake.recv())
         .await

@@ -196,7 +196,8 @@ fn fields(label: String, field: &str, token: &str) -> DatumResult {
     } else {
         let (num, uom) = value_uom.split_at(number_len(value_uom));
         let value = number(num).ok_or_else(|| PerfError::new(token, "value is not a number"))?;
-        if uom.chars().any(|c| c.is_ascii_digit() || c.is_control()) {
+        // A unit never has digits or dots; `1E2...` is garbage, not 100 `...`.
+        if uom.chars().any(|c| c.is_ascii_digit() || c == '.' || c.is_control()) {
             return Err(PerfError::new(token, "bad unit of measurement"));
         }
         (Some(value), uom)
@@ -369,11 +370,11 @@ mod tests {
         let labels: Vec<_> = p.data.iter().map(|d| d.label.as_str()).collect();
         assert_eq!(labels, ["a"]);
         assert_eq!(p.errors.len(), 5, "{:?}", p.errors);
-        let p = parse_perfdata("g=1;abc;5;x g2=1MB3");
+        let p = parse_perfdata("g=1;abc;5;x g2=1MB3 g3=9E44...");
         assert_eq!(p.data.len(), 1);
         assert_eq!(p.data[0].warn, None);
         assert_eq!(p.data[0].crit, Some("5".parse().expect("range")));
-        assert_eq!(p.errors.len(), 3, "{:?}", p.errors);
+        assert_eq!(p.errors.len(), 4, "{:?}", p.errors);
     }
 
     #[test]
