@@ -270,7 +270,7 @@ impl TicketState {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Ticket {
     pub id: i64,
-    /// `check` (a check's problem) or `agent` (liveness).
+    /// `check` (a check's problem), `agent` (liveness) or `site` (outage).
     pub kind: String,
     pub tenant_id: String,
     pub site: String,
@@ -307,6 +307,8 @@ pub struct Ticket {
     pub resolve_breached: bool,
     /// `engine` (auto-resolved) or the operator who resolved it.
     pub resolved_by: Option<String>,
+    /// The site outage ticket this host's ticket belongs to.
+    pub parent_id: Option<i64>,
     #[serde(with = "rfc3339")]
     pub updated_at: Millis,
     #[serde(with = "rfc3339::option")]

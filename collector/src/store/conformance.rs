@@ -656,6 +656,8 @@ pub async fn silent_agents_go_overdue_and_come_back(store: Arc<dyn Store>) {
         0,
         "once"
     );
+    // Liveness is confirmed for 10 s (so a site going dark groups first).
+    store.sweep(NOW + 57_000).await.expect("sweep");
     let open = store
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
@@ -747,6 +749,74 @@ pub async fn clean_shutdown_opens_a_ticket_only_for_servers(store: Arc<dyn Store
     );
 }
 
+pub async fn a_site_going_dark_is_one_ticket(store: Arc<dyn Store>) {
+    let t = store.create_tenant("acme").await.expect("tenant");
+    store
+        .create_enrollment_token(&NewEnrollmentToken {
+            id: "site".into(),
+            tenant_id: t.id.clone(),
+            site: "hq".into(),
+            token_hash: "hs".into(),
+            expires_at: NOW + 1000,
+            max_uses: 10,
+            role: "workstation".into(),
+        })
+        .await
+        .expect("token");
+    let hosts = ["h1", "h2", "h3", "h4", "h5"];
+    for h in hosts {
+        let mut a = new_agent(h, &t.id);
+        a.role = "workstation".into();
+        store.enroll_agent("hs", NOW, &a).await.expect("enroll");
+        let facts = HostFacts {
+            hostname: h.into(),
+            ..HostFacts::default()
+        };
+        store
+            .start_session(&t.id, h, "b", &facts, 15, NOW)
+            .await
+            .expect("start");
+    }
+    // h5 keeps reporting; h1..h4 go silent together (4 of 5 = 80 %).
+    for s in [50_000, 55_000, 60_000, 65_000, 70_000] {
+        store
+            .apply_report(&t.id, "h5", &changes(s as u64, NOW + s, vec![]), NOW + s)
+            .await
+            .expect("h5 alive");
+        store.sweep(NOW + s).await.expect("sweep");
+    }
+    let open = store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    assert_eq!(open.len(), 1, "one site ticket, no host tickets: {open:#?}");
+    assert_eq!(open[0].kind, "site");
+    assert!(
+        open[0].summary.contains("4 of 5 hosts"),
+        "{}",
+        open[0].summary
+    );
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert!(open[0].summary.contains(h), "{}", open[0].summary);
+    }
+    // They come back: the site ticket resolves, no host ticket ever opened.
+    for (i, h) in ["h1", "h2", "h3", "h4"].into_iter().enumerate() {
+        store
+            .apply_report(
+                &t.id,
+                h,
+                &changes(100 + i as u64, NOW + 80_000, vec![]),
+                NOW + 80_000,
+            )
+            .await
+            .expect("back");
+    }
+    store.sweep(NOW + 81_000).await.expect("sweep");
+    let all = store.list_tickets(&Scope::All, None).await.expect("list");
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].state, TicketState::Resolved);
+}
+
 /// Runs the whole suite against a backend: `store_conformance!(name, async factory)`.
 macro_rules! store_conformance {
     ($backend:ident, $factory:expr) => {
@@ -767,6 +837,7 @@ macro_rules! store_conformance {
                 resolving_by_hand_a_present_problem_says_so_and_reopens,
                 silent_agents_go_overdue_and_come_back,
                 clean_shutdown_opens_a_ticket_only_for_servers,
+                a_site_going_dark_is_one_ticket,
             );
         }
     };

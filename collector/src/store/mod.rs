@@ -99,6 +99,38 @@ pub trait Store: Send + Sync + 'static {
     /// escalations due at `now`. Idempotent for the same `now`.
     async fn sweep(&self, now: Millis) -> Result<SweepOutcome>;
 
+    // --- maintenance windows and silences (crate::maintenance) ---
+    /// Sets a tenant's IANA time zone (validated by the caller), audited.
+    async fn set_tenant_time_zone(
+        &self,
+        caller: &ApiCaller,
+        tenant_id: &str,
+        time_zone: &str,
+        now: Millis,
+    ) -> Result<()>;
+    /// Stores a validated window or silence, audited; refuses viewers and
+    /// (as not found) a tenant or host outside the caller's scope.
+    async fn create_maintenance(
+        &self,
+        caller: &ApiCaller,
+        window: &crate::maintenance::NewWindow,
+        now: Millis,
+    ) -> Result<crate::maintenance::Window>;
+    /// Windows of `kinds` in scope, newest first (ended ones are kept 7 days).
+    async fn list_maintenance(
+        &self,
+        scope: &Scope,
+        kinds: &[crate::maintenance::Kind],
+    ) -> Result<Vec<crate::maintenance::Window>>;
+    /// Removes a window or silence of one of `kinds`, audited.
+    async fn delete_maintenance(
+        &self,
+        caller: &ApiCaller,
+        id: i64,
+        kinds: &[crate::maintenance::Kind],
+        now: Millis,
+    ) -> Result<crate::maintenance::Window>;
+
     // --- housekeeping ---
     /// Forgets delivery records older than `before` (dedup window).
     async fn prune_delivered(&self, before: Millis) -> Result<u64>;

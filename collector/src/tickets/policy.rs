@@ -34,6 +34,11 @@ pub struct Policy {
     pub overdue_after_intervals: u32,
     /// Roles whose clean shutdown still opens a ticket (servers must stay up).
     pub shutdown_ticket_roles: Vec<String>,
+    /// Site outage: at least this many of a site's hosts overdue at once…
+    pub site_outage_min_hosts: u32,
+    /// …and at least this share of the site's hosts → one site ticket
+    /// listing them instead of one ticket per host.
+    pub site_outage_min_percent: f64,
 }
 
 /// Priorities per severity.
@@ -67,8 +72,16 @@ impl Default for Policy {
         Self {
             default_rule: Rule::default(),
             // The agent already decides cpu/memory/load on sustained windows;
-            // the collector adds no second confirmation delay for them.
-            rules: BTreeMap::new(),
+            // the collector adds no second confirmation delay for them. An
+            // overdue host is confirmed for 10 s, so hosts of a site going
+            // silent together are grouped before any opens its own ticket.
+            rules: BTreeMap::from([(
+                "agent".to_string(),
+                Rule {
+                    confirm_secs: 10,
+                    ..Rule::default()
+                },
+            )]),
             server_priority: prio("P1", "P2", "P3"),
             workstation_priority: prio("P2", "P3", "P4"),
             sla: BTreeMap::from([
@@ -81,6 +94,8 @@ impl Default for Policy {
             max_tier: 3,
             overdue_after_intervals: 3,
             shutdown_ticket_roles: vec!["server".to_string()],
+            site_outage_min_hosts: 3,
+            site_outage_min_percent: 50.0,
         }
     }
 }
@@ -165,6 +180,12 @@ impl Policy {
             || self.max_tier > 3
         {
             p.push("tickets.start_tier and tickets.max_tier must satisfy 1 <= start_tier <= max_tier <= 3".into());
+        }
+        if self.site_outage_min_hosts < 2 {
+            p.push("tickets.site_outage_min_hosts must be at least 2".into());
+        }
+        if !(0.0..=100.0).contains(&self.site_outage_min_percent) {
+            p.push("tickets.site_outage_min_percent must be within 0..=100".into());
         }
         if self.overdue_after_intervals == 0 {
             p.push("tickets.overdue_after_intervals must be at least 1".into());

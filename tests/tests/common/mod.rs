@@ -179,14 +179,13 @@ impl Collector {
             proc.log_text()
         );
         drop(proc);
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = {:?}\n[grpc]\nlisten_addr = \"{grpc}\"\n[http]\nlisten_addr = \"{http}\"\n",
-                dir.path().join("data")
-            ),
-        )
-        .expect("rewrite config");
+        // Pin the ports it got; every other setting (e.g. `[tickets]`) stays.
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let any = "listen_addr = \"127.0.0.1:0\"";
+        let text = text
+            .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
+            .replacen(any, &format!("listen_addr = \"{http}\""), 1);
+        std::fs::write(&config, text).expect("rewrite config");
         Self::start_with(dir, config)
     }
 
@@ -369,3 +368,24 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+impl Collector {
+    /// Starts like [`Collector::start`] with `extra` TOML appended to the
+    /// config (e.g. a `[tickets]` section with short test timers). The
+    /// `[grpc]` section must stay before `[http]` for [`Collector::restart`].
+    pub fn start_with_config(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("collector.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\n[grpc]\nlisten_addr = \"127.0.0.1:0\"\n[http]\nlisten_addr = \"127.0.0.1:0\"\n{extra}\n",
+                dir.path().join("data")
+            ),
+        )
+        .expect("write config");
+        Self::start_with(dir, config)
+    }
+}
+
+pub mod sim;

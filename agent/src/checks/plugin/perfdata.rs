@@ -197,7 +197,10 @@ fn fields(label: String, field: &str, token: &str) -> DatumResult {
         let (num, uom) = value_uom.split_at(number_len(value_uom));
         let value = number(num).ok_or_else(|| PerfError::new(token, "value is not a number"))?;
         // A unit never has digits or dots; `1E2...` is garbage, not 100 `...`.
-        if uom.chars().any(|c| c.is_ascii_digit() || c == '.' || c.is_control()) {
+        if uom
+            .chars()
+            .any(|c| c.is_ascii_digit() || c == '.' || c.is_control())
+        {
             return Err(PerfError::new(token, "bad unit of measurement"));
         }
         (Some(value), uom)

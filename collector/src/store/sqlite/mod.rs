@@ -26,6 +26,7 @@ use crate::{Error, Result};
 
 mod actions;
 mod problems;
+mod sites;
 mod sweep;
 
 use problems::{AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM};
@@ -202,6 +203,7 @@ fn ticket_from_row(r: &SqliteRow) -> Result<Ticket> {
         ack_breached: flag("ack_breached")?,
         resolve_breached: flag("resolve_breached")?,
         resolved_by: r.try_get("resolved_by")?,
+        parent_id: r.try_get("parent_id")?,
         updated_at: r.try_get("updated_at")?,
         resolved_at: r.try_get("resolved_at")?,
     })

@@ -215,8 +215,11 @@ pub(super) async fn tick(
     // Inhibition: an overdue host's check problems neither open nor resolve
     // on stale data (its liveness problem is the one that speaks).
     let inhibited = ctx.overdue && row.check != LIVENESS_CHECK;
+    // A host of a site in outage gets no ticket of its own: the site ticket
+    // speaks for it.
+    let grouped = row.check == LIVENESS_CHECK && super::sites::in_outage(tx, ctx).await?;
     let hold = Hold {
-        open: inhibited,
+        open: inhibited || grouped,
         resolve: inhibited,
     };
     let steps = engine::tick(&mut row.problem, now, &policy.rule(&row.check), hold);

@@ -38,11 +38,14 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
         let tenant_id: String = row.try_get("tenant_id")?;
         let interval: i64 = row.try_get("interval_secs")?;
         let last_seen: i64 = row.try_get("last_seen_at")?;
-        sqlx::query("UPDATE agents SET overdue = 1 WHERE id = ? AND tenant_id = ?")
-            .bind(&agent_id)
-            .bind(&tenant_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE agents SET overdue = 1, overdue_since = ? WHERE id = ? AND tenant_id = ?",
+        )
+        .bind(last_seen)
+        .bind(&agent_id)
+        .bind(&tenant_id)
+        .execute(&mut *tx)
+        .await?;
         let ctx = AgentCtx::load(&mut tx, &tenant_id, &agent_id).await?;
         let message = format!(
             "agent overdue: no report for {} s (expected every {interval} s)",
@@ -56,7 +59,8 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
             LIVENESS_ITEM,
             CheckState::Crit,
             &message,
-            last_seen,
+            // Confirmation counts from the moment it became overdue.
+            now,
             now,
         )
         .await?;
@@ -64,6 +68,11 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
         out.opened += u32::try_from(steps.len()).unwrap_or(0);
         tracing::warn!(agent_id, host = ctx.host, "agent overdue");
     }
+
+    // 1b. Many hosts of one site at once: one site ticket.
+    let (site_opened, site_resolved) = super::sites::group(&mut tx, &policy, now).await?;
+    out.opened += site_opened;
+    out.resolved += site_resolved;
 
     // 2. Problems waiting for time to pass.
     let waiting = sqlx::query(

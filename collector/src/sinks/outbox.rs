@@ -1,0 +1,359 @@
+//! The outbox delivery loop: works off the rows the store wrote in the
+//! ticket transactions, one task per configured sink.
+//!
+//! - **Order per ticket**: the store hands out only the oldest pending row of
+//!   each ticket, so event N+1 never leaves before event N is delivered (or
+//!   failed for good: a refused event does not block the ticket forever).
+//! - **Retries**: exponential backoff with equal jitter from
+//!   `retry_initial_ms` to `retry_max_ms`, or the receiver's `Retry-After`
+//!   if longer. Attempts, the next attempt time and the last error are in
+//!   the row, so a restart resumes where it stopped.
+//! - **Exactly once, from the receiver's side**: every attempt of a row
+//!   carries the row's idempotency key; a row is marked delivered only
+//!   after a 2xx, so the only repeats a receiver can see are attempts whose
+//!   answer got lost, with the key it already has.
+//! - **A receiver that is down** is not hammered: after a retryable failure
+//!   the whole sink pauses (growing with consecutive failures) before it
+//!   tries again, instead of trying every ticket in turn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::{Notification, Outcome, Sink, SinkContext, SinkSettings, SinksConfig};
+use crate::domain::{Millis, Scope, now_millis, rfc3339};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// How often an idle sink looks for new rows (the latency a receiver sees
+/// on top of the ticket itself).
+const POLL: Duration = Duration::from_millis(100);
+/// Rows fetched per round.
+const BATCH: u32 = 100;
+/// Finished deliveries of resolved tickets are kept this long.
+const KEEP_FINISHED_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(OutboxState::Pending),
+            "delivered" => Some(OutboxState::Delivered),
+            "failed" => Some(OutboxState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A due delivery, as the loop gets it from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: i64,
+    /// Idempotency key: the same for every attempt.
+    pub key: String,
+    pub sink: String,
+    pub ticket_id: i64,
+    pub attempts: u32,
+    pub created_at: Millis,
+    /// The frozen [`Notification`], JSON.
+    pub payload: String,
+}
+
+impl OutboxItem {
+    pub fn notification(&self) -> std::result::Result<Notification, serde_json::Error> {
+        serde_json::from_str(&self.payload)
+    }
+}
+
+/// What became of one attempt, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    Retry {
+        error: String,
+        next_attempt_at: Millis,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// One outbox row, for the API (`GET /api/v1/outbox`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub key: String,
+    pub sink: String,
+    pub tenant_id: String,
+    pub ticket_id: i64,
+    pub event_id: i64,
+    pub event: String,
+    pub status: String,
+    pub state: OutboxState,
+    pub attempts: u32,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    /// Set while pending.
+    #[serde(with = "rfc3339::option")]
+    pub next_attempt_at: Option<Millis>,
+    #[serde(with = "rfc3339::option")]
+    pub last_attempt_at: Option<Millis>,
+    #[serde(with = "rfc3339::option")]
+    pub delivered_at: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// The delay before retry number `attempts + 1`: `initial · 2^attempts`,
+/// capped at `max`, with equal jitter (`unit` in `[0, 1]` picks a point in
+/// `[base/2, base]`) so many pending rows do not retry in lockstep.
+pub fn retry_delay(attempts: u32, initial: Duration, max: Duration, unit: f64) -> Duration {
+    let base = initial
+        .saturating_mul(2u32.saturating_pow(attempts.min(31)))
+        .min(max);
+    base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+/// A configured sink, ready to deliver.
+struct Running {
+    kind: &'static str,
+    settings: SinkSettings,
+    sink: Arc<dyn Sink>,
+}
+
+/// Builds every configured sink, files their routes with the store and
+/// starts delivering. The returned task ends after `stop` turns true (the
+/// attempt in flight finishes first, so no answer is lost).
+pub async fn start(
+    store: Arc<dyn Store>,
+    sinks: &SinksConfig,
+    ctx: &SinkContext,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let parsed = sinks
+        .parse()
+        .map_err(|problems| Error::Config(problems.join("; ")))?;
+    let mut running = Vec::new();
+    for p in parsed {
+        let sink = p.spec.build(ctx)?;
+        running.push(Running {
+            kind: p.kind,
+            settings: p.settings,
+            sink,
+        });
+    }
+    let routes: Vec<_> = running
+        .iter()
+        .map(|r| r.settings.route(r.kind))
+        .collect();
+    store.set_sink_routes(&routes).await?;
+    warn_about_unknown_tenants(store.as_ref(), &running).await?;
+
+    let mut tasks = JoinSet::new();
+    for r in running {
+        info!(
+            sink = r.settings.name,
+            kind = r.kind,
+            tenants = ?r.settings.tenants,
+            tiers = ?r.settings.tiers,
+            "ticket sink ready"
+        );
+        tasks.spawn(run_sink(store.clone(), r, stop.clone()));
+    }
+    let prune_store = store.clone();
+    let mut prune_stop = stop.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = prune_stop.wait_for(|s| *s) => return,
+            }
+            match prune_store
+                .prune_outbox(now_millis() - KEEP_FINISHED_MS)
+                .await
+            {
+                Ok(n) if n > 0 => info!(rows = n, "pruned finished outbox rows"),
+                Ok(_) => {}
+                Err(error) => warn!(%error, "pruning the outbox failed"),
+            }
+        }
+    });
+    Ok(tokio::spawn(async move { while tasks.join_next().await.is_some() {} }))
+}
+
+async fn warn_about_unknown_tenants(store: &dyn Store, running: &[Running]) -> Result<()> {
+    let tenants = store.list_tenants(&Scope::All).await?;
+    for r in running {
+        for t in &r.settings.tenants {
+            if !tenants.iter().any(|k| &k.id == t || &k.name == t) {
+                warn!(
+                    sink = r.settings.name,
+                    tenant = t,
+                    "sink routes a tenant that does not exist (yet)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One sink's loop: due rows in order, one attempt each.
+async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<bool>) {
+    let name = r.settings.name.as_str();
+    let initial = Duration::from_millis(r.settings.retry_initial_ms);
+    let max = Duration::from_millis(r.settings.retry_max_ms);
+    let give_up_ms = i64::try_from(r.settings.give_up_after_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    // Consecutive retryable failures of the sink as a whole.
+    let mut failures: u32 = 0;
+    while !*stop.borrow() {
+        let mut wait = POLL;
+        match store.outbox_due(name, now_millis(), BATCH).await {
+            Err(error) => {
+                warn!(sink = name, %error, "reading the outbox failed");
+                wait = max.min(Duration::from_secs(5));
+            }
+            Ok(due) => {
+                for item in due {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    let outcome = attempt(r.sink.as_ref(), &item).await;
+                    let now = now_millis();
+                    let (record, retrying) = match outcome {
+                        Outcome::Delivered => {
+                            failures = 0;
+                            wait = Duration::ZERO;
+                            info!(
+                                sink = name,
+                                ticket_id = item.ticket_id,
+                                key = item.key,
+                                attempts = item.attempts + 1,
+                                delay_ms = now - item.created_at,
+                                "notification delivered"
+                            );
+                            (Attempt::Delivered, false)
+                        }
+                        Outcome::Permanent(error) => {
+                            error!(
+                                sink = name,
+                                ticket_id = item.ticket_id,
+                                key = item.key,
+                                %error,
+                                "notification refused, not retrying"
+                            );
+                            (Attempt::Failed { error }, false)
+                        }
+                        Outcome::Retry { error, .. } if now - item.created_at >= give_up_ms => {
+                            let error = format!(
+                                "gave up after {} attempts: {error}",
+                                item.attempts + 1
+                            );
+                            error!(sink = name, ticket_id = item.ticket_id, key = item.key, %error, "notification not delivered");
+                            (Attempt::Failed { error }, true)
+                        }
+                        Outcome::Retry { error, after } => {
+                            let unit = rand::random::<f64>();
+                            let own = retry_delay(item.attempts, initial, max, unit);
+                            let delay = after.map_or(own, |a| own.max(a.min(max)));
+                            failures = failures.saturating_add(1);
+                            wait = retry_delay(failures - 1, initial, max, unit);
+                            warn!(
+                                sink = name,
+                                ticket_id = item.ticket_id,
+                                key = item.key,
+                                attempts = item.attempts + 1,
+                                retry_in_ms = delay.as_millis(),
+                                %error,
+                                "notification not delivered, will retry"
+                            );
+                            let next_attempt_at = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                            (
+                                Attempt::Retry {
+                                    error,
+                                    next_attempt_at,
+                                },
+                                true,
+                            )
+                        }
+                    };
+                    if let Err(error) = store.outbox_attempted(item.id, &record, now).await {
+                        // The row stays pending as it was: it is tried again,
+                        // with the same key, which the receiver may drop.
+                        warn!(sink = name, key = item.key, %error, "recording a delivery failed");
+                        wait = wait.max(POLL);
+                        break;
+                    }
+                    if retrying {
+                        // The receiver is likely down: pause the whole sink.
+                        break;
+                    }
+                }
+            }
+        }
+        if !wait.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// One attempt; a payload that no longer parses is a permanent failure.
+async fn attempt(sink: &dyn Sink, item: &OutboxItem) -> Outcome {
+    match item.notification() {
+        Ok(n) => sink.deliver(&n, &item.key).await,
+        Err(e) => Outcome::Permanent(format!("unreadable outbox payload: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter_in_the_upper_half() {
+        let (i, m) = (Duration::from_secs(1), Duration::from_secs(300));
+        assert_eq!(retry_delay(0, i, m, 1.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(0, i, m, 0.0), Duration::from_millis(500));
+        assert_eq!(retry_delay(3, i, m, 1.0), Duration::from_secs(8));
+        assert_eq!(retry_delay(20, i, m, 1.0), Duration::from_secs(300));
+        assert_eq!(retry_delay(u32::MAX, i, m, 0.0), Duration::from_secs(150));
+    }
+
+    proptest! {
+        #[test]
+        fn backoff_stays_within_bounds(attempts in 0u32..100, unit in 0.0f64..=1.0,
+                                       initial_ms in 10u64..10_000, extra_ms in 0u64..1_000_000) {
+            let initial = Duration::from_millis(initial_ms);
+            let max = Duration::from_millis(initial_ms + extra_ms);
+            let d = retry_delay(attempts, initial, max, unit);
+            prop_assert!(d <= max);
+            prop_assert!(d >= initial / 2);
+            // Never shorter than the previous attempt's shortest delay.
+            prop_assert!(d >= retry_delay(attempts.saturating_sub(1), initial, max, 0.0));
+        }
+    }
+}
