@@ -293,3 +293,51 @@ pub async fn ticket_show(cfg: &Config, id: i64, as_json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `kpis`: per tenant, tickets opened in the last `days` days.
+pub async fn kpis(cfg: &Config, days: u32, tenant: Option<&str>, as_json: bool) -> Result<()> {
+    let s = store(cfg).await?;
+    let scope = match tenant {
+        Some(t) => Scope::Tenant(tenant_id(s.as_ref(), t).await?),
+        None => Scope::All,
+    };
+    let to = now_millis();
+    let from = to - i64::from(days) * 24 * 3600 * 1000;
+    let kpis = s.kpis(&scope, from, to).await?;
+    if as_json {
+        println!("{}", json!(kpis));
+        return Ok(());
+    }
+    let stat = |d: &Option<crate::domain::DurationStats>| {
+        d.map_or("-".to_string(), |d| {
+            format!("{:.1}s / {:.1}s", d.mean_secs, d.median_secs)
+        })
+    };
+    println!(
+        "{:<20} {:>6} {:>6} {:>6} {:>6} {:>6}  {:<18} {:<18} {:<18}",
+        "TENANT",
+        "OPENED",
+        "AUTO",
+        "HAND",
+        "ESC",
+        "SLA!",
+        "DETECT mean/med",
+        "ACK mean/med",
+        "RESOLVE mean/med"
+    );
+    for k in kpis {
+        println!(
+            "{:<20} {:>6} {:>6} {:>6} {:>6} {:>6}  {:<18} {:<18} {:<18}",
+            k.tenant_name,
+            k.opened,
+            k.auto_resolved,
+            k.resolved_by_hand,
+            k.escalated,
+            k.sla_breaches,
+            stat(&k.time_to_detect),
+            stat(&k.time_to_acknowledge),
+            stat(&k.time_to_resolve)
+        );
+    }
+    Ok(())
+}

@@ -34,6 +34,9 @@ pub struct Config {
     /// Ticket rules, priorities, SLA and liveness.
     #[serde(default)]
     pub tickets: crate::tickets::policy::Policy,
+    /// Ticket sinks, `[[sinks.<kind>]]` (see `sinks/`): none by default.
+    #[serde(default)]
+    pub sinks: crate::sinks::SinksConfig,
 }
 
 /// The agent-facing gRPC listener (enrollment over TLS, sessions over mTLS).
@@ -61,6 +64,11 @@ pub struct GrpcConfig {
 pub struct HttpConfig {
     #[serde(default = "default_http_listen")]
     pub listen_addr: SocketAddr,
+    /// Base URL operators reach this API at, for links sent to sinks;
+    /// default `http://<listen_addr>` (the hostname when it listens on all
+    /// addresses).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// The store backend.
@@ -117,6 +125,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen_addr: default_http_listen(),
+            public_url: None,
         }
     }
 }
@@ -137,6 +146,28 @@ impl Default for Config {
             store: StoreConfig::default(),
             pki: PkiConfig::default(),
             tickets: crate::tickets::policy::Policy::default(),
+            sinks: crate::sinks::SinksConfig::default(),
+        }
+    }
+}
+
+// === impl HttpConfig ===
+
+impl HttpConfig {
+    /// `public_url`, or one derived from the address the API is bound to.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        if bound.ip().is_unspecified() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_string());
+            format!("http://{host}:{}", bound.port())
+        } else {
+            format!("http://{bound}")
         }
     }
 }
@@ -205,6 +236,13 @@ impl Config {
             }
         }
         problems.extend(self.tickets.problems());
+        if let Some(u) = &self.http.public_url {
+            match reqwest::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.has_host() => {}
+                _ => problems.push(format!("http.public_url {u:?} must be an http(s) URL")),
+            }
+        }
+        problems.extend(self.sinks.problems());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -39,6 +39,8 @@ pub struct Tenant {
     pub name: String,
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
+    /// IANA time zone recurring maintenance windows are read in.
+    pub time_zone: String,
 }
 
 /// Check state, ordered by badness for OK < WARN < UNKNOWN < CRIT.
@@ -453,4 +455,37 @@ pub mod rfc3339 {
             }
         }
     }
+}
+
+/// Mean and median of a duration, in seconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct DurationStats {
+    pub count: u64,
+    pub mean_secs: f64,
+    pub median_secs: f64,
+}
+
+/// KPIs of one tenant over `[from, to)` (tickets opened in that period).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TenantKpis {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    #[serde(with = "rfc3339")]
+    pub from: Millis,
+    #[serde(with = "rfc3339")]
+    pub to: Millis,
+    pub opened: u64,
+    /// Resolved by the engine (the problem cleared).
+    pub auto_resolved: u64,
+    pub resolved_by_hand: u64,
+    /// Escalated at least once.
+    pub escalated: u64,
+    /// Acknowledge and resolve breaches.
+    pub sla_breaches: u64,
+    /// Failure seen on the agent → ticket open.
+    pub time_to_detect: Option<DurationStats>,
+    /// Ticket open → acknowledged.
+    pub time_to_acknowledge: Option<DurationStats>,
+    /// Ticket open → resolved.
+    pub time_to_resolve: Option<DurationStats>,
 }

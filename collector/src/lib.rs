@@ -14,9 +14,11 @@ pub mod config;
 pub mod domain;
 mod error;
 pub mod ingest;
+pub mod maintenance;
 pub mod pki;
 pub mod secrets;
 pub mod serve;
+pub mod sinks;
 pub mod store;
 pub mod tickets;
 

@@ -49,6 +49,17 @@ enum Command {
     /// The collector's certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// KPIs per tenant: tickets opened, auto-resolved, escalated, SLA
+    /// breaches, time to detect / acknowledge / resolve.
+    Kpis {
+        /// Tickets opened in the last N days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -279,6 +290,9 @@ fn main() -> ExitCode {
                 commands::tickets_list(&cfg, state, tenant.as_deref(), json).await
             }
             Command::Ca(CaCommand::Fingerprint) => commands::ca_fingerprint(&cfg),
+            Command::Kpis { days, tenant, json } => {
+                commands::kpis(&cfg, days, tenant.as_deref(), json).await
+            }
         }
     });
     match result {

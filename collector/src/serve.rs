@@ -184,6 +184,17 @@ pub async fn serve(cfg: Config) -> Result<()> {
         })
     };
 
+    // Ticket sinks: deliver the outbox the ticket transactions fill.
+    let sinks_task = crate::sinks::outbox::start(
+        store.clone(),
+        &cfg.sinks,
+        &crate::sinks::SinkContext {
+            public_url: cfg.http.public_url(http_addr),
+        },
+        stop_rx.clone(),
+    )
+    .await?;
+
     info!(
         grpc = %grpc_addr,
         http = %http_addr,
@@ -199,6 +210,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let _ = stop_tx.send(true);
     prune_task.abort();
     sweep_task.abort();
+    // A delivery in flight finishes, so its answer is recorded.
+    let _ = tokio::time::timeout(Duration::from_secs(10), sinks_task).await;
     match grpc_task.await {
         Ok(Err(e)) => error!(error = %e, "grpc server failed"),
         Err(e) => error!(error = %e, "grpc task failed"),

@@ -67,7 +67,10 @@ async fn ticket_for(c: &Collector, a: &SimAgent, check: &str, item: &str) -> Opt
         .into_iter()
         .filter(|t| t["check"] == check && t["item"] == item)
         .collect();
-    assert!(ts.len() <= 1, "more than one ticket for {check} {item}: {ts:?}");
+    assert!(
+        ts.len() <= 1,
+        "more than one ticket for {check} {item}: {ts:?}"
+    );
     ts.pop()
 }
 
@@ -133,7 +136,9 @@ async fn flapping_service_is_one_ticket_marked_flapping_without_churn() {
             .await;
     }
     // Seven samples with six changes cross the 30 % start threshold.
-    let t = ticket_for(&c, &a, "service", "nginx").await.expect("ticket");
+    let t = ticket_for(&c, &a, "service", "nginx")
+        .await
+        .expect("ticket");
     let t = detail(&c, id(&t)).await;
     assert_eq!(t["state"], "open", "{t}");
     assert_eq!(t["flapping"], true, "{t}");
@@ -182,7 +187,8 @@ async fn relapse_within_grace_reopens_the_same_ticket_and_later_opens_a_new_one(
     let mut a = SimAgent::enroll(&c, &token, "relapse").await;
     a.connect(60).await;
 
-    a.change("service", "cron", State::Crit, "cron stopped").await;
+    a.change("service", "cron", State::Crit, "cron stopped")
+        .await;
     let first = id(&ticket_for(&c, &a, "service", "cron").await.expect("ticket"));
     a.change("service", "cron", State::Ok, "cron running").await;
     assert_eq!(detail(&c, first).await["state"], "resolved");
@@ -192,11 +198,7 @@ async fn relapse_within_grace_reopens_the_same_ticket_and_later_opens_a_new_one(
         .await;
     let t = detail(&c, first).await;
     assert_eq!(t["state"], "open", "{t}");
-    assert_eq!(
-        event_kinds(&t),
-        ["opened", "resolved", "reopened"],
-        "{t}"
-    );
+    assert_eq!(event_kinds(&t), ["opened", "resolved", "reopened"], "{t}");
     assert_eq!(tickets_of(&c, &a).await.len(), 1);
 
     a.change("service", "cron", State::Ok, "cron running").await;
@@ -231,19 +233,27 @@ async fn confirmation_needs_three_consecutive_failures() {
     let mut a = SimAgent::enroll(&c, &token, "confirm").await;
     a.connect(60).await;
 
-    a.change("service", "sshd", State::Crit, "sshd stopped").await;
+    a.change("service", "sshd", State::Crit, "sshd stopped")
+        .await;
     a.heartbeat().await;
-    assert!(tickets_of(&c, &a).await.is_empty(), "two failures: no ticket");
+    assert!(
+        tickets_of(&c, &a).await.is_empty(),
+        "two failures: no ticket"
+    );
     a.change("service", "sshd", State::Ok, "sshd running").await;
     assert!(all_tickets(&c).await.is_empty(), "the streak was broken");
 
-    a.change("service", "sshd", State::Crit, "sshd stopped").await;
+    a.change("service", "sshd", State::Crit, "sshd stopped")
+        .await;
     let first_failure = a
         .set("service", "sshd", State::Crit, "sshd stopped")
         .since
         .expect("since");
     a.heartbeat().await;
-    assert!(tickets_of(&c, &a).await.is_empty(), "two failures: no ticket");
+    assert!(
+        tickets_of(&c, &a).await.is_empty(),
+        "two failures: no ticket"
+    );
     a.heartbeat().await;
     let ts = all_tickets(&c).await;
     assert_eq!(ts.len(), 1, "the third failure opens one ticket: {ts:?}");
@@ -262,8 +272,15 @@ async fn confirmation_needs_three_consecutive_failures() {
 async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it() {
     let c = Collector::start_with_config(FAST_P1);
     let tech = c.cli_json(&[
-        "api-key", "create", "--name", "l1-tech", "--tenant", "default", "--role",
-        "technician", "--json",
+        "api-key",
+        "create",
+        "--name",
+        "l1-tech",
+        "--tenant",
+        "default",
+        "--role",
+        "technician",
+        "--json",
     ])["key"]
         .as_str()
         .expect("key")
@@ -279,7 +296,13 @@ async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it() {
     ])
     .await;
     let ts = tickets_of(&c, &a).await;
-    assert_eq!(ts.len(), 2, "{ts:?}");
+    assert_eq!(
+        ts.len(),
+        2,
+        "{ts:?} {} {}",
+        agent(&c, &a).await,
+        c.proc.log_text()
+    );
     for t in &ts {
         assert_eq!(t["priority"], "P1", "{t}");
         assert_eq!(t["tier"], 1, "{t}");
@@ -308,7 +331,10 @@ async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it() {
         .filter_map(|e| e["detail"].as_str())
         .collect();
     assert_eq!(esc.len(), 2, "{l}");
-    assert!(esc[0].contains("L1 → L2") && esc[1].contains("L2 → L3"), "{esc:?}");
+    assert!(
+        esc[0].contains("L1 → L2") && esc[1].contains("L2 → L3"),
+        "{esc:?}"
+    );
     assert!(ms(&events_of(&l, "escalated")[0]["at"]) <= ms(&events_of(&l, "escalated")[1]["at"]));
     assert_eq!(events_of(&l, "sla_breach").len(), 1, "one ack breach: {l}");
     assert_eq!(l["escalations"], 2);
@@ -325,7 +351,10 @@ async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it() {
     );
     let ack = events_of(&r, "acknowledged")[0];
     assert_eq!(ack["actor"], "l1-tech");
-    assert!(ack["detail"].as_str().is_some_and(|d| d.contains("L2")), "{ack}");
+    assert!(
+        ack["detail"].as_str().is_some_and(|d| d.contains("L2")),
+        "{ack}"
+    );
 
     // At the top tier the timer runs out without a further escalation.
     let l = eventually(WAIT, "the L3 deadline to pass", || async {
@@ -364,9 +393,21 @@ async fn collector_restart_mid_escalation_neither_loses_nor_repeats_it() {
     })
     .await;
     let esc = events_of(&after, "escalated");
-    assert_eq!(esc.len(), 2, "exactly one escalation after the restart: {after}");
-    assert!(esc[0]["detail"].as_str().is_some_and(|d| d.contains("L1 → L2")));
-    assert!(esc[1]["detail"].as_str().is_some_and(|d| d.contains("L2 → L3")));
+    assert_eq!(
+        esc.len(),
+        2,
+        "exactly one escalation after the restart: {after}"
+    );
+    assert!(
+        esc[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("L1 → L2"))
+    );
+    assert!(
+        esc[1]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("L2 → L3"))
+    );
     assert!(
         ms(&esc[1]["at"]) >= restarting_at,
         "the L2 → L3 escalation must come from the restarted collector: {after}"
@@ -406,11 +447,18 @@ async fn overdue_agent_gets_a_ticket_clean_shutdown_does_not_unless_server() {
     .await;
     assert_eq!(t["kind"], "agent", "{t}");
     assert_eq!(t["state"], "open", "{t}");
-    assert!(t["summary"].as_str().is_some_and(|s| s.contains("overdue")), "{t}");
+    assert!(
+        t["summary"].as_str().is_some_and(|s| s.contains("overdue")),
+        "{t}"
+    );
     assert_eq!(agent(&c, &lost).await["overdue"], true);
     // The goodbye host went quiet earlier and is still not overdue.
     let v = agent(&c, &off).await;
-    assert_eq!((&v["status"], &v["overdue"]), (&"offline".into(), &false.into()), "{v}");
+    assert_eq!(
+        (&v["status"], &v["overdue"]),
+        (&"offline".into(), &false.into()),
+        "{v}"
+    );
     assert!(tickets_of(&c, &off).await.is_empty());
 
     // It comes back: the same ticket resolves.
@@ -429,7 +477,13 @@ async fn overdue_agent_gets_a_ticket_clean_shutdown_does_not_unless_server() {
     assert_eq!(ts[0]["kind"], "agent");
     assert_eq!(ts[0]["state"], "open");
     assert_eq!(ts[0]["priority"], "P1");
-    assert!(ts[0]["summary"].as_str().is_some_and(|s| s.contains("must stay up")), "{}", ts[0]);
+    assert!(
+        ts[0]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("must stay up")),
+        "{}",
+        ts[0]
+    );
     assert_eq!(agent(&c, &srv).await["status"], "offline");
 
     // The exact set: the resolved overdue ticket and the server's.
@@ -456,9 +510,15 @@ async fn overdue_host_check_problems_wait_for_fresh_data() {
     silent.connect(1).await;
     control.connect(60).await;
 
-    silent.change("service", "smb", State::Crit, "smb stopped").await;
-    control.change("service", "smb", State::Crit, "smb stopped").await;
-    let held = id(&ticket_for(&c, &silent, "service", "smb").await.expect("ticket"));
+    silent
+        .change("service", "smb", State::Crit, "smb stopped")
+        .await;
+    control
+        .change("service", "smb", State::Crit, "smb stopped")
+        .await;
+    let held = id(&ticket_for(&c, &silent, "service", "smb")
+        .await
+        .expect("ticket"));
 
     // Same script, the silent host first: its service recovers (resolve
     // due 4 s later) and its backup fails (open due 4 s later), then it
@@ -471,11 +531,15 @@ async fn overdue_host_check_problems_wait_for_fresh_data() {
     silent.crash();
     control.changes(&script).await;
 
-    eventually(WAIT, "the control host's recovery and confirmation", || async {
-        let s = ticket_for(&c, &control, "service", "smb").await?;
-        let b = ticket_for(&c, &control, "backup", "nightly").await?;
-        (s["state"] == "resolved" && b["state"] == "open").then_some(())
-    })
+    eventually(
+        WAIT,
+        "the control host's recovery and confirmation",
+        || async {
+            let s = ticket_for(&c, &control, "service", "smb").await?;
+            let b = ticket_for(&c, &control, "backup", "nightly").await?;
+            (s["state"] == "resolved" && b["state"] == "open").then_some(())
+        },
+    )
     .await;
     assert_eq!(agent(&c, &silent).await["overdue"], true);
     let live = ticket_for(&c, &silent, "agent", "heartbeat")
@@ -495,7 +559,9 @@ async fn overdue_host_check_problems_wait_for_fresh_data() {
     let t = detail(&c, held).await;
     assert_eq!(t["state"], "resolved", "{t}");
     assert_eq!(detail(&c, id(&live)).await["state"], "resolved");
-    let b = ticket_for(&c, &silent, "backup", "nightly").await.expect("backup ticket");
+    let b = ticket_for(&c, &silent, "backup", "nightly")
+        .await
+        .expect("backup ticket");
     assert_eq!(b["state"], "open");
 
     let all = all_tickets(&c).await;
@@ -523,10 +589,15 @@ async fn site_outage_of_twenty_hosts_is_one_site_ticket() {
             a
         });
     }
-    let mut all = set.join_all().await;
-    control = all.pop().expect("control");
-    assert_eq!(control.hostname, "solo-01");
-    site = all;
+    // join_all yields in completion order: pick the control out by name.
+    let (mut solo_host, members): (Vec<_>, Vec<_>) = set
+        .join_all()
+        .await
+        .into_iter()
+        .partition(|a| a.hostname == "solo-01");
+    control = solo_host.pop().expect("control");
+    site = members;
+    assert_eq!(site.len(), 20);
     // Everyone fresh, then the site's uplink dies (and the control host).
     for a in &mut site {
         a.heartbeat().await;
@@ -544,13 +615,20 @@ async fn site_outage_of_twenty_hosts_is_one_site_ticket() {
         Some((s, own))
     })
     .await;
-    assert_eq!(own["kind"], "agent", "the lone host has its own ticket: {own}");
+    assert_eq!(
+        own["kind"], "agent",
+        "the lone host has its own ticket: {own}"
+    );
     assert_eq!(site_ticket["site"], "branch-7", "{site_ticket}");
     let d = detail(&c, id(&site_ticket)).await;
     let text = d.to_string();
     for a in &site {
         assert!(text.contains(&a.hostname), "{} not listed: {d}", a.hostname);
-        assert!(tickets_of(&c, a).await.iter().all(|t| t["kind"] == "site"), "{} has its own ticket", a.hostname);
+        assert!(
+            tickets_of(&c, a).await.iter().all(|t| t["kind"] == "site"),
+            "{} has its own ticket",
+            a.hostname
+        );
     }
     let all = all_tickets(&c).await;
     assert_eq!(all.len(), 2, "one site ticket + the control's: {all:?}");

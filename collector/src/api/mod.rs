@@ -6,6 +6,7 @@
 //! it exists).
 
 mod auth;
+mod outbox;
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/tickets/{id}/notes", post(add_note))
         .route("/api/v1/tickets/{id}/resolve", post(resolve))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/kpis", get(kpis))
+        .merge(outbox::routes())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .with_state(AppState { store })
 }
@@ -206,4 +209,38 @@ async fn audit(
             .audit_log(&caller.0.scope, q.limit.unwrap_or(100))
             .await?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KpiQuery {
+    /// RFC 3339; default 30 days before `to`.
+    from: Option<String>,
+    /// RFC 3339; default now.
+    to: Option<String>,
+}
+
+fn parse_time(name: &str, v: &str) -> Result<crate::domain::Millis> {
+    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| Error::InvalidArgument(format!("{name}: expected RFC 3339, {e}")))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as crate::domain::Millis)
+}
+
+async fn kpis(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<KpiQuery>,
+) -> Result<Json<Vec<crate::domain::TenantKpis>>> {
+    let to = match q.to.as_deref() {
+        Some(v) => parse_time("to", v)?,
+        None => now_millis(),
+    };
+    let from = match q.from.as_deref() {
+        Some(v) => parse_time("from", v)?,
+        None => to - 30 * 24 * 3600 * 1000,
+    };
+    if from >= to {
+        return Err(Error::InvalidArgument("from must be before to".into()));
+    }
+    Ok(Json(s.store.kpis(&caller.0.scope, from, to).await?))
 }

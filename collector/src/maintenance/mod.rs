@@ -413,7 +413,10 @@ mod tests {
 
     #[test]
     fn time_zones_are_validated_and_canonical() {
-        assert_eq!(time_zone("Europe/Berlin").map(|t| t.1), Ok("Europe/Berlin".into()));
+        assert_eq!(
+            time_zone("Europe/Berlin").map(|t| t.1),
+            Ok("Europe/Berlin".into())
+        );
         assert!(time_zone("Mars/Olympus_Mons").is_err());
         assert!(time_zone("").is_err());
     }

@@ -224,7 +224,10 @@ mod tests {
         let (s, e) = w
             .occurrence_on(date(2026, 3, 28), &berlin)
             .expect("saturday");
-        assert_eq!((s, e), (utc("2026-03-28T21:00:00Z"), utc("2026-03-28T23:00:00Z")));
+        assert_eq!(
+            (s, e),
+            (utc("2026-03-28T21:00:00Z"), utc("2026-03-28T23:00:00Z"))
+        );
         let (s, _) = w.occurrence_on(date(2026, 3, 29), &berlin).expect("sunday");
         assert_eq!(s, utc("2026-03-29T20:00:00Z"));
         assert_eq!(
@@ -233,9 +236,14 @@ mod tests {
         );
         // 21:30 UTC was in the window the evening before, not this one.
         assert_eq!(w.active_until(utc("2026-03-29T22:30:00Z"), &berlin), None);
-        assert!(w.active_until(utc("2026-03-28T22:30:00Z"), &berlin).is_some());
+        assert!(
+            w.active_until(utc("2026-03-28T22:30:00Z"), &berlin)
+                .is_some()
+        );
         // And back in October.
-        let (s, _) = w.occurrence_on(date(2026, 10, 25), &berlin).expect("sunday");
+        let (s, _) = w
+            .occurrence_on(date(2026, 10, 25), &berlin)
+            .expect("sunday");
         assert_eq!(s, utc("2026-10-25T21:00:00Z"));
     }
 
@@ -253,7 +261,10 @@ mod tests {
             w.active_until(local(&berlin, 2026, 3, 29, 4, 59), &berlin)
                 .is_some()
         );
-        assert_eq!(w.active_until(local(&berlin, 2026, 3, 29, 5, 0), &berlin), None);
+        assert_eq!(
+            w.active_until(local(&berlin, 2026, 3, 29, 5, 0), &berlin),
+            None
+        );
     }
 
     #[test]
@@ -267,7 +278,10 @@ mod tests {
         // Spring forward: 01:30 still exists (EST), the window runs into
         // the jump and ends at 03:30 EDT, one hour later.
         let (s, e) = w.occurrence_on(date(2026, 3, 8), &ny).expect("sunday");
-        assert_eq!((s, e), (utc("2026-03-08T06:30:00Z"), utc("2026-03-08T07:30:00Z")));
+        assert_eq!(
+            (s, e),
+            (utc("2026-03-08T06:30:00Z"), utc("2026-03-08T07:30:00Z"))
+        );
         // Fall back: 01:30 happens twice; the window starts at the first.
         let (s, _) = w.occurrence_on(date(2026, 11, 1), &ny).expect("sunday");
         assert_eq!(s, utc("2026-11-01T05:30:00Z"), "01:30 EDT, not EST");

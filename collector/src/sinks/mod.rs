@@ -329,9 +329,24 @@ pub struct Parsed {
 
 /// The `[sinks]` section: `[[sinks.<kind>]]` arrays of tables, read through
 /// the registry so that each kind owns its keys.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct SinksConfig(BTreeMap<String, Vec<toml::Table>>);
+
+impl std::fmt::Debug for SinksConfig {
+    /// Kinds and names only: the tables may hold secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (kind, tables) in &self.0 {
+            let names: Vec<_> = tables
+                .iter()
+                .map(|t| t.get("name").and_then(toml::Value::as_str).unwrap_or("?"))
+                .collect();
+            m.entry(kind, &names);
+        }
+        m.finish()
+    }
+}
 
 impl SinksConfig {
     /// Validates every sink; the error lists every problem, each naming its

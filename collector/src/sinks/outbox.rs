@@ -160,10 +160,7 @@ pub async fn start(
             sink,
         });
     }
-    let routes: Vec<_> = running
-        .iter()
-        .map(|r| r.settings.route(r.kind))
-        .collect();
+    let routes: Vec<_> = running.iter().map(|r| r.settings.route(r.kind)).collect();
     store.set_sink_routes(&routes).await?;
     warn_about_unknown_tenants(store.as_ref(), &running).await?;
 
@@ -197,7 +194,9 @@ pub async fn start(
             }
         }
     });
-    Ok(tokio::spawn(async move { while tasks.join_next().await.is_some() {} }))
+    Ok(tokio::spawn(async move {
+        while tasks.join_next().await.is_some() {}
+    }))
 }
 
 async fn warn_about_unknown_tenants(store: &dyn Store, running: &[Running]) -> Result<()> {
@@ -221,8 +220,8 @@ async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<b
     let name = r.settings.name.as_str();
     let initial = Duration::from_millis(r.settings.retry_initial_ms);
     let max = Duration::from_millis(r.settings.retry_max_ms);
-    let give_up_ms = i64::try_from(r.settings.give_up_after_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX);
+    let give_up_ms =
+        i64::try_from(r.settings.give_up_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     // Consecutive retryable failures of the sink as a whole.
     let mut failures: u32 = 0;
     while !*stop.borrow() {
@@ -264,10 +263,8 @@ async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<b
                             (Attempt::Failed { error }, false)
                         }
                         Outcome::Retry { error, .. } if now - item.created_at >= give_up_ms => {
-                            let error = format!(
-                                "gave up after {} attempts: {error}",
-                                item.attempts + 1
-                            );
+                            let error =
+                                format!("gave up after {} attempts: {error}", item.attempts + 1);
                             error!(sink = name, ticket_id = item.ticket_id, key = item.key, %error, "notification not delivered");
                             (Attempt::Failed { error }, true)
                         }
@@ -286,7 +283,8 @@ async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<b
                                 %error,
                                 "notification not delivered, will retry"
                             );
-                            let next_attempt_at = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                            let next_attempt_at =
+                                now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                             (
                                 Attempt::Retry {
                                     error,

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::domain::{
     ActionOutcome, Agent, AgentAuth, AgentDetail, ApiCaller, ApplyOutcome, AuditEntry, HostFacts,
-    Millis, NewAgent, NewApiKey, NewEnrollmentToken, Report, Scope, SweepOutcome, Tenant, Ticket,
-    TicketAction, TicketDetail, TicketState, TokenGrant,
+    Millis, NewAgent, NewApiKey, NewEnrollmentToken, Report, Scope, SweepOutcome, Tenant,
+    TenantKpis, Ticket, TicketAction, TicketDetail, TicketState, TokenGrant,
 };
 
 /// Every operation on collector state.
@@ -91,6 +91,8 @@ pub trait Store: Send + Sync + 'static {
         action: &TicketAction,
         now: Millis,
     ) -> Result<ActionOutcome>;
+    /// KPIs per tenant in scope, for tickets opened in `[from, to)`.
+    async fn kpis(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<TenantKpis>>;
     /// Newest audit entries first.
     async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>>;
 
@@ -130,6 +132,35 @@ pub trait Store: Send + Sync + 'static {
         kinds: &[crate::maintenance::Kind],
         now: Millis,
     ) -> Result<crate::maintenance::Window>;
+
+    // --- ticket sinks: the outbox (rows are written by the ticket changes) ---
+    /// Replaces the configured sinks' routes. Every later ticket event that
+    /// notifies is filed, in its own transaction, for each matching sink.
+    async fn set_sink_routes(&self, routes: &[crate::sinks::SinkRoute]) -> Result<()>;
+    /// Pending deliveries of `sink` due at `now`, oldest first, at most one
+    /// per ticket (its oldest pending one), so a ticket's events leave in order.
+    async fn outbox_due(
+        &self,
+        sink: &str,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<crate::sinks::outbox::OutboxItem>>;
+    /// Records one delivery attempt of a pending row (attempts + 1).
+    async fn outbox_attempted(
+        &self,
+        id: i64,
+        attempt: &crate::sinks::outbox::Attempt,
+        now: Millis,
+    ) -> Result<()>;
+    /// Outbox rows in scope, newest first.
+    async fn list_outbox(
+        &self,
+        scope: &Scope,
+        state: Option<crate::sinks::outbox::OutboxState>,
+        limit: u32,
+    ) -> Result<Vec<crate::sinks::outbox::OutboxEntry>>;
+    /// Forgets finished deliveries older than `before` of resolved tickets.
+    async fn prune_outbox(&self, before: Millis) -> Result<u64>;
 
     // --- housekeeping ---
     /// Forgets delivery records older than `before` (dedup window).

@@ -19,12 +19,15 @@ use super::Store;
 use crate::domain::{
     ActionOutcome, Agent, AgentAuth, AgentDetail, ApiCaller, ApplyOutcome, AuditEntry, CheckState,
     CheckStateRow, HostFacts, Millis, NewAgent, NewApiKey, NewEnrollmentToken, Report,
-    ReportPayload, Scope, SweepOutcome, Tenant, Ticket, TicketAction, TicketDetail, TicketEvent,
-    TicketState, TokenGrant,
+    ReportPayload, Scope, SweepOutcome, Tenant, TenantKpis, Ticket, TicketAction, TicketDetail,
+    TicketEvent, TicketState, TokenGrant,
 };
 use crate::{Error, Result};
 
 mod actions;
+mod kpis;
+mod maintenance;
+mod outbox;
 mod problems;
 mod sites;
 mod sweep;
@@ -140,6 +143,7 @@ fn tenant_from_row(r: &SqliteRow) -> Result<Tenant> {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         created_at: r.try_get("created_at")?,
+        time_zone: r.try_get("time_zone")?,
     })
 }
 
@@ -216,6 +220,7 @@ impl Store for SqliteStore {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_string(),
             created_at: crate::domain::now_millis(),
+            time_zone: "UTC".to_string(),
         };
         let res = sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
             .bind(&t.id)
@@ -234,7 +239,7 @@ impl Store for SqliteStore {
 
     async fn list_tenants(&self, scope: &Scope) -> Result<Vec<Tenant>> {
         let rows = sqlx::query(
-            "SELECT id, name, created_at FROM tenants WHERE (?1 IS NULL OR id = ?1) ORDER BY name",
+            "SELECT id, name, created_at, time_zone FROM tenants WHERE (?1 IS NULL OR id = ?1) ORDER BY name",
         )
         .bind(scope_tenant(scope))
         .fetch_all(&self.pool)
@@ -243,7 +248,7 @@ impl Store for SqliteStore {
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = ?")
+        sqlx::query("SELECT id, name, created_at, time_zone FROM tenants WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -635,8 +640,84 @@ impl Store for SqliteStore {
         actions::ticket_action(self, caller, id, action, now).await
     }
 
+    async fn kpis(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<TenantKpis>> {
+        kpis::kpis(self, scope, from, to).await
+    }
+
     async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {
         actions::audit_log(self, scope, limit).await
+    }
+
+    async fn set_tenant_time_zone(
+        &self,
+        caller: &ApiCaller,
+        tenant_id: &str,
+        time_zone: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.set_time_zone(caller, tenant_id, time_zone, now).await
+    }
+
+    async fn create_maintenance(
+        &self,
+        caller: &ApiCaller,
+        window: &crate::maintenance::NewWindow,
+        now: Millis,
+    ) -> Result<crate::maintenance::Window> {
+        self.insert_window(caller, window, now).await
+    }
+
+    async fn list_maintenance(
+        &self,
+        scope: &Scope,
+        kinds: &[crate::maintenance::Kind],
+    ) -> Result<Vec<crate::maintenance::Window>> {
+        self.windows(scope, kinds).await
+    }
+
+    async fn delete_maintenance(
+        &self,
+        caller: &ApiCaller,
+        id: i64,
+        kinds: &[crate::maintenance::Kind],
+        now: Millis,
+    ) -> Result<crate::maintenance::Window> {
+        self.remove_window(caller, id, kinds, now).await
+    }
+
+    async fn set_sink_routes(&self, routes: &[crate::sinks::SinkRoute]) -> Result<()> {
+        outbox::set_sink_routes(self, routes).await
+    }
+
+    async fn outbox_due(
+        &self,
+        sink: &str,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<crate::sinks::outbox::OutboxItem>> {
+        outbox::outbox_due(self, sink, now, limit).await
+    }
+
+    async fn outbox_attempted(
+        &self,
+        id: i64,
+        attempt: &crate::sinks::outbox::Attempt,
+        now: Millis,
+    ) -> Result<()> {
+        outbox::outbox_attempted(self, id, attempt, now).await
+    }
+
+    async fn list_outbox(
+        &self,
+        scope: &Scope,
+        state: Option<crate::sinks::outbox::OutboxState>,
+        limit: u32,
+    ) -> Result<Vec<crate::sinks::outbox::OutboxEntry>> {
+        outbox::list_outbox(self, scope, state, limit).await
+    }
+
+    async fn prune_outbox(&self, before: Millis) -> Result<u64> {
+        outbox::prune_outbox(self, before).await
     }
 
     async fn prune_delivered(&self, before: Millis) -> Result<u64> {

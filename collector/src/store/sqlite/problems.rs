@@ -21,6 +21,8 @@ pub(super) struct AgentCtx {
     pub host: String,
     pub role: String,
     pub overdue: bool,
+    /// Maintenance windows and silences that can cover this agent.
+    pub maintenance: crate::maintenance::Holds,
 }
 
 impl AgentCtx {
@@ -33,14 +35,27 @@ impl AgentCtx {
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+        let site: String = row.try_get("site")?;
+        let maintenance =
+            super::maintenance::load_for_agent(tx, tenant_id, &site, agent_id).await?;
         Ok(Self {
             tenant_id: tenant_id.to_string(),
             agent_id: agent_id.to_string(),
-            site: row.try_get("site")?,
+            site,
             host: row.try_get("hostname")?,
             role: row.try_get("role")?,
             overdue: row.try_get::<i64, _>("overdue")? != 0,
+            maintenance,
         })
+    }
+
+    /// Whether a maintenance window or silence covers `check` at `now`:
+    /// the problem is tracked, but no ticket opens (it stays waiting, so
+    /// the sweep opens one right after the window if it still exists).
+    pub(super) fn in_maintenance(&self, check: &str, now: Millis) -> bool {
+        self.maintenance
+            .until(&self.site, &self.agent_id, check, now)
+            .is_some()
     }
 }
 
@@ -132,6 +147,9 @@ pub(super) async fn add_event(
     .bind(actor)
     .execute(&mut **tx)
     .await?;
+    // The one choke point of ticket changes: sinks hear of them here, in
+    // the same transaction (durable outbox).
+    super::outbox::enqueue(tx, tenant_id, ticket_id, at, kind, detail, actor).await?;
     Ok(())
 }
 
@@ -197,7 +215,10 @@ pub(super) async fn observe(
 ) -> Result<Vec<Step>> {
     let mut row = load_problem(tx, ctx, check, item).await?;
     row.message = message.to_string();
-    let hold = Hold::default();
+    let hold = Hold {
+        open: ctx.in_maintenance(check, now),
+        resolve: false,
+    };
     let steps = engine::observe(&mut row.problem, state, at, now, &policy.rule(check), hold);
     carry_out(tx, policy, ctx, &mut row, &steps, now).await?;
     save_problem(tx, ctx, &row, now).await?;
@@ -219,7 +240,7 @@ pub(super) async fn tick(
     // speaks for it.
     let grouped = row.check == LIVENESS_CHECK && super::sites::in_outage(tx, ctx).await?;
     let hold = Hold {
-        open: inhibited || grouped,
+        open: inhibited || grouped || ctx.in_maintenance(&row.check, now),
         resolve: inhibited,
     };
     let steps = engine::tick(&mut row.problem, now, &policy.rule(&row.check), hold);

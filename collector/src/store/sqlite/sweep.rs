@@ -9,6 +9,7 @@
 use sqlx::Row;
 
 use super::SqliteStore;
+use super::maintenance;
 use super::problems::{self, AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM, add_event};
 use crate::Result;
 use crate::domain::{CheckState, Millis, SweepOutcome};
@@ -81,16 +82,26 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
+    // One agent context (facts + maintenance windows) per agent per sweep.
+    let mut contexts: std::collections::HashMap<(String, String), AgentCtx> =
+        std::collections::HashMap::new();
     for row in waiting {
         let tenant_id: String = row.try_get("tenant_id")?;
         let agent_id: String = row.try_get("agent_id")?;
         let check: String = row.try_get("check_kind")?;
         let item: String = row.try_get("item")?;
-        let Ok(ctx) = AgentCtx::load(&mut tx, &tenant_id, &agent_id).await else {
+        let key = (tenant_id, agent_id);
+        if !contexts.contains_key(&key) {
+            let Ok(ctx) = AgentCtx::load(&mut tx, &key.0, &key.1).await else {
+                continue;
+            };
+            contexts.insert(key.clone(), ctx);
+        }
+        let Some(ctx) = contexts.get(&key) else {
             continue;
         };
-        let problem = problems::load_problem(&mut tx, &ctx, &check, &item).await?;
-        let steps = problems::tick(&mut tx, &policy, &ctx, problem, now).await?;
+        let problem = problems::load_problem(&mut tx, ctx, &check, &item).await?;
+        let steps = problems::tick(&mut tx, &policy, ctx, problem, now).await?;
         for s in steps {
             match s {
                 crate::tickets::engine::Step::Resolve { .. } => out.resolved += 1,
@@ -101,13 +112,19 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
 
     // 3. Not acknowledged in time: escalate to the next tier, record the breach.
     let due = sqlx::query(
-        "SELECT id, tenant_id, priority, tier, ack_breached FROM tickets
+        "SELECT id, tenant_id, site, agent_id, check_kind, priority, tier, ack_breached FROM tickets
          WHERE state = 'open' AND acknowledged_at IS NULL AND ack_due_at <= ? LIMIT ?",
     )
     .bind(now)
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
+    // Active maintenance windows, loaded once (only when something is due).
+    let in_maintenance = if due.is_empty() {
+        None
+    } else {
+        Some(maintenance::ActiveWindows::load(&mut tx, now).await?)
+    };
     for row in due {
         let id: i64 = row.try_get("id")?;
         let tenant_id: String = row.try_get("tenant_id")?;
@@ -115,6 +132,28 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
         let tier: i64 = row.try_get("tier")?;
         let breached = row.try_get::<i64, _>("ack_breached")? != 0;
         let sla = policy.sla(&priority);
+        // In maintenance: the ticket stays open but does not escalate; its
+        // acknowledgement clock restarts in full when the window ends.
+        let (site, agent, check): (String, String, String) = (
+            row.try_get("site")?,
+            row.try_get("agent_id")?,
+            row.try_get("check_kind")?,
+        );
+        if let Some(until) = in_maintenance
+            .as_ref()
+            .and_then(|m| m.until(&tenant_id, &site, &agent, &check, now))
+        {
+            maintenance::pause_escalation(
+                &mut tx,
+                &tenant_id,
+                id,
+                until,
+                mins_ms(sla.ack_mins),
+                now,
+            )
+            .await?;
+            continue;
+        }
         if !breached {
             add_event(
                 &mut tx,
