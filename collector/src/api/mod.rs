@@ -6,6 +6,7 @@
 //! it exists).
 
 mod auth;
+mod maintenance;
 mod outbox;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/kpis", get(kpis))
         .merge(outbox::routes())
+        .merge(maintenance::routes())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .with_state(AppState { store })
 }

@@ -185,12 +185,14 @@ pub trait SinkSpec: std::fmt::Debug + Send + Sync {
     fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>>;
 }
 
+/// A kind's parser: its own keys (the common keys, [`SinkSettings`], are
+/// already taken out) → a validated spec, or every problem, each naming its key.
+pub type ParseFn = fn(toml::Table) -> std::result::Result<Box<dyn SinkSpec>, Vec<String>>;
+
 /// One sink kind: its `[[sinks.<kind>]]` name and how to read its table.
 pub struct SinkKind {
     pub kind: &'static str,
-    /// Parses and validates the kind's own keys (the common keys,
-    /// [`SinkSettings`], are already taken out); every problem names its key.
-    pub parse: fn(toml::Table) -> std::result::Result<Box<dyn SinkSpec>, Vec<String>>,
+    pub parse: ParseFn,
 }
 
 /// Every sink kind this collector knows. A new kind adds one line here.

@@ -1,0 +1,115 @@
+//! Maintenance windows and silences: `GET/POST /api/v1/maintenance`,
+//! `DELETE /api/v1/maintenance/{id}`, `GET/POST /api/v1/silences`,
+//! `DELETE /api/v1/silences/{id}`.
+//!
+//! Tenant-scoped by the API key (another tenant, host or window is "not
+//! found"); viewers may only read; every change is audited by the store.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::Caller;
+use crate::domain::now_millis;
+use crate::maintenance::request::{self, SilenceRequest, WindowRequest};
+use crate::maintenance::{Kind, WindowView};
+use crate::{Error, Result};
+
+/// The maintenance routes, merged into [`super::router`].
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/maintenance",
+            get(list_windows).post(create_window),
+        )
+        .route("/api/v1/maintenance/{id}", delete(delete_window))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route("/api/v1/silences/{id}", delete(delete_silence))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Also list ended one-off windows and silences (kept 7 days).
+    #[serde(default)]
+    include_ended: bool,
+}
+
+async fn list(s: &AppState, caller: &Caller, kinds: &[Kind], q: &ListQuery) -> Result<Vec<WindowView>> {
+    let now = now_millis();
+    Ok(s
+        .store
+        .list_maintenance(&caller.0.scope, kinds)
+        .await?
+        .iter()
+        .map(|w| WindowView::new(w, now))
+        .filter(|v| q.include_ended || !v.ended)
+        .collect())
+}
+
+async fn list_windows(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<WindowView>>> {
+    Ok(Json(list(&s, &caller, &Kind::WINDOWS, &q).await?))
+}
+
+async fn list_silences(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<WindowView>>> {
+    Ok(Json(list(&s, &caller, &Kind::SILENCES, &q).await?))
+}
+
+async fn create_window(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(body): Json<WindowRequest>,
+) -> Result<(StatusCode, Json<WindowView>)> {
+    let now = now_millis();
+    let w = request::create_window(s.store.as_ref(), &caller.0, body, now).await?;
+    Ok((StatusCode::CREATED, Json(WindowView::new(&w, now))))
+}
+
+async fn create_silence(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(body): Json<SilenceRequest>,
+) -> Result<(StatusCode, Json<WindowView>)> {
+    let now = now_millis();
+    let w = request::create_silence(s.store.as_ref(), &caller.0, body, now).await?;
+    Ok((StatusCode::CREATED, Json(WindowView::new(&w, now))))
+}
+
+async fn remove(s: &AppState, caller: &Caller, id: &str, kinds: &[Kind]) -> Result<Json<WindowView>> {
+    let n: i64 = id
+        .parse()
+        .map_err(|_| Error::NotFound(format!("{id:?}")))?;
+    let now = now_millis();
+    let w = s
+        .store
+        .delete_maintenance(&caller.0, n, kinds, now)
+        .await?;
+    Ok(Json(WindowView::new(&w, now)))
+}
+
+async fn delete_window(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WindowView>> {
+    remove(&s, &caller, &id, &Kind::WINDOWS).await
+}
+
+async fn delete_silence(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WindowView>> {
+    remove(&s, &caller, &id, &Kind::SILENCES).await
+}
