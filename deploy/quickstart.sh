@@ -46,11 +46,13 @@ cleanup() {
     echo "==> stopping"
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    exit 0
 }
 trap cleanup INT TERM EXIT
 
 echo "==> starting the collector (log: $DEV/collector.log)"
-collector serve > "$DEV/collector.out" 2> "$DEV/collector.log" &
+# Started directly (not through the shell functions) so $! is the process itself.
+"$BIN/forewarn-collector" --config "$COLLECTOR_CFG" serve > "$DEV/collector.out" 2> "$DEV/collector.log" &
 PIDS+=($!)
 for _ in $(seq 1 300); do
     grep -q "forewarn-collector ready" "$DEV/collector.out" 2>/dev/null && break
@@ -74,7 +76,7 @@ fi
 API_KEY=$(cat "$DEV/api-key")
 
 echo "==> starting the agent (log: $DEV/agent.log)"
-agent run 2> "$DEV/agent.log" &
+"$BIN/forewarn-agent" --config "$AGENT_CFG" run 2> "$DEV/agent.log" &
 PIDS+=($!)
 
 cat <<INFO
@@ -90,4 +92,5 @@ Forewarn is running.
 Press Ctrl-C to stop the collector and the agent.
 INFO
 wait -n "${PIDS[@]}" || true
-echo "a process exited; see the logs above"
+echo "a process exited unexpectedly; see $DEV/collector.log and $DEV/agent.log"
+exit 1

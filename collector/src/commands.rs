@@ -25,17 +25,28 @@ async fn tenant_id(store: &dyn Store, name: &str) -> Result<String> {
         .ok_or_else(|| Error::NotFound(format!("tenant {name:?} (see `tenant list`)")))
 }
 
-/// `tenant add NAME`
-pub async fn tenant_add(cfg: &Config, name: &str) -> Result<()> {
+/// `tenant add NAME [--time-zone TZ]`
+pub async fn tenant_add(cfg: &Config, name: &str, time_zone: Option<&str>) -> Result<()> {
     let name = name.trim();
     if name.is_empty() || name.len() > 128 {
         return Err(Error::InvalidArgument(
             "tenant name must be 1..128 characters".into(),
         ));
     }
+    // Checked before anything is created.
+    if let Some(tz) = time_zone {
+        crate::maintenance::time_zone(tz).map_err(Error::InvalidArgument)?;
+    }
     let s = store(cfg).await?;
     let t = s.create_tenant(name).await?;
-    println!("created tenant {:?} ({})", t.name, t.id);
+    let tz = match time_zone {
+        Some(tz) => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+            crate::maintenance::cli::set_time_zone(s.as_ref(), name, tz, &user).await?
+        }
+        None => t.time_zone,
+    };
+    println!("created tenant {:?} ({}), time zone {tz}", t.name, t.id);
     Ok(())
 }
 
@@ -46,12 +57,13 @@ pub async fn tenant_list(cfg: &Config, as_json: bool) -> Result<()> {
     if as_json {
         println!("{}", json!(tenants));
     } else {
-        println!("{:<36}  {:<24}  CREATED", "ID", "NAME");
+        println!("{:<36}  {:<24}  {:<20}  CREATED", "ID", "NAME", "TIME ZONE");
         for t in tenants {
             println!(
-                "{:<36}  {:<24}  {}",
+                "{:<36}  {:<24}  {:<20}  {}",
                 t.id,
                 t.name,
+                t.time_zone,
                 rfc3339::format(t.created_at)
             );
         }

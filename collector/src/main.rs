@@ -49,6 +49,12 @@ enum Command {
     /// The collector's certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Planned maintenance windows: no tickets open for their scope.
+    #[command(subcommand)]
+    Maintenance(forewarn_collector::maintenance::cli::MaintenanceCommand),
+    /// Ad-hoc silences: no tickets for a scope from now on, for a while.
+    #[command(subcommand)]
+    Silence(forewarn_collector::maintenance::cli::SilenceCommand),
     /// KPIs per tenant: tickets opened, auto-resolved, escalated, SLA
     /// breaches, time to detect / acknowledge / resolve.
     Kpis {
@@ -68,7 +74,12 @@ enum TenantCommand {
     Add {
         /// Unique tenant name, e.g. the client company.
         name: String,
+        /// IANA time zone recurring maintenance windows are read in.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
+    /// Set a tenant's IANA time zone (e.g. Europe/Berlin).
+    SetTimeZone { name: String, time_zone: String },
     /// List tenants.
     List {
         #[arg(long)]
@@ -226,7 +237,15 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve => serve::serve(cfg).await,
-            Command::Tenant(TenantCommand::Add { name }) => commands::tenant_add(&cfg, &name).await,
+            Command::Tenant(TenantCommand::Add { name, time_zone }) => {
+                commands::tenant_add(&cfg, &name, time_zone.as_deref()).await
+            }
+            Command::Tenant(TenantCommand::SetTimeZone { name, time_zone }) => {
+                forewarn_collector::maintenance::cli::tenant_set_time_zone(&cfg, &name, &time_zone)
+                    .await
+            }
+            Command::Maintenance(cmd) => forewarn_collector::maintenance::cli::maintenance(&cfg, cmd).await,
+            Command::Silence(cmd) => forewarn_collector::maintenance::cli::silence(&cfg, cmd).await,
             Command::Tenant(TenantCommand::List { json }) => {
                 commands::tenant_list(&cfg, json).await
             }

@@ -8,6 +8,7 @@
 //! This module is pure: the store loads windows and asks [`Holds::until`];
 //! [`request`] turns API/CLI input into a validated [`NewWindow`].
 
+pub mod cli;
 pub mod request;
 pub mod schedule;
 

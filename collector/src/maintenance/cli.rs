@@ -1,0 +1,286 @@
+//! `forewarn-collector maintenance add|list|remove` and `silence
+//! add|list|remove`: the same validation and audit as the HTTP API, acting
+//! as operator `cli:<user>` on every tenant.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::request::{self, SilenceRequest, WeeklyRequest, WindowRequest};
+use super::{Kind, WindowView};
+use crate::domain::{ApiCaller, Scope, now_millis};
+use crate::serve::{ensure_default_tenant, open_store};
+use crate::store::Store;
+use crate::{Config, Error, Result};
+
+/// Who a window covers.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Tenant name (default: the config's `default_tenant`).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only hosts of this site.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Only this host: agent id or hostname.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only this check kind (e.g. backup, disk; `agent` is liveness).
+    #[arg(long)]
+    pub check: Option<String>,
+}
+
+/// `maintenance …`: planned windows.
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Plan a window: one-off (--start/--end) or weekly (--weekly/--at/--duration),
+    /// in the tenant's time zone.
+    Add {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// One-off start: RFC 3339 (2026-05-01T20:00:00Z) or local "2026-05-01 22:00".
+        #[arg(long, requires = "end", conflicts_with = "weekly")]
+        start: Option<String>,
+        /// One-off end, same formats.
+        #[arg(long, requires = "start")]
+        end: Option<String>,
+        /// Recurring days: mon,tue or mon-fri or daily.
+        #[arg(long, requires_all = ["at", "duration"])]
+        weekly: Option<String>,
+        /// Local start time of a weekly window, HH:MM.
+        #[arg(long, requires = "weekly")]
+        at: Option<String>,
+        /// Length of a weekly window, e.g. 2h, 90m.
+        #[arg(long, requires = "weekly")]
+        duration: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who is acting (recorded in the audit log).
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List windows (current and upcoming; --all adds ended ones).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a window.
+    Remove {
+        id: i64,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+}
+
+/// `silence …`: ad-hoc, from now.
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence a scope from now on, e.g. --host web1 --for 30m --reason "disk swap".
+    Add {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for")]
+        duration: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List silences (current; --all adds ended ones).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now (removes it).
+    Remove {
+        id: i64,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
+}
+
+fn operator(by: &str) -> ApiCaller {
+    ApiCaller {
+        scope: Scope::All,
+        name: format!("cli:{by}"),
+        role: "admin".into(),
+    }
+}
+
+async fn store(cfg: &Config) -> Result<std::sync::Arc<crate::store::sqlite::SqliteStore>> {
+    let s = open_store(cfg).await?;
+    ensure_default_tenant(s.as_ref(), cfg).await?;
+    Ok(s)
+}
+
+/// Runs a `maintenance` command.
+pub async fn maintenance(cfg: &Config, cmd: MaintenanceCommand) -> Result<()> {
+    let s = store(cfg).await?;
+    match cmd {
+        MaintenanceCommand::Add {
+            scope,
+            start,
+            end,
+            weekly,
+            at,
+            duration,
+            reason,
+            by,
+            json,
+        } => {
+            let weekly = match (weekly, at, duration) {
+                (Some(days), Some(at), Some(duration)) => Some(WeeklyRequest { days, at, duration }),
+                (None, None, None) => None,
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "--weekly needs --at and --duration".into(),
+                    ));
+                }
+            };
+            let req = WindowRequest {
+                tenant: Some(scope.tenant.unwrap_or_else(|| cfg.default_tenant.clone())),
+                site: scope.site,
+                host: scope.host,
+                check: scope.check,
+                start,
+                end,
+                weekly,
+                reason,
+            };
+            let now = now_millis();
+            let w = request::create_window(s.as_ref(), &operator(&by), req, now).await?;
+            print_one(&WindowView::new(&w, now), json, "created");
+        }
+        MaintenanceCommand::List { tenant, all, json } => {
+            list(s.as_ref(), tenant.as_deref(), &Kind::WINDOWS, all, json).await?;
+        }
+        MaintenanceCommand::Remove { id, by } => {
+            let now = now_millis();
+            let w = s
+                .delete_maintenance(&operator(&by), id, &Kind::WINDOWS, now)
+                .await?;
+            print_one(&WindowView::new(&w, now), false, "removed");
+        }
+    }
+    Ok(())
+}
+
+/// Runs a `silence` command.
+pub async fn silence(cfg: &Config, cmd: SilenceCommand) -> Result<()> {
+    let s = store(cfg).await?;
+    match cmd {
+        SilenceCommand::Add {
+            scope,
+            duration,
+            reason,
+            by,
+            json,
+        } => {
+            let req = SilenceRequest {
+                tenant: Some(scope.tenant.unwrap_or_else(|| cfg.default_tenant.clone())),
+                site: scope.site,
+                host: scope.host,
+                check: scope.check,
+                duration,
+                reason,
+            };
+            let now = now_millis();
+            let w = request::create_silence(s.as_ref(), &operator(&by), req, now).await?;
+            print_one(&WindowView::new(&w, now), json, "created");
+        }
+        SilenceCommand::List { tenant, all, json } => {
+            list(s.as_ref(), tenant.as_deref(), &Kind::SILENCES, all, json).await?;
+        }
+        SilenceCommand::Remove { id, by } => {
+            let now = now_millis();
+            let w = s
+                .delete_maintenance(&operator(&by), id, &Kind::SILENCES, now)
+                .await?;
+            print_one(&WindowView::new(&w, now), false, "removed");
+        }
+    }
+    Ok(())
+}
+
+fn print_one(v: &WindowView, as_json: bool, what: &str) {
+    if as_json {
+        println!("{}", json!(v));
+    } else {
+        println!("{what}:\n{}", v.line());
+    }
+}
+
+async fn list(
+    s: &dyn Store,
+    tenant: Option<&str>,
+    kinds: &[Kind],
+    all: bool,
+    as_json: bool,
+) -> Result<()> {
+    let scope = match tenant {
+        Some(name) => Scope::Tenant(
+            s.tenant_by_name(name)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("tenant {name:?} (see `tenant list`)")))?
+                .id,
+        ),
+        None => Scope::All,
+    };
+    let now = now_millis();
+    let views: Vec<WindowView> = s
+        .list_maintenance(&scope, kinds)
+        .await?
+        .iter()
+        .map(|w| WindowView::new(w, now))
+        .filter(|v| all || !v.ended)
+        .collect();
+    if as_json {
+        println!("{}", json!(views));
+    } else {
+        println!(
+            "{:>5}  {:<7}  {:<7}  {:<40}  WHEN",
+            "ID", "KIND", "STATE", "SCOPE"
+        );
+        for v in &views {
+            println!("{}", v.line());
+        }
+    }
+    Ok(())
+}
+
+/// `tenant set-time-zone NAME TZ` (and `tenant add --time-zone`).
+pub async fn set_time_zone(s: &dyn Store, tenant: &str, time_zone: &str, by: &str) -> Result<String> {
+    let (_, canonical) = super::time_zone(time_zone).map_err(Error::InvalidArgument)?;
+    let t = s
+        .tenant_by_name(tenant)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("tenant {tenant:?} (see `tenant list`)")))?;
+    s.set_tenant_time_zone(&operator(by), &t.id, &canonical, now_millis())
+        .await?;
+    Ok(canonical)
+}
+
+/// `tenant set-time-zone NAME TZ`.
+pub async fn tenant_set_time_zone(cfg: &Config, tenant: &str, time_zone: &str) -> Result<()> {
+    let s = store(cfg).await?;
+    let tz = set_time_zone(s.as_ref(), tenant, time_zone, &whoami()).await?;
+    println!("tenant {tenant:?} now uses time zone {tz}");
+    Ok(())
+}
