@@ -353,3 +353,56 @@ pub async fn kpis(cfg: &Config, days: u32, tenant: Option<&str>, as_json: bool) 
     }
     Ok(())
 }
+
+/// `agents list`
+pub async fn agents_list(cfg: &Config, tenant: Option<&str>, as_json: bool) -> Result<()> {
+    let s = store(cfg).await?;
+    let scope = match tenant {
+        Some(t) => Scope::Tenant(tenant_id(s.as_ref(), t).await?),
+        None => Scope::All,
+    };
+    let agents = s.list_agents(&scope).await?;
+    if as_json {
+        println!("{}", json!(agents));
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<20}  {:<11}  {:<12}  {:<8}  LAST SEEN",
+        "ID", "HOST", "ROLE", "STATUS", "SITE"
+    );
+    for a in agents {
+        let status = if a.revoked {
+            "revoked".to_string()
+        } else if a.overdue {
+            format!("{} overdue", a.status)
+        } else {
+            a.status.clone()
+        };
+        println!(
+            "{:<36}  {:<20}  {:<11}  {:<12}  {:<8}  {}",
+            a.id,
+            a.hostname,
+            a.role,
+            status,
+            a.site,
+            a.last_seen_at.map(rfc3339::format).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `agents revoke ID`: refused from now on; open sessions close within 1 s.
+pub async fn agent_revoke(cfg: &Config, agent_id: &str, actor: &str) -> Result<()> {
+    let s = store(cfg).await?;
+    let caller = crate::domain::ApiCaller {
+        scope: Scope::All,
+        name: format!("cli:{actor}"),
+        role: "admin".into(),
+    };
+    let a = s.revoke_agent(&caller, agent_id, now_millis()).await?;
+    println!(
+        "revoked agent {} ({}); it is refused from now on, open sessions close within a second",
+        a.id, a.hostname
+    );
+    Ok(())
+}

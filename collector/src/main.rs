@@ -43,6 +43,9 @@ enum Command {
     /// Manage API keys for the HTTP API.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Inspect and revoke agents.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Inspect tickets.
     #[command(subcommand)]
     Tickets(TicketsCommand),
@@ -200,6 +203,24 @@ fn whoami() -> String {
 }
 
 #[derive(Subcommand)]
+enum AgentsCommand {
+    /// List enrolled agents.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an agent: its certificate is refused from now on and its open
+    /// sessions close within a second.
+    Revoke {
+        id: String,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum CaCommand {
     /// Print the CA fingerprint agents pin at enrollment.
     Fingerprint,
@@ -244,7 +265,9 @@ fn main() -> ExitCode {
                 forewarn_collector::maintenance::cli::tenant_set_time_zone(&cfg, &name, &time_zone)
                     .await
             }
-            Command::Maintenance(cmd) => forewarn_collector::maintenance::cli::maintenance(&cfg, cmd).await,
+            Command::Maintenance(cmd) => {
+                forewarn_collector::maintenance::cli::maintenance(&cfg, cmd).await
+            }
             Command::Silence(cmd) => forewarn_collector::maintenance::cli::silence(&cfg, cmd).await,
             Command::Tenant(TenantCommand::List { json }) => {
                 commands::tenant_list(&cfg, json).await
@@ -309,6 +332,12 @@ fn main() -> ExitCode {
                 commands::tickets_list(&cfg, state, tenant.as_deref(), json).await
             }
             Command::Ca(CaCommand::Fingerprint) => commands::ca_fingerprint(&cfg),
+            Command::Agents(AgentsCommand::List { tenant, json }) => {
+                commands::agents_list(&cfg, tenant.as_deref(), json).await
+            }
+            Command::Agents(AgentsCommand::Revoke { id, by }) => {
+                commands::agent_revoke(&cfg, &id, &by).await
+            }
             Command::Kpis { days, tenant, json } => {
                 commands::kpis(&cfg, days, tenant.as_deref(), json).await
             }

@@ -98,6 +98,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         // Enrollment has no client certificate yet; Session insists on one.
         .client_auth_optional(true);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sessions = crate::ingest::Sessions::default();
     let max = cfg.grpc.max_message_bytes;
     let grpc = Server::builder()
         .tls_config(tls)
@@ -117,9 +118,13 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .max_encoding_message_size(MAX_ENROLL_MESSAGE_BYTES),
         )
         .add_service(
-            IngestServer::new(IngestService::new(store.clone(), stop_rx.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+            IngestServer::new(IngestService::new(
+                store.clone(),
+                stop_rx.clone(),
+                sessions.clone(),
+            ))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         );
     let incoming = TcpIncoming::from(grpc_listener)
         .with_nodelay(Some(true))
@@ -195,6 +200,34 @@ pub async fn serve(cfg: Config) -> Result<()> {
     )
     .await?;
 
+    // Revocations (from the API or the CLI, maybe another process) close
+    // the agent's open sessions within a second.
+    let revoke_task = {
+        let store = store.clone();
+        let sessions = sessions.clone();
+        tokio::spawn(async move {
+            let mut since = now_millis();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = now_millis();
+                match store.revoked_since(since).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            let closed = sessions.revoke(&id);
+                            if closed > 0 {
+                                info!(agent_id = id, closed, "revoked agent's sessions closed");
+                            }
+                        }
+                        // Overlap one tick so a revocation is never missed.
+                        since = now - 1000;
+                    }
+                    Err(error) => warn!(%error, "revocation poll failed"),
+                }
+            }
+        })
+    };
+
     info!(
         grpc = %grpc_addr,
         http = %http_addr,
@@ -210,6 +243,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let _ = stop_tx.send(true);
     prune_task.abort();
     sweep_task.abort();
+    revoke_task.abort();
     // A delivery in flight finishes, so its answer is recorded.
     let _ = tokio::time::timeout(Duration::from_secs(10), sinks_task).await;
     match grpc_task.await {

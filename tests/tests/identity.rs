@@ -197,3 +197,88 @@ async fn sessions_without_a_valid_client_certificate_are_refused() {
         .expect("healthz");
     assert_eq!(resp.status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_agent_is_cut_off_at_once_and_refused_after() {
+    let collector = Collector::start();
+    let home = AgentHome::new("[checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n");
+    let agent_id = enroll_ok(&collector, &home, "default");
+    let agent = home.run();
+    common::eventually(Duration::from_secs(30), "agent online", || async {
+        let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
+        (v["status"] == "online").then_some(())
+    })
+    .await;
+
+    let http = reqwest::Client::new();
+    let post = |key: String, path: String| {
+        let http = http.clone();
+        let url = format!("http://{}{path}", collector.http);
+        async move {
+            let r = http.post(url).bearer_auth(key).send().await.expect("post");
+            r.status().as_u16()
+        }
+    };
+    // A viewer may not revoke; another tenant's key does not see the agent.
+    let viewer = collector.cli_json(&[
+        "api-key", "create", "--name", "v", "--role", "viewer", "--json",
+    ]);
+    let path = format!("/api/v1/agents/{agent_id}/revoke");
+    assert_eq!(
+        post(viewer["key"].as_str().expect("key").into(), path.clone()).await,
+        403
+    );
+    assert!(collector.cli(&["tenant", "add", "other"]).status.success());
+    let other = collector.cli_json(&[
+        "api-key", "create", "--name", "o", "--tenant", "other", "--json",
+    ]);
+    assert_eq!(
+        post(other["key"].as_str().expect("key").into(), path.clone()).await,
+        404
+    );
+
+    let revoked_at = std::time::Instant::now();
+    assert_eq!(post(collector.api_key.clone(), path.clone()).await, 200);
+    common::eventually(
+        Duration::from_secs(10),
+        "the open session closed",
+        || async {
+            collector
+                .proc
+                .log_text()
+                .contains("revoked agent's sessions closed")
+                .then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "revocation -> open session closed in {:?}",
+        revoked_at.elapsed()
+    );
+    assert_eq!(
+        post(collector.api_key.clone(), path).await,
+        409,
+        "already revoked"
+    );
+
+    // Its certificate is refused from now on.
+    let state = home.dir.path().join("state");
+    let identity = Identity::from_pem(
+        std::fs::read(state.join("agent.crt")).expect("crt"),
+        std::fs::read(state.join("agent.key")).expect("key"),
+    );
+    let err = try_session(channel(&collector, Some(identity)).await, &agent_id)
+        .await
+        .expect_err("a revoked agent must be refused");
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
+    assert_eq!(v["revoked"], true);
+    let audit = collector.get("/api/v1/audit").await;
+    assert!(
+        audit
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["action"] == "agent.revoked")),
+        "{audit}"
+    );
+    drop(agent);
+}

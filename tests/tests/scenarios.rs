@@ -296,13 +296,7 @@ async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it() {
     ])
     .await;
     let ts = tickets_of(&c, &a).await;
-    assert_eq!(
-        ts.len(),
-        2,
-        "{ts:?} {} {}",
-        agent(&c, &a).await,
-        c.proc.log_text()
-    );
+    assert_eq!(ts.len(), 2, "both open at once: {ts:?}");
     for t in &ts {
         assert_eq!(t["priority"], "P1", "{t}");
         assert_eq!(t["tier"], 1, "{t}");
@@ -568,78 +562,114 @@ async fn overdue_host_check_problems_wait_for_fresh_data() {
     assert_eq!(all.len(), 5, "{all:?}");
 }
 
-/// A site outage: all 20 hosts of a site go silent at once → one `site`
-/// ticket listing them, no ticket per host; a host of another site that
-/// goes silent at the same time is a control and gets its own ticket.
+/// Connects every agent at once (a site's hosts come up together).
+async fn connect_all(agents: Vec<SimAgent>, interval_secs: u32) -> Vec<SimAgent> {
+    let mut set = tokio::task::JoinSet::new();
+    for mut a in agents {
+        set.spawn(async move {
+            a.connect(interval_secs).await;
+            a
+        });
+    }
+    let mut all = set.join_all().await;
+    all.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    all
+}
+
+/// A site outage of 20 hosts: one `site` ticket listing them and no ticket
+/// per host. One host was already down (with its own ticket) before the
+/// outage: its ticket links to the site ticket. A host of another site that
+/// goes silent at the same moment is the control: it gets its own ticket,
+/// so by then the members would have theirs too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "site grouping lands separately"]
 async fn site_outage_of_twenty_hosts_is_one_site_ticket() {
+    // Default liveness rule (10 s confirmation) so grouping can happen.
     let c = Collector::start_with_config("[tickets]\noverdue_after_intervals = 2\n");
     let (token, _) = c.token("default", &["--site", "branch-7", "--max-uses", "20"]);
     let (solo, _) = c.token("default", &["--site", "solo"]);
     let mut site = SimAgent::enroll_many(&c, &token, "br7", 20).await;
-    let mut control = SimAgent::enroll(&c, &solo, "solo-01").await;
+    let control = SimAgent::enroll(&c, &solo, "solo-01").await;
     assert!(site.iter().all(|a| a.site == "branch-7"));
 
-    // Connect all (in parallel: one second of heartbeat interval is short).
-    let mut set = tokio::task::JoinSet::new();
-    for mut a in site.drain(..).chain(std::iter::once(control)) {
-        set.spawn(async move {
-            a.connect(1).await;
-            a
-        });
-    }
-    // join_all yields in completion order: pick the control out by name.
-    let (mut solo_host, members): (Vec<_>, Vec<_>) = set
-        .join_all()
-        .await
-        .into_iter()
-        .partition(|a| a.hostname == "solo-01");
-    control = solo_host.pop().expect("control");
-    site = members;
-    assert_eq!(site.len(), 20);
-    // Everyone fresh, then the site's uplink dies (and the control host).
-    for a in &mut site {
-        a.heartbeat().await;
-    }
-    control.heartbeat().await;
-    for a in &mut site {
-        a.crash();
-    }
-    control.crash();
-
-    let (site_ticket, own) = eventually(WAIT, "a site ticket and the control's ticket", || async {
-        let all = all_tickets(&c).await;
-        let s = all.iter().find(|t| t["kind"] == "site").cloned()?;
-        let own = tickets_of(&c, &control).await.pop()?;
-        Some((s, own))
+    // One host dies alone first: 1 of 20 is no outage, it gets its own ticket.
+    let mut early = site.remove(0);
+    early.connect(2).await;
+    early.crash();
+    let own = eventually(WAIT, "the lone host's own overdue ticket", || async {
+        tickets_of(&c, &early).await.pop()
     })
     .await;
+    assert_eq!(own["kind"], "agent", "{own}");
+    assert!(all_tickets(&c).await.iter().all(|t| t["kind"] != "site"));
+
+    // The rest of the site (and the control elsewhere) come up, then the
+    // site's uplink dies: 20 of 20 hosts silent.
+    let mut rest = connect_all(site.into_iter().chain([control]).collect(), 2).await;
+    for a in &mut rest {
+        a.crash();
+    }
+    let (i, _) = rest
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.hostname == "solo-01")
+        .expect("control");
+    let control = rest.remove(i);
+    let mut site = rest;
+    site.insert(0, early);
+    assert_eq!(site.len(), 20);
+
+    let (site_ticket, theirs) =
+        eventually(WAIT, "the site ticket and the control's ticket", || async {
+            let s = all_tickets(&c)
+                .await
+                .into_iter()
+                .find(|t| t["kind"] == "site")?;
+            let theirs = tickets_of(&c, &control).await.pop()?;
+            Some((s, theirs))
+        })
+        .await;
     assert_eq!(
-        own["kind"], "agent",
-        "the lone host has its own ticket: {own}"
+        theirs["kind"], "agent",
+        "another site: its own ticket: {theirs}"
     );
+    assert!(theirs["parent_id"].is_null(), "{theirs}");
     assert_eq!(site_ticket["site"], "branch-7", "{site_ticket}");
-    let d = detail(&c, id(&site_ticket)).await;
-    let text = d.to_string();
+    assert_eq!(site_ticket["state"], "open", "{site_ticket}");
+    let summary = site_ticket["summary"].as_str().expect("summary");
+    assert!(summary.contains("20 of 20"), "{summary}");
     for a in &site {
-        assert!(text.contains(&a.hostname), "{} not listed: {d}", a.hostname);
         assert!(
-            tickets_of(&c, a).await.iter().all(|t| t["kind"] == "site"),
+            summary.contains(&a.hostname),
+            "{} not listed: {summary}",
+            a.hostname
+        );
+    }
+    // The host that was down first links to the site ticket; nobody else
+    // of the site has a ticket.
+    let own = detail(&c, id(&own)).await;
+    assert_eq!(own["parent_id"], site_ticket["id"], "{own}");
+    for a in &site[1..] {
+        assert!(
+            tickets_of(&c, a).await.is_empty(),
             "{} has its own ticket",
             a.hostname
         );
     }
     let all = all_tickets(&c).await;
-    assert_eq!(all.len(), 2, "one site ticket + the control's: {all:?}");
+    assert_eq!(
+        all.len(),
+        3,
+        "site + the early host's + the control's: {all:?}"
+    );
 
-    // The site comes back: the site ticket resolves.
-    for a in &mut site {
-        a.connect(60).await;
-    }
+    // The site comes back: its ticket resolves, and nothing new opens.
+    let site = connect_all(site, 60).await;
     eventually(WAIT, "the site ticket to resolve", || async {
         (detail(&c, id(&site_ticket)).await["state"] == "resolved").then_some(())
     })
     .await;
-    assert_eq!(all_tickets(&c).await.len(), 2);
+    assert_eq!(detail(&c, id(&own)).await["state"], "resolved");
+    let all = all_tickets(&c).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(site.len(), 20);
 }

@@ -21,10 +21,7 @@ use crate::{Error, Result};
 /// The maintenance routes, merged into [`super::router`].
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/api/v1/maintenance",
-            get(list_windows).post(create_window),
-        )
+        .route("/api/v1/maintenance", get(list_windows).post(create_window))
         .route("/api/v1/maintenance/{id}", delete(delete_window))
         .route("/api/v1/silences", get(list_silences).post(create_silence))
         .route("/api/v1/silences/{id}", delete(delete_silence))
@@ -38,10 +35,14 @@ struct ListQuery {
     include_ended: bool,
 }
 
-async fn list(s: &AppState, caller: &Caller, kinds: &[Kind], q: &ListQuery) -> Result<Vec<WindowView>> {
+async fn list(
+    s: &AppState,
+    caller: &Caller,
+    kinds: &[Kind],
+    q: &ListQuery,
+) -> Result<Vec<WindowView>> {
     let now = now_millis();
-    Ok(s
-        .store
+    Ok(s.store
         .list_maintenance(&caller.0.scope, kinds)
         .await?
         .iter()
@@ -86,15 +87,15 @@ async fn create_silence(
     Ok((StatusCode::CREATED, Json(WindowView::new(&w, now))))
 }
 
-async fn remove(s: &AppState, caller: &Caller, id: &str, kinds: &[Kind]) -> Result<Json<WindowView>> {
-    let n: i64 = id
-        .parse()
-        .map_err(|_| Error::NotFound(format!("{id:?}")))?;
+async fn remove(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    kinds: &[Kind],
+) -> Result<Json<WindowView>> {
+    let n: i64 = id.parse().map_err(|_| Error::NotFound(format!("{id:?}")))?;
     let now = now_millis();
-    let w = s
-        .store
-        .delete_maintenance(&caller.0, n, kinds, now)
-        .await?;
+    let w = s.store.delete_maintenance(&caller.0, n, kinds, now).await?;
     Ok(Json(WindowView::new(&w, now)))
 }
 

@@ -39,6 +39,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/tenants", get(list_tenants))
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}", get(get_agent))
+        .route("/api/v1/agents/{id}/revoke", post(revoke_agent))
         .route("/api/v1/tickets", get(list_tickets))
         .route("/api/v1/tickets/{id}", get(get_ticket))
         .route("/api/v1/tickets/{id}/acknowledge", post(acknowledge))
@@ -245,4 +246,14 @@ async fn kpis(
         return Err(Error::InvalidArgument("from must be before to".into()));
     }
     Ok(Json(s.store.kpis(&caller.0.scope, from, to).await?))
+}
+
+async fn revoke_agent(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Agent>> {
+    Ok(Json(
+        s.store.revoke_agent(&caller.0, &id, now_millis()).await?,
+    ))
 }

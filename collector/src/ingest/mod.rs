@@ -6,6 +6,8 @@
 pub mod convert;
 mod enroll;
 mod session;
+mod sessions;
 
 pub use enroll::EnrollmentService;
 pub use session::IngestService;
+pub use sessions::Sessions;

@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
 use super::convert;
+use super::sessions::Sessions;
 use crate::domain::now_millis;
 use crate::pki::{PeerIdentity, peer_identity};
 use crate::store::Store;
@@ -29,13 +30,19 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct IngestService {
     store: Arc<dyn Store>,
     shutdown: watch::Receiver<bool>,
+    sessions: Sessions,
 }
 
 impl IngestService {
     /// `shutdown` turning true ends every open session (UNAVAILABLE), so a
-    /// stopping collector does not wait for agents to hang up.
-    pub fn new(store: Arc<dyn Store>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { store, shutdown }
+    /// stopping collector does not wait for agents to hang up; `sessions`
+    /// lets a revocation close an agent's open streams.
+    pub fn new(store: Arc<dyn Store>, shutdown: watch::Receiver<bool>, sessions: Sessions) -> Self {
+        Self {
+            store,
+            shutdown,
+            sessions,
+        }
     }
 
     async fn authenticate<T>(&self, request: &Request<T>) -> Result<PeerIdentity> {
@@ -88,10 +95,17 @@ impl Ingest for IngestService {
         let store = self.store.clone();
         let inbound = request.into_inner();
         let mut shutdown = self.shutdown.clone();
+        let mut registration = self.sessions.register(&id.agent_id);
         tokio::spawn(async move {
             let agent_id = id.agent_id.clone();
             let result = tokio::select! {
                 r = run(store.clone(), id.clone(), inbound, &tx) => r,
+                () = async { let _ = registration.revoked.wait_for(|r| *r).await; } => {
+                    warn!(agent_id, "agent revoked: closing its session");
+                    let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
+                    let _ = tx.send(Err(Status::permission_denied("agent is revoked"))).await;
+                    return;
+                }
                 () = async { let _ = shutdown.wait_for(|s| *s).await; } => {
                     let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
                     let _ = tx.send(Err(Status::unavailable("collector shutting down"))).await;

@@ -146,7 +146,9 @@ pub async fn maintenance(cfg: &Config, cmd: MaintenanceCommand) -> Result<()> {
             json,
         } => {
             let weekly = match (weekly, at, duration) {
-                (Some(days), Some(at), Some(duration)) => Some(WeeklyRequest { days, at, duration }),
+                (Some(days), Some(at), Some(duration)) => {
+                    Some(WeeklyRequest { days, at, duration })
+                }
                 (None, None, None) => None,
                 _ => {
                     return Err(Error::InvalidArgument(
@@ -266,7 +268,12 @@ async fn list(
 }
 
 /// `tenant set-time-zone NAME TZ` (and `tenant add --time-zone`).
-pub async fn set_time_zone(s: &dyn Store, tenant: &str, time_zone: &str, by: &str) -> Result<String> {
+pub async fn set_time_zone(
+    s: &dyn Store,
+    tenant: &str,
+    time_zone: &str,
+    by: &str,
+) -> Result<String> {
     let (_, canonical) = super::time_zone(time_zone).map_err(Error::InvalidArgument)?;
     let t = s
         .tenant_by_name(tenant)

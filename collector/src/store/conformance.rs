@@ -4,6 +4,10 @@
 use std::sync::Arc;
 
 use super::Store;
+#[allow(clippy::wildcard_imports)]
+use super::conformance_maintenance::*;
+#[allow(clippy::wildcard_imports)]
+use super::conformance_outbox::*;
 use crate::Error;
 use crate::domain::{
     ApiCaller, CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent, NewApiKey,
@@ -838,6 +842,15 @@ macro_rules! store_conformance {
                 silent_agents_go_overdue_and_come_back,
                 clean_shutdown_opens_a_ticket_only_for_servers,
                 a_site_going_dark_is_one_ticket,
+                outbox_rows_are_written_with_the_ticket_change,
+                outbox_routes_by_tenant_and_tier,
+                outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key,
+                a_fault_inside_a_window_that_clears_opens_no_ticket,
+                a_fault_that_outlasts_a_window_opens_one_ticket_when_it_ends,
+                windows_hold_only_their_scope,
+                open_tickets_do_not_escalate_during_a_window,
+                weekly_windows_follow_the_tenant_time_zone,
+                maintenance_is_tenant_scoped_audited_and_closed_to_viewers,
             );
         }
     };

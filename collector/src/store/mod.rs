@@ -10,6 +10,10 @@ pub mod sqlite;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_maintenance;
+#[cfg(test)]
+mod conformance_outbox;
 
 use async_trait::async_trait;
 
@@ -91,6 +95,11 @@ pub trait Store: Send + Sync + 'static {
         action: &TicketAction,
         now: Millis,
     ) -> Result<ActionOutcome>;
+    /// Revokes an agent: refused at its next handshake and report; its open
+    /// sessions are closed by the process that serves them. Audited.
+    async fn revoke_agent(&self, caller: &ApiCaller, agent_id: &str, now: Millis) -> Result<Agent>;
+    /// Agents revoked at or after `since` (for closing their open sessions).
+    async fn revoked_since(&self, since: Millis) -> Result<Vec<String>>;
     /// KPIs per tenant in scope, for tickets opened in `[from, to)`.
     async fn kpis(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<TenantKpis>>;
     /// Newest audit entries first.

@@ -299,7 +299,9 @@ pub fn tick(p: &mut Problem, now: Millis, rule: &Rule, hold: Hold) -> Vec<Step> 
     let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     match (p.state, p.open_ticket()) {
         (CheckState::Ok, Some(id)) => {
-            let ok_for = now.saturating_sub(p.ok_since.unwrap_or(now));
+            // Agent clocks may run ahead of the collector's: a duration
+            // below zero is zero, so an immediate rule stays immediate.
+            let ok_for = now.saturating_sub(p.ok_since.unwrap_or(now)).max(0);
             if !hold.resolve && ok_for >= secs(rule.recovery_secs) {
                 if let Some(t) = p.ticket.as_mut() {
                     t.open = false;
@@ -311,7 +313,7 @@ pub fn tick(p: &mut Problem, now: Millis, rule: &Rule, hold: Hold) -> Vec<Step> 
         }
         (CheckState::Ok, None) => Vec::new(),
         (state, None) => {
-            let bad_for = now.saturating_sub(p.bad_since.unwrap_or(now));
+            let bad_for = now.saturating_sub(p.bad_since.unwrap_or(now)).max(0);
             let confirmed =
                 p.bad_count >= rule.confirm_count.max(1) && bad_for >= secs(rule.confirm_secs);
             if confirmed && !hold.open {

@@ -187,3 +187,54 @@ pub(super) async fn audit_log(
         })
         .collect()
 }
+
+pub(super) async fn revoke_agent(
+    store: &SqliteStore,
+    caller: &ApiCaller,
+    agent_id: &str,
+    now: Millis,
+) -> Result<crate::domain::Agent> {
+    if !caller.can_write() {
+        return Err(Error::PermissionDenied(format!(
+            "API key {:?} is read-only (role viewer)",
+            caller.name
+        )));
+    }
+    let mut tx = store.write_tx().await?;
+    let tenant: Option<String> = sqlx::query_scalar(
+        "SELECT tenant_id FROM agents WHERE id = ?2 AND (?1 IS NULL OR tenant_id = ?1)",
+    )
+    .bind(scope_tenant(&caller.scope))
+    .bind(agent_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let tenant = tenant.ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+    let changed = sqlx::query(
+        "UPDATE agents SET revoked_at = ?, status = 'offline' WHERE id = ? AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(agent_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(Error::Conflict(format!(
+            "agent {agent_id} is already revoked"
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES (?, ?, ?, 'agent.revoked', ?, 'certificate refused from now on')",
+    )
+    .bind(&tenant)
+    .bind(now)
+    .bind(&caller.name)
+    .bind(format!("agent/{agent_id}"))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    store
+        .get_agent(&caller.scope, agent_id)
+        .await?
+        .map(|d| d.agent)
+        .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))
+}

@@ -502,6 +502,9 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         // The agent must belong to the writing tenant before anything else.
         let ctx = AgentCtx::load(&mut tx, tenant_id, agent_id).await?;
+        if ctx.revoked {
+            return Err(Error::PermissionDenied("agent is revoked".into()));
+        }
         let fresh = sqlx::query(
             "INSERT INTO delivered_reports (tenant_id, agent_id, boot_id, seq, received_at)
              VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -638,6 +641,19 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<ActionOutcome> {
         actions::ticket_action(self, caller, id, action, now).await
+    }
+
+    async fn revoke_agent(&self, caller: &ApiCaller, agent_id: &str, now: Millis) -> Result<Agent> {
+        actions::revoke_agent(self, caller, agent_id, now).await
+    }
+
+    async fn revoked_since(&self, since: Millis) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM agents WHERE revoked_at >= ? ORDER BY revoked_at")
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn kpis(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<TenantKpis>> {

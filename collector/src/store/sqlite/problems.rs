@@ -21,6 +21,7 @@ pub(super) struct AgentCtx {
     pub host: String,
     pub role: String,
     pub overdue: bool,
+    pub revoked: bool,
     /// Maintenance windows and silences that can cover this agent.
     pub maintenance: crate::maintenance::Holds,
 }
@@ -28,7 +29,7 @@ pub(super) struct AgentCtx {
 impl AgentCtx {
     pub(super) async fn load(tx: &mut Tx, tenant_id: &str, agent_id: &str) -> Result<Self> {
         let row = sqlx::query(
-            "SELECT site, hostname, role, overdue FROM agents WHERE id = ? AND tenant_id = ?",
+            "SELECT site, hostname, role, overdue, revoked_at FROM agents WHERE id = ? AND tenant_id = ?",
         )
         .bind(agent_id)
         .bind(tenant_id)
@@ -45,6 +46,7 @@ impl AgentCtx {
             host: row.try_get("hostname")?,
             role: row.try_get("role")?,
             overdue: row.try_get::<i64, _>("overdue")? != 0,
+            revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
             maintenance,
         })
     }

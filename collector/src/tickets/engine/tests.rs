@@ -94,6 +94,25 @@ fn immediate_rule_opens_and_resolves_at_once() {
 }
 
 #[test]
+fn an_agent_clock_ahead_of_the_collector_does_not_delay_an_immediate_rule() {
+    // The agent stamps its results 1 s after the collector's `now`.
+    let rule = Rule::default();
+    let mut p = Problem::default();
+    assert_eq!(
+        observe(&mut p, Crit, 2 * S, S, &rule, Hold::default()),
+        [Step::Open {
+            severity: Crit,
+            flapping: false
+        }]
+    );
+    link_new_ticket(&mut p, 1, Crit);
+    assert_eq!(
+        observe(&mut p, Good, 4 * S, 3 * S, &rule, Hold::default()),
+        [Step::Resolve { id: 1 }]
+    );
+}
+
+#[test]
 fn confirmation_by_count_and_duration() {
     let rule = Rule {
         confirm_count: 3,

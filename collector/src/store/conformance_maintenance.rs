@@ -1,0 +1,516 @@
+//! Conformance tests for maintenance windows and silences: problems inside
+//! a window are tracked without tickets, a problem that outlasts the window
+//! opens exactly one ticket when it ends, open tickets do not escalate, and
+//! windows are tenant-scoped, audited and closed to viewers.
+
+use std::sync::Arc;
+
+use super::conformance::{changes, disk, tenant_with_agent};
+use crate::Error;
+use crate::domain::{ApiCaller, CheckState, Millis, Scope, TicketState};
+use crate::maintenance::request::{self, SilenceRequest, WindowRequest};
+use crate::maintenance::schedule::Weekly;
+use crate::maintenance::{Kind, NewWindow, Schedule, Target};
+use crate::store::Store;
+
+const NOW: Millis = 1_800_000_000_000;
+const MIN: Millis = 60_000;
+
+fn admin() -> ApiCaller {
+    ApiCaller {
+        scope: Scope::All,
+        name: "alice".into(),
+        role: "technician".into(),
+    }
+}
+
+/// A CRIT disk on `a1` at `NOW` (a P1 ticket on a server); its id.
+async fn open_crit(store: &Arc<dyn Store>, tenant: &str) -> i64 {
+    store
+        .apply_report(
+            tenant,
+            "a1",
+            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list")[0]
+        .id
+}
+
+async fn ticket(store: &Arc<dyn Store>, id: i64) -> crate::domain::TicketDetail {
+    store
+        .get_ticket(&Scope::All, id)
+        .await
+        .expect("get")
+        .expect("exists")
+}
+
+fn host_window(tenant: &str, agent: &str, start: Millis, end: Millis) -> NewWindow {
+    NewWindow {
+        tenant_id: tenant.into(),
+        kind: Kind::Once,
+        target: Target {
+            agent_id: Some(agent.into()),
+            ..Target::default()
+        },
+        schedule: Schedule::Between { start, end },
+        reason: "patching".into(),
+    }
+}
+
+async fn open_count(store: &Arc<dyn Store>) -> usize {
+    store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list")
+        .len()
+}
+
+async fn all_tickets(store: &Arc<dyn Store>) -> Vec<crate::domain::Ticket> {
+    store.list_tickets(&Scope::All, None).await.expect("list")
+}
+
+pub async fn a_fault_inside_a_window_that_clears_opens_no_ticket(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    store
+        .create_maintenance(
+            &admin(),
+            &host_window(&tenant, "a1", NOW, NOW + 60 * MIN),
+            NOW,
+        )
+        .await
+        .expect("window");
+    let report = |seq: u64, at: Millis, state: CheckState| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .apply_report(
+                    &tenant,
+                    "a1",
+                    &changes(seq, at, vec![disk(state, 99.0)]),
+                    at,
+                )
+                .await
+                .expect("apply")
+        }
+    };
+    assert_eq!(report(1, NOW + MIN, CheckState::Crit).await.opened, 0);
+    for (seq, m) in [(2, 5), (3, 20), (4, 40)] {
+        report(seq, NOW + m * MIN, CheckState::Crit).await;
+        assert_eq!(
+            store
+                .sweep(NOW + m * MIN + 1000)
+                .await
+                .expect("sweep")
+                .opened,
+            0
+        );
+    }
+    // Tracked all along: the problem is there, just without a ticket.
+    let agent = store
+        .get_agent(&Scope::All, "a1")
+        .await
+        .expect("get")
+        .expect("agent");
+    assert_eq!(agent.checks[0].state, CheckState::Crit);
+    // It clears before the window ends...
+    report(5, NOW + 50 * MIN, CheckState::Ok).await;
+    // ...and nothing opens afterwards either (the agent keeps reporting).
+    report(6, NOW + 60 * MIN - 5000, CheckState::Ok).await;
+    for t in [NOW + 60 * MIN, NOW + 60 * MIN + 1000] {
+        store.sweep(t).await.expect("sweep");
+    }
+    assert!(
+        all_tickets(&store).await.is_empty(),
+        "{:#?}",
+        all_tickets(&store).await
+    );
+}
+
+pub async fn a_fault_that_outlasts_a_window_opens_one_ticket_when_it_ends(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let end = NOW + 30 * MIN;
+    store
+        .create_maintenance(&admin(), &host_window(&tenant, "a1", NOW, end), NOW)
+        .await
+        .expect("window");
+    let crit = |seq: u64, at: Millis| changes(seq, at, vec![disk(CheckState::Crit, 99.0)]);
+    let o = store
+        .apply_report(&tenant, "a1", &crit(1, NOW + MIN), NOW + MIN)
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 0, "held by the window");
+    // Still failing in the last heartbeat of the window.
+    store
+        .apply_report(&tenant, "a1", &crit(2, end - 10_000), end - 10_000)
+        .await
+        .expect("apply");
+    assert_eq!(store.sweep(end - 1000).await.expect("sweep").opened, 0);
+    assert_eq!(open_count(&store).await, 0);
+    // The window ends: the sweep opens the one ticket at once.
+    assert_eq!(store.sweep(end).await.expect("sweep").opened, 1);
+    store.sweep(end + 1000).await.expect("sweep");
+    let all = all_tickets(&store).await;
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        (all[0].check.as_str(), all[0].state),
+        ("disk", TicketState::Open)
+    );
+    assert_eq!(all[0].opened_at, end);
+}
+
+pub async fn windows_hold_only_their_scope(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let other = tenant_with_agent(store.as_ref(), "globex", "b1").await;
+    let until = NOW + 60 * MIN;
+    let scoped = |target: Target, tenant: &str| NewWindow {
+        tenant_id: tenant.into(),
+        kind: Kind::Once,
+        target,
+        schedule: Schedule::Between {
+            start: NOW,
+            end: until,
+        },
+        reason: String::new(),
+    };
+    // Another check on this host, another site, another tenant: none covers a1's disk.
+    for (t, target) in [
+        (
+            &tenant,
+            Target {
+                agent_id: Some("a1".into()),
+                check: Some("backup".into()),
+                ..Target::default()
+            },
+        ),
+        (
+            &tenant,
+            Target {
+                site: Some("branch".into()),
+                ..Target::default()
+            },
+        ),
+        (&other, Target::default()),
+    ] {
+        store
+            .create_maintenance(&admin(), &scoped(target, t), NOW)
+            .await
+            .expect("window");
+    }
+    let o = store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(1, NOW + MIN, vec![disk(CheckState::Crit, 99.0)]),
+            NOW + MIN,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 1, "not in any window's scope");
+    // Globex's tenant-wide window covers b1, site hq included.
+    let o = store
+        .apply_report(
+            &other,
+            "b1",
+            &changes(1, NOW + MIN, vec![disk(CheckState::Crit, 99.0)]),
+            NOW + MIN,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 0);
+    // A site window for hq does cover a1's other problems.
+    store
+        .create_maintenance(
+            &admin(),
+            &scoped(
+                Target {
+                    site: Some("hq".into()),
+                    ..Target::default()
+                },
+                &tenant,
+            ),
+            NOW,
+        )
+        .await
+        .expect("window");
+    let mut backup = disk(CheckState::Crit, 0.0);
+    backup.check = "backup".into();
+    backup.item = "nightly".into();
+    let o = store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(2, NOW + 2 * MIN, vec![backup]),
+            NOW + 2 * MIN,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 0);
+}
+
+pub async fn open_tickets_do_not_escalate_during_a_window(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    // P1 on a server: acknowledge within 15 min, else L2.
+    let id = open_crit(&store, &tenant).await;
+    let end = NOW + 60 * MIN;
+    store
+        .create_maintenance(
+            &admin(),
+            &host_window(&tenant, "a1", NOW + MIN, end),
+            NOW + MIN,
+        )
+        .await
+        .expect("window");
+    let sweep = |at: Millis| {
+        let store = store.clone();
+        async move { store.sweep(at).await.expect("sweep").escalated }
+    };
+    assert_eq!(sweep(NOW + 16 * MIN).await, 0);
+    assert_eq!(sweep(NOW + 16 * MIN).await, 0, "a re-run changes nothing");
+    let t = ticket(&store, id).await;
+    assert_eq!(t.ticket.state, TicketState::Open, "stays open");
+    assert_eq!(t.ticket.tier, 1);
+    assert!(!t.ticket.ack_breached);
+    // The full acknowledgement time starts when the window ends.
+    assert_eq!(t.ticket.ack_due_at, Some(end + 15 * MIN));
+    let paused: Vec<_> = t
+        .events
+        .iter()
+        .filter(|e| e.kind == "maintenance")
+        .collect();
+    assert_eq!(paused.len(), 1, "{:#?}", t.events);
+    // Not the instant the window closes...
+    assert_eq!(sweep(end).await, 0);
+    assert_eq!(sweep(end + 14 * MIN).await, 0);
+    let t = ticket(&store, id).await;
+    assert_eq!(t.ticket.tier, 1, "{:#?}", t.events);
+    // ...but once nobody acknowledged it in the fresh period. (The silent
+    // agent's liveness ticket, opened when the window ended, escalates too.)
+    assert!(sweep(end + 16 * MIN).await >= 1);
+    assert_eq!(ticket(&store, id).await.ticket.tier, 2);
+}
+
+pub async fn weekly_windows_follow_the_tenant_time_zone(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    store
+        .set_tenant_time_zone(&admin(), &tenant, "Europe/Berlin", NOW)
+        .await
+        .expect("tz");
+    let t = store
+        .list_tenants(&Scope::Tenant(tenant.clone()))
+        .await
+        .expect("list");
+    assert_eq!(t[0].time_zone, "Europe/Berlin");
+    // Daily 22:00 Berlin time for 1 h.
+    let w = store
+        .create_maintenance(
+            &admin(),
+            &NewWindow {
+                tenant_id: tenant.clone(),
+                kind: Kind::Weekly,
+                target: Target::default(),
+                schedule: Schedule::Weekly(Weekly::new(0x7f, 22 * 60, 3600).expect("weekly")),
+                reason: String::new(),
+            },
+            NOW,
+        )
+        .await
+        .expect("window");
+    assert_eq!(w.time_zone, "Europe/Berlin");
+    let at = |s: &str| -> Millis {
+        s.parse::<jiff::Timestamp>()
+            .expect("timestamp")
+            .as_millisecond()
+    };
+    // 20:30 UTC in July is 22:30 CEST: inside.
+    let inside = at("2027-07-01T20:30:00Z");
+    let o = store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(1, inside, vec![disk(CheckState::Crit, 99.0)]),
+            inside,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 0, "22:30 in Berlin");
+    // 21:00 UTC is 23:00 CEST: the window is over.
+    let after = at("2027-07-01T21:00:00Z");
+    let o = store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(2, after, vec![disk(CheckState::Crit, 99.0)]),
+            after,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 1);
+}
+
+pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(store: Arc<dyn Store>) {
+    let acme = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let globex = tenant_with_agent(store.as_ref(), "globex", "b1").await;
+    let acme_tech = ApiCaller {
+        scope: Scope::Tenant(acme.clone()),
+        name: "acme-tech".into(),
+        role: "technician".into(),
+    };
+    let globex_tech = ApiCaller {
+        scope: Scope::Tenant(globex.clone()),
+        name: "globex-tech".into(),
+        role: "technician".into(),
+    };
+    let viewer = ApiCaller {
+        role: "viewer".into(),
+        ..acme_tech.clone()
+    };
+    // Through the request layer, as the API and CLI do: the tenant comes
+    // from the key, the host may be named by hostname.
+    let w = request::create_window(
+        store.as_ref(),
+        &acme_tech,
+        WindowRequest {
+            host: Some("host-a1".into()),
+            weekly: Some(request::WeeklyRequest {
+                days: "mon-fri".into(),
+                at: "22:00".into(),
+                duration: "2h".into(),
+            }),
+            ..WindowRequest::default()
+        },
+        NOW,
+    )
+    .await
+    .expect("window");
+    assert_eq!(
+        (w.tenant_id.as_str(), w.target.agent_id.as_deref()),
+        (acme.as_str(), Some("a1"))
+    );
+    assert_eq!(w.created_by, "acme-tech");
+    let silence = |caller: ApiCaller, tenant: Option<&'static str>, host: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            request::create_silence(
+                store.as_ref(),
+                &caller,
+                SilenceRequest {
+                    tenant: tenant.map(Into::into),
+                    host: host.map(Into::into),
+                    duration: "30m".into(),
+                    reason: "swapping the disk".into(),
+                    ..SilenceRequest::default()
+                },
+                NOW,
+            )
+            .await
+        }
+    };
+    let s = silence(acme_tech.clone(), None, None)
+        .await
+        .expect("silence");
+    assert_eq!(
+        s.schedule,
+        Schedule::Between {
+            start: NOW,
+            end: NOW + 30 * MIN
+        }
+    );
+    // Another tenant, by name, or another tenant's host: not found.
+    assert!(matches!(
+        silence(globex_tech.clone(), Some("acme"), None).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        silence(globex_tech.clone(), None, Some("a1")).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .create_maintenance(&globex_tech, &host_window(&acme, "a1", NOW, NOW + MIN), NOW)
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .create_maintenance(&acme_tech, &host_window(&acme, "b1", NOW, NOW + MIN), NOW)
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    // Viewers read but never write.
+    assert!(matches!(
+        silence(viewer.clone(), None, None).await,
+        Err(Error::PermissionDenied(_))
+    ));
+    assert!(matches!(
+        store
+            .delete_maintenance(&viewer, w.id, &Kind::WINDOWS, NOW)
+            .await,
+        Err(Error::PermissionDenied(_))
+    ));
+    // Each tenant lists its own; windows and silences are separate lists.
+    let list = |scope: Scope, kinds: &'static [Kind]| {
+        let store = store.clone();
+        async move { store.list_maintenance(&scope, kinds).await.expect("list") }
+    };
+    assert_eq!(
+        list(Scope::Tenant(acme.clone()), &Kind::WINDOWS)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        list(Scope::Tenant(acme.clone()), &Kind::SILENCES)
+            .await
+            .len(),
+        1
+    );
+    assert!(
+        list(Scope::Tenant(globex.clone()), &Kind::WINDOWS)
+            .await
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .delete_maintenance(&globex_tech, w.id, &Kind::WINDOWS, NOW)
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(
+        matches!(
+            store
+                .delete_maintenance(&acme_tech, w.id, &Kind::SILENCES, NOW)
+                .await,
+            Err(Error::NotFound(_))
+        ),
+        "a window is not a silence"
+    );
+    store
+        .delete_maintenance(&acme_tech, s.id, &Kind::SILENCES, NOW + MIN)
+        .await
+        .expect("delete");
+    assert!(list(Scope::All, &Kind::SILENCES).await.is_empty());
+    let audit = store
+        .audit_log(&Scope::Tenant(acme), 10)
+        .await
+        .expect("audit");
+    let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["silence.delete", "silence.create", "maintenance.create"]
+    );
+    assert!(audit.iter().all(|a| a.actor == "acme-tech"));
+    assert!(
+        audit[2]
+            .detail
+            .contains("weekly mon,tue,wed,thu,fri at 22:00"),
+        "{}",
+        audit[2].detail
+    );
+}

@@ -1,0 +1,472 @@
+//! Conformance tests for the outbox (ticket sinks): rows written with the
+//! ticket change, routed by tenant and tier, handed out in order per
+//! ticket, retried with the same key. Run for every backend through
+//! `store_conformance!` in `conformance.rs`.
+
+use std::sync::Arc;
+
+use super::Store;
+use super::conformance::{changes, disk, tenant_with_agent};
+use crate::domain::{ApiCaller, CheckState, Millis, Scope, TicketAction};
+use crate::sinks::outbox::{Attempt, OutboxItem, OutboxState};
+use crate::sinks::{Notification, SinkRoute, Status};
+
+const NOW: Millis = 1_800_000_000_000;
+
+fn route(name: &str, tenants: &[&str], tiers: &[u8]) -> SinkRoute {
+    SinkRoute {
+        name: name.into(),
+        kind: "webhook".into(),
+        tenants: tenants.iter().map(|t| (*t).to_string()).collect(),
+        tiers: tiers.to_vec(),
+    }
+}
+
+fn admin() -> ApiCaller {
+    ApiCaller {
+        scope: Scope::All,
+        name: "ops".into(),
+        role: "admin".into(),
+    }
+}
+
+fn n(item: &OutboxItem) -> Notification {
+    item.notification().expect("payload parses")
+}
+
+/// Every pending row of `sink`, delivering each head as it comes, so the
+/// whole queue is read in the order the loop would send it.
+async fn drain(store: &dyn Store, sink: &str, now: Millis) -> Vec<Notification> {
+    let mut out = Vec::new();
+    loop {
+        let due = store.outbox_due(sink, now, 100).await.expect("due");
+        if due.is_empty() {
+            return out;
+        }
+        for item in due {
+            out.push(n(&item));
+            store
+                .outbox_attempted(item.id, &Attempt::Delivered, now)
+                .await
+                .expect("record");
+        }
+    }
+}
+
+pub async fn outbox_rows_are_written_with_the_ticket_change(store: Arc<dyn Store>) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    // No sink configured: ticket changes leave no rows behind.
+    store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(1, NOW, vec![disk(CheckState::Warn, 85.0)]),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    assert!(
+        store
+            .list_outbox(&Scope::All, None, 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    store
+        .set_sink_routes(&[route("hook", &[], &[])])
+        .await
+        .expect("routes");
+    // Severity change: `updated` → firing, frozen as the ticket was then.
+    store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(2, NOW + 10, vec![disk(CheckState::Crit, 97.0)]),
+            NOW + 10,
+        )
+        .await
+        .expect("apply");
+    // A duplicate report changes nothing, so it notifies nothing.
+    store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(2, NOW + 10, vec![disk(CheckState::Crit, 97.0)]),
+            NOW + 10,
+        )
+        .await
+        .expect("dup");
+    let due = store.outbox_due("hook", NOW + 10, 100).await.expect("due");
+    assert_eq!(due.len(), 1, "{due:?}");
+    let first = n(&due[0]);
+    assert_eq!(first.status, Status::Firing);
+    assert_eq!(first.event, "updated");
+    assert_eq!(first.severity, CheckState::Crit);
+    assert_eq!(first.tenant_id, tenant);
+    assert_eq!(first.tenant_name, "acme");
+    assert_eq!(
+        (first.host.as_str(), first.site.as_str()),
+        ("host-a1", "hq")
+    );
+    assert_eq!(
+        (first.check.as_str(), first.item.as_str()),
+        ("disk", "/data")
+    );
+    assert_eq!(first.agent_id, "a1");
+    assert_eq!(first.at, NOW + 10);
+    assert_eq!(due[0].attempts, 0);
+    assert_eq!(due[0].created_at, NOW + 10);
+    // Not due before its time.
+    assert!(
+        store
+            .outbox_due("hook", NOW + 9, 100)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    // Another sink's queue is its own.
+    assert!(
+        store
+            .outbox_due("other", NOW + 10, 100)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+
+    // Acknowledge and recover: acknowledged, then resolved — the frozen
+    // payloads say what the ticket was at each event.
+    store
+        .ticket_action(
+            &admin(),
+            first.ticket_id,
+            &TicketAction::Acknowledge,
+            NOW + 20,
+        )
+        .await
+        .expect("ack");
+    // Notes and assignments stay in the timeline.
+    store
+        .ticket_action(
+            &admin(),
+            first.ticket_id,
+            &TicketAction::Note("looking".into()),
+            NOW + 21,
+        )
+        .await
+        .expect("note");
+    store
+        .apply_report(
+            &tenant,
+            "a1",
+            &changes(3, NOW + 30, vec![disk(CheckState::Ok, 10.0)]),
+            NOW + 30,
+        )
+        .await
+        .expect("apply");
+    let all = drain(store.as_ref(), "hook", NOW + 30).await;
+    let seen: Vec<_> = all.iter().map(|n| (n.event.as_str(), n.status)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("updated", Status::Firing),
+            ("acknowledged", Status::Acknowledged),
+            ("resolved", Status::Resolved)
+        ]
+    );
+    assert_eq!(all[1].acknowledged_at, Some(NOW + 20));
+    assert_eq!(all[1].acknowledged_by.as_deref(), Some("ops"));
+    assert_eq!(all[1].resolved_at, None);
+    assert_eq!(all[2].resolved_at, Some(NOW + 30));
+    assert!(all.iter().all(|x| x.ticket_id == first.ticket_id));
+    assert!(
+        all.windows(2).all(|w| w[0].event_id < w[1].event_id),
+        "event ids grow"
+    );
+    assert!(all.iter().all(|x| x.episode_key() == first.episode_key()));
+    let delivered = store
+        .list_outbox(&Scope::All, Some(OutboxState::Delivered), 100)
+        .await
+        .expect("list");
+    assert_eq!(delivered.len(), 3);
+    assert!(
+        delivered
+            .iter()
+            .all(|e| e.attempts == 1 && e.delivered_at == Some(NOW + 30))
+    );
+}
+
+pub async fn outbox_routes_by_tenant_and_tier(store: Arc<dyn Store>) {
+    let acme = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    let globex = tenant_with_agent(store.as_ref(), "globex", "b1").await;
+    store
+        .set_sink_routes(&[
+            route("all", &[], &[]),
+            route("acme", &["acme"], &[]),
+            route("globex-by-id", &[globex.as_str()], &[]),
+            route("l1", &[], &[1]),
+            route("l2", &[], &[2]),
+        ])
+        .await
+        .expect("routes");
+    store
+        .apply_report(
+            &acme,
+            "a1",
+            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    store
+        .apply_report(
+            &globex,
+            "b1",
+            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    let events = |sink: &'static str| {
+        let store = store.clone();
+        async move {
+            drain(store.as_ref(), sink, NOW + 100)
+                .await
+                .into_iter()
+                .map(|n| format!("{}:{}", n.tenant_name, n.event))
+                .collect::<Vec<_>>()
+        }
+    };
+    let acme_ticket = store
+        .list_tickets(&Scope::Tenant(acme.clone()), None)
+        .await
+        .expect("list")[0]
+        .id;
+    // Escalated to L2: L2's sink hears of it from now on; L1's sink, which
+    // got the opening, keeps hearing until it resolves.
+    store
+        .ticket_action(&admin(), acme_ticket, &TicketAction::Escalate, NOW + 1)
+        .await
+        .expect("escalate");
+    store
+        .apply_report(
+            &acme,
+            "a1",
+            &changes(2, NOW + 2, vec![disk(CheckState::Ok, 10.0)]),
+            NOW + 2,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(
+        events("all").await,
+        [
+            "acme:opened",
+            "globex:opened",
+            "acme:escalated",
+            "acme:resolved"
+        ]
+    );
+    assert_eq!(
+        events("acme").await,
+        ["acme:opened", "acme:escalated", "acme:resolved"]
+    );
+    assert_eq!(events("globex-by-id").await, ["globex:opened"]);
+    assert_eq!(
+        events("l1").await,
+        [
+            "acme:opened",
+            "globex:opened",
+            "acme:escalated",
+            "acme:resolved"
+        ]
+    );
+    assert_eq!(events("l2").await, ["acme:escalated", "acme:resolved"]);
+
+    // Scoped reads: a tenant sees only its own rows.
+    let only_globex = store
+        .list_outbox(&Scope::Tenant(globex.clone()), None, 100)
+        .await
+        .expect("list");
+    assert_eq!(only_globex.len(), 3, "all, globex-by-id, l1");
+    assert!(only_globex.iter().all(|e| e.tenant_id == globex));
+
+    // New routes replace the old: a removed sink gets nothing new.
+    store
+        .set_sink_routes(&[route("all", &[], &[])])
+        .await
+        .expect("routes");
+    store
+        .apply_report(
+            &globex,
+            "b1",
+            &changes(2, NOW + 3, vec![disk(CheckState::Ok, 10.0)]),
+            NOW + 3,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(events("all").await, ["globex:resolved"]);
+    assert!(events("globex-by-id").await.is_empty());
+    assert!(events("l1").await.is_empty());
+}
+
+pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key(
+    store: Arc<dyn Store>,
+) {
+    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+    store
+        .set_sink_routes(&[route("hook", &[], &[])])
+        .await
+        .expect("routes");
+    let mut other = disk(CheckState::Crit, 99.0);
+    other.item = "/var".into();
+    // Ticket A: opened, updated, resolved. Ticket B: opened.
+    let steps = [
+        (CheckState::Warn, None),
+        (CheckState::Crit, Some(other.clone())),
+        (CheckState::Ok, None),
+    ];
+    for (i, (state, extra)) in steps.into_iter().enumerate() {
+        let mut results = vec![disk(state, 90.0)];
+        results.extend(extra);
+        let seq = i as u64 + 1;
+        store
+            .apply_report(
+                &tenant,
+                "a1",
+                &changes(seq, NOW + seq as i64, results),
+                NOW + seq as i64,
+            )
+            .await
+            .expect("apply");
+    }
+    let at = NOW + 10;
+    // One head per ticket: A's opening and B's opening, oldest first.
+    let due = store.outbox_due("hook", at, 100).await.expect("due");
+    let heads: Vec<_> = due.iter().map(|i| (n(i).item, n(i).event)).collect();
+    assert_eq!(
+        heads,
+        [
+            ("/data".to_string(), "opened".to_string()),
+            ("/var".to_string(), "opened".to_string())
+        ]
+    );
+    let a_open = due[0].clone();
+    // The receiver is down for A's opening: A's later events wait behind
+    // it; B is not held up.
+    store
+        .outbox_attempted(
+            a_open.id,
+            &Attempt::Retry {
+                error: "HTTP 503".into(),
+                next_attempt_at: at + 1000,
+            },
+            at,
+        )
+        .await
+        .expect("record");
+    store
+        .outbox_attempted(due[1].id, &Attempt::Delivered, at)
+        .await
+        .expect("record");
+    assert!(
+        store
+            .outbox_due("hook", at + 999, 100)
+            .await
+            .expect("due")
+            .is_empty(),
+        "A's head is backing off and its later events must not overtake it"
+    );
+    let pending = store
+        .list_outbox(&Scope::All, Some(OutboxState::Pending), 100)
+        .await
+        .expect("list");
+    let retried = pending
+        .iter()
+        .find(|e| e.id == a_open.id)
+        .expect("still pending");
+    assert_eq!(retried.attempts, 1);
+    assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(retried.next_attempt_at, Some(at + 1000));
+
+    // Due again: the same row, the same idempotency key, one attempt on.
+    let again = store.outbox_due("hook", at + 1000, 100).await.expect("due");
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, &again[0].key), (a_open.id, &a_open.key));
+    assert_eq!(again[0].attempts, 1);
+    store
+        .outbox_attempted(a_open.id, &Attempt::Delivered, at + 1000)
+        .await
+        .expect("record");
+    // A late duplicate record does not change a delivered row.
+    store
+        .outbox_attempted(
+            a_open.id,
+            &Attempt::Failed {
+                error: "late".into(),
+            },
+            at + 1001,
+        )
+        .await
+        .expect("record");
+
+    // A refusal is final for that event, and does not block the next one.
+    let next = store.outbox_due("hook", at + 1000, 100).await.expect("due");
+    assert_eq!(next.len(), 1);
+    assert_eq!(n(&next[0]).event, "updated");
+    store
+        .outbox_attempted(
+            next[0].id,
+            &Attempt::Failed {
+                error: "HTTP 400: bad".into(),
+            },
+            at + 1000,
+        )
+        .await
+        .expect("record");
+    let last = store.outbox_due("hook", at + 1000, 100).await.expect("due");
+    assert_eq!(last.len(), 1);
+    assert_eq!(n(&last[0]).event, "resolved");
+    store
+        .outbox_attempted(last[0].id, &Attempt::Delivered, at + 1000)
+        .await
+        .expect("record");
+
+    let failed = store
+        .list_outbox(&Scope::All, Some(OutboxState::Failed), 100)
+        .await
+        .expect("list");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].event, "updated");
+    assert_eq!(failed[0].last_error.as_deref(), Some("HTTP 400: bad"));
+    assert_eq!(failed[0].next_attempt_at, None);
+    let delivered = store
+        .list_outbox(&Scope::All, Some(OutboxState::Delivered), 100)
+        .await
+        .expect("list");
+    assert_eq!(delivered.len(), 3);
+    let a = delivered
+        .iter()
+        .find(|e| e.id == a_open.id)
+        .expect("delivered");
+    assert_eq!(a.attempts, 2);
+    assert_eq!(a.delivered_at, Some(at + 1000));
+    let keys: std::collections::BTreeSet<_> = store
+        .list_outbox(&Scope::All, None, 100)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(keys.len(), 4, "one key per (event, sink)");
+
+    // Finished rows of resolved tickets are pruned; B is still open, so its
+    // rows stay (they say which sinks know it).
+    assert_eq!(store.prune_outbox(NOW).await.expect("prune"), 0);
+    assert_eq!(store.prune_outbox(at + 2000).await.expect("prune"), 3);
+    let left = store
+        .list_outbox(&Scope::All, None, 100)
+        .await
+        .expect("list");
+    assert_eq!(left.len(), 1);
+    assert!(left[0].ticket_id != a_open.ticket_id);
+}
