@@ -45,6 +45,8 @@ pub struct Config {
     pub log_level: String,
     /// Overrides what `enroll` recorded.
     pub collector: CollectorConfig,
+    /// The on-disk queue of unacknowledged reports.
+    pub spool: SpoolConfig,
     /// The checks the agent runs.
     pub checks: ChecksConfig,
 }
@@ -56,6 +58,7 @@ impl Default for Config {
             state_dir: PathBuf::from("/var/lib/forewarn-agent"),
             log_level: "info".to_owned(),
             collector: CollectorConfig::default(),
+            spool: SpoolConfig::default(),
             checks: ChecksConfig::default(),
         }
     }
@@ -69,6 +72,43 @@ pub struct CollectorConfig {
     pub url: Option<String>,
     /// TLS name to expect in the collector's certificate.
     pub server_name: Option<String>,
+}
+
+/// `[spool]`: reports not yet acknowledged, kept in `<state_dir>/spool/`
+/// (design in `agent/src/spool/mod.rs`). Takes effect at the next start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Bound on the spool; when full, the oldest heartbeats are dropped
+    /// first, state changes last (each drop counted and logged).
+    pub max_bytes: u64,
+    /// A segment file is closed at this size and a new one started.
+    pub segment_bytes: u64,
+    /// A spool disk that failed (full, read-only) is tried again this often;
+    /// meanwhile reports are kept in memory.
+    pub disk_retry_secs: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 << 20,
+            segment_bytes: 1 << 20,
+            disk_retry_secs: 30,
+        }
+    }
+}
+
+impl SpoolConfig {
+    /// The spool's settings for the state dir `state_dir`.
+    pub fn options(&self, state_dir: &Path) -> crate::spool::Options {
+        crate::spool::Options {
+            dir: state_dir.join("spool"),
+            max_bytes: self.max_bytes,
+            segment_bytes: self.segment_bytes,
+            disk_retry: Duration::from_secs(self.disk_retry_secs),
+        }
+    }
 }
 
 /// `[checks]`: one table per check kind (known kinds: disk, cpu, memory).

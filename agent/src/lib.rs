@@ -26,5 +26,6 @@ pub mod report;
 pub mod run;
 pub mod scheduler;
 pub mod session;
+pub mod spool;
 
 pub use error::{Error, Result};

@@ -1,88 +1,85 @@
-//! Reports waiting for the collector's acknowledgement: numbered, kept in
-//! seq order, resent after a reconnect, forgotten only when acknowledged.
+//! Reports waiting for the collector's acknowledgement: numbered, written to
+//! the durable [`spool`](crate::spool) *before* they are sent, resent in
+//! order after a reconnect (and after a restart, under their original
+//! `(boot_id, seq)`), forgotten only when acknowledged.
 //!
-//! This is the in-memory outbox. The on-disk spool (survives `kill -9`,
-//! bounded in bytes) replaces it behind the same methods — `push`, `ack`,
-//! `rewind`, `next_unsent` — so the session does not change.
+//! The spool stores each report as an encoded `forewarn.v1.Report`, so
+//! what a restarted agent resends is byte for byte what the earlier run
+//! made. Appends run on tokio's blocking pool (a state change waits for its
+//! fsync there, not on the runtime thread).
 
-use std::collections::VecDeque;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tracing::warn;
+use forewarn_proto::v1 as pb;
+use prost::Message;
+use tracing::{debug, error, warn};
 
-use crate::report::{Observation, Payload, Report};
+use crate::error::Result;
+use crate::report::{Observation, Payload, Report, Stamped};
+use crate::spool::{Kind, Losses, Options, Spool};
 
-/// The default bound on queued reports (at a 15 s interval: ~40 h of
-/// heartbeats during an outage).
-pub const MAX_QUEUED_REPORTS: usize = 10_000;
-
-/// Unacknowledged reports in seq order, with a send cursor for the current
-/// connection.
+/// Unacknowledged reports in spool order, with a send cursor for the
+/// current connection.
 #[derive(Debug)]
 pub struct Outbox {
-    reports: VecDeque<Report>,
-    capacity: usize,
+    spool: Arc<Mutex<Spool>>,
+    agent_id: String,
+    boot_id: Arc<str>,
     next_seq: u64,
-    /// Highest seq handed to the current connection.
+    /// Spool position of the last report handed to the current connection.
     sent_upto: u64,
-    dropped: u64,
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `capacity` reports; seq starts at 1.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            reports: VecDeque::new(),
-            capacity: capacity.max(1),
+    /// Opens the spool (reading back what an earlier run left) for this
+    /// run's `boot_id`; seq starts at 1.
+    pub async fn open(options: Options, agent_id: &str, boot_id: &str) -> Result<Self> {
+        let spool = tokio::task::spawn_blocking(move || Spool::open(options)).await?;
+        Ok(Self {
+            spool: Arc::new(Mutex::new(spool)),
+            agent_id: agent_id.to_owned(),
+            boot_id: Arc::from(boot_id),
             next_seq: 1,
             sent_upto: 0,
-            dropped: 0,
-        }
+        })
     }
 
-    /// Numbers `observation` and queues it. When full, the oldest heartbeat
-    /// makes room (state changes matter more), else the oldest report.
-    pub fn push(&mut self, observation: Observation) -> u64 {
-        if self.reports.len() >= self.capacity {
-            let victim = self
-                .reports
-                .iter()
-                .position(|r| matches!(r.payload, Payload::Heartbeat { .. }))
-                .unwrap_or(0);
-            if let Some(report) = self.reports.remove(victim) {
-                self.dropped += 1;
-                // One line on the first drop and every hundredth: an outage
-                // long enough to fill the outbox should not flood the log.
-                if self.dropped % 100 == 1 {
-                    warn!(
-                        seq = report.seq,
-                        kind = report.payload.kind(),
-                        dropped_total = self.dropped,
-                        capacity = self.capacity,
-                        "outbox full, dropped the oldest report"
-                    );
-                }
-            }
-        }
+    fn spool(&self) -> MutexGuard<'_, Spool> {
+        lock(&self.spool)
+    }
+
+    /// Numbers `observation` and spools it; returns its seq. A state change
+    /// is fsynced before this returns (unless the disk failed and the
+    /// spool runs in memory).
+    pub async fn push(&mut self, observation: Observation) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.reports.push_back(Report {
+        let kind = match observation.payload {
+            Payload::StateChanges(_) => Kind::StateChange,
+            Payload::Heartbeat { .. } => Kind::Heartbeat,
+        };
+        let report = Report {
             seq,
             observed_at: observation.observed_at,
             payload: observation.payload,
-        });
+        };
+        let body = wire_report(&self.agent_id, &self.boot_id, &report).encode_to_vec();
+        let (spool, boot_id, len) = (self.spool.clone(), self.boot_id.clone(), body.len());
+        let appended =
+            tokio::task::spawn_blocking(move || lock(&spool).append(kind, &boot_id, seq, &body))
+                .await;
+        match appended {
+            Ok(_) => debug!(seq, kind = kind.as_str(), bytes = len, "report spooled"),
+            // Only a panic in the spool gets here; the agent goes on.
+            Err(e) => error!(error = %e, seq, "report could not be spooled and is lost"),
+        }
         seq
     }
 
-    /// Forgets report `seq`; false if it was not queued (a repeat ack).
-    pub fn ack(&mut self, seq: u64) -> bool {
-        match self.reports.binary_search_by_key(&seq, |r| r.seq) {
-            Ok(index) => {
-                self.reports.remove(index);
-                true
-            }
-            Err(_) => false,
-        }
+    /// Forgets report `(boot_id, seq)`; false if it was not spooled (a
+    /// repeat ack). `boot_id` may be an earlier run's.
+    pub fn ack(&mut self, boot_id: &str, seq: u64) -> bool {
+        self.spool().ack(boot_id, seq)
     }
 
     /// After a reconnect: every unacknowledged report is unsent again.
@@ -90,43 +87,100 @@ impl Outbox {
         self.sent_upto = 0;
     }
 
-    /// Whether some queued report has not been handed to this connection.
+    /// Whether some spooled report has not been handed to this connection.
     pub fn has_unsent(&self) -> bool {
-        self.reports.back().is_some_and(|r| r.seq > self.sent_upto)
+        self.spool().has_after(self.sent_upto)
     }
 
-    /// The lowest-seq report not yet handed to this connection, marked as
-    /// handed.
-    pub fn next_unsent(&mut self) -> Option<&Report> {
-        let index = self.reports.partition_point(|r| r.seq <= self.sent_upto);
-        let report = self.reports.get(index)?;
-        self.sent_upto = report.seq;
-        Some(report)
+    /// The oldest report not yet handed to this connection, read back from
+    /// the spool and marked as handed.
+    pub fn next_unsent(&mut self) -> Option<pb::AgentMessage> {
+        let mut spool = lock(&self.spool);
+        loop {
+            let pending = spool.next_after(self.sent_upto)?;
+            self.sent_upto = pending.pos;
+            match pb::Report::decode(pending.body.as_slice()) {
+                Ok(report) => {
+                    return Some(pb::AgentMessage {
+                        body: Some(pb::agent_message::Body::Report(report)),
+                    });
+                }
+                Err(error) => {
+                    warn!(%error, boot_id = %pending.boot_id, seq = pending.seq, "spooled report does not decode, skipped");
+                    spool.discard_unreadable(&pending.boot_id, pending.seq);
+                }
+            }
+        }
     }
 
+    /// Unacknowledged reports.
     pub fn len(&self) -> usize {
-        self.reports.len()
+        self.spool().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.reports.is_empty()
+        self.spool().is_empty()
     }
 
-    /// Reports dropped because the outbox was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
+    /// Reports lost since start (dropped by the bound, damaged).
+    pub fn losses(&self) -> Losses {
+        self.spool().losses()
     }
 
-    /// When the oldest queued report was observed.
-    pub fn oldest(&self) -> Option<SystemTime> {
-        self.reports.front().map(|r| r.observed_at)
+    /// Losses not reported yet; called once per session.
+    pub fn take_unreported_losses(&mut self) -> Option<Losses> {
+        self.spool().take_unreported()
+    }
+
+    /// Whether the spool's disk failed and reports are held in memory.
+    pub fn is_memory_only(&self) -> bool {
+        self.spool().is_memory_only()
+    }
+
+    /// Fsyncs heartbeats written since the last fsync (a clean stop).
+    pub async fn sync(&self) {
+        let spool = self.spool.clone();
+        let _ = tokio::task::spawn_blocking(move || lock(&spool).sync()).await;
+    }
+}
+
+/// A panic while the lock was held leaves the spool consistent enough to
+/// go on (every method re-checks what it reads).
+fn lock(spool: &Mutex<Spool>) -> MutexGuard<'_, Spool> {
+    spool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The wire form of `report`, as the collector will receive it.
+fn wire_report(agent_id: &str, boot_id: &str, report: &Report) -> pb::Report {
+    match pb::AgentMessage::from(Stamped {
+        agent_id,
+        boot_id,
+        report,
+    })
+    .body
+    {
+        Some(pb::agent_message::Body::Report(r)) => r,
+        // `From<Stamped>` always makes a report.
+        _ => pb::Report::default(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
     use super::*;
     use crate::host::{HostSnapshot, MemoryUsage};
+
+    fn options(dir: &Path) -> Options {
+        Options {
+            dir: dir.join("spool"),
+            max_bytes: 1 << 20,
+            segment_bytes: 64 << 10,
+            disk_retry: Duration::from_secs(30),
+        }
+    }
 
     fn change() -> Observation {
         Observation {
@@ -155,59 +209,102 @@ mod tests {
         }
     }
 
-    fn drain(outbox: &mut Outbox) -> Vec<u64> {
-        std::iter::from_fn(|| outbox.next_unsent().map(|r| r.seq)).collect()
+    fn report(m: pb::AgentMessage) -> pb::Report {
+        match m.body {
+            Some(pb::agent_message::Body::Report(r)) => r,
+            other => panic!("not a report: {other:?}"),
+        }
     }
 
-    #[test]
-    fn seq_starts_at_one_and_increases() {
-        let mut o = Outbox::new(10);
-        assert_eq!((o.push(change()), o.push(heartbeat())), (1, 2));
-        assert_eq!(drain(&mut o), [1, 2]);
+    fn drain(outbox: &mut Outbox) -> Vec<u64> {
+        std::iter::from_fn(|| outbox.next_unsent().map(|m| report(m).seq)).collect()
+    }
+
+    async fn open(dir: &Path, boot: &str) -> Outbox {
+        Outbox::open(options(dir), "agent-1", boot)
+            .await
+            .expect("open")
+    }
+
+    #[tokio::test]
+    async fn seq_starts_at_one_and_reports_are_stamped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut o = open(tmp.path(), "boot-1").await;
+        assert_eq!((o.push(change()).await, o.push(heartbeat()).await), (1, 2));
+        let first = report(o.next_unsent().expect("first"));
+        assert_eq!(
+            (first.agent_id.as_str(), first.boot_id.as_str(), first.seq),
+            ("agent-1", "boot-1", 1)
+        );
+        assert!(matches!(
+            first.payload,
+            Some(pb::report::Payload::StateChanges(_))
+        ));
+        assert_eq!(drain(&mut o), [2]);
         assert!(!o.has_unsent());
     }
 
-    #[test]
-    fn acked_reports_are_not_resent_and_the_rest_are_in_order() {
-        let mut o = Outbox::new(10);
+    #[tokio::test]
+    async fn acked_reports_are_not_resent_and_the_rest_are_in_order() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut o = open(tmp.path(), "b").await;
         for _ in 0..5 {
-            o.push(change());
+            o.push(change()).await;
         }
         assert_eq!(drain(&mut o), [1, 2, 3, 4, 5]);
-        assert!(o.ack(2));
-        assert!(o.ack(4));
-        assert!(!o.ack(4), "repeat ack");
+        assert!(o.ack("b", 2));
+        assert!(o.ack("b", 4));
+        assert!(!o.ack("b", 4), "repeat ack");
+        assert!(!o.ack("other-boot", 1), "another boot's seq");
         // disconnect: queued while offline, then resent after reconnect
-        o.push(change());
+        o.push(change()).await;
         o.rewind();
         assert_eq!(drain(&mut o), [1, 3, 5, 6]);
         for seq in [1, 3, 5, 6] {
-            o.ack(seq);
+            o.ack("b", seq);
         }
         assert!(o.is_empty());
     }
 
-    #[test]
-    fn new_reports_follow_while_connected() {
-        let mut o = Outbox::new(10);
-        o.push(change());
+    #[tokio::test]
+    async fn new_reports_follow_while_connected() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut o = open(tmp.path(), "b").await;
+        o.push(change()).await;
         assert_eq!(drain(&mut o), [1]);
-        o.push(change());
+        o.push(change()).await;
         assert!(o.has_unsent());
         assert_eq!(drain(&mut o), [2]);
     }
 
-    #[test]
-    fn full_outbox_drops_the_oldest_heartbeat_first() {
-        let mut o = Outbox::new(3);
-        o.push(change()); // 1
-        o.push(heartbeat()); // 2
-        o.push(heartbeat()); // 3
-        o.push(change()); // 4: drops 2
-        o.push(change()); // 5: drops 3
-        o.push(change()); // 6: no heartbeat left, drops 1
-        assert_eq!(o.len(), 3);
-        assert_eq!(o.dropped(), 3);
-        assert_eq!(drain(&mut o), [4, 5, 6]);
+    #[tokio::test]
+    async fn a_restart_resends_the_earlier_runs_reports_under_their_ids() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        {
+            let mut o = open(tmp.path(), "boot-1").await;
+            o.push(change()).await;
+            o.push(heartbeat()).await;
+            o.push(change()).await;
+            assert!(o.ack("boot-1", 1));
+            // dropped without a clean stop, like kill -9
+        }
+        let mut o = open(tmp.path(), "boot-2").await;
+        o.push(change()).await;
+        let sent: Vec<(String, u64)> = std::iter::from_fn(|| o.next_unsent())
+            .map(report)
+            .map(|r| (r.boot_id, r.seq))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("boot-1".to_owned(), 2),
+                ("boot-1".to_owned(), 3),
+                ("boot-2".to_owned(), 1)
+            ]
+        );
+        assert!(o.ack("boot-1", 2) && o.ack("boot-1", 3) && o.ack("boot-2", 1));
+        assert!(o.is_empty());
+        drop(o);
+        assert!(open(tmp.path(), "boot-3").await.is_empty());
     }
 }

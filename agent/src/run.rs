@@ -15,7 +15,7 @@ use crate::enroll::{self, EnrollOptions};
 use crate::error::{Error, Result};
 use crate::host::{Host, MINIMUM_CPU_SAMPLE};
 use crate::identity::{Identity, StateDir};
-use crate::outbox::{MAX_QUEUED_REPORTS, Outbox};
+use crate::outbox::Outbox;
 use crate::scheduler::Scheduler;
 use crate::session::{self, SessionConfig, SessionIo};
 
@@ -56,6 +56,14 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
         "agent starting"
     );
 
+    // Before the checks start, so the first report already finds it.
+    let outbox = Outbox::open(
+        config.spool.options(&config.state_dir),
+        &identity.agent_id,
+        &boot_id,
+    )
+    .await?;
+
     let (observations_tx, observations_rx) = mpsc::channel(OBSERVATION_BUFFER);
     let (interval_tx, interval_rx) = watch::channel(Duration::from_secs(config.interval_secs));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -79,7 +87,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
             boot_id,
             facts,
         },
-        Outbox::new(MAX_QUEUED_REPORTS),
+        outbox,
         SessionIo {
             observations: observations_rx,
             interval: interval_tx,

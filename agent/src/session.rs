@@ -1,9 +1,10 @@
 //! The agent's side of `Ingest/Session`: one long-lived mutual-TLS stream.
-//! Says Hello, resends every unacknowledged report in seq order, then
-//! forwards observations as numbered reports and forgets each one only when
-//! the collector acknowledges it. Reconnects with backoff; observations
-//! made while disconnected wait in the outbox. On stop: waits briefly for
-//! pending acks, says Goodbye.
+//! Says Hello, resends every unacknowledged report in spool order (an
+//! earlier run's first, under their own boot id), then forwards
+//! observations as numbered reports — each spooled before it is sent — and
+//! forgets each one only when the collector acknowledges it. Reconnects
+//! with backoff; observations made while disconnected wait in the spool.
+//! On stop: waits briefly for pending acks, says Goodbye.
 
 use std::time::Duration;
 
@@ -20,10 +21,10 @@ use crate::error::{Error, Result, chain};
 use crate::host::HostFacts;
 use crate::identity::Credentials;
 use crate::outbox::Outbox;
-use crate::report::{CollectorEvent, Goodbye, Hello, Observation, Stamped};
+use crate::report::{CollectorEvent, Goodbye, Hello, Observation};
 
 /// Messages buffered between the session loop and the gRPC stream. Small:
-/// the outbox is the real queue, and a small buffer keeps the send cursor
+/// the spool is the real queue, and a small buffer keeps the send cursor
 /// honest about what was handed over.
 const OUTBOUND_BUFFER: usize = 16;
 
@@ -70,11 +71,12 @@ pub async fn run(config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
     loop {
         let open = open(&config, *io.interval.borrow());
         let Some(opened) = queue_while(open, &mut outbox, &mut io).await else {
-            return stopped_offline(&outbox);
+            return stopped_offline(&outbox).await;
         };
         match opened {
             Ok(link) => {
                 info!(collector = %config.url, queued = outbox.len(), "session open");
+                report_losses(&mut outbox);
                 match serve(&config, link, &mut outbox, &mut io).await {
                     End::Stopped => return,
                     End::Lost { error, worked } => {
@@ -95,18 +97,41 @@ pub async fn run(config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
             .await
             .is_none()
         {
-            return stopped_offline(&outbox);
+            return stopped_offline(&outbox).await;
         }
     }
 }
 
-fn stopped_offline(outbox: &Outbox) {
+async fn stopped_offline(outbox: &Outbox) {
+    outbox.sync().await;
     if outbox.is_empty() {
         info!("stopping");
-    } else {
+    } else if outbox.is_memory_only() {
         warn!(
             undelivered = outbox.len(),
-            "stopping while disconnected, queued reports are lost"
+            "stopping while disconnected with the spool in memory only: reports not on disk are lost"
+        );
+    } else {
+        info!(
+            undelivered = outbox.len(),
+            "stopping while disconnected, reports stay in the spool"
+        );
+    }
+}
+
+/// Once per session: what the spool lost since the last one (its bound,
+/// damaged records). The wire has no field for it; the log line is the
+/// report.
+fn report_losses(outbox: &mut Outbox) {
+    if let Some(l) = outbox.take_unreported_losses() {
+        let total = outbox.losses();
+        warn!(
+            dropped_heartbeats = l.dropped_heartbeats,
+            dropped_state_changes = l.dropped_state_changes,
+            damaged = l.damaged,
+            unreadable = l.unreadable,
+            lost_total = total.total(),
+            "reports lost before this session (spool full or damaged)"
         );
     }
 }
@@ -123,7 +148,7 @@ async fn queue_while<F: Future>(
         tokio::select! {
             out = &mut fut => return Some(out),
             Some(observation) = io.observations.recv() => {
-                outbox.push(observation);
+                outbox.push(observation).await;
             }
             _ = io.shutdown.changed() => return None,
         }
@@ -185,10 +210,10 @@ async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut
                 }
             },
             Some(observation) = io.observations.recv() => {
-                outbox.push(observation);
+                outbox.push(observation).await;
             }
             permit = tx.reserve(), if outbox.has_unsent() => match permit {
-                Ok(permit) => send_next(config, permit, outbox),
+                Ok(permit) => send_next(permit, outbox),
                 Err(_) => return End::Lost { error: "request stream closed".to_owned(), worked },
             },
         }
@@ -197,17 +222,9 @@ async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut
     End::Stopped
 }
 
-fn send_next(
-    config: &SessionConfig,
-    permit: mpsc::Permit<'_, pb::AgentMessage>,
-    outbox: &mut Outbox,
-) {
-    if let Some(report) = outbox.next_unsent() {
-        permit.send(pb::AgentMessage::from(Stamped {
-            agent_id: &config.credentials.identity.agent_id,
-            boot_id: &config.boot_id,
-            report,
-        }));
+fn send_next(permit: mpsc::Permit<'_, pb::AgentMessage>, outbox: &mut Outbox) {
+    if let Some(message) = outbox.next_unsent() {
+        permit.send(message);
     }
 }
 
@@ -219,13 +236,11 @@ fn apply(
     interval: &watch::Sender<Duration>,
 ) -> bool {
     match event {
+        // An earlier run's boot id too: its spooled reports are resent
+        // under their own (boot_id, seq).
         CollectorEvent::Ack { boot_id, seq } => {
-            if boot_id != config.boot_id {
-                debug!(%boot_id, seq, "ack for another boot ignored");
-                return false;
-            }
-            if !outbox.ack(seq) {
-                debug!(seq, "repeated ack");
+            if !outbox.ack(&boot_id, seq) {
+                debug!(%boot_id, seq, current_boot = %config.boot_id, "repeated ack");
             }
             true
         }
@@ -258,7 +273,7 @@ async fn stop(
     io: &mut SessionIo,
 ) {
     while let Ok(observation) = io.observations.try_recv() {
-        outbox.push(observation);
+        outbox.push(observation).await;
     }
     let deadline = Instant::now() + STOP_ACK_WAIT;
     while !outbox.is_empty() {
@@ -271,7 +286,7 @@ async fn stop(
                 _ => break,
             },
             permit = tx.reserve(), if outbox.has_unsent() => match permit {
-                Ok(permit) => send_next(config, permit, outbox),
+                Ok(permit) => send_next(permit, outbox),
                 Err(_) => break,
             },
         }
@@ -290,12 +305,14 @@ async fn stop(
         }
     })
     .await;
+    outbox.sync().await;
     if outbox.is_empty() {
         info!(goodbye = matches!(sent, Ok(Ok(()))), "session closed");
     } else {
         warn!(
             unacknowledged = outbox.len(),
-            "session closed with unacknowledged reports"
+            memory_only = outbox.is_memory_only(),
+            "session closed with unacknowledged reports (kept in the spool unless memory only)"
         );
     }
 }

@@ -593,7 +593,7 @@ async fn site_outage_of_twenty_hosts_is_one_site_ticket() {
 
     // One host dies alone first: 1 of 20 is no outage, it gets its own ticket.
     let mut early = site.remove(0);
-    early.connect(2).await;
+    early.connect(1).await;
     early.crash();
     let own = eventually(WAIT, "the lone host's own overdue ticket", || async {
         tickets_of(&c, &early).await.pop()

@@ -24,6 +24,7 @@ pub fn validate(config: &Config) -> Vec<String> {
     if config.collector.server_name.as_deref() == Some("") {
         p.push("collector.server_name must not be empty".to_owned());
     }
+    validate_spool(&config.spool, &mut p);
     validate_disk(&config.checks.disk, &mut p);
     validate_load(&config.checks.load, &mut p);
     validate_window("checks.cpu", &config.checks.cpu.window(), &mut p);
@@ -55,6 +56,25 @@ fn log_level_problem(level: &str) -> Option<String> {
         .parse(level)
         .err()
         .map(|e| format!("log_level ({level:?}) is not a valid filter: {e}"))
+}
+
+fn validate_spool(s: &super::SpoolConfig, p: &mut Vec<String>) {
+    const MIN_SEGMENT: u64 = 4096;
+    if s.segment_bytes < MIN_SEGMENT {
+        p.push(format!(
+            "spool.segment_bytes ({}) must be at least {MIN_SEGMENT}",
+            s.segment_bytes
+        ));
+    }
+    if s.max_bytes < s.segment_bytes.saturating_mul(2) {
+        p.push(format!(
+            "spool.max_bytes ({}) must be at least twice spool.segment_bytes ({})",
+            s.max_bytes, s.segment_bytes
+        ));
+    }
+    if s.disk_retry_secs == 0 {
+        p.push("spool.disk_retry_secs must be greater than 0".to_owned());
+    }
 }
 
 fn validate_disk(d: &DiskConfig, p: &mut Vec<String>) {

@@ -30,6 +30,8 @@ pub struct ScopeArgs {
 }
 
 /// `maintenance …`: planned windows.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum MaintenanceCommand {
     /// Plan a window: one-off (--start/--end) or weekly (--weekly/--at/--duration),

@@ -47,7 +47,7 @@ impl Weekly {
         if start_minute >= 24 * 60 {
             return Err("start time must be before 24:00".into());
         }
-        if duration_secs < 60 || duration_secs > MAX_DURATION_SECS {
+        if !(60..=MAX_DURATION_SECS).contains(&duration_secs) {
             return Err("duration must be between 1 minute and 7 days".into());
         }
         Ok(Self {

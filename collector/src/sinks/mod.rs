@@ -478,6 +478,37 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../../deploy/collector.example.toml");
+        let start = text
+            .find("# [[sinks.webhook]]")
+            .expect("the example documents the webhook");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| &l[2..])
+            .filter(|l| !l.starts_with("secret = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = crate::Config::parse(&block).expect("uncommented example parses");
+        let parsed = cfg.sinks.parse().expect("valid");
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].settings.name, "psa");
+        assert_eq!(parsed[0].settings.retry_max_ms, default_retry_max_ms());
+    }
+
+    #[test]
+    fn a_config_with_an_unknown_kind_does_not_load() {
+        let err = crate::Config::parse("[[sinks.email]]\nname = \"mail\"\n")
+            .expect_err("unknown kind")
+            .to_string();
+        assert!(
+            err.contains("sinks.email") && err.contains("webhook"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_kind_lists_the_known_kinds() {
         let err = sinks("[[sinks.pagerduty]]\nname = \"pd\"\n").problems();
         assert_eq!(err.len(), 1, "{err:?}");

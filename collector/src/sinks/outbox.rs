@@ -215,13 +215,59 @@ async fn warn_about_unknown_tenants(store: &dyn Store, running: &[Running]) -> R
     Ok(())
 }
 
+/// A sink's retry settings.
+#[derive(Debug, Clone, Copy)]
+struct RetryPolicy {
+    initial: Duration,
+    max: Duration,
+    give_up_ms: i64,
+}
+
+impl RetryPolicy {
+    fn of(s: &SinkSettings) -> Self {
+        Self {
+            initial: Duration::from_millis(s.retry_initial_ms),
+            max: Duration::from_millis(s.retry_max_ms),
+            give_up_ms: i64::try_from(s.give_up_after_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        }
+    }
+
+    /// What to record for `outcome`, attempt number `attempts + 1` of a row
+    /// written at `created_at`; `unit` is the jitter draw.
+    fn record(
+        &self,
+        outcome: Outcome,
+        attempts: u32,
+        created_at: Millis,
+        now: Millis,
+        unit: f64,
+    ) -> Attempt {
+        match outcome {
+            Outcome::Delivered => Attempt::Delivered,
+            Outcome::Permanent(error) => Attempt::Failed { error },
+            Outcome::Retry { error, .. } if now - created_at >= self.give_up_ms => {
+                Attempt::Failed {
+                    error: format!("gave up after {} attempts: {error}", attempts + 1),
+                }
+            }
+            Outcome::Retry { error, after } => {
+                let own = retry_delay(attempts, self.initial, self.max, unit);
+                // The receiver's wish counts, within our own cap.
+                let delay = after.map_or(own, |a| own.max(a.min(self.max)));
+                Attempt::Retry {
+                    error,
+                    next_attempt_at: now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
+                }
+            }
+        }
+    }
+}
+
 /// One sink's loop: due rows in order, one attempt each.
 async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<bool>) {
     let name = r.settings.name.as_str();
-    let initial = Duration::from_millis(r.settings.retry_initial_ms);
-    let max = Duration::from_millis(r.settings.retry_max_ms);
-    let give_up_ms =
-        i64::try_from(r.settings.give_up_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let policy = RetryPolicy::of(&r.settings);
     // Consecutive retryable failures of the sink as a whole.
     let mut failures: u32 = 0;
     while !*stop.borrow() {
@@ -229,7 +275,7 @@ async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<b
         match store.outbox_due(name, now_millis(), BATCH).await {
             Err(error) => {
                 warn!(sink = name, %error, "reading the outbox failed");
-                wait = max.min(Duration::from_secs(5));
+                wait = policy.max.min(Duration::from_secs(5));
             }
             Ok(due) => {
                 for item in due {
@@ -238,72 +284,28 @@ async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<b
                     }
                     let outcome = attempt(r.sink.as_ref(), &item).await;
                     let now = now_millis();
-                    let (record, retrying) = match outcome {
-                        Outcome::Delivered => {
-                            failures = 0;
-                            wait = Duration::ZERO;
-                            info!(
-                                sink = name,
-                                ticket_id = item.ticket_id,
-                                key = item.key,
-                                attempts = item.attempts + 1,
-                                delay_ms = now - item.created_at,
-                                "notification delivered"
-                            );
-                            (Attempt::Delivered, false)
-                        }
-                        Outcome::Permanent(error) => {
-                            error!(
-                                sink = name,
-                                ticket_id = item.ticket_id,
-                                key = item.key,
-                                %error,
-                                "notification refused, not retrying"
-                            );
-                            (Attempt::Failed { error }, false)
-                        }
-                        Outcome::Retry { error, .. } if now - item.created_at >= give_up_ms => {
-                            let error =
-                                format!("gave up after {} attempts: {error}", item.attempts + 1);
-                            error!(sink = name, ticket_id = item.ticket_id, key = item.key, %error, "notification not delivered");
-                            (Attempt::Failed { error }, true)
-                        }
-                        Outcome::Retry { error, after } => {
-                            let unit = rand::random::<f64>();
-                            let own = retry_delay(item.attempts, initial, max, unit);
-                            let delay = after.map_or(own, |a| own.max(a.min(max)));
-                            failures = failures.saturating_add(1);
-                            wait = retry_delay(failures - 1, initial, max, unit);
-                            warn!(
-                                sink = name,
-                                ticket_id = item.ticket_id,
-                                key = item.key,
-                                attempts = item.attempts + 1,
-                                retry_in_ms = delay.as_millis(),
-                                %error,
-                                "notification not delivered, will retry"
-                            );
-                            let next_attempt_at =
-                                now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                            (
-                                Attempt::Retry {
-                                    error,
-                                    next_attempt_at,
-                                },
-                                true,
-                            )
-                        }
-                    };
+                    let unit = rand::random::<f64>();
+                    let record = policy.record(outcome, item.attempts, item.created_at, now, unit);
+                    log_attempt(name, &item, &record, now);
                     if let Err(error) = store.outbox_attempted(item.id, &record, now).await {
                         // The row stays pending as it was: it is tried again,
                         // with the same key, which the receiver may drop.
                         warn!(sink = name, key = item.key, %error, "recording a delivery failed");
-                        wait = wait.max(POLL);
                         break;
                     }
-                    if retrying {
-                        // The receiver is likely down: pause the whole sink.
-                        break;
+                    match record {
+                        Attempt::Delivered => {
+                            failures = 0;
+                            wait = Duration::ZERO;
+                        }
+                        Attempt::Failed { .. } => {}
+                        Attempt::Retry { .. } => {
+                            // The receiver is likely down: pause the whole
+                            // sink rather than try every ticket in turn.
+                            failures = failures.saturating_add(1);
+                            wait = retry_delay(failures - 1, policy.initial, policy.max, unit);
+                            break;
+                        }
                     }
                 }
             }
@@ -311,9 +313,49 @@ async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<b
         if !wait.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    // The collector is gone without saying stop: so are we.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
             }
         }
+    }
+}
+
+/// The delivery log: the sink's metrics until there is a `/metrics`.
+fn log_attempt(sink: &str, item: &OutboxItem, record: &Attempt, now: Millis) {
+    let (ticket_id, key, attempts) = (item.ticket_id, item.key.as_str(), item.attempts + 1);
+    match record {
+        Attempt::Delivered => info!(
+            sink,
+            ticket_id,
+            key,
+            attempts,
+            delay_ms = now - item.created_at,
+            "notification delivered"
+        ),
+        Attempt::Retry {
+            error,
+            next_attempt_at,
+        } => warn!(
+            sink,
+            ticket_id,
+            key,
+            attempts,
+            retry_in_ms = next_attempt_at - now,
+            %error,
+            "notification not delivered, will retry"
+        ),
+        Attempt::Failed { error } => error!(
+            sink,
+            ticket_id,
+            key,
+            attempts,
+            %error,
+            "notification failed for good"
+        ),
     }
 }
 
@@ -339,6 +381,54 @@ mod tests {
         assert_eq!(retry_delay(3, i, m, 1.0), Duration::from_secs(8));
         assert_eq!(retry_delay(20, i, m, 1.0), Duration::from_secs(300));
         assert_eq!(retry_delay(u32::MAX, i, m, 0.0), Duration::from_secs(150));
+    }
+
+    #[test]
+    fn attempts_become_records() {
+        let p = RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            give_up_ms: 3_600_000,
+        };
+        let retry = |after| Outcome::Retry {
+            error: "HTTP 503".into(),
+            after,
+        };
+        assert_eq!(
+            p.record(Outcome::Delivered, 3, 0, 10, 0.5),
+            Attempt::Delivered
+        );
+        assert_eq!(
+            p.record(Outcome::Permanent("HTTP 404".into()), 0, 0, 10, 0.5),
+            Attempt::Failed {
+                error: "HTTP 404".into()
+            }
+        );
+        // Third retry: 4 s base, full jitter draw → 4 s.
+        assert_eq!(
+            p.record(retry(None), 2, 0, 1000, 1.0),
+            Attempt::Retry {
+                error: "HTTP 503".into(),
+                next_attempt_at: 5000
+            }
+        );
+        // Retry-After is honoured when longer, capped at retry_max_ms.
+        let at = |after| match p.record(retry(Some(after)), 0, 0, 0, 1.0) {
+            Attempt::Retry {
+                next_attempt_at, ..
+            } => next_attempt_at,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(at(Duration::from_secs(30)), 30_000);
+        assert_eq!(at(Duration::from_secs(3600)), 60_000);
+        assert_eq!(at(Duration::from_millis(10)), 1000);
+        // Past the give-up horizon: failed, saying why.
+        assert_eq!(
+            p.record(retry(None), 41, 0, 3_600_000, 0.5),
+            Attempt::Failed {
+                error: "gave up after 42 attempts: HTTP 503".into()
+            }
+        );
     }
 
     proptest! {

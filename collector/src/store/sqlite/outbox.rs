@@ -77,7 +77,7 @@ pub(super) async fn enqueue(
     );
     let payload = serde_json::to_string(&n).map_err(|e| Error::Conflict(e.to_string()))?;
     for r in routes {
-        if !(r.matches(tenant_id, &tenant_name, ticket.tier) || false) {
+        if !(r.matches(tenant_id, &tenant_name, ticket.tier) || told.contains(&r.name)) {
             continue;
         }
         sqlx::query(
@@ -162,7 +162,7 @@ pub(super) async fn outbox_due(
         "SELECT o.id, o.key, o.sink, o.ticket_id, o.attempts, o.created_at, o.payload FROM outbox o
          WHERE o.sink = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
            AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.sink = ?1 AND e.ticket_id = o.ticket_id
-                             AND e.state = 'pending' AND e.id < o.id AND 0)
+                             AND e.state = 'pending' AND e.id < o.id)
          ORDER BY o.next_attempt_at, o.id LIMIT ?3",
     )
     .bind(sink)

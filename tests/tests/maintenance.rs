@@ -1,0 +1,384 @@
+//! Maintenance windows and silences end to end: a real agent's disk fills
+//! on a tmpfs while its host is silenced through the API — the check goes
+//! CRIT, no ticket opens; the silence is removed — exactly one ticket opens.
+//! Plus the CLI (`maintenance`, `silence`, `tenant set-time-zone`) and the
+//! API's tenant scoping and read-only viewers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{AgentHome, Collector, Tmpfs, enroll_ok, eventually};
+use serde_json::{Value, json};
+
+fn agent_config(mount: &std::path::Path) -> String {
+    format!(
+        "[checks.disk]\nmounts = [{mount:?}]\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
+         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
+    )
+}
+
+/// Sends `method path` with a bearer key and an optional JSON body.
+async fn send(
+    c: &Collector,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("http://{}{path}", c.http))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("http request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn tickets_for(all: &Value, agent_id: &str) -> Vec<Value> {
+    all.as_array()
+        .expect("ticket list")
+        .iter()
+        .filter(|t| t["agent_id"] == agent_id)
+        .cloned()
+        .collect()
+}
+
+/// Unix ms of an RFC 3339 timestamp from the API.
+fn millis(v: &Value) -> i64 {
+    let s = v.as_str().expect("timestamp string");
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .expect("rfc3339");
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).expect("ms")
+}
+
+/// The agent's disk check on `item`, if reported.
+async fn disk_check(c: &Collector, agent_id: &str, item: &str) -> Option<Value> {
+    let v = c.get(&format!("/api/v1/agents/{agent_id}")).await;
+    v["checks"]
+        .as_array()?
+        .iter()
+        .find(|x| x["check"] == "disk" && x["item"] == item)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed() {
+    let collector = Collector::start();
+    let mnt = Tmpfs::mount("8m");
+    let item = mnt.path().to_str().expect("utf-8 path").to_string();
+    let home = AgentHome::new(&agent_config(mnt.path()));
+    let agent_id = enroll_ok(&collector, &home, "default");
+    let _agent = home.run();
+    eventually(Duration::from_secs(30), "an OK disk check", || async {
+        disk_check(&collector, &agent_id, &item)
+            .await
+            .filter(|c| c["state"] == "ok")
+    })
+    .await;
+
+    // Who may not silence this host: another tenant's key (its tenant or
+    // host is simply not found) and a viewer.
+    let out = collector.cli(&["tenant", "add", "other"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = collector.cli_json(&[
+        "api-key", "create", "--name", "other", "--tenant", "other", "--json",
+    ]);
+    let other = other["key"].as_str().expect("key").to_string();
+    let viewer = collector.cli_json(&[
+        "api-key", "create", "--name", "ro", "--role", "viewer", "--json",
+    ]);
+    let viewer = viewer["key"].as_str().expect("key").to_string();
+    let silence =
+        json!({"tenant": "default", "host": agent_id, "duration": "1h", "reason": "disk swap"});
+    let post = reqwest::Method::POST;
+    let (status, body) = send(
+        &collector,
+        &other,
+        post.clone(),
+        "/api/v1/silences",
+        Some(silence.clone()),
+    )
+    .await;
+    assert_eq!(status, 404, "another tenant: {body}");
+    let (status, body) = send(
+        &collector,
+        &other,
+        post.clone(),
+        "/api/v1/silences",
+        Some(json!({"host": agent_id, "duration": "1h", "reason": "x"})),
+    )
+    .await;
+    assert_eq!(status, 404, "another tenant's host: {body}");
+    let (status, body) = send(
+        &collector,
+        &viewer,
+        post.clone(),
+        "/api/v1/silences",
+        Some(silence.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "viewer: {body}");
+
+    // The MSP-wide key silences the host.
+    let (status, created) = send(
+        &collector,
+        &collector.api_key,
+        post,
+        "/api/v1/silences",
+        Some(silence),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["active"], true, "{created}");
+    assert_eq!(created["agent_id"], agent_id.as_str());
+    assert_eq!(created["created_by"], "e2e-admin");
+    let id = created["id"].as_i64().expect("id");
+    let (_, others) = send(
+        &collector,
+        &other,
+        reqwest::Method::GET,
+        "/api/v1/silences",
+        None,
+    )
+    .await;
+    assert_eq!(others, json!([]), "not visible to another tenant");
+
+    // Fill the disk past critical: the agent reports CRIT...
+    std::fs::write(
+        mnt.path().join("fill.bin"),
+        vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024],
+    )
+    .expect("fill tmpfs");
+    let crit = eventually(
+        Duration::from_secs(15),
+        "the disk check to go CRIT",
+        || async {
+            disk_check(&collector, &agent_id, &item)
+                .await
+                .filter(|c| c["state"] == "crit")
+        },
+    )
+    .await;
+    let crit_at = millis(&crit["updated_at"]);
+    // ...and a later heartbeat, at least 3 s (3 sweeps) later by the
+    // collector's own clock, still finds no ticket.
+    eventually(Duration::from_secs(40), "a later heartbeat", || async {
+        disk_check(&collector, &agent_id, &item)
+            .await
+            .filter(|c| c["state"] == "crit" && millis(&c["updated_at"]) >= crit_at + 3000)
+    })
+    .await;
+    let open = collector.get("/api/v1/tickets?state=open").await;
+    assert!(tickets_for(&open, &agent_id).is_empty(), "silenced: {open}");
+    let all = collector.get("/api/v1/tickets").await;
+    assert!(tickets_for(&all, &agent_id).is_empty(), "silenced: {all}");
+
+    // A window id is not a silence; removing the silence works once.
+    let (status, _) = send(
+        &collector,
+        &collector.api_key,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/maintenance/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = send(
+        &collector,
+        &other,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/silences/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "another tenant cannot remove it: {body}");
+    let (status, body) = send(
+        &collector,
+        &collector.api_key,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/silences/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The problem still exists: exactly one ticket opens, by the sweep.
+    let ticket = eventually(
+        Duration::from_secs(10),
+        "a ticket after the silence",
+        || async {
+            let open = collector.get("/api/v1/tickets?state=open").await;
+            tickets_for(&open, &agent_id).first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(ticket["check"], "disk");
+    assert_eq!(ticket["item"], item.as_str());
+    assert_eq!(ticket["severity"], "crit");
+    // Still one after the next heartbeat.
+    let seen = millis(&ticket["opened_at"]);
+    eventually(
+        Duration::from_secs(40),
+        "a heartbeat after the ticket",
+        || async {
+            disk_check(&collector, &agent_id, &item)
+                .await
+                .filter(|c| millis(&c["updated_at"]) > seen)
+        },
+    )
+    .await;
+    let all = collector.get("/api/v1/tickets").await;
+    assert_eq!(tickets_for(&all, &agent_id).len(), 1, "{all}");
+
+    let audit = collector.get("/api/v1/audit").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|a| a["actor"] == "e2e-admin")
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["silence.delete", "silence.create"], "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_and_time_zones_from_the_cli() {
+    let collector = Collector::start();
+    // A bad zone is refused before anything is created.
+    let out = collector.cli(&["tenant", "add", "acme", "--time-zone", "Mars/Olympus"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Mars/Olympus"));
+    let out = collector.cli(&["tenant", "add", "acme", "--time-zone", "Europe/Berlin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = collector.cli(&["tenant", "set-time-zone", "default", "America/New_York"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tenants = collector.cli_json(&["tenant", "list", "--json"]);
+    let zone = |name: &str| {
+        tenants
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["time_zone"].clone())
+    };
+    assert_eq!(zone("acme"), Some(json!("Europe/Berlin")));
+    assert_eq!(zone("default"), Some(json!("America/New_York")));
+
+    // A weekly window for backups, read in Berlin time.
+    let w = collector.cli_json(&[
+        "maintenance",
+        "add",
+        "--tenant",
+        "acme",
+        "--check",
+        "backup",
+        "--weekly",
+        "mon-fri",
+        "--at",
+        "22:00",
+        "--duration",
+        "2h",
+        "--reason",
+        "backup server patching",
+        "--json",
+    ]);
+    assert_eq!(w["kind"], "weekly");
+    assert_eq!(w["time_zone"], "Europe/Berlin");
+    assert_eq!(
+        w["weekly"]["days"],
+        json!(["mon", "tue", "wed", "thu", "fri"])
+    );
+    assert!(w["next_start"].is_string() || w["active"] == true, "{w}");
+    // A one-off window with local times, and a silence.
+    let once = collector.cli_json(&[
+        "maintenance",
+        "add",
+        "--tenant",
+        "acme",
+        "--site",
+        "hq",
+        "--start",
+        "2099-05-01 22:00",
+        "--end",
+        "2099-05-02 02:00",
+        "--json",
+    ]);
+    assert_eq!(once["start_at"], "2099-05-01T20:00:00Z", "22:00 CEST");
+    assert_eq!(once["active"], false);
+    let s = collector.cli_json(&[
+        "silence", "add", "--tenant", "acme", "--for", "30m", "--reason", "testing", "--json",
+    ]);
+    assert_eq!(s["active"], true);
+    // Missing reason, unknown host: refused.
+    assert!(
+        !collector
+            .cli(&[
+                "silence", "add", "--tenant", "acme", "--for", "30m", "--reason", " "
+            ])
+            .status
+            .success()
+    );
+    assert!(
+        !collector
+            .cli(&[
+                "silence", "add", "--tenant", "acme", "--host", "nope", "--for", "30m", "--reason",
+                "x"
+            ])
+            .status
+            .success()
+    );
+
+    // Visible through the API with the MSP-wide key.
+    let windows = collector.get("/api/v1/maintenance").await;
+    assert_eq!(windows.as_array().map(Vec::len), Some(2), "{windows}");
+    let silences = collector.get("/api/v1/silences").await;
+    assert_eq!(silences.as_array().map(Vec::len), Some(1), "{silences}");
+
+    // Remove them; the audit log has every change by the CLI operator.
+    for (what, id) in [
+        ("maintenance", &w["id"]),
+        ("maintenance", &once["id"]),
+        ("silence", &s["id"]),
+    ] {
+        let id = id.as_i64().expect("id").to_string();
+        let out = collector.cli(&[what, "remove", &id]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = collector.cli_json(&["maintenance", "list", "--json"]);
+    assert_eq!(listed, json!([]));
+    let audit = collector.get("/api/v1/audit").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    for a in [
+        "tenant.time_zone",
+        "maintenance.create",
+        "silence.create",
+        "maintenance.delete",
+        "silence.delete",
+    ] {
+        assert!(actions.contains(&a), "{a} missing: {actions:?}");
+    }
+}
