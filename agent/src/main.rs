@@ -137,11 +137,13 @@ fn execute(
         }
         Command::Check(args) => {
             let results = runtime.block_on(run::check_once(&config))?;
-            if args.json {
-                println!("{}", output::json(&results));
+            let text = if args.json {
+                format!("{}\n", output::json(&results))
             } else {
-                print!("{}", output::table(&results));
-            }
+                output::table(&results)
+            };
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             Ok(ExitCode::from(output::worst(&results).exit_code()))
         }
         Command::Enroll(args) => {

@@ -225,4 +225,20 @@ mod tests {
         assert_eq!(log_level_problem("info,forewarn_agent=debug"), None);
         assert!(log_level_problem("inf").is_some_and(|p| p.contains("log_level")));
     }
+
+    #[test]
+    fn spool_sizes_are_checked() {
+        let mut config = Config::default();
+        config.spool.segment_bytes = 100;
+        config.spool.max_bytes = 150;
+        config.spool.disk_retry_secs = 0;
+        let all = validate(&config).join("\n");
+        for key in [
+            "spool.segment_bytes (100) must be at least 4096",
+            "spool.max_bytes (150) must be at least twice spool.segment_bytes (100)",
+            "spool.disk_retry_secs must be greater than 0",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+    }
 }

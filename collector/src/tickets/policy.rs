@@ -20,6 +20,10 @@ pub struct Policy {
     pub default_rule: Rule,
     /// Per check kind rules, e.g. `[tickets.rules.service]`.
     pub rules: BTreeMap<String, Rule>,
+    /// Rule for agent liveness (overdue) unless `rules.agent` is given:
+    /// confirmed for 10 s, so hosts of a site going silent together are
+    /// grouped before any opens its own ticket.
+    pub liveness_rule: Rule,
     /// Severity → priority for servers.
     pub server_priority: SeverityPriorities,
     /// Severity → priority for workstations.
@@ -72,16 +76,12 @@ impl Default for Policy {
         Self {
             default_rule: Rule::default(),
             // The agent already decides cpu/memory/load on sustained windows;
-            // the collector adds no second confirmation delay for them. An
-            // overdue host is confirmed for 10 s, so hosts of a site going
-            // silent together are grouped before any opens its own ticket.
-            rules: BTreeMap::from([(
-                "agent".to_string(),
-                Rule {
-                    confirm_secs: 10,
-                    ..Rule::default()
-                },
-            )]),
+            // the collector adds no second confirmation delay for them.
+            rules: BTreeMap::new(),
+            liveness_rule: Rule {
+                confirm_secs: 10,
+                ..Rule::default()
+            },
             server_priority: prio("P1", "P2", "P3"),
             workstation_priority: prio("P2", "P3", "P4"),
             sla: BTreeMap::from([
@@ -103,7 +103,11 @@ impl Default for Policy {
 impl Policy {
     /// The rule for a check kind.
     pub fn rule(&self, check: &str) -> Rule {
-        self.rules.get(check).copied().unwrap_or(self.default_rule)
+        match self.rules.get(check) {
+            Some(r) => *r,
+            None if check == "agent" => self.liveness_rule,
+            None => self.default_rule,
+        }
     }
 
     /// `P1`…`P4` for a severity on a host of `role`.

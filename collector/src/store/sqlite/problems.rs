@@ -155,6 +155,9 @@ pub(super) async fn add_event(
     Ok(())
 }
 
+/// Agent clocks further off than this are logged.
+const CLOCK_SKEW_WARN_MS: i64 = 30_000;
+
 /// Stores one agent result and runs it through the engine.
 pub(super) async fn apply_result(
     tx: &mut Tx,
@@ -196,8 +199,20 @@ pub(super) async fn apply_result(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    // The agent's clock may be off: express its `since` in collector time,
+    // shifted by how far the report's own timestamp is from our receive time
+    // (network latency is negligible next to the rules' seconds).
+    let skew = now - observed_at;
+    if skew.abs() > CLOCK_SKEW_WARN_MS {
+        tracing::warn!(
+            agent_id = ctx.agent_id,
+            skew_ms = skew,
+            "agent clock is off"
+        );
+    }
+    let at = r.since.saturating_add(skew).min(now);
     observe(
-        tx, policy, ctx, &r.check, &r.item, r.state, &r.message, r.since, now,
+        tx, policy, ctx, &r.check, &r.item, r.state, &r.message, at, now,
     )
     .await
 }
