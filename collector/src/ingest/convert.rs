@@ -176,19 +176,18 @@ fn snapshot(s: Option<&pb::HostSnapshot>) -> Result<HostSnapshot> {
     })
 }
 
-/// A validated report. `agent_id` and `boot_id` must match the session's
-/// (identity comes from the certificate; the fields are only cross-checked).
-pub fn report(r: &pb::Report, agent_id: &str, boot_id: &str, now: Millis) -> Result<Report> {
+/// A validated report. `agent_id` must match the session's (identity comes
+/// from the certificate; the field is only cross-checked). `boot_id` may be
+/// another than the hello's: an agent resends an earlier run's spooled
+/// reports under their original `(boot_id, seq)`, and the dedup key keeps
+/// them apart.
+pub fn report(r: &pb::Report, agent_id: &str, now: Millis) -> Result<Report> {
     if !r.agent_id.is_empty() && r.agent_id != agent_id {
         return Err(Error::PermissionDenied(
             "report agent_id does not match the client certificate".into(),
         ));
     }
-    if r.boot_id != boot_id {
-        return Err(Error::InvalidArgument(
-            "report boot_id does not match the session's hello".into(),
-        ));
-    }
+    let boot_id = required("report.boot_id", &r.boot_id, MAX_ID_LEN)?;
     if r.seq == 0 || r.seq > i64::MAX as u64 {
         return Err(Error::InvalidArgument("report seq must be 1..2^63".into()));
     }
@@ -203,7 +202,7 @@ pub fn report(r: &pb::Report, agent_id: &str, boot_id: &str, now: Millis) -> Res
         None => return Err(Error::InvalidArgument("report payload is required".into())),
     };
     Ok(Report {
-        boot_id: boot_id.to_string(),
+        boot_id,
         seq: r.seq,
         observed_at: millis("observed_at", r.observed_at.as_ref(), now)?,
         payload,
@@ -266,7 +265,7 @@ mod tests {
 
     #[test]
     fn valid_report_converts() {
-        let r = report(&report_with(vec![result(3)]), "a", "b", now()).expect("valid");
+        let r = report(&report_with(vec![result(3)]), "a", now()).expect("valid");
         assert_eq!(r.payload.results()[0].state, CheckState::Crit);
         assert_eq!(r.observed_at, now());
     }
@@ -274,35 +273,45 @@ mod tests {
     #[test]
     fn invalid_fields_are_refused() {
         for bad in [0, 5, -1, 99] {
-            assert!(report(&report_with(vec![result(bad)]), "a", "b", now()).is_err());
+            assert!(report(&report_with(vec![result(bad)]), "a", now()).is_err());
         }
         let mut long = result(1);
         long.item = "x".repeat(MAX_ITEM_LEN + 1);
-        assert!(report(&report_with(vec![long]), "a", "b", now()).is_err());
+        assert!(report(&report_with(vec![long]), "a", now()).is_err());
         let mut nan = result(1);
         nan.metrics.push(pb::Metric {
             name: "m".into(),
             value: f64::NAN,
             unit: String::new(),
         });
-        assert!(report(&report_with(vec![nan]), "a", "b", now()).is_err());
+        assert!(report(&report_with(vec![nan]), "a", now()).is_err());
         let too_many = vec![result(1); MAX_RESULTS + 1];
-        assert!(report(&report_with(too_many), "a", "b", now()).is_err());
+        assert!(report(&report_with(too_many), "a", now()).is_err());
     }
 
     #[test]
     fn identity_fields_must_match_session() {
         let r = report_with(vec![result(1)]);
         assert!(matches!(
-            report(&r, "other-agent", "b", now()),
+            report(&r, "other-agent", now()),
             Err(Error::PermissionDenied(_))
         ));
-        assert!(report(&r, "a", "other-boot", now()).is_err());
+        // An earlier run's report (resent from the agent's spool) keeps its
+        // own boot id; a missing or oversized one is refused.
+        let mut earlier = r.clone();
+        earlier.boot_id = "earlier-boot".into();
+        let earlier = report(&earlier, "a", now()).expect("earlier boot accepted");
+        assert_eq!(earlier.boot_id, "earlier-boot");
+        for bad in [String::new(), "x".repeat(MAX_ID_LEN + 1)] {
+            let mut r = r.clone();
+            r.boot_id = bad;
+            assert!(report(&r, "a", now()).is_err());
+        }
         let mut future = r.clone();
         future.observed_at = Some(timestamp(now() + 2 * MAX_CLOCK_SKEW_MS));
-        assert!(report(&future, "a", "b", now()).is_err());
+        assert!(report(&future, "a", now()).is_err());
         let mut zero = r;
         zero.seq = 0;
-        assert!(report(&zero, "a", "b", now()).is_err());
+        assert!(report(&zero, "a", now()).is_err());
     }
 }

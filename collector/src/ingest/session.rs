@@ -178,7 +178,7 @@ async fn run(
         match msg.body {
             Some(pb::agent_message::Body::Report(r)) => {
                 let now = now_millis();
-                let report = match convert::report(&r, &id.agent_id, &boot_id, now) {
+                let report = match convert::report(&r, &id.agent_id, now) {
                     Ok(r) => r,
                     Err(e) => break Err(e),
                 };
@@ -200,7 +200,7 @@ async fn run(
                     );
                 }
                 if tx
-                    .send(Ok(convert::ack(&boot_id, report.seq)))
+                    .send(Ok(convert::ack(&report.boot_id, report.seq)))
                     .await
                     .is_err()
                 {

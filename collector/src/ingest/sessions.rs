@@ -10,10 +10,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
+/// Per agent: (session id, kill switch) of each open session.
+type Switches = HashMap<String, Vec<(u64, watch::Sender<bool>)>>;
+
 /// Kill switches of open sessions, by agent id.
 #[derive(Clone, Default)]
 pub struct Sessions {
-    inner: Arc<Mutex<HashMap<String, Vec<(u64, watch::Sender<bool>)>>>>,
+    inner: Arc<Mutex<Switches>>,
     next: Arc<std::sync::atomic::AtomicU64>,
 }
 

@@ -96,7 +96,7 @@ fn stats(mut ms: Vec<i64>) -> Option<DurationStats> {
     let mean = ms.iter().sum::<i64>() as f64 / ms.len() as f64 / 1000.0;
     let mid = ms.len() / 2;
     #[allow(clippy::cast_precision_loss)]
-    let median = if ms.len() % 2 == 0 {
+    let median = if ms.len().is_multiple_of(2) {
         (ms[mid - 1] + ms[mid]) as f64 / 2000.0
     } else {
         ms[mid] as f64 / 1000.0
