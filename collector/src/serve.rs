@@ -99,6 +99,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .client_auth_optional(true);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sessions = crate::ingest::Sessions::default();
+    // Ticks when this process commits ticket changes: wakes the sinks.
+    let (outbox_wake, outbox_wake_rx) = tokio::sync::watch::channel(0u64);
     let max = cfg.grpc.max_message_bytes;
     let grpc = Server::builder()
         .tls_config(tls)
@@ -122,6 +124,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
                 store.clone(),
                 stop_rx.clone(),
                 sessions.clone(),
+                outbox_wake.clone(),
             ))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
@@ -169,19 +172,23 @@ pub async fn serve(cfg: Config) -> Result<()> {
     // escalations. State lives in the store, so a restart loses nothing.
     let sweep_task = {
         let store = store.clone();
+        let outbox_wake = outbox_wake.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 match store.sweep(now_millis()).await {
-                    Ok(o) if o.opened + o.resolved + o.escalated + o.overdue > 0 => info!(
-                        opened = o.opened,
-                        resolved = o.resolved,
-                        escalated = o.escalated,
-                        overdue = o.overdue,
-                        "ticket sweep"
-                    ),
+                    Ok(o) if o.opened + o.resolved + o.escalated + o.overdue > 0 => {
+                        outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
+                        info!(
+                            opened = o.opened,
+                            resolved = o.resolved,
+                            escalated = o.escalated,
+                            overdue = o.overdue,
+                            "ticket sweep"
+                        );
+                    }
                     Ok(_) => {}
                     Err(error) => warn!(%error, "ticket sweep failed"),
                 }
@@ -197,6 +204,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
             public_url: cfg.http.public_url(http_addr),
         },
         stop_rx.clone(),
+        outbox_wake_rx,
     )
     .await?;
 

@@ -192,6 +192,15 @@ struct Segment {
     dead: Option<File>,
 }
 
+/// Where a rewrite put an entry's record.
+#[derive(Debug)]
+struct Moved {
+    /// Index into `Spool::entries`.
+    entry: usize,
+    offset: u64,
+    index: u32,
+}
+
 /// The segment being appended to.
 #[derive(Debug)]
 struct Active {
@@ -725,8 +734,13 @@ impl Spool {
         // whatever happens next.
         self.reader = None;
         let live = u32::try_from(moves.len()).unwrap_or(u32::MAX);
-        for (i, offset, index) in moves {
-            if let Some(e) = self.entries.get_mut(i) {
+        for Moved {
+            entry,
+            offset,
+            index,
+        } in moves
+        {
+            if let Some(e) = self.entries.get_mut(entry) {
                 e.loc = Loc::Disk {
                     segment: id,
                     offset,
@@ -748,8 +762,8 @@ impl Spool {
     }
 
     /// Copies segment `id`'s live records to `out` (fsynced); returns the
-    /// new length and, per entry moved, (entry index, new offset, new index).
-    fn copy_live(&mut self, id: u64, out: &mut File) -> io::Result<(u64, Vec<(usize, u64, u32)>)> {
+    /// new length and where each entry moved.
+    fn copy_live(&mut self, id: u64, out: &mut File) -> io::Result<(u64, Vec<Moved>)> {
         let mut buf = Vec::with_capacity(usize::try_from(self.opts.segment_bytes).unwrap_or(0));
         buf.extend_from_slice(segment::MAGIC);
         let mut moves = Vec::new();
@@ -765,11 +779,11 @@ impl Spool {
                 continue;
             }
             let record = self.read_record(id, offset, e.len)?;
-            moves.push((
-                i,
-                buf.len() as u64,
-                u32::try_from(moves.len()).unwrap_or(u32::MAX),
-            ));
+            moves.push(Moved {
+                entry: i,
+                offset: buf.len() as u64,
+                index: u32::try_from(moves.len()).unwrap_or(u32::MAX),
+            });
             buf.extend_from_slice(&record);
         }
         out.write_all(&buf)?;

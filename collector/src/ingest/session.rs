@@ -31,17 +31,26 @@ pub struct IngestService {
     store: Arc<dyn Store>,
     shutdown: watch::Receiver<bool>,
     sessions: Sessions,
+    outbox_wake: watch::Sender<u64>,
 }
 
 impl IngestService {
     /// `shutdown` turning true ends every open session (UNAVAILABLE), so a
     /// stopping collector does not wait for agents to hang up; `sessions`
     /// lets a revocation close an agent's open streams.
-    pub fn new(store: Arc<dyn Store>, shutdown: watch::Receiver<bool>, sessions: Sessions) -> Self {
+    /// `outbox_wake` ticks after a report changed tickets, so the sinks
+    /// deliver at once.
+    pub fn new(
+        store: Arc<dyn Store>,
+        shutdown: watch::Receiver<bool>,
+        sessions: Sessions,
+        outbox_wake: watch::Sender<u64>,
+    ) -> Self {
         Self {
             store,
             shutdown,
             sessions,
+            outbox_wake,
         }
     }
 
@@ -96,10 +105,11 @@ impl Ingest for IngestService {
         let inbound = request.into_inner();
         let mut shutdown = self.shutdown.clone();
         let mut registration = self.sessions.register(&id.agent_id);
+        let outbox_wake = self.outbox_wake.clone();
         tokio::spawn(async move {
             let agent_id = id.agent_id.clone();
             let result = tokio::select! {
-                r = run(store.clone(), id.clone(), inbound, &tx) => r,
+                r = run(store.clone(), id.clone(), inbound, &tx, &outbox_wake) => r,
                 () = async { let _ = registration.revoked.wait_for(|r| *r).await; } => {
                     warn!(agent_id, "agent revoked: closing its session");
                     let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
@@ -126,6 +136,7 @@ async fn run(
     id: PeerIdentity,
     mut inbound: Streaming<pb::AgentMessage>,
     tx: &Outbound,
+    outbox_wake: &watch::Sender<u64>,
 ) -> Result<()> {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.next()).await {
         Err(_) => return Err(Error::InvalidArgument("no hello within 10 s".into())),
@@ -190,6 +201,7 @@ async fn run(
                     Err(e) => break Err(e),
                 };
                 if outcome.opened + outcome.updated + outcome.resolved > 0 {
+                    outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
                     info!(
                         agent_id = id.agent_id,
                         seq = report.seq,

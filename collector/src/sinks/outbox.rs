@@ -147,6 +147,7 @@ pub async fn start(
     sinks: &SinksConfig,
     ctx: &SinkContext,
     stop: watch::Receiver<bool>,
+    wake: watch::Receiver<u64>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let parsed = sinks
         .parse()
@@ -173,7 +174,7 @@ pub async fn start(
             tiers = ?r.settings.tiers,
             "ticket sink ready"
         );
-        tasks.spawn(run_sink(store.clone(), r, stop.clone()));
+        tasks.spawn(run_sink(store.clone(), r, stop.clone(), wake.clone()));
     }
     let prune_store = store.clone();
     let mut prune_stop = stop.clone();
@@ -265,7 +266,15 @@ impl RetryPolicy {
 }
 
 /// One sink's loop: due rows in order, one attempt each.
-async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<bool>) {
+/// `wake` ticks when this process has just committed outbox rows (a report
+/// or a sweep changed tickets), so a healthy sink delivers at once instead
+/// of at its next poll.
+async fn run_sink(
+    store: Arc<dyn Store>,
+    r: Running,
+    mut stop: watch::Receiver<bool>,
+    mut wake: watch::Receiver<u64>,
+) {
     let name = r.settings.name.as_str();
     let policy = RetryPolicy::of(&r.settings);
     // Consecutive retryable failures of the sink as a whole.
@@ -311,8 +320,15 @@ async fn run_sink(store: Arc<dyn Store>, r: Running, mut stop: watch::Receiver<b
             }
         }
         if !wait.is_zero() {
+            let healthy = failures == 0;
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
+                changed = wake.changed(), if healthy => {
+                    if changed.is_err() {
+                        // No waker any more: polling alone from now on.
+                        wake = watch::channel(0).1;
+                    }
+                }
                 changed = stop.changed() => {
                     // The collector is gone without saying stop: so are we.
                     if changed.is_err() {
