@@ -389,6 +389,10 @@ pub struct MemoryConfig {
     pub window_secs: u64,
     pub warn_percent: f64,
     pub crit_percent: f64,
+    /// Swap used, sustained over the same window (item "swap"); off unless
+    /// set — many hosts keep idle pages in swap without any problem.
+    pub swap_warn_percent: Option<f64>,
+    pub swap_crit_percent: Option<f64>,
 }
 
 impl Default for MemoryConfig {
@@ -399,11 +403,27 @@ impl Default for MemoryConfig {
             window_secs: 300,
             warn_percent: 90.0,
             crit_percent: 95.0,
+            swap_warn_percent: None,
+            swap_crit_percent: None,
         }
     }
 }
 
 impl MemoryConfig {
+    /// The swap window, when swap thresholds are configured (a missing one
+    /// of the two is taken as "never": 101 %).
+    pub fn swap_window(&self) -> Option<WindowSettings> {
+        if self.swap_warn_percent.is_none() && self.swap_crit_percent.is_none() {
+            return None;
+        }
+        Some(WindowSettings {
+            sample_interval: Duration::from_secs(self.sample_interval_secs),
+            window: Duration::from_secs(self.window_secs),
+            warn_percent: self.swap_warn_percent.unwrap_or(101.0),
+            crit_percent: self.swap_crit_percent.unwrap_or(101.0),
+        })
+    }
+
     pub fn window(&self) -> WindowSettings {
         WindowSettings {
             sample_interval: Duration::from_secs(self.sample_interval_secs),

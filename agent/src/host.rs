@@ -50,6 +50,8 @@ pub struct HostSnapshot {
 pub struct MemoryUsage {
     pub used_bytes: u64,
     pub total_bytes: u64,
+    pub swap_used_bytes: u64,
+    pub swap_total_bytes: u64,
 }
 
 impl MemoryUsage {
@@ -170,13 +172,15 @@ impl Host {
         self.last_cpu_percent
     }
 
-    /// Current RAM usage.
+    /// Current RAM and swap usage.
     pub fn sample_memory(&mut self) -> MemoryUsage {
         self.system
-            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
         MemoryUsage {
             used_bytes: self.system.used_memory(),
             total_bytes: self.system.total_memory(),
+            swap_used_bytes: self.system.used_swap(),
+            swap_total_bytes: self.system.total_swap(),
         }
     }
 
@@ -254,6 +258,8 @@ impl Host {
             memory: MemoryUsage {
                 used_bytes: self.system.used_memory(),
                 total_bytes: self.system.total_memory(),
+                swap_used_bytes: self.system.used_swap(),
+                swap_total_bytes: self.system.total_swap(),
             },
             swap_used_bytes: self.system.used_swap(),
             swap_total_bytes: self.system.total_swap(),

@@ -264,7 +264,11 @@ async fn confirmation_needs_three_consecutive_failures() {
     // The collector expresses the agent's time in its own clock (shifted by
     // the report's transit), so allow the loopback transit time.
     let off = ms(&ts[0]["detected_at"]) - detected;
-    assert!(off.abs() < 1000, "detected_at {off} ms from the first failure: {}", ts[0]);
+    assert!(
+        off.abs() < 1000,
+        "detected_at {off} ms from the first failure: {}",
+        ts[0]
+    );
     assert_eq!(event_kinds(&detail(&c, id(&ts[0])).await), ["opened"]);
 }
 

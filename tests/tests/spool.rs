@@ -45,6 +45,18 @@ fn fill(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// Names of the segment files in a spool dir.
+fn segments(spool: &Path) -> Vec<String> {
+    std::fs::read_dir(spool)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".seg"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn tickets_for<'a>(all: &'a Value, agent_id: &str) -> Vec<&'a Value> {
     all.as_array()
         .expect("ticket list")
@@ -153,6 +165,12 @@ async fn state_changes_made_while_the_collector_is_down_survive_an_agent_kill() 
     agent.child.kill().expect("kill -9");
     agent.child.wait().expect("reap");
     let first_log = agent.log_text();
+    let spool = home.dir.path().join("state/spool");
+    let killed_runs_segments = segments(&spool);
+    assert!(
+        !killed_runs_segments.is_empty(),
+        "the killed run left a spool"
+    );
     assert!(
         !first_log.contains("session open"),
         "the agent was never connected:\n{first_log}"
@@ -196,11 +214,16 @@ async fn state_changes_made_while_the_collector_is_down_survive_an_agent_kill() 
     assert_eq!(kinds.first(), Some(&"opened"), "{detail}");
     assert_eq!(kinds.last(), Some(&"resolved"), "{detail}");
 
-    // Everything acknowledged: the spool is empty, nothing came twice.
-    eventually(Duration::from_secs(30), "the spool drained", || async {
-        let log = agent.log_text();
-        line_with(&log, None, &["session open"]).map(|_| ())
-    })
+    // Everything acknowledged: the killed run's segments are deleted, and
+    // nothing came twice.
+    eventually(
+        Duration::from_secs(30),
+        "the earlier run's segments deleted",
+        || async {
+            let now = segments(&spool);
+            (!killed_runs_segments.iter().any(|s| now.contains(s))).then_some(())
+        },
+    )
     .await;
     let all = collector.get("/api/v1/tickets").await;
     assert_eq!(tickets_for(&all, &agent_id).len(), 1, "one episode: {all}");
@@ -216,6 +239,10 @@ async fn state_changes_made_while_the_collector_is_down_survive_an_agent_kill() 
     );
     let log = agent.log_text();
     assert!(!log.contains("unreadable"), "{log}");
+    eprintln!(
+        "reports spooled by the killed run: {}; delivered by the next one",
+        first_log.matches("report spooled").count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,12 +296,10 @@ async fn a_full_spool_disk_means_memory_only_until_space_returns() {
         (t["state"] == "resolved").then_some(())
     })
     .await;
-    let segments = std::fs::read_dir(mnt.path().join("spool"))
-        .expect("spool dir")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-        .count();
-    assert!(segments >= 1, "a segment file on the freed disk");
+    assert!(
+        !segments(&mnt.path().join("spool")).is_empty(),
+        "a segment file on the freed disk"
+    );
 
     assert!(
         agent.child.try_wait().expect("try_wait").is_none(),

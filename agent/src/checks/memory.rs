@@ -15,6 +15,8 @@ pub struct MemoryCheck {
     /// Whether the last evaluation was raised: then the next sample brings
     /// the process table, to name the heaviest processes.
     raised: bool,
+    /// Swap used, when swap thresholds are configured (item "swap").
+    swap: Option<(Window, WindowSettings)>,
 }
 
 impl MemoryCheck {
@@ -29,7 +31,21 @@ impl MemoryCheck {
             settings,
             mode,
             raised: false,
+            swap: None,
         }
+    }
+
+    /// Also watches swap use over the same window (item "swap").
+    #[must_use]
+    pub fn with_swap(mut self, settings: Option<WindowSettings>) -> Self {
+        self.swap = settings.map(|s| {
+            let capacity = match self.mode {
+                Mode::Continuous => s.samples(),
+                Mode::Once => 1,
+            };
+            (Window::new(&s, capacity), s)
+        });
+        self
     }
 }
 
@@ -87,12 +103,44 @@ impl Check for MemoryCheck {
                 |p| format_bytes(p.memory_bytes),
             ));
         }
-        vec![Evaluation {
+        let mut evaluations = vec![Evaluation {
             item: String::new(),
             state: status.state,
             message,
             metrics,
-        }]
+        }];
+        if let Some((window, settings)) = self.swap.as_mut() {
+            let current = (memory.swap_total_bytes > 0)
+                .then(|| crate::host::percent(memory.swap_used_bytes, memory.swap_total_bytes));
+            let s = window.push(current.or(Some(0.0)));
+            let message = if memory.swap_total_bytes == 0 {
+                "no swap configured".to_string()
+            } else {
+                format!(
+                    "swap {:.1}% used on average over {}{} ({} of {} now)",
+                    s.average,
+                    format_secs(settings.window),
+                    if s.is_full() {
+                        ""
+                    } else {
+                        ", window not full yet"
+                    },
+                    format_bytes(memory.swap_used_bytes),
+                    format_bytes(memory.swap_total_bytes)
+                )
+            };
+            #[allow(clippy::cast_precision_loss)]
+            evaluations.push(Evaluation {
+                item: "swap".to_string(),
+                state: s.state,
+                message,
+                metrics: vec![
+                    Metric::new("swap_used_percent", s.average, "percent"),
+                    Metric::new("swap_used_bytes", memory.swap_used_bytes as f64, "bytes"),
+                ],
+            });
+        }
+        evaluations
     }
 }
 
@@ -108,9 +156,35 @@ mod tests {
             memory: Some(MemoryUsage {
                 used_bytes: used,
                 total_bytes: 1000,
+                swap_used_bytes: used / 2,
+                swap_total_bytes: 1000,
             }),
             ..Sample::default()
         }
+    }
+
+    #[test]
+    fn swap_is_watched_only_when_configured() {
+        let config = MemoryConfig {
+            sample_interval_secs: 5,
+            window_secs: 5,
+            swap_warn_percent: Some(40.0),
+            swap_crit_percent: Some(80.0),
+            ..MemoryConfig::default()
+        };
+        let mut plain = MemoryCheck::new(config.window(), Mode::Continuous);
+        assert_eq!(plain.evaluate(&sample(900)).len(), 1);
+        let mut check =
+            MemoryCheck::new(config.window(), Mode::Continuous).with_swap(config.swap_window());
+        let e = check.evaluate(&sample(900));
+        assert_eq!(e[1].item, "swap");
+        assert_eq!(e[1].state, CheckState::Warn, "{}", e[1].message);
+        assert!(
+            e[1].message.starts_with("swap 45.0% used"),
+            "{}",
+            e[1].message
+        );
+        assert!(MemoryConfig::default().swap_window().is_none());
     }
 
     #[test]

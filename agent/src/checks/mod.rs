@@ -261,10 +261,10 @@ pub fn build(
         checks.push(Box::new(cpu::CpuCheck::new(config.cpu.window(), mode)));
     }
     if config.memory.enabled {
-        checks.push(Box::new(memory::MemoryCheck::new(
-            config.memory.window(),
-            mode,
-        )));
+        checks.push(Box::new(
+            memory::MemoryCheck::new(config.memory.window(), mode)
+                .with_swap(config.memory.swap_window()),
+        ));
     }
     if config.load.enabled {
         checks.push(Box::new(load::LoadCheck::new(&config.load)));

@@ -29,6 +29,23 @@ pub fn validate(config: &Config) -> Vec<String> {
     validate_load(&config.checks.load, &mut p);
     validate_window("checks.cpu", &config.checks.cpu.window(), &mut p);
     validate_window("checks.memory", &config.checks.memory.window(), &mut p);
+    for (key, v) in [
+        ("swap_warn_percent", config.checks.memory.swap_warn_percent),
+        ("swap_crit_percent", config.checks.memory.swap_crit_percent),
+    ] {
+        if let Some(v) = v.filter(|v| !(0.0..=100.0).contains(v)) {
+            p.push(format!("checks.memory.{key} ({v}) must be within 0..=100"));
+        }
+    }
+    if let (Some(w), Some(c)) = (
+        config.checks.memory.swap_warn_percent,
+        config.checks.memory.swap_crit_percent,
+    ) && w >= c
+    {
+        p.push(format!(
+            "checks.memory.swap_warn_percent ({w}) must be below checks.memory.swap_crit_percent ({c})"
+        ));
+    }
     super::backup::validate_backup(&config.checks.backup, &mut p);
     super::log::validate_log(&config.checks.log, &mut p);
     super::process::validate_process(&config.checks.process, &mut p);
