@@ -46,7 +46,7 @@ enum Command {
     /// Inspect and revoke agents.
     #[command(subcommand)]
     Agents(AgentsCommand),
-    /// Inspect tickets.
+    /// Inspect and act on tickets: list, show, ack, assign, escalate, note, resolve.
     #[command(subcommand)]
     Tickets(TicketsCommand),
     /// The collector's certificate authority.

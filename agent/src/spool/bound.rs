@@ -85,7 +85,7 @@ impl Spool {
 
     /// Rewrites every segment that holds dead records with only its live
     /// ones.
-    pub(super) fn compact(&mut self) -> io::Result<()> {
+    fn compact(&mut self) -> io::Result<()> {
         let ids: Vec<u64> = self
             .segments
             .iter()
@@ -103,7 +103,7 @@ impl Spool {
         Ok(())
     }
 
-    pub(super) fn rewrite(&mut self, id: u64) -> io::Result<()> {
+    fn rewrite(&mut self, id: u64) -> io::Result<()> {
         let tmp = self.path(id, "tmp");
         let mut out = create_file(&tmp)?;
         let result = self.copy_live(id, &mut out);
@@ -154,7 +154,7 @@ impl Spool {
 
     /// Copies segment `id`'s live records to `out` (fsynced); returns the
     /// new length and where each entry moved.
-    pub(super) fn copy_live(&mut self, id: u64, out: &mut File) -> io::Result<(u64, Vec<Moved>)> {
+    fn copy_live(&mut self, id: u64, out: &mut File) -> io::Result<(u64, Vec<Moved>)> {
         let mut buf = Vec::with_capacity(usize::try_from(self.opts.segment_bytes).unwrap_or(0));
         buf.extend_from_slice(segment::MAGIC);
         let mut moves = Vec::new();

@@ -48,7 +48,7 @@ impl Spool {
         spool
     }
 
-    pub(super) fn recover(&mut self) -> io::Result<()> {
+    fn recover(&mut self) -> io::Result<()> {
         create_dir(&self.opts.dir)?;
         let mut segments = Vec::new();
         let mut dead_lists = Vec::new();
@@ -80,7 +80,7 @@ impl Spool {
     }
 
     /// Reads segment `id` into the index, cutting off a damaged tail.
-    pub(super) fn recover_segment(&mut self, id: u64) {
+    fn recover_segment(&mut self, id: u64) {
         let path = self.path(id, "seg");
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
