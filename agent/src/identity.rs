@@ -15,7 +15,6 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
@@ -122,14 +121,10 @@ impl StateDir {
     /// `identity.json` last.
     pub fn save(&self, c: &Credentials) -> Result<()> {
         if !self.dir.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)
-                .map_err(|source| Error::Write {
-                    path: self.dir.clone(),
-                    source,
-                })?;
+            create_private_dir(&self.dir).map_err(|source| Error::Write {
+                path: self.dir.clone(),
+                source,
+            })?;
         }
         let json = serde_json::to_string_pretty(&c.identity).map_err(|e| Error::Write {
             path: self.file(IDENTITY),
@@ -152,21 +147,65 @@ impl StateDir {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(&tmp)?;
+            let mut file = create_new(&tmp, mode)?;
             file.write_all(contents)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()
+            sync_dir(&self.dir)
         })();
         result.map_err(|source| {
             let _ = fs::remove_file(&tmp);
             Error::Write { path, source }
         })
     }
+}
+
+// === files, per platform ===
+
+/// Creates `dir` and its parents, 0700.
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+// TODO(windows): ACL limiting the state dir to the agent's account (and
+// SYSTEM); until then it inherits its parent's ACL.
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).create(dir)
+}
+
+/// Creates `path`, which must not exist, with `mode`.
+#[cfg(unix)]
+fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+}
+
+// TODO(windows): ACL so the key is readable by the agent's account only;
+// until then every file inherits the state dir's ACL.
+#[cfg(not(unix))]
+fn create_new(path: &Path, _mode: u32) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// Makes a rename in `dir` durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a `File` (access denied), so there is
+/// nothing to fsync; the rename is as durable as the file system's metadata
+/// journal makes it.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 fn check_certificates(path: &Path, pem: &str) -> Result<()> {
@@ -184,8 +223,6 @@ fn check_certificates(path: &Path, pem: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
 
     fn credentials() -> Credentials {
@@ -210,7 +247,9 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
         fs::metadata(path).expect("metadata").permissions().mode() & 0o777
     }
 
@@ -224,8 +263,11 @@ mod tests {
         let c = credentials();
         state.save(&c).expect("save");
         assert_eq!(state.load().expect("load"), c);
-        assert_eq!(mode(state.path()), 0o700);
-        assert_eq!(mode(&state.path().join("agent.key")), 0o600);
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(state.path()), 0o700);
+            assert_eq!(mode(&state.path().join("agent.key")), 0o600);
+        }
         let names: Vec<_> = fs::read_dir(state.path())
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -26,6 +26,7 @@ pub mod report;
 pub mod run;
 pub mod scheduler;
 pub mod session;
+pub mod signals;
 pub mod spool;
 
 pub use error::{Error, Result};

@@ -3,7 +3,9 @@
 //! config goes to the scheduler, which applies it as a diff (only changed
 //! check kinds are rebuilt); an invalid one is rejected with a clear log line
 //! and the running config stays. Keys that only take effect at start
-//! (`state_dir`, `collector`, `log_level`) are logged as needing a restart.
+//! (`state_dir`, `collector`, `spool`, `log_level`) are logged as needing a
+//! restart.
+//! Windows has no SIGHUP: there a change of the file is the only trigger.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::checks::watch::{Pacing, Target, Watch};
 use crate::config::Config;
 use crate::error::chain;
+use crate::signals::Hangup;
 
 /// Watches for reload requests until `shutdown`.
 pub async fn watch_config(
@@ -24,7 +27,7 @@ pub async fn watch_config(
     interval: watch::Sender<Duration>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+    let mut hangup = match Hangup::install() {
         Ok(s) => Some(s),
         Err(error) => {
             warn!(%error, "cannot listen for SIGHUP; reload on file change only");
@@ -76,6 +79,10 @@ pub async fn watch_config(
                 if new.collector != current.collector {
                     warn!("collector changes need a restart; keeping the running value");
                     new.collector = current.collector.clone();
+                }
+                if new.spool != current.spool {
+                    warn!("spool changes need a restart; keeping the running value");
+                    new.spool = current.spool.clone();
                 }
                 if new.log_level != current.log_level {
                     warn!("log_level changes need a restart; keeping the running value");

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
@@ -18,16 +17,17 @@ use crate::identity::{Identity, StateDir};
 use crate::outbox::Outbox;
 use crate::scheduler::Scheduler;
 use crate::session::{self, SessionConfig, SessionIo};
+use crate::signals::Stop;
 
 /// Observations buffered between the scheduler and the session.
 const OBSERVATION_BUFFER: usize = 64;
 
-/// `forewarn-agent run`: reports until SIGTERM or SIGINT, then says Goodbye.
+/// `forewarn-agent run`: reports until SIGTERM or SIGINT (Windows: Ctrl-C,
+/// console close or shutdown), then says Goodbye.
 /// `config_path`: the file SIGHUP or a change of it reloads.
 pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()> {
     // Installed first, so a stop during startup is not lost.
-    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    let mut stop = Stop::install().map_err(Error::Signal)?;
 
     let state = StateDir::new(&config.state_dir);
     let credentials = tokio::task::spawn_blocking(move || state.load()).await??;
@@ -96,8 +96,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     ));
 
     let failure = tokio::select! {
-        _ = terminate.recv() => { info!(signal = "SIGTERM", "stop requested"); None }
-        _ = interrupt.recv() => { info!(signal = "SIGINT", "stop requested"); None }
+        signal = stop.recv() => { info!(signal, "stop requested"); None }
         result = &mut scheduler => Some(match result {
             Ok(Ok(())) => Error::Host("checks stopped unexpectedly".to_owned()),
             Ok(Err(e)) => e,

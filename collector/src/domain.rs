@@ -272,7 +272,8 @@ impl TicketState {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Ticket {
     pub id: i64,
-    /// `check` (a check's problem), `agent` (liveness) or `site` (outage).
+    /// `check` (a check's problem), `agent` (liveness), `site` (outage) or
+    /// `group` (the same check failing on many hosts of a tenant).
     pub kind: String,
     pub tenant_id: String,
     pub site: String,
@@ -309,7 +310,7 @@ pub struct Ticket {
     pub resolve_breached: bool,
     /// `engine` (auto-resolved) or the operator who resolved it.
     pub resolved_by: Option<String>,
-    /// The site outage ticket this host's ticket belongs to.
+    /// The site outage or check group ticket this host's ticket belongs to.
     pub parent_id: Option<i64>,
     #[serde(with = "rfc3339")]
     pub updated_at: Millis,

@@ -51,6 +51,28 @@ pub async fn ensure_default_tenant(store: &dyn Store, cfg: &Config) -> Result<()
     Ok(())
 }
 
+/// Logs `[tickets.tenants.<name>]` tables naming no existing tenant (a
+/// typo changes nothing, silently, otherwise; a tenant created later is
+/// covered as soon as it exists).
+async fn warn_unknown_tenant_overrides(store: &dyn Store, cfg: &Config) -> Result<()> {
+    if cfg.tickets.tenants.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<String> = store
+        .list_tenants(&crate::domain::Scope::All)
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for tenant in cfg.tickets.unknown_tenants(&known) {
+        warn!(
+            tenant,
+            "[tickets.tenants.<tenant>] names an unknown tenant: its overrides apply once it exists"
+        );
+    }
+    Ok(())
+}
+
 /// Names the server certificate is valid for.
 pub fn server_names(cfg: &Config) -> Vec<String> {
     let mut names = vec![
@@ -78,6 +100,7 @@ pub fn server_names(cfg: &Config) -> Vec<String> {
 pub async fn serve(cfg: Config) -> Result<()> {
     let store = open_store(&cfg).await?;
     ensure_default_tenant(store.as_ref(), &cfg).await?;
+    warn_unknown_tenant_overrides(store.as_ref(), &cfg).await?;
     let store: Arc<dyn Store> = store;
     let ca = Arc::new(Ca::load_or_create(&cfg.pki_dir())?);
     let names = server_names(&cfg);

@@ -11,22 +11,25 @@ use std::time::Duration;
 use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 
-fn agent_config(mount: &Path, extra: &str) -> String {
+fn agent_config(mounts: &[&Path], extra: &str) -> String {
     format!(
-        "[checks.disk]\nmounts = [{mount:?}]\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
+        "[checks.disk]\nmounts = {mounts:?}\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
          poll_interval_ms = 200\n[checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n\
          [checks.load]\nenabled = false\n{extra}\n"
     )
 }
 
 /// Starts `forewarn-agent run` logging to `log_name` in the agent's dir,
-/// with the outbox's per-report debug line on.
+/// with the outbox's per-report and the spool's debug lines on.
 fn run_agent(home: &AgentHome, log_name: &str) -> Proc {
     let log = home.dir.path().join(log_name);
     let child = home
         .command()
         .arg("run")
-        .env("RUST_LOG", "info,forewarn_agent::outbox=debug")
+        .env(
+            "RUST_LOG",
+            "info,forewarn_agent::outbox=debug,forewarn_agent::spool=debug",
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -63,6 +66,30 @@ fn tickets_for<'a>(all: &'a Value, agent_id: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|t| t["agent_id"] == agent_id && t["check"] == "disk")
         .collect()
+}
+
+/// Waits for an open disk ticket of `agent_id` on `item`; its id.
+async fn open_ticket(collector: &Collector, agent_id: &str, item: &str) -> i64 {
+    eventually(
+        Duration::from_secs(30),
+        &format!("a ticket for {item}"),
+        || async {
+            let open = collector.get("/api/v1/tickets?state=open").await;
+            tickets_for(&open, agent_id)
+                .into_iter()
+                .find(|t| t["item"] == item)
+                .and_then(|t| t["id"].as_i64())
+        },
+    )
+    .await
+}
+
+async fn resolved(collector: &Collector, id: i64) {
+    eventually(Duration::from_secs(30), "the ticket to resolve", || async {
+        let t = collector.get(&format!("/api/v1/tickets/{id}")).await;
+        (t["state"] == "resolved").then_some(())
+    })
+    .await;
 }
 
 /// Index of the first log line after `after` that has every one of `parts`
@@ -114,7 +141,7 @@ async fn state_changes_made_while_the_collector_is_down_survive_an_agent_kill() 
     let collector = Collector::start();
     let mnt = Tmpfs::mount("8m");
     let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path(), ""));
+    let home = AgentHome::new(&agent_config(&[mnt.path()], ""));
     let agent_id = enroll_ok(&collector, &home, "default");
 
     // The collector goes away before the agent ever reports.
@@ -248,13 +275,17 @@ async fn state_changes_made_while_the_collector_is_down_survive_an_agent_kill() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_disk_means_memory_only_until_space_returns() {
     let collector = Collector::start();
-    // The whole state dir lives on a 1 MiB tmpfs.
-    let mnt = Tmpfs::mount("1m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path(), "[spool]\ndisk_retry_secs = 1\n"));
-    std::os::unix::fs::symlink(mnt.path(), home.dir.path().join("state")).expect("symlink");
+    // The whole state dir lives on a 1 MiB tmpfs; a second tmpfs makes
+    // state changes while the first one is full.
+    let state = Tmpfs::mount("1m");
+    let other = Tmpfs::mount("8m");
+    let home = AgentHome::new(&agent_config(
+        &[state.path(), other.path()],
+        "[spool]\ndisk_retry_secs = 1\n",
+    ));
+    std::os::unix::fs::symlink(state.path(), home.dir.path().join("state")).expect("symlink");
     let agent_id = enroll_ok(&collector, &home, "default");
-    let filler = fill(mnt.path());
+    let filler = fill(state.path());
 
     let mut agent = run_agent(&home, "agent.log");
     eventually(
@@ -267,18 +298,21 @@ async fn a_full_spool_disk_means_memory_only_until_space_returns() {
     )
     .await;
 
-    // Still reporting: its own full disk opens a ticket.
-    let id = eventually(
-        Duration::from_secs(30),
-        "a ticket for the full disk, reported from memory",
-        || async {
-            let open = collector.get("/api/v1/tickets?state=open").await;
-            tickets_for(&open, &agent_id)
-                .first()
-                .and_then(|t| t["id"].as_i64())
-        },
-    )
-    .await;
+    // Still reporting: its own full disk opens a ticket...
+    let state_item = state.path().to_str().expect("utf-8 path");
+    let other_item = other.path().to_str().expect("utf-8 path");
+    let state_ticket = open_ticket(&collector, &agent_id, state_item).await;
+
+    // ...and so do state changes made while the spool disk stays full (each
+    // one retries the disk, fails, and stays quiet about it). The wait lets
+    // the retry interval (1 s) pass first.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let big = other.path().join("fill.bin");
+    std::fs::write(&big, vec![1u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill other");
+    let other_ticket = open_ticket(&collector, &agent_id, other_item).await;
+    std::fs::remove_file(&big).expect("drain other");
+    resolved(&collector, other_ticket).await;
+    assert!(segments(&state.path().join("spool")).is_empty());
 
     // Space returns: the spool goes back to disk, the ticket resolves.
     std::fs::remove_file(&filler).expect("free space");
@@ -291,13 +325,9 @@ async fn a_full_spool_disk_means_memory_only_until_space_returns() {
         },
     )
     .await;
-    eventually(Duration::from_secs(30), "the ticket to resolve", || async {
-        let t = collector.get(&format!("/api/v1/tickets/{id}")).await;
-        (t["state"] == "resolved").then_some(())
-    })
-    .await;
+    resolved(&collector, state_ticket).await;
     assert!(
-        !segments(&mnt.path().join("spool")).is_empty(),
+        !segments(&state.path().join("spool")).is_empty(),
         "a segment file on the freed disk"
     );
 
@@ -309,12 +339,14 @@ async fn a_full_spool_disk_means_memory_only_until_space_returns() {
     assert_eq!(
         log.matches("spool disk unusable").count(),
         1,
-        "one warning, not one per report:\n{log}"
+        "one warning per outage, not one per retry:\n{log}"
+    );
+    assert!(
+        log.contains("spool disk still unusable"),
+        "a retry failed:\n{log}"
     );
     let all = collector.get("/api/v1/tickets").await;
-    let mine = tickets_for(&all, &agent_id);
-    assert_eq!(mine.len(), 1, "{all}");
-    assert_eq!(mine[0]["item"], item.as_str());
+    assert_eq!(tickets_for(&all, &agent_id).len(), 2, "{all}");
     let status = agent.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "{}", agent.log_text());
 }

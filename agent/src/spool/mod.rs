@@ -232,6 +232,9 @@ pub struct Spool {
     /// Sum of `len` over in-memory entries.
     memory_bytes: u64,
     disk: Disk,
+    /// The "disk unusable" warning was logged and the disk has not worked
+    /// since: one warning per outage, not one per retry.
+    warned: bool,
     losses: Losses,
     reported: Losses,
     /// The last segment read from, kept open for the next read.
@@ -277,6 +280,7 @@ impl Spool {
 
 // === files ===
 
+#[cfg(unix)]
 fn create_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
@@ -285,7 +289,14 @@ fn create_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
+// TODO(windows): ACL limiting the spool to the agent's account.
+#[cfg(not(unix))]
+fn create_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).create(dir)
+}
+
 /// A new file only the agent's user can read (reports describe the host).
+#[cfg(unix)]
 fn create_file(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
@@ -295,8 +306,21 @@ fn create_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+// TODO(windows): ACL; until then the file inherits the spool dir's ACL.
+#[cfg(not(unix))]
+fn create_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(unix)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a `File`: nothing to fsync.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {

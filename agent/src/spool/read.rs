@@ -134,6 +134,7 @@ impl Spool {
     }
 
     pub(super) fn read_record(&mut self, id: u64, offset: u64, len: u32) -> io::Result<Vec<u8>> {
+        #[cfg(unix)]
         use std::os::unix::fs::FileExt;
         if self.reader.as_ref().is_none_or(|(r, _)| *r != id) {
             self.reader = Some((id, File::open(self.path(id, "seg"))?));
@@ -142,7 +143,16 @@ impl Spool {
             return Err(io::Error::other("no reader"));
         };
         let mut buf = vec![0; len as usize];
+        #[cfg(unix)]
         file.read_exact_at(&mut buf, offset)?;
+        #[cfg(not(unix))]
+        {
+            // The reader handle is this spool's own: moving its cursor is safe.
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = file;
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_exact(&mut buf)?;
+        }
         Ok(buf)
     }
 }

@@ -28,6 +28,7 @@ impl Spool {
             live_bytes: 0,
             memory_bytes: 0,
             disk: Disk::Usable,
+            warned: false,
             losses: Losses::default(),
             reported: Losses::default(),
             reader: None,

@@ -28,8 +28,16 @@ impl Spool {
         self.make_room(len);
         let boot = self.boot_index(boot_id);
         let loc = match self.disk {
-            Disk::Usable => match self.write(&record, kind == Kind::StateChange) {
-                Ok(loc) => loc,
+            Disk::Usable => match self.write(&record) {
+                Ok(loc) => {
+                    match self.flush(kind == Kind::StateChange) {
+                        Ok(()) => self.disk_worked(0),
+                        // Written and readable, durability unknown: from
+                        // here on the disk is not trusted with new reports.
+                        Err(error) => self.degrade(&error, "fsync"),
+                    }
+                    loc
+                }
                 Err(error) => {
                     self.degrade(&error, "append");
                     Loc::Memory(record.into_boxed_slice())
@@ -47,8 +55,9 @@ impl Spool {
         })
     }
 
-    /// Writes one record to the open segment (opening one if needed).
-    pub(super) fn write(&mut self, record: &[u8], sync: bool) -> io::Result<Loc> {
+    /// Writes one record to the open segment (opening one if needed); not
+    /// fsynced (see [`Spool::flush`]).
+    pub(super) fn write(&mut self, record: &[u8]) -> io::Result<Loc> {
         let len = record.len() as u64;
         let full = self
             .active
@@ -68,24 +77,38 @@ impl Spool {
         if let Err(error) = active.file.write_all(record) {
             // Best effort: no half record left for the next start to count.
             let _ = active.file.set_len(offset);
+            let (id, empty) = (active.id, seg.live == 0);
             self.active = None;
+            if empty {
+                self.delete_segment(id);
+            }
             return Err(error);
         }
         seg.bytes += len;
         seg.records += 1;
         seg.live += 1;
-        let loc = Loc::Disk {
+        active.unsynced_since.get_or_insert_with(Instant::now);
+        Ok(Loc::Disk {
             segment: active.id,
             offset,
             index: seg.records - 1,
+        })
+    }
+
+    /// Fsyncs the open segment if `force`, or if its oldest unsynced record
+    /// was written [`HEARTBEAT_SYNC`] ago or more.
+    pub(super) fn flush(&mut self, force: bool) -> io::Result<()> {
+        let Some(active) = &mut self.active else {
+            return Ok(());
         };
-        let written = Instant::now();
-        let since = *active.unsynced_since.get_or_insert(written);
-        if sync || written.duration_since(since) >= HEARTBEAT_SYNC {
+        let Some(since) = active.unsynced_since else {
+            return Ok(());
+        };
+        if force || since.elapsed() >= HEARTBEAT_SYNC {
             active.file.sync_data()?;
             active.unsynced_since = None;
         }
-        Ok(loc)
+        Ok(())
     }
 
     pub(super) fn start_segment(&mut self) -> io::Result<()> {
@@ -143,13 +166,8 @@ impl Spool {
 
     /// Fsyncs what was written (a clean stop).
     pub fn sync(&mut self) {
-        if let Some(active) = &mut self.active
-            && active.unsynced_since.is_some()
-        {
-            match active.file.sync_data() {
-                Ok(()) => active.unsynced_since = None,
-                Err(error) => warn!(%error, "cannot fsync the spool"),
-            }
+        if let Err(error) = self.flush(true) {
+            warn!(%error, "cannot fsync the spool");
         }
     }
 
@@ -183,7 +201,8 @@ impl Spool {
     pub(super) fn degrade(&mut self, error: &io::Error, during: &'static str) {
         self.active = None;
         let retry_at = Instant::now() + self.opts.disk_retry;
-        if self.disk == Disk::Usable {
+        if !self.warned {
+            self.warned = true;
             warn!(
                 %error,
                 dir = %self.opts.dir.display(),
@@ -198,7 +217,8 @@ impl Spool {
         self.disk = Disk::Failed { retry_at };
     }
 
-    /// Tries the disk again: moves in-memory reports to a new segment.
+    /// Tries the disk again: moves in-memory reports to a new segment (or,
+    /// with none in memory, lets the next append find out).
     pub(super) fn restore_disk(&mut self) {
         self.disk = Disk::Usable;
         let mut moved = 0;
@@ -213,7 +233,7 @@ impl Spool {
             };
             let (record, len) = (record.clone(), u64::from(*len));
             // Fsynced once, below.
-            match self.write(&record, false) {
+            match self.write(&record) {
                 Ok(loc) => {
                     if let Some(e) = self.entries.get_mut(i) {
                         e.loc = loc;
@@ -224,19 +244,24 @@ impl Spool {
                 Err(error) => return self.degrade(&error, "retry"),
             }
         }
-        if let Some(active) = &mut self.active
-            && active.unsynced_since.is_some()
-        {
-            if let Err(error) = active.file.sync_data() {
-                return self.degrade(&error, "retry");
-            }
-            active.unsynced_since = None;
+        if let Err(error) = self.flush(true) {
+            return self.degrade(&error, "retry");
         }
-        info!(
-            dir = %self.opts.dir.display(),
-            moved,
-            "spool disk usable again: reports held in memory are on disk"
-        );
+        if moved > 0 {
+            self.disk_worked(moved);
+        }
+    }
+
+    /// A write to the disk (and its fsync, if asked for) worked.
+    fn disk_worked(&mut self, moved: usize) {
+        if self.warned {
+            self.warned = false;
+            info!(
+                dir = %self.opts.dir.display(),
+                moved,
+                "spool disk usable again: reports held in memory moved to disk"
+            );
+        }
     }
 
     /// Whether reports currently go to memory instead of disk.

@@ -14,6 +14,8 @@ mod conformance;
 mod conformance_maintenance;
 #[cfg(test)]
 mod conformance_outbox;
+#[cfg(test)]
+mod conformance_tenants;
 
 use async_trait::async_trait;
 

@@ -43,6 +43,9 @@ pub struct Policy {
     /// …and at least this share of the site's hosts → one site ticket
     /// listing them instead of one ticket per host.
     pub site_outage_min_percent: f64,
+    /// Per-tenant overrides, `[tickets.tenants.<tenant name>]` (see
+    /// [`super::tenant`]): none by default.
+    pub tenants: BTreeMap<String, super::tenant::TenantPolicy>,
 }
 
 /// Priorities per severity.
@@ -96,6 +99,7 @@ impl Default for Policy {
             shutdown_ticket_roles: vec!["server".to_string()],
             site_outage_min_hosts: 3,
             site_outage_min_percent: 50.0,
+            tenants: BTreeMap::new(),
         }
     }
 }
@@ -135,7 +139,6 @@ impl Policy {
     /// Problems, each naming its key (`tickets.…`).
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        let valid_prio = |v: &str| matches!(v, "P1" | "P2" | "P3" | "P4");
         for (role, m) in [
             ("server_priority", &self.server_priority),
             ("workstation_priority", &self.workstation_priority),
@@ -145,7 +148,7 @@ impl Policy {
                 ("warn", &m.warn),
                 ("unknown", &m.unknown),
             ] {
-                if !valid_prio(v) {
+                if !valid_priority(v) {
                     p.push(format!(
                         "tickets.{role}.{sev} ({v:?}) must be P1, P2, P3 or P4"
                     ));
@@ -153,7 +156,7 @@ impl Policy {
             }
         }
         for (prio, s) in &self.sla {
-            if !valid_prio(prio) {
+            if !valid_priority(prio) {
                 p.push(format!(
                     "tickets.sla.{prio}: priority must be P1, P2, P3 or P4"
                 ));
@@ -167,17 +170,7 @@ impl Policy {
         for (kind, r) in std::iter::once(("default_rule".to_string(), &self.default_rule))
             .chain(self.rules.iter().map(|(k, r)| (format!("rules.{k}"), r)))
         {
-            if r.confirm_count == 0 {
-                p.push(format!("tickets.{kind}.confirm_count must be at least 1"));
-            }
-            if !(0.0..=100.0).contains(&r.flap_stop_percent)
-                || !(0.0..=100.0).contains(&r.flap_start_percent)
-                || r.flap_stop_percent > r.flap_start_percent
-            {
-                p.push(format!(
-                    "tickets.{kind}: flap_stop_percent must be within 0..=flap_start_percent<=100"
-                ));
-            }
+            p.extend(rule_problems(&format!("tickets.{kind}"), r));
         }
         if !(1..=3).contains(&self.start_tier)
             || self.max_tier < self.start_tier
@@ -201,8 +194,31 @@ impl Policy {
                 ));
             }
         }
+        p.extend(self.tenant_problems());
         p
     }
+}
+
+/// `P1`…`P4`.
+pub(super) fn valid_priority(v: &str) -> bool {
+    matches!(v, "P1" | "P2" | "P3" | "P4")
+}
+
+/// Problems of one rule, named under `key` (`tickets.rules.service`).
+pub(super) fn rule_problems(key: &str, r: &Rule) -> Vec<String> {
+    let mut p = Vec::new();
+    if r.confirm_count == 0 {
+        p.push(format!("{key}.confirm_count must be at least 1"));
+    }
+    if !(0.0..=100.0).contains(&r.flap_stop_percent)
+        || !(0.0..=100.0).contains(&r.flap_start_percent)
+        || r.flap_stop_percent > r.flap_start_percent
+    {
+        p.push(format!(
+            "{key}: flap_stop_percent must be within 0..=flap_start_percent<=100"
+        ));
+    }
+    p
 }
 
 /// Milliseconds in `mins` minutes.

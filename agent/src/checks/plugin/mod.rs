@@ -201,6 +201,8 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
+/// No process group elsewhere (Windows): the caller's `child.kill()` ends
+/// the plugin itself; a child it started may outlive it.
 #[cfg(not(unix))]
 fn kill_group(_pid: Option<u32>) {}
 

@@ -7,7 +7,7 @@
 use super::QueryError;
 use super::{Running, ServiceStatus};
 #[cfg(target_os = "macos")]
-use crate::checks::command::{self, first_line};
+use crate::checks::command::{self, CommandError, first_line};
 
 /// The run state from `launchctl print` output; `None` without a
 /// top-level `state` line. Nested blocks (sockets, endpoints) have their
@@ -71,7 +71,12 @@ pub async fn query(label: &str, need_enabled: bool) -> Result<ServiceStatus, Que
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         command::run("launchctl", &args, super::COMMAND_TIMEOUT)
             .await
-            .map_err(|e| QueryError::Failed(e.to_string()))
+            .map_err(|e| match e {
+                CommandError::NotFound { .. } => QueryError::Unavailable(
+                    "launchd not available (launchctl not found)".to_owned(),
+                ),
+                other => QueryError::Failed(other.to_string()),
+            })
     };
     let out = launchctl(vec!["print".into(), format!("system/{label}")]).await?;
     let text = format!("{}{}", out.stdout, out.stderr);

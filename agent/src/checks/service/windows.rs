@@ -9,7 +9,7 @@
 use super::QueryError;
 use super::{Running, ServiceStatus};
 #[cfg(windows)]
-use crate::checks::command::{self, Output};
+use crate::checks::command::{self, CommandError, Output};
 
 /// `sc` reports a service that does not exist with this Win32 error.
 const ERROR_SERVICE_DOES_NOT_EXIST: &str = "1060";
@@ -82,7 +82,12 @@ pub fn with_start_type(mut status: ServiceStatus, start: Option<(bool, String)>)
 async fn sc(args: &[&str]) -> Result<Output, QueryError> {
     command::run("sc", args, super::COMMAND_TIMEOUT)
         .await
-        .map_err(|e| QueryError::Failed(e.to_string()))
+        .map_err(|e| match e {
+            CommandError::NotFound { .. } => {
+                QueryError::Unavailable("service manager not available (sc not found)".to_owned())
+            }
+            other => QueryError::Failed(other.to_string()),
+        })
 }
 
 /// Asks the SCM about `name`.

@@ -76,11 +76,14 @@ pub(super) async fn ticket_action(
             if !open {
                 return Err(Error::Conflict(format!("ticket {id} is resolved")));
             }
-            let max = i64::from(store.policy.max_tier);
+            let policy =
+                super::tenant_policy::for_tenant_id(&mut tx, &store.policy, &ticket.tenant_id)
+                    .await?;
+            let max = i64::from(policy.max_tier);
             if i64::from(ticket.tier) >= max {
                 return Err(Error::Conflict(format!("ticket {id} is already at L{max}")));
             }
-            let sla = store.policy.sla(&ticket.priority);
+            let sla = policy.sla(&ticket.priority);
             // A fresh acknowledgement window at the new tier, unless acknowledged.
             sqlx::query(
                 "UPDATE tickets SET tier = tier + 1, escalations = escalations + 1, updated_at = ?,
@@ -121,16 +124,20 @@ pub(super) async fn ticket_action(
             .await?;
             // The engine keeps watching: unlink the ticket as resolved; if the
             // problem is still there, the next sweep reopens it (same episode).
-            let ctx = AgentCtx::load(&mut tx, &ticket.tenant_id, &ticket.agent_id).await?;
-            let mut p = problems::load_problem(&mut tx, &ctx, &ticket.check, &ticket.item).await?;
-            if let Some(link) = p.problem.ticket.as_mut().filter(|l| l.id == id) {
-                link.open = false;
-                link.resolved_at = Some(now);
+            // Site and check-group tickets have no problem of their own.
+            if !ticket.agent_id.is_empty() {
+                let ctx = AgentCtx::load(&mut tx, &ticket.tenant_id, &ticket.agent_id).await?;
+                let mut p =
+                    problems::load_problem(&mut tx, &ctx, &ticket.check, &ticket.item).await?;
+                if let Some(link) = p.problem.ticket.as_mut().filter(|l| l.id == id) {
+                    link.open = false;
+                    link.resolved_at = Some(now);
+                }
+                if p.problem.state != CheckState::Ok {
+                    still_failing = Some(p.message.clone());
+                }
+                problems::save_problem(&mut tx, &ctx, &p, now).await?;
             }
-            if p.problem.state != CheckState::Ok {
-                still_failing = Some(p.message.clone());
-            }
-            problems::save_problem(&mut tx, &ctx, &p, now).await?;
             let detail = match &still_failing {
                 Some(m) => format!("resolved by hand, but the problem is still present: {m}"),
                 None => "resolved by hand".to_string(),

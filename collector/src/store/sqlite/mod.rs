@@ -25,12 +25,14 @@ use crate::domain::{
 use crate::{Error, Result};
 
 mod actions;
+mod check_groups;
 mod kpis;
 mod maintenance;
 mod outbox;
 mod problems;
 mod sites;
 mod sweep;
+mod tenant_policy;
 
 use problems::{AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM};
 

@@ -16,6 +16,8 @@ pub(super) type Tx = Transaction<'static, Sqlite>;
 #[derive(Debug, Clone)]
 pub(super) struct AgentCtx {
     pub tenant_id: String,
+    /// The tenant's name: its policy overrides are keyed by it.
+    pub tenant: String,
     pub agent_id: String,
     pub site: String,
     pub host: String,
@@ -29,7 +31,8 @@ pub(super) struct AgentCtx {
 impl AgentCtx {
     pub(super) async fn load(tx: &mut Tx, tenant_id: &str, agent_id: &str) -> Result<Self> {
         let row = sqlx::query(
-            "SELECT site, hostname, role, overdue, revoked_at FROM agents WHERE id = ? AND tenant_id = ?",
+            "SELECT a.site, a.hostname, a.role, a.overdue, a.revoked_at, n.name AS tenant_name
+             FROM agents a JOIN tenants n ON n.id = a.tenant_id WHERE a.id = ? AND a.tenant_id = ?",
         )
         .bind(agent_id)
         .bind(tenant_id)
@@ -41,6 +44,7 @@ impl AgentCtx {
             super::maintenance::load_for_agent(tx, tenant_id, &site, agent_id).await?;
         Ok(Self {
             tenant_id: tenant_id.to_string(),
+            tenant: row.try_get("tenant_name")?,
             agent_id: agent_id.to_string(),
             site,
             host: row.try_get("hostname")?,
@@ -230,6 +234,7 @@ pub(super) async fn observe(
     at: Millis,
     now: Millis,
 ) -> Result<Vec<Step>> {
+    let policy = policy.for_tenant(&ctx.tenant);
     let mut row = load_problem(tx, ctx, check, item).await?;
     row.message = message.to_string();
     let hold = Hold {
@@ -237,7 +242,7 @@ pub(super) async fn observe(
         resolve: false,
     };
     let steps = engine::observe(&mut row.problem, state, at, now, &policy.rule(check), hold);
-    carry_out(tx, policy, ctx, &mut row, &steps, now).await?;
+    carry_out(tx, &policy, ctx, &mut row, &steps, now).await?;
     save_problem(tx, ctx, &row, now).await?;
     Ok(steps)
 }
@@ -250,6 +255,7 @@ pub(super) async fn tick(
     mut row: ProblemRow,
     now: Millis,
 ) -> Result<Vec<Step>> {
+    let policy = policy.for_tenant(&ctx.tenant);
     // Inhibition: an overdue host's check problems neither open nor resolve
     // on stale data (its liveness problem is the one that speaks).
     let inhibited = ctx.overdue && row.check != LIVENESS_CHECK;
@@ -261,7 +267,7 @@ pub(super) async fn tick(
         resolve: inhibited,
     };
     let steps = engine::tick(&mut row.problem, now, &policy.rule(&row.check), hold);
-    carry_out(tx, policy, ctx, &mut row, &steps, now).await?;
+    carry_out(tx, &policy, ctx, &mut row, &steps, now).await?;
     save_problem(tx, ctx, &row, now).await?;
     Ok(steps)
 }

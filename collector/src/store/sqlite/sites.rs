@@ -125,8 +125,10 @@ pub(super) async fn group(tx: &mut Tx, policy: &Policy, now: Millis) -> Result<(
                 id
             }
             None => {
-                let priority = policy.priority(CheckState::Crit, "server");
-                let sla = policy.sla(&priority);
+                let tenant_policy =
+                    super::tenant_policy::for_tenant_id(tx, policy, &tenant_id).await?;
+                let priority = tenant_policy.priority(CheckState::Crit, "server");
+                let sla = tenant_policy.sla(&priority);
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO tickets (tenant_id, site, agent_id, host, check_kind, item, fingerprint, severity, summary,
                                           state, opened_at, updated_at, kind, priority, tier, detected_at, ack_due_at, resolve_due_at)
@@ -143,7 +145,7 @@ pub(super) async fn group(tx: &mut Tx, policy: &Policy, now: Millis) -> Result<(
                 .bind(now)
                 .bind(now)
                 .bind(&priority)
-                .bind(i64::from(policy.start_tier))
+                .bind(i64::from(tenant_policy.start_tier))
                 .bind(&tenant_id)
                 .bind(&site)
                 .bind(now + mins_ms(sla.ack_mins))

@@ -11,6 +11,7 @@ use sqlx::Row;
 use super::SqliteStore;
 use super::maintenance;
 use super::problems::{self, AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM, add_event};
+use super::tenant_policy;
 use crate::Result;
 use crate::domain::{CheckState, Millis, SweepOutcome};
 use crate::tickets::policy::mins_ms;
@@ -110,10 +111,19 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
         }
     }
 
+    // 2b. The same check failing on many hosts of a tenant: one parent ticket.
+    let (group_opened, group_resolved) = super::check_groups::group(&mut tx, &policy, now).await?;
+    out.opened += group_opened;
+    out.resolved += group_resolved;
+
     // 3. Not acknowledged in time: escalate to the next tier, record the breach.
+    // A member of an open check group waits: its parent carries the SLA.
     let due = sqlx::query(
         "SELECT id, tenant_id, site, agent_id, check_kind, priority, tier, ack_breached FROM tickets
-         WHERE state = 'open' AND acknowledged_at IS NULL AND ack_due_at <= ? LIMIT ?",
+         WHERE state = 'open' AND acknowledged_at IS NULL AND ack_due_at <= ?
+           AND NOT EXISTS (SELECT 1 FROM tickets p WHERE p.id = tickets.parent_id
+                             AND p.kind = 'group' AND p.state = 'open')
+         LIMIT ?",
     )
     .bind(now)
     .bind(BATCH)
@@ -131,7 +141,8 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
         let priority: String = row.try_get("priority")?;
         let tier: i64 = row.try_get("tier")?;
         let breached = row.try_get::<i64, _>("ack_breached")? != 0;
-        let sla = policy.sla(&priority);
+        let tenant_policy = tenant_policy::for_tenant_id(&mut tx, &policy, &tenant_id).await?;
+        let sla = tenant_policy.sla(&priority);
         // In maintenance: the ticket stays open but does not escalate; its
         // acknowledgement clock restarts in full when the window ends.
         let (site, agent, check): (String, String, String) = (
@@ -166,7 +177,7 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
             )
             .await?;
         }
-        if tier < i64::from(policy.max_tier) {
+        if tier < i64::from(tenant_policy.max_tier) {
             let changed = sqlx::query(
                 "UPDATE tickets SET tier = tier + 1, escalations = escalations + 1, ack_breached = 1,
                         ack_due_at = ?, updated_at = ?
@@ -212,6 +223,10 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
         let id: i64 = row.try_get("id")?;
         let tenant_id: String = row.try_get("tenant_id")?;
         let priority: String = row.try_get("priority")?;
+        let resolve_mins = tenant_policy::for_tenant_id(&mut tx, &policy, &tenant_id)
+            .await?
+            .sla(&priority)
+            .resolve_mins;
         sqlx::query("UPDATE tickets SET resolve_breached = 1 WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -222,10 +237,7 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
             id,
             now,
             "sla_breach",
-            &format!(
-                "not resolved within {} min ({priority})",
-                policy.sla(&priority).resolve_mins
-            ),
+            &format!("not resolved within {resolve_mins} min ({priority})"),
             "engine",
         )
         .await?;
