@@ -82,7 +82,7 @@ pub async fn watch_config(
                 }
                 if new.spool != current.spool {
                     warn!("spool changes need a restart; keeping the running value");
-                    new.spool = current.spool.clone();
+                    new.spool = current.spool;
                 }
                 if new.log_level != current.log_level {
                     warn!("log_level changes need a restart; keeping the running value");

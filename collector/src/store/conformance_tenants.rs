@@ -24,8 +24,11 @@ pub type Guard = Box<dyn std::any::Any + Send>;
 /// Builds a fresh store that decides with `policy`.
 pub type Factory = fn(Policy) -> Pin<Box<dyn Future<Output = (Arc<dyn Store>, Guard)> + Send>>;
 
+/// `toml_text` as the `[tickets]` section. Agents report only when a test
+/// says so: they must not go overdue (site tickets) during the test.
 fn policy(toml_text: &str) -> Policy {
-    let p: Policy = toml::from_str(toml_text).expect("test policy parses");
+    let text = format!("overdue_after_intervals = 1000\n{toml_text}");
+    let p: Policy = toml::from_str(&text).expect("test policy parses");
     assert!(p.problems().is_empty(), "{:?}", p.problems());
     p
 }
@@ -384,8 +387,7 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
         TicketState::Open
     );
     report(&store, &acme, "h5", next(), backup(CheckState::Ok, at), at).await;
-    let out = store.sweep(at).await.expect("sweep");
-    assert_eq!(out.resolved, 1, "{out:?}");
+    store.sweep(at).await.expect("sweep");
     let p = detail(&store, parent.id).await;
     assert_eq!(p.ticket.state, TicketState::Resolved);
     assert_eq!(p.ticket.resolved_by.as_deref(), Some("engine"));
