@@ -21,8 +21,10 @@ const MIN: Millis = 60_000;
 
 /// Keeps a backend's resources (temp dir, server) alive for a test.
 pub type Guard = Box<dyn std::any::Any + Send>;
+/// A fresh store and what keeps it alive.
+pub type NewStore = Pin<Box<dyn Future<Output = (Arc<dyn Store>, Guard)> + Send>>;
 /// Builds a fresh store that decides with `policy`.
-pub type Factory = fn(Policy) -> Pin<Box<dyn Future<Output = (Arc<dyn Store>, Guard)> + Send>>;
+pub type Factory = fn(Policy) -> NewStore;
 
 /// `toml_text` as the `[tickets]` section. Agents report only when a test
 /// says so: they must not go overdue (site tickets) during the test.
@@ -447,9 +449,7 @@ macro_rules! tenant_policy_conformance {
     };
 }
 
-fn sqlite_with_policy(
-    policy: Policy,
-) -> Pin<Box<dyn Future<Output = (Arc<dyn Store>, Guard)> + Send>> {
+fn sqlite_with_policy(policy: Policy) -> NewStore {
     Box::pin(async move {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = super::sqlite::SqliteStore::open(&dir.path().join("t.db"))
