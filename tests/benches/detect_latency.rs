@@ -25,7 +25,7 @@ async fn open_ticket(c: &Collector, agent_id: &str) -> Option<i64> {
     let open = c.get("/api/v1/tickets?state=open").await;
     open.as_array()?
         .iter()
-        .find(|t| t["agent_id"] == agent_id)
+        .find(|t| t["agent_id"] == agent_id && t["check"] == "disk")
         .and_then(|t| t["id"].as_i64())
 }
 

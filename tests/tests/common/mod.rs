@@ -270,13 +270,19 @@ impl AgentHome {
         std::fs::write(
             &config,
             format!(
-                "state_dir = {:?}\ninterval_secs = 15\n{extra}\n{}",
+                "state_dir = {:?}\ninterval_secs = 15\n{extra}\n{}{}",
                 dir.path().join("state"),
-                // A host with a pending reboot would add unrelated tickets.
+                // A host with a pending reboot, or a machine loaded by the
+                // test run itself, would add unrelated tickets.
                 if extra.contains("[checks.reboot_required]") {
                     ""
                 } else {
                     "[checks.reboot_required]\nenabled = false\n"
+                },
+                if extra.contains("[checks.load]") {
+                    ""
+                } else {
+                    "[checks.load]\nenabled = false\n"
                 }
             ),
         )
