@@ -56,6 +56,13 @@ pub struct GrpcConfig {
     /// HTTP/2 streams one connection may open at once.
     #[serde(default = "default_max_concurrent_streams")]
     pub max_concurrent_streams: u32,
+    /// Failed enrollments one source address may make within
+    /// `enroll_failure_window_secs` before it is refused up front with
+    /// RESOURCE_EXHAUSTED until that window has passed; 0 = no limit.
+    #[serde(default = "default_enroll_max_failures")]
+    pub enroll_max_failures: u32,
+    #[serde(default = "default_enroll_failure_window_secs")]
+    pub enroll_failure_window_secs: u64,
 }
 
 /// The operator-facing HTTP API.
@@ -107,6 +114,12 @@ fn default_max_message_bytes() -> usize {
 fn default_max_concurrent_streams() -> u32 {
     16
 }
+fn default_enroll_max_failures() -> u32 {
+    10
+}
+fn default_enroll_failure_window_secs() -> u64 {
+    60
+}
 fn default_agent_cert_validity_days() -> u32 {
     90
 }
@@ -118,6 +131,8 @@ impl Default for GrpcConfig {
             server_names: Vec::new(),
             max_message_bytes: default_max_message_bytes(),
             max_concurrent_streams: default_max_concurrent_streams(),
+            enroll_max_failures: default_enroll_max_failures(),
+            enroll_failure_window_secs: default_enroll_failure_window_secs(),
         }
     }
 }
@@ -217,6 +232,12 @@ impl Config {
         }
         if self.grpc.max_concurrent_streams == 0 {
             problems.push("grpc.max_concurrent_streams must be at least 1".to_string());
+        }
+        if !(1..=86_400).contains(&self.grpc.enroll_failure_window_secs) {
+            problems.push(format!(
+                "grpc.enroll_failure_window_secs ({}) must be between 1 and 86400",
+                self.grpc.enroll_failure_window_secs
+            ));
         }
         if !(1..=3650).contains(&self.pki.agent_cert_validity_days) {
             problems.push(format!(

@@ -245,6 +245,24 @@ pub struct TokenGrant {
     pub role: String,
 }
 
+/// An enrollment token as operators see it (never the secret or its hash).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EnrollmentToken {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub site: String,
+    pub role: String,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "rfc3339")]
+    pub expires_at: Millis,
+    pub uses: u32,
+    pub max_uses: u32,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    pub revoked_at: Option<Millis>,
+}
+
 /// Ticket state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,6 +21,7 @@ pub mod serve;
 pub mod sinks;
 pub mod store;
 pub mod tickets;
+pub mod token_cli;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -117,6 +117,21 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List enrollment tokens (never their secrets), newest first.
+    List {
+        /// Only this tenant's tokens.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an enrollment token: refused from now on, like an expired one.
+    Revoke {
+        id: String,
+        #[arg(long, default_value_t = whoami())]
+        by: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -334,6 +349,12 @@ fn main() -> ExitCode {
             Command::Ca(CaCommand::Fingerprint) => commands::ca_fingerprint(&cfg),
             Command::Agents(AgentsCommand::List { tenant, json }) => {
                 commands::agents_list(&cfg, tenant.as_deref(), json).await
+            }
+            Command::Token(TokenCommand::List { tenant, json }) => {
+                forewarn_collector::token_cli::token_list(&cfg, tenant.as_deref(), json).await
+            }
+            Command::Token(TokenCommand::Revoke { id, by }) => {
+                forewarn_collector::token_cli::token_revoke(&cfg, &id, &by).await
             }
             Command::Agents(AgentsCommand::Revoke { id, by }) => {
                 commands::agent_revoke(&cfg, &id, &by).await

@@ -134,11 +134,17 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .max_frame_size(Some(64 * 1024))
         .http2_max_header_list_size(Some(16 * 1024))
         .add_service(
-            EnrollmentServer::new(EnrollmentService::new(
-                store.clone(),
-                ca.clone(),
-                cfg.pki.agent_cert_validity_days,
-            ))
+            EnrollmentServer::new(
+                EnrollmentService::new(
+                    store.clone(),
+                    ca.clone(),
+                    cfg.pki.agent_cert_validity_days,
+                )
+                .with_failure_limit(
+                    cfg.grpc.enroll_max_failures,
+                    Duration::from_secs(cfg.grpc.enroll_failure_window_secs),
+                ),
+            )
             .max_decoding_message_size(MAX_ENROLL_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_ENROLL_MESSAGE_BYTES),
         )

@@ -8,6 +8,7 @@
 mod auth;
 mod maintenance;
 mod outbox;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/kpis", get(kpis))
         .merge(outbox::routes())
         .merge(maintenance::routes())
+        .merge(tokens::routes())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .with_state(AppState { store })
 }

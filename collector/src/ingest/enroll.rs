@@ -3,16 +3,23 @@
 //! Order matters for "a refused enrollment leaves nothing behind": the token
 //! is checked, the certificate is signed in memory, and only then are the
 //! token use and the agent row committed together. Any refusal before or at
-//! that commit writes nothing.
+//! that commit writes nothing (but the audit log, which records every
+//! enrollment and every refusal with the peer address).
+//!
+//! Failed enrollments are limited per source address
+//! ([`FailureLimiter`]): over the limit, attempts get `RESOURCE_EXHAUSTED`
+//! before the store is touched.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::enrollment_server::Enrollment;
 use tonic::{Request, Response, Status};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::convert;
+use super::enroll_limit::FailureLimiter;
 use crate::domain::{NewAgent, now_millis};
 use crate::pki::Ca;
 use crate::secrets;
@@ -27,6 +34,7 @@ pub struct EnrollmentService {
     store: Arc<dyn Store>,
     ca: Arc<Ca>,
     cert_validity_days: u32,
+    limiter: FailureLimiter,
 }
 
 impl EnrollmentService {
@@ -35,6 +43,26 @@ impl EnrollmentService {
             store,
             ca,
             cert_validity_days,
+            limiter: FailureLimiter::new(10, Duration::from_secs(60)),
+        }
+    }
+
+    /// Refuses a source address up front after `max_failures` failed
+    /// enrollments within `window` (0 = no limit); default 10 per 60 s.
+    pub fn with_failure_limit(mut self, max_failures: u32, window: Duration) -> Self {
+        self.limiter = FailureLimiter::new(max_failures, window);
+        self
+    }
+
+    /// Audit trail; a failed audit write is logged, never turns the outcome
+    /// around.
+    async fn audit(&self, token_hash: &str, actor: &str, action: &str, target: &str, detail: &str) {
+        if let Err(e) = self
+            .store
+            .audit_enrollment(token_hash, now_millis(), actor, action, target, detail)
+            .await
+        {
+            error!(error = %e, actor, action, "could not write the enrollment audit entry");
         }
     }
 
@@ -98,14 +126,50 @@ impl Enrollment for EnrollmentService {
         &self,
         request: Request<pb::EnrollRequest>,
     ) -> std::result::Result<Response<pb::EnrollResponse>, Status> {
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
+        let addr = request.remote_addr();
+        let peer = addr.map(|a| a.to_string()).unwrap_or_default();
+        let ip = addr.map(|a| a.ip());
+        if let Some(ip) = ip
+            && !self.limiter.allowed(ip, Instant::now())
+        {
+            warn!(peer, "enrollment refused: too many failed attempts from this address");
+            return Err(Status::resource_exhausted(
+                "too many failed enrollments from this address; try again later",
+            ));
+        }
+        let req = request.into_inner();
+        // Only the hash is kept: it names the token (and so its tenant) in
+        // the audit log without holding the secret.
+        let token_hash = secrets::hash(&req.token);
+        let hostname = req
+            .host
+            .as_ref()
+            .map(|h| h.hostname.chars().take(128).collect::<String>())
             .unwrap_or_default();
-        match EnrollmentService::enroll(self, request.into_inner()).await {
-            Ok(resp) => Ok(Response::new(resp)),
+        let actor = format!("enroll:{peer}");
+        match EnrollmentService::enroll(self, req).await {
+            Ok(resp) => {
+                let detail = format!("hostname {hostname:?}, site {:?}", resp.site);
+                let target = format!("agent/{}", resp.agent_id);
+                self.audit(&token_hash, &actor, "agent.enrolled", &target, &detail)
+                    .await;
+                Ok(Response::new(resp))
+            }
             Err(error) => {
                 warn!(%error, peer, "enrollment refused");
+                if matches!(
+                    error,
+                    Error::Unauthenticated(_)
+                        | Error::PermissionDenied(_)
+                        | Error::InvalidArgument(_)
+                        | Error::Pki(_)
+                ) && let Some(ip) = ip
+                {
+                    self.limiter.failed(ip, Instant::now());
+                }
+                let detail = format!("{error} (hostname {hostname:?})");
+                self.audit(&token_hash, &actor, "enrollment.refused", "enrollment", &detail)
+                    .await;
                 Err(error.into())
             }
         }

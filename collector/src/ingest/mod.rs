@@ -5,6 +5,7 @@
 
 pub mod convert;
 mod enroll;
+mod enroll_limit;
 mod session;
 mod sessions;
 

@@ -8,6 +8,8 @@ use super::Store;
 use super::conformance_maintenance::*;
 #[allow(clippy::wildcard_imports)]
 use super::conformance_outbox::*;
+#[allow(clippy::wildcard_imports)]
+use super::conformance_tokens::*;
 use crate::Error;
 use crate::domain::{
     ApiCaller, CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent, NewApiKey,
@@ -851,6 +853,8 @@ macro_rules! store_conformance {
                 open_tickets_do_not_escalate_during_a_window,
                 weekly_windows_follow_the_tenant_time_zone,
                 maintenance_is_tenant_scoped_audited_and_closed_to_viewers,
+                revoked_enrollment_tokens_are_refused_scoped_and_audited,
+                enrollment_outcomes_are_audited_with_the_token_tenant,
             );
         }
     };

@@ -16,6 +16,8 @@ mod conformance_maintenance;
 mod conformance_outbox;
 #[cfg(test)]
 mod conformance_tenants;
+#[cfg(test)]
+mod conformance_tokens;
 
 use async_trait::async_trait;
 
@@ -43,6 +45,31 @@ pub trait Store: Send + Sync + 'static {
     /// Consumes one use of the token and creates the agent, atomically; the
     /// same refusals as [`Store::check_enrollment_token`] leave nothing behind.
     async fn enroll_agent(&self, token_hash: &str, now: Millis, agent: &NewAgent) -> Result<()>;
+    /// Enrollment tokens (never their secrets), newest first, scoped.
+    async fn list_enrollment_tokens(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<crate::domain::EnrollmentToken>>;
+    /// Revokes a token (refused from now on) and audits it; viewers are
+    /// refused, another tenant's token is `NotFound`, a second revoke is
+    /// `Conflict`.
+    async fn revoke_enrollment_token(
+        &self,
+        caller: &ApiCaller,
+        id: &str,
+        now: Millis,
+    ) -> Result<crate::domain::EnrollmentToken>;
+    /// Writes an enrollment outcome to the audit log; the tenant is the
+    /// token's when `token_hash` names a known token, else none.
+    async fn audit_enrollment(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<()>;
 
     // --- agents ---
     /// Identity facts for the session handshake (not tenant-scoped: the

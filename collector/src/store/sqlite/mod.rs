@@ -33,6 +33,7 @@ mod problems;
 mod sites;
 mod sweep;
 mod tenant_policy;
+mod tokens;
 
 use problems::{AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM};
 
@@ -279,7 +280,8 @@ impl Store for SqliteStore {
 
     async fn check_enrollment_token(&self, token_hash: &str, now: Millis) -> Result<TokenGrant> {
         let row = sqlx::query(
-            "SELECT t.tenant_id, n.name AS tenant_name, t.site, t.role, t.expires_at, t.uses, t.max_uses
+            "SELECT t.tenant_id, n.name AS tenant_name, t.site, t.role, t.expires_at, t.uses, t.max_uses,
+                    t.revoked_at
              FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id WHERE t.token_hash = ?",
         )
         .bind(token_hash)
@@ -289,6 +291,10 @@ impl Store for SqliteStore {
         let expires_at: i64 = row.try_get("expires_at")?;
         let uses: i64 = row.try_get("uses")?;
         let max_uses: i64 = row.try_get("max_uses")?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+        if revoked_at.is_some() {
+            return Err(Error::Unauthenticated("enrollment token revoked".into()));
+        }
         if expires_at <= now {
             return Err(Error::Unauthenticated("enrollment token expired".into()));
         }
@@ -309,7 +315,8 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         let consumed = sqlx::query(
             "UPDATE enrollment_tokens SET uses = uses + 1
-             WHERE token_hash = ? AND tenant_id = ? AND expires_at > ? AND uses < max_uses",
+             WHERE token_hash = ? AND tenant_id = ? AND expires_at > ? AND uses < max_uses
+               AND revoked_at IS NULL",
         )
         .bind(token_hash)
         .bind(&a.tenant_id)
@@ -664,6 +671,34 @@ impl Store for SqliteStore {
 
     async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {
         actions::audit_log(self, scope, limit).await
+    }
+
+    async fn list_enrollment_tokens(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<crate::domain::EnrollmentToken>> {
+        tokens::list(self, scope).await
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        caller: &ApiCaller,
+        id: &str,
+        now: Millis,
+    ) -> Result<crate::domain::EnrollmentToken> {
+        tokens::revoke(self, caller, id, now).await
+    }
+
+    async fn audit_enrollment(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<()> {
+        tokens::audit_enrollment(self, token_hash, now, (actor, action, target, detail)).await
     }
 
     async fn set_tenant_time_zone(
