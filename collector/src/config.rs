@@ -94,6 +94,19 @@ pub struct PkiConfig {
     /// Lifetime of a client certificate issued at enrollment.
     #[serde(default = "default_agent_cert_validity_days")]
     pub agent_cert_validity_days: u32,
+    /// Overrides `agent_cert_validity_days` in seconds (tests); at least 60.
+    #[serde(default)]
+    pub agent_cert_validity_secs: Option<u64>,
+}
+
+impl PkiConfig {
+    /// Lifetime of an agent certificate, at enrollment and at renewal.
+    pub fn agent_cert_validity(&self) -> time::Duration {
+        match self.agent_cert_validity_secs {
+            Some(secs) => time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)),
+            None => time::Duration::days(i64::from(self.agent_cert_validity_days)),
+        }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -121,7 +134,7 @@ fn default_enroll_failure_window_secs() -> u64 {
     60
 }
 fn default_agent_cert_validity_days() -> u32 {
-    90
+    7
 }
 
 impl Default for GrpcConfig {
@@ -148,6 +161,7 @@ impl Default for PkiConfig {
     fn default() -> Self {
         Self {
             agent_cert_validity_days: default_agent_cert_validity_days(),
+            agent_cert_validity_secs: None,
         }
     }
 }
@@ -243,6 +257,14 @@ impl Config {
             problems.push(format!(
                 "pki.agent_cert_validity_days ({}) must be between 1 and 3650",
                 self.pki.agent_cert_validity_days
+            ));
+        }
+        if let Some(secs) = self.pki.agent_cert_validity_secs
+            && !(60..=3650 * 86_400).contains(&secs)
+        {
+            problems.push(format!(
+                "pki.agent_cert_validity_secs ({secs}) must be between 60 and {}",
+                3650 * 86_400
             ));
         }
         if self.grpc.listen_addr == self.http.listen_addr && self.http.listen_addr.port() != 0 {

@@ -135,15 +135,11 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .http2_max_header_list_size(Some(16 * 1024))
         .add_service(
             EnrollmentServer::new(
-                EnrollmentService::new(
-                    store.clone(),
-                    ca.clone(),
-                    cfg.pki.agent_cert_validity_days,
-                )
-                .with_failure_limit(
-                    cfg.grpc.enroll_max_failures,
-                    Duration::from_secs(cfg.grpc.enroll_failure_window_secs),
-                ),
+                EnrollmentService::new(store.clone(), ca.clone(), cfg.pki.agent_cert_validity())
+                    .with_failure_limit(
+                        cfg.grpc.enroll_max_failures,
+                        Duration::from_secs(cfg.grpc.enroll_failure_window_secs),
+                    ),
             )
             .max_decoding_message_size(MAX_ENROLL_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_ENROLL_MESSAGE_BYTES),
@@ -154,7 +150,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
                 stop_rx.clone(),
                 sessions.clone(),
                 outbox_wake.clone(),
-            ))
+            )
+            .with_renewal(ca.clone(), cfg.pki.agent_cert_validity()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         );

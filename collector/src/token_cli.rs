@@ -45,7 +45,8 @@ fn row(t: &EnrollmentToken) -> String {
         t.role,
         rfc3339::format(t.expires_at),
         format!("{}/{}", t.uses, t.max_uses),
-        t.revoked_at.map_or_else(|| "-".to_string(), rfc3339::format),
+        t.revoked_at
+            .map_or_else(|| "-".to_string(), rfc3339::format),
     )
 }
 

@@ -282,3 +282,196 @@ async fn a_revoked_agent_is_cut_off_at_once_and_refused_after() {
     );
     drop(agent);
 }
+
+/// POSTs to an API path with a bearer key; returns (status, JSON body).
+async fn post_with(collector: &Collector, key: &str, path: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}{path}", collector.http))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("post");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_enrollment_token_is_refused_and_everything_is_audited() {
+    let collector = Collector::start();
+    let (token, fp) = collector.token("default", &["--max-uses", "5"]);
+    let first = AgentHome::new("");
+    let out = first.enroll(&collector, &token, &fp);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Listed (never the secret) with its uses.
+    let tokens = collector.get("/api/v1/tokens").await;
+    let list = tokens.as_array().expect("list");
+    assert_eq!(list.len(), 1, "{tokens}");
+    assert_eq!(list[0]["uses"], 1, "{tokens}");
+    assert_eq!(list[0]["max_uses"], 5, "{tokens}");
+    assert!(list[0]["revoked_at"].is_null(), "{tokens}");
+    assert!(!tokens.to_string().contains(&token), "secret leaked");
+    let id = list[0]["id"].as_str().expect("id").to_string();
+    let path = format!("/api/v1/tokens/{id}/revoke");
+
+    // Viewers may not revoke; another tenant's key does not see the token.
+    let viewer = collector.cli_json(&[
+        "api-key", "create", "--name", "v", "--role", "viewer", "--json",
+    ]);
+    let (status, _) = post_with(&collector, viewer["key"].as_str().expect("key"), &path).await;
+    assert_eq!(status, 403);
+    assert!(collector.cli(&["tenant", "add", "other"]).status.success());
+    let other = collector.cli_json(&[
+        "api-key", "create", "--name", "o", "--tenant", "other", "--json",
+    ]);
+    let other_key = other["key"].as_str().expect("key");
+    let (status, _) = post_with(&collector, other_key, &path).await;
+    assert_eq!(status, 404);
+    let (status, theirs) = collector.get_with(other_key, "/api/v1/tokens").await;
+    assert_eq!((status, theirs.as_array().map(Vec::len)), (200, Some(0)));
+
+    let (status, body) = post_with(&collector, &collector.api_key, &path).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["revoked_at"].is_null(), "{body}");
+    let (status, _) = post_with(&collector, &collector.api_key, &path).await;
+    assert_eq!(status, 409, "already revoked");
+
+    // The real agent `enroll` is refused and leaves nothing behind.
+    let second = AgentHome::new("");
+    let out = second.enroll(&collector, &token, &fp);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("enrollment token revoked"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!second.dir.path().join("state/agent.key").exists());
+    assert!(!second.dir.path().join("state/identity.json").exists());
+    let agents = collector.get("/api/v1/agents").await;
+    assert_eq!(agents.as_array().expect("list").len(), 1, "{agents}");
+
+    // The CLI lists and revokes too.
+    let (token2, _) = collector.token("default", &[]);
+    let listed = collector.cli_json(&["token", "list", "--tenant", "default", "--json"]);
+    let id2 = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["id"] != id.as_str())
+        .and_then(|t| t["id"].as_str())
+        .expect("second token listed")
+        .to_string();
+    let table = collector.cli(&["token", "list"]);
+    assert!(table.status.success());
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(table.contains(&id) && table.contains(&id2), "{table}");
+    assert!(table.contains("1/5"), "{table}");
+    assert!(collector.cli(&["token", "revoke", &id2]).status.success());
+    assert!(!collector.cli(&["token", "revoke", &id2]).status.success());
+    let out = second.enroll(&collector, &token2, &fp);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+
+    // Audit: the enrollment, both refusals and both revocations.
+    let audit = collector.get("/api/v1/audit").await;
+    let entries = audit.as_array().expect("audit");
+    let count = |action: &str| entries.iter().filter(|e| e["action"] == action).count();
+    let enrolled = entries
+        .iter()
+        .find(|e| e["action"] == "agent.enrolled")
+        .expect("enrollment audited");
+    assert!(
+        enrolled["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("enroll:127.0.0.1:")),
+        "{enrolled}"
+    );
+    assert!(!enrolled["tenant_id"].is_null(), "{enrolled}");
+    assert_eq!(count("enrollment_token.revoked"), 2, "{audit}");
+    assert_eq!(count("enrollment.refused"), 2, "{audit}");
+    assert!(
+        entries.iter().all(|e| e["action"] != "enrollment.refused"
+            || e["detail"].as_str().is_some_and(|d| d.contains("revoked"))),
+        "{audit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_enrollments_from_one_address_are_rate_limited() {
+    use forewarn_proto::v1::enrollment_client::EnrollmentClient;
+
+    let collector = Collector::start();
+    let (good, _) = collector.token("default", &[]);
+    let ch = channel(&collector, None).await.expect("connect");
+    let mut client = EnrollmentClient::new(ch);
+    let request = |token: &str| pb::EnrollRequest {
+        token: token.into(),
+        csr_pem: "not a csr".into(),
+        host: Some(pb::HostFacts {
+            hostname: "hammer".into(),
+            ..Default::default()
+        }),
+    };
+    // The default limit: 10 failures per 60 s, each refused on its merits.
+    for i in 0..10 {
+        let err = client
+            .enroll(request(&format!("fwt_bad-{i}")))
+            .await
+            .expect_err("a bad token must be refused");
+        assert_eq!(
+            err.code(),
+            tonic::Code::Unauthenticated,
+            "attempt {i}: {err}"
+        );
+    }
+    // Then refused up front, even with a good token, which stays unused.
+    for token in ["fwt_bad-again", good.as_str()] {
+        let err = client
+            .enroll(request(token))
+            .await
+            .expect_err("over the limit");
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    }
+    let tokens = collector.get("/api/v1/tokens").await;
+    assert_eq!(tokens[0]["uses"], 0, "{tokens}");
+    // Only the ten attempts that reached the store are audited.
+    let audit = collector.get("/api/v1/audit").await;
+    let refused = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|e| e["action"] == "enrollment.refused")
+        .count();
+    assert_eq!(refused, 10, "{audit}");
+    // The collector stays healthy.
+    let resp = reqwest::get(format!("http://{}/healthz", collector.http))
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_identity_reporting_from_two_processes_is_flagged_as_a_clone() {
+    let collector = Collector::start();
+    let (token, _) = collector.token("default", &[]);
+    let mut original = common::sim::SimAgent::enroll(&collector, &token, "laptop").await;
+    original.connect(15).await;
+    let mut clone = original.twin();
+    clone.connect(15).await;
+    // Both keep reporting.
+    original.heartbeat().await;
+    clone.heartbeat().await;
+    common::eventually(Duration::from_secs(10), "a clone audit entry", || async {
+        let audit = collector.get("/api/v1/audit").await;
+        audit
+            .as_array()?
+            .iter()
+            .find(|e| e["action"] == "agent.clone_suspected")
+            .cloned()
+    })
+    .await;
+    assert!(
+        collector.proc.log_text().contains("possible cloned machine"),
+        "the collector log says so"
+    );
+}

@@ -33,16 +33,16 @@ const MAX_CSR_LEN: usize = 16 * 1024;
 pub struct EnrollmentService {
     store: Arc<dyn Store>,
     ca: Arc<Ca>,
-    cert_validity_days: u32,
+    cert_validity: time::Duration,
     limiter: FailureLimiter,
 }
 
 impl EnrollmentService {
-    pub fn new(store: Arc<dyn Store>, ca: Arc<Ca>, cert_validity_days: u32) -> Self {
+    pub fn new(store: Arc<dyn Store>, ca: Arc<Ca>, cert_validity: time::Duration) -> Self {
         Self {
             store,
             ca,
-            cert_validity_days,
+            cert_validity,
             limiter: FailureLimiter::new(10, Duration::from_secs(60)),
         }
     }
@@ -84,7 +84,7 @@ impl EnrollmentService {
             &req.csr_pem,
             &agent_id,
             &grant.tenant_id,
-            self.cert_validity_days,
+            self.cert_validity,
         )?;
         let not_after = (cert.not_after.unix_timestamp_nanos() / 1_000_000) as i64;
         self.store
@@ -132,7 +132,10 @@ impl Enrollment for EnrollmentService {
         if let Some(ip) = ip
             && !self.limiter.allowed(ip, Instant::now())
         {
-            warn!(peer, "enrollment refused: too many failed attempts from this address");
+            warn!(
+                peer,
+                "enrollment refused: too many failed attempts from this address"
+            );
             return Err(Status::resource_exhausted(
                 "too many failed enrollments from this address; try again later",
             ));
@@ -168,8 +171,14 @@ impl Enrollment for EnrollmentService {
                     self.limiter.failed(ip, Instant::now());
                 }
                 let detail = format!("{error} (hostname {hostname:?})");
-                self.audit(&token_hash, &actor, "enrollment.refused", "enrollment", &detail)
-                    .await;
+                self.audit(
+                    &token_hash,
+                    &actor,
+                    "enrollment.refused",
+                    "enrollment",
+                    &detail,
+                )
+                .await;
                 Err(error.into())
             }
         }

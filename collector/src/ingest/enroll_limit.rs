@@ -146,7 +146,10 @@ mod tests {
 
         let l = FailureLimiter::new(1, Duration::from_secs(60));
         for i in 0..(MAX_TRACKED as u32 + 5) {
-            l.failed(IpAddr::from(i.to_be_bytes()), t0 + Duration::from_millis(u64::from(i)));
+            l.failed(
+                IpAddr::from(i.to_be_bytes()),
+                t0 + Duration::from_millis(u64::from(i)),
+            );
         }
         assert!(l.tracked() <= MAX_TRACKED);
     }

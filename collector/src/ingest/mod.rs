@@ -6,6 +6,7 @@
 pub mod convert;
 mod enroll;
 mod enroll_limit;
+mod renew;
 mod session;
 mod sessions;
 

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
 use super::convert;
-use super::sessions::Sessions;
+use super::sessions::{MAX_SESSIONS_PER_AGENT, Registration, Sessions};
 use crate::domain::now_millis;
 use crate::pki::{PeerIdentity, peer_identity};
 use crate::store::Store;
@@ -28,10 +28,12 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ingest service.
 pub struct IngestService {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     shutdown: watch::Receiver<bool>,
     sessions: Sessions,
     outbox_wake: watch::Sender<u64>,
+    /// CA and certificate lifetime for `Renew`; `None` refuses renewals.
+    pub(super) renewal: Option<super::renew::Renewal>,
 }
 
 impl IngestService {
@@ -51,10 +53,11 @@ impl IngestService {
             shutdown,
             sessions,
             outbox_wake,
+            renewal: None,
         }
     }
 
-    async fn authenticate<T>(&self, request: &Request<T>) -> Result<PeerIdentity> {
+    pub(super) async fn authenticate<T>(&self, request: &Request<T>) -> Result<PeerIdentity> {
         let certs = request.peer_certs().ok_or_else(|| {
             Error::Unauthenticated("a client certificate is required; enroll first".into())
         })?;
@@ -104,13 +107,22 @@ impl Ingest for IngestService {
         let store = self.store.clone();
         let inbound = request.into_inner();
         let mut shutdown = self.shutdown.clone();
-        let mut registration = self.sessions.register(&id.agent_id);
+        let Some(registration) = self.sessions.register(&id.agent_id) else {
+            warn!(
+                agent_id = id.agent_id,
+                peer, "session refused: too many open sessions for this agent"
+            );
+            return Err(Status::resource_exhausted(format!(
+                "at most {MAX_SESSIONS_PER_AGENT} concurrent sessions per agent"
+            )));
+        };
+        let mut revoked = registration.revoked.clone();
         let outbox_wake = self.outbox_wake.clone();
         tokio::spawn(async move {
             let agent_id = id.agent_id.clone();
             let result = tokio::select! {
-                r = run(store.clone(), id.clone(), inbound, &tx, &outbox_wake) => r,
-                () = async { let _ = registration.revoked.wait_for(|r| *r).await; } => {
+                r = run(store.clone(), id.clone(), inbound, &tx, &outbox_wake, &registration) => r,
+                () = async { let _ = revoked.wait_for(|r| *r).await; } => {
                     warn!(agent_id, "agent revoked: closing its session");
                     let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
                     let _ = tx.send(Err(Status::permission_denied("agent is revoked"))).await;
@@ -129,6 +141,13 @@ impl Ingest for IngestService {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+
+    async fn renew(
+        &self,
+        request: Request<pb::RenewRequest>,
+    ) -> std::result::Result<Response<pb::RenewResponse>, Status> {
+        super::renew::renew(self, request).await
+    }
 }
 
 async fn run(
@@ -137,6 +156,7 @@ async fn run(
     mut inbound: Streaming<pb::AgentMessage>,
     tx: &Outbound,
     outbox_wake: &watch::Sender<u64>,
+    registration: &Registration,
 ) -> Result<()> {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.next()).await {
         Err(_) => return Err(Error::InvalidArgument("no hello within 10 s".into())),
@@ -158,6 +178,7 @@ async fn run(
         ));
     }
     let boot_id = convert::boot_id(&hello.boot_id)?;
+    registration.set_boot(&boot_id);
     let facts = convert::host_facts(hello.host.as_ref())?;
     store
         .start_session(
@@ -189,6 +210,26 @@ async fn run(
         match msg.body {
             Some(pb::agent_message::Body::Report(r)) => {
                 let now = now_millis();
+                if let Some(other_boot) = registration.reported(std::time::Instant::now()) {
+                    // Two running processes share this identity: a cloned
+                    // machine (or a copied state dir). Flag it loudly.
+                    warn!(
+                        agent_id = id.agent_id,
+                        boot_id,
+                        other_boot_id = other_boot,
+                        "possible cloned machine: one agent identity reporting from two processes"
+                    );
+                    let _ = store
+                        .record_audit(
+                            Some(&id.tenant_id),
+                            "collector",
+                            "agent.clone_suspected",
+                            &format!("agent/{}", id.agent_id),
+                            &format!("boot ids {boot_id} and {other_boot} report at the same time"),
+                            now,
+                        )
+                        .await;
+                }
                 let report = match convert::report(&r, &id.agent_id, now) {
                     Ok(r) => r,
                     Err(e) => break Err(e),

@@ -1,23 +1,43 @@
-//! The open sessions of this collector process, by agent, so a revocation
-//! closes an agent's streams at once (not only at its next handshake).
+//! The open sessions of this collector process, by agent: a revocation
+//! closes an agent's streams at once (not only at its next handshake), an
+//! agent may not hold more than [`MAX_SESSIONS_PER_AGENT`] streams, and one
+//! identity reporting from two running processes at once (a cloned machine)
+//! is noticed.
 //!
 //! Revocations are written to the store (by the API or the CLI, possibly
 //! from another process); `serve` polls the store every second for new ones
 //! and calls [`Sessions::revoke`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-/// Per agent: (session id, kill switch) of each open session.
-type Switches = HashMap<String, Vec<(u64, watch::Sender<bool>)>>;
+/// Concurrent streams one agent may hold (one, plus reconnects whose old
+/// stream the collector has not noticed dead yet).
+pub const MAX_SESSIONS_PER_AGENT: usize = 4;
 
-/// Kill switches of open sessions, by agent id.
+/// Two sessions of one agent, with different boot ids, both reporting
+/// within this span: two processes share one identity.
+const CLONE_WINDOW: Duration = Duration::from_secs(30);
+
+struct Entry {
+    id: u64,
+    kill: watch::Sender<bool>,
+    boot_id: Option<String>,
+    last_report: Option<Instant>,
+    clone_flagged: bool,
+}
+
+type Entries = HashMap<String, Vec<Entry>>;
+
+/// Open sessions by agent id.
 #[derive(Clone, Default)]
 pub struct Sessions {
-    inner: Arc<Mutex<Switches>>,
-    next: Arc<std::sync::atomic::AtomicU64>,
+    inner: Arc<Mutex<Entries>>,
+    next: Arc<AtomicU64>,
 }
 
 /// Removes its session from the registry when dropped.
@@ -30,30 +50,41 @@ pub struct Registration {
 }
 
 impl Sessions {
-    /// Registers an open session of `agent_id`.
-    pub fn register(&self, agent_id: &str) -> Registration {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers an open session of `agent_id`; `None` when the agent
+    /// already holds [`MAX_SESSIONS_PER_AGENT`] streams.
+    pub fn register(&self, agent_id: &str) -> Option<Registration> {
         let (tx, rx) = watch::channel(false);
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(agent_id.to_string())
-            .or_default()
-            .push((id, tx));
-        Registration {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.lock();
+        let entries = map.entry(agent_id.to_string()).or_default();
+        if entries.len() >= MAX_SESSIONS_PER_AGENT {
+            return None;
+        }
+        entries.push(Entry {
+            id,
+            kill: tx,
+            boot_id: None,
+            last_report: None,
+            clone_flagged: false,
+        });
+        Some(Registration {
             sessions: self.clone(),
             agent_id: agent_id.to_string(),
             id,
             revoked: rx,
-        }
+        })
     }
 
     /// Closes every open session of `agent_id`; returns how many.
     pub fn revoke(&self, agent_id: &str) -> usize {
-        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self.lock();
         map.get(agent_id).map_or(0, |v| {
-            for (_, tx) in v {
-                tx.send_replace(true);
+            for e in v {
+                e.kill.send_replace(true);
             }
             v.len()
         })
@@ -61,12 +92,7 @@ impl Sessions {
 
     /// Open sessions right now.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(Vec::len)
-            .sum()
+        self.lock().values().map(Vec::len).sum()
     }
 
     /// No open session.
@@ -75,15 +101,48 @@ impl Sessions {
     }
 }
 
+impl Registration {
+    /// Records the session's boot id (from its hello).
+    pub fn set_boot(&self, boot_id: &str) {
+        let mut map = self.sessions.lock();
+        if let Some(e) = map
+            .get_mut(&self.agent_id)
+            .and_then(|v| v.iter_mut().find(|e| e.id == self.id))
+        {
+            e.boot_id = Some(boot_id.to_string());
+        }
+    }
+
+    /// Records a report at `now`. Returns the other boot id when another
+    /// session of the same agent, from another process (boot id), reported
+    /// within the clone window — once per pair of sessions.
+    pub fn reported(&self, now: Instant) -> Option<String> {
+        let mut map = self.sessions.lock();
+        let entries = map.get_mut(&self.agent_id)?;
+        let mine = entries.iter().position(|e| e.id == self.id)?;
+        let my_boot = entries[mine].boot_id.clone();
+        entries[mine].last_report = Some(now);
+        if entries[mine].clone_flagged {
+            return None;
+        }
+        let other = entries.iter().find(|e| {
+            e.id != self.id
+                && e.boot_id.is_some()
+                && e.boot_id != my_boot
+                && e.last_report
+                    .is_some_and(|t| now.saturating_duration_since(t) <= CLONE_WINDOW)
+        })?;
+        let other_boot = other.boot_id.clone();
+        entries[mine].clone_flagged = true;
+        other_boot
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut map = self
-            .sessions
-            .inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.sessions.lock();
         if let Some(v) = map.get_mut(&self.agent_id) {
-            v.retain(|(id, _)| *id != self.id);
+            v.retain(|e| e.id != self.id);
             if v.is_empty() {
                 map.remove(&self.agent_id);
             }
@@ -98,9 +157,9 @@ mod tests {
     #[test]
     fn revoke_signals_only_that_agents_sessions() {
         let s = Sessions::default();
-        let a1 = s.register("a");
-        let a2 = s.register("a");
-        let b = s.register("b");
+        let a1 = s.register("a").expect("1");
+        let a2 = s.register("a").expect("2");
+        let b = s.register("b").expect("b");
         assert_eq!(s.len(), 3);
         assert_eq!(s.revoke("a"), 2);
         assert!(*a1.revoked.borrow() && *a2.revoked.borrow());
@@ -109,5 +168,46 @@ mod tests {
         drop(a2);
         assert_eq!(s.len(), 1);
         assert_eq!(s.revoke("a"), 0);
+    }
+
+    #[test]
+    fn sessions_per_agent_are_capped() {
+        let s = Sessions::default();
+        let held: Vec<_> = (0..MAX_SESSIONS_PER_AGENT)
+            .map(|_| s.register("a").expect("within the cap"))
+            .collect();
+        assert!(s.register("a").is_none());
+        assert!(s.register("b").is_some());
+        drop(held);
+        assert!(s.register("a").is_some());
+    }
+
+    #[test]
+    fn two_processes_reporting_with_one_identity_are_a_clone() {
+        let s = Sessions::default();
+        let t0 = Instant::now();
+        // A restart: the old stream lingers but no longer reports.
+        let old = s.register("a").expect("old");
+        old.set_boot("boot-1");
+        assert_eq!(old.reported(t0), None);
+        let new = s.register("a").expect("new");
+        new.set_boot("boot-2");
+        let later = t0 + CLONE_WINDOW + Duration::from_secs(1);
+        assert_eq!(
+            new.reported(later),
+            None,
+            "a lingering dead stream is no clone"
+        );
+        // Both keep reporting: a clone, flagged once.
+        assert_eq!(old.reported(later), Some("boot-2".into()));
+        assert_eq!(old.reported(later), None);
+        // The same process reconnecting (same boot id) is no clone.
+        let again = s.register("a").expect("again");
+        again.set_boot("boot-2");
+        assert_eq!(
+            again.reported(later),
+            Some("boot-1".into()),
+            "boot-1 still reports"
+        );
     }
 }

@@ -119,12 +119,13 @@ impl Ca {
 
     /// Signs an agent's CSR. Only the CSR's public key is used: subject and
     /// names come from the collector (`CN=<agent_id>, O=<tenant_id>`).
+    /// Valid from five minutes ago (clock skew) until `validity` from now.
     pub fn sign_agent_csr(
         &self,
         csr_pem: &str,
         agent_id: &str,
         tenant_id: &str,
-        validity_days: u32,
+        validity: Duration,
     ) -> Result<AgentCertificate> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| Error::InvalidArgument(format!("csr_pem: {e}")))?;
@@ -144,7 +145,7 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::minutes(5);
-        params.not_after = now + Duration::days(i64::from(validity_days));
+        params.not_after = now + validity;
         let cert = params.signed_by(&csr.public_key, &self.issuer)?;
         Ok(AgentCertificate {
             chain_pem: format!("{}{}", cert.pem(), self.cert_pem),

@@ -39,7 +39,7 @@ fn agent_identity_comes_from_collector_not_csr() {
     let ca = Ca::load_or_create(dir.path()).expect("ca");
     let (_key, csr) = csr();
     let cert = ca
-        .sign_agent_csr(&csr, "agent-1", "tenant-1", 30)
+        .sign_agent_csr(&csr, "agent-1", "tenant-1", time::Duration::days(30))
         .expect("sign");
     let der = pem_to_der(&cert.chain_pem).expect("der");
     let id = peer_identity(&der).expect("identity");
@@ -61,7 +61,7 @@ fn garbage_csr_is_invalid_argument() {
             "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
             "a",
             "t",
-            1,
+            time::Duration::days(1),
         )
         .err()
         .expect("must fail");

@@ -133,11 +133,9 @@ pub async fn revoked_enrollment_tokens_are_refused_scoped_and_audited(store: Arc
     // Revocation is audited under the token's tenant only.
     let audit = store.audit_log(&acme_scope, 100).await.expect("audit");
     assert!(
-        audit
-            .iter()
-            .any(|e| e.action == "enrollment_token.revoked"
-                && e.target == "enrollment_token/ta"
-                && e.actor == "key-technician"),
+        audit.iter().any(|e| e.action == "enrollment_token.revoked"
+            && e.target == "enrollment_token/ta"
+            && e.actor == "key-technician"),
         "{audit:?}"
     );
     let theirs = store

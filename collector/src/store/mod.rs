@@ -75,6 +75,17 @@ pub trait Store: Send + Sync + 'static {
     /// Identity facts for the session handshake (not tenant-scoped: the
     /// caller compares the tenant with the one in the peer certificate).
     async fn agent_auth(&self, agent_id: &str) -> Result<Option<AgentAuth>>;
+    /// Records a renewed client certificate: the agent's `cert_not_after`
+    /// and an `agent.renewed` audit entry, together. A revoked or unknown
+    /// agent is `PermissionDenied` and nothing is written.
+    async fn renew_agent_cert(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        cert_not_after: Millis,
+        now: Millis,
+        actor: &str,
+    ) -> Result<()>;
     /// Records a new session (hello): facts, boot id, heartbeat interval,
     /// online; resolves the agent's liveness ticket if it had one.
     async fn start_session(
@@ -131,6 +142,17 @@ pub trait Store: Send + Sync + 'static {
     async fn revoked_since(&self, since: Millis) -> Result<Vec<String>>;
     /// KPIs per tenant in scope, for tickets opened in `[from, to)`.
     async fn kpis(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<TenantKpis>>;
+    /// Writes one audit entry (changes not made through another audited
+    /// operation, e.g. a suspected cloned machine).
+    async fn record_audit(
+        &self,
+        tenant_id: Option<&str>,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        now: Millis,
+    ) -> Result<()>;
     /// Newest audit entries first.
     async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>>;
 

@@ -337,3 +337,22 @@ impl SimAgent {
         }
     }
 }
+
+impl SimAgent {
+    /// A second process with this agent's identity (a cloned machine or a
+    /// copied state dir): same certificate, its own session and boot id.
+    pub fn twin(&self) -> SimAgent {
+        SimAgent {
+            agent_id: self.agent_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            site: self.site.clone(),
+            hostname: self.hostname.clone(),
+            url: self.url.clone(),
+            ca_pem: self.ca_pem.clone(),
+            identity: self.identity.clone(),
+            checks: BTreeMap::new(),
+            session: None,
+            last_observed: 0,
+        }
+    }
+}

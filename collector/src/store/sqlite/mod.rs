@@ -30,6 +30,7 @@ mod kpis;
 mod maintenance;
 mod outbox;
 mod problems;
+mod renewal;
 mod sites;
 mod sweep;
 mod tenant_policy;
@@ -358,6 +359,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn renew_agent_cert(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        cert_not_after: Millis,
+        now: Millis,
+        actor: &str,
+    ) -> Result<()> {
+        renewal::renew_agent_cert(self, tenant_id, agent_id, cert_not_after, now, actor).await
+    }
+
     async fn agent_auth(&self, agent_id: &str) -> Result<Option<AgentAuth>> {
         let row = sqlx::query("SELECT tenant_id, revoked_at FROM agents WHERE id = ?")
             .bind(agent_id)
@@ -667,6 +679,29 @@ impl Store for SqliteStore {
 
     async fn kpis(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<TenantKpis>> {
         kpis::kpis(self, scope, from, to).await
+    }
+
+    async fn record_audit(
+        &self,
+        tenant_id: Option<&str>,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        now: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant_id)
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {

@@ -14,9 +14,15 @@ use super::{SqliteStore, scope_tenant};
 use crate::domain::{ApiCaller, EnrollmentToken, Millis, Scope};
 use crate::{Error, Result};
 
-const SELECT: &str = "SELECT t.id, t.tenant_id, n.name AS tenant_name, t.site, t.role, t.created_at,
+/// The columns of [`EnrollmentToken`] (a macro so queries stay static
+/// strings).
+macro_rules! select {
+    () => {
+        "SELECT t.id, t.tenant_id, n.name AS tenant_name, t.site, t.role, t.created_at,
         t.expires_at, t.uses, t.max_uses, t.revoked_at
-    FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id";
+    FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id"
+    };
+}
 
 fn token_from_row(r: &SqliteRow) -> Result<EnrollmentToken> {
     let uses: i64 = r.try_get("uses")?;
@@ -36,8 +42,9 @@ fn token_from_row(r: &SqliteRow) -> Result<EnrollmentToken> {
 }
 
 pub(super) async fn list(store: &SqliteStore, scope: &Scope) -> Result<Vec<EnrollmentToken>> {
-    let rows = sqlx::query(&format!(
-        "{SELECT} WHERE (?1 IS NULL OR t.tenant_id = ?1) ORDER BY t.created_at DESC, t.id"
+    let rows = sqlx::query(concat!(
+        select!(),
+        " WHERE (?1 IS NULL OR t.tenant_id = ?1) ORDER BY t.created_at DESC, t.id"
     ))
     .bind(scope_tenant(scope))
     .fetch_all(&store.pool)
@@ -66,13 +73,14 @@ pub(super) async fn revoke(
     .fetch_optional(&mut *tx)
     .await?;
     let tenant = tenant.ok_or_else(|| Error::NotFound(format!("enrollment token {id}")))?;
-    let changed =
-        sqlx::query("UPDATE enrollment_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+    let changed = sqlx::query(
+        "UPDATE enrollment_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if changed == 0 {
         return Err(Error::Conflict(format!(
             "enrollment token {id} is already revoked"
@@ -88,7 +96,7 @@ pub(super) async fn revoke(
     .bind(format!("enrollment_token/{id}"))
     .execute(&mut *tx)
     .await?;
-    let row = sqlx::query(&format!("{SELECT} WHERE t.id = ?"))
+    let row = sqlx::query(concat!(select!(), " WHERE t.id = ?"))
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;

@@ -1,0 +1,45 @@
+//! Certificate renewal: the agent's new `cert_not_after` and its audit
+//! entry, in one transaction.
+
+use super::SqliteStore;
+use crate::domain::Millis;
+use crate::{Error, Result};
+
+pub(super) async fn renew_agent_cert(
+    store: &SqliteStore,
+    tenant_id: &str,
+    agent_id: &str,
+    cert_not_after: Millis,
+    now: Millis,
+    actor: &str,
+) -> Result<()> {
+    let mut tx = store.write_tx().await?;
+    let updated = sqlx::query(
+        "UPDATE agents SET cert_not_after = ?
+         WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
+    )
+    .bind(cert_not_after)
+    .bind(agent_id)
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(Error::PermissionDenied(
+            "unknown or revoked agent".to_owned(),
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail)
+         VALUES (?, ?, ?, 'agent.renewed', ?, ?)",
+    )
+    .bind(tenant_id)
+    .bind(now)
+    .bind(actor)
+    .bind(format!("agent/{agent_id}"))
+    .bind(format!("certificate valid until {cert_not_after} (unix ms)"))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
