@@ -43,6 +43,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Log filter (`error` … `trace` or an env-filter directive); `RUST_LOG` wins.
     pub log_level: String,
+    /// Fraction of the client certificate's lifetime after which it is
+    /// renewed (0.1 … 0.95).
+    pub renew_at_fraction: f64,
     /// Overrides what `enroll` recorded.
     pub collector: CollectorConfig,
     /// The on-disk queue of unacknowledged reports.
@@ -57,6 +60,7 @@ impl Default for Config {
             interval_secs: 15,
             state_dir: PathBuf::from("/var/lib/forewarn-agent"),
             log_level: "info".to_owned(),
+            renew_at_fraction: 0.66,
             collector: CollectorConfig::default(),
             spool: SpoolConfig::default(),
             checks: ChecksConfig::default(),

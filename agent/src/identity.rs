@@ -27,6 +27,10 @@ const IDENTITY: &str = "identity.json";
 const KEY: &str = "agent.key";
 const CERT: &str = "agent.crt";
 const CA: &str = "ca.crt";
+/// A renewed key and certificate, complete on disk before either replaces
+/// the current pair (see [`StateDir::replace_key_pair`]).
+const KEY_NEXT: &str = "agent.key.next";
+const CERT_NEXT: &str = "agent.crt.next";
 
 /// Who the agent is, as the collector enrolled it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,8 +95,10 @@ impl StateDir {
             .map_err(|source| Error::IdentityFile { path, source })
     }
 
-    /// Identity, key and certificates, checked to be usable PEM.
+    /// Identity, key and certificates, checked to be usable PEM. Finishes
+    /// (or discards) a key pair replacement a crash interrupted first.
     pub fn load(&self) -> Result<Credentials> {
+        self.finish_replacement()?;
         let identity = self.identity()?.ok_or_else(|| Error::NotEnrolled {
             path: self.file(IDENTITY),
         })?;
@@ -134,6 +140,51 @@ impl StateDir {
         self.write_atomic(CERT, c.chain_pem.as_bytes(), 0o644)?;
         self.write_atomic(CA, c.ca_pem.as_bytes(), 0o644)?;
         self.write_atomic(IDENTITY, format!("{json}\n").as_bytes(), 0o644)
+    }
+
+    /// The certificate file (`agent.crt`: leaf + issuing CA).
+    pub fn certificate_path(&self) -> PathBuf {
+        self.file(CERT)
+    }
+
+    /// Replaces key and certificate with a renewed pair: both are written
+    /// completely beside the current ones first (`agent.key.next` 0600,
+    /// `agent.crt.next`), then the key and then the certificate are renamed
+    /// into place. A crash in between is repaired by [`StateDir::load`]:
+    /// with `agent.key.next` still there nothing was replaced and the staged
+    /// pair is dropped (the current one stays valid); without it the key is
+    /// in place and the staged certificate follows it.
+    pub fn replace_key_pair(&self, key_pem: &str, chain_pem: &str) -> Result<()> {
+        self.write_atomic(KEY_NEXT, key_pem.as_bytes(), 0o600)?;
+        self.write_atomic(CERT_NEXT, chain_pem.as_bytes(), 0o644)?;
+        self.rename(KEY_NEXT, KEY)?;
+        self.rename(CERT_NEXT, CERT)
+    }
+
+    fn finish_replacement(&self) -> Result<()> {
+        let (key_next, cert_next) = (self.file(KEY_NEXT), self.file(CERT_NEXT));
+        if key_next.exists() {
+            for path in [key_next, cert_next] {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(Error::Write { path, source: e });
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        } else if cert_next.exists() {
+            self.rename(CERT_NEXT, CERT)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let path = self.file(to);
+        fs::rename(self.file(from), &path)
+            .and_then(|()| sync_dir(&self.dir))
+            .map_err(|source| Error::Write { path, source })
     }
 
     /// Temp file created with `mode` (a key is never readable by others,
@@ -290,5 +341,35 @@ mod tests {
         state.save(&c).expect("save");
         let err = state.load().expect_err("bad ca").to_string();
         assert!(err.contains("ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn renewed_pair_replaces_the_old_one_and_a_torn_replacement_is_repaired() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::new(tmp.path());
+        let old = credentials();
+        state.save(&old).expect("save");
+        let new = credentials();
+        state
+            .replace_key_pair(&new.key_pem, &new.chain_pem)
+            .expect("replace");
+        let loaded = state.load().expect("load");
+        assert_eq!((loaded.key_pem, loaded.chain_pem), (new.key_pem.clone(), new.chain_pem.clone()));
+        #[cfg(unix)]
+        assert_eq!(mode(&state.path().join("agent.key")), 0o600);
+
+        // crash before any rename: the staged pair is dropped, the current kept
+        fs::write(state.path().join(KEY_NEXT), "half").expect("stage key");
+        fs::write(state.path().join(CERT_NEXT), "half").expect("stage cert");
+        assert_eq!(state.load().expect("load").key_pem, new.key_pem);
+        assert!(!state.path().join(KEY_NEXT).exists());
+        assert!(!state.path().join(CERT_NEXT).exists());
+
+        // crash after the key was renamed: the certificate follows it
+        let third = credentials();
+        fs::write(state.path().join(KEY), &third.key_pem).expect("key in place");
+        fs::write(state.path().join(CERT_NEXT), &third.chain_pem).expect("staged cert");
+        let loaded = state.load().expect("load");
+        assert_eq!((loaded.key_pem, loaded.chain_pem), (third.key_pem, third.chain_pem));
     }
 }

@@ -5,7 +5,8 @@
 //! CRIT / UNKNOWN → [`scheduler`] turns results into state changes and
 //! heartbeats → [`outbox`] numbers and keeps them until acknowledged →
 //! [`session`] streams them to the collector. [`enroll`] and [`pin`] set up
-//! the identity that [`identity`] keeps in the state dir; [`convert`] is the
+//! the identity that [`identity`] keeps in the state dir and [`renew`]
+//! renews before it expires; [`convert`] is the
 //! only module that knows the wire types; [`run`] wires it all for `main`.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod identity;
 pub mod outbox;
 pub mod pin;
 pub mod reload;
+pub mod renew;
 pub mod report;
 pub mod run;
 pub mod scheduler;

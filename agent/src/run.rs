@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::host::{Host, MINIMUM_CPU_SAMPLE};
 use crate::identity::{Identity, StateDir};
 use crate::outbox::Outbox;
+use crate::renew::RenewConfig;
 use crate::scheduler::Scheduler;
 use crate::session::{self, SessionConfig, SessionIo};
 use crate::signals::Stop;
@@ -76,6 +77,17 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
         interval_tx.clone(),
         stop_rx.clone(),
     ));
+    let (credentials_tx, credentials_rx) = watch::channel(credentials.clone());
+    tokio::spawn(crate::renew::run(
+        RenewConfig {
+            state: StateDir::new(&config.state_dir),
+            url: url.clone(),
+            server_name: server_name.clone(),
+            fraction: config.renew_at_fraction,
+        },
+        credentials_tx,
+        stop_rx.clone(),
+    ));
     let scheduler = Scheduler::new(host, &config, Mode::Continuous);
     let mut scheduler =
         tokio::spawn(scheduler.run(observations_tx, interval_rx, reload_rx, stop_rx.clone()));
@@ -92,6 +104,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
             observations: observations_rx,
             interval: interval_tx,
             shutdown: stop_rx,
+            credentials: credentials_rx,
         },
     ));
 

@@ -4,7 +4,9 @@
 //! observations as numbered reports — each spooled before it is sent — and
 //! forgets each one only when the collector acknowledges it. Reconnects
 //! with backoff; observations made while disconnected wait in the spool.
-//! On stop: waits briefly for pending acks, says Goodbye.
+//! On stop: waits briefly for pending acks, says Goodbye. When the
+//! certificate was renewed, the stream is closed gracefully (collected acks
+//! first) and reopened at once with the new identity.
 
 use std::time::Duration;
 
@@ -32,6 +34,9 @@ const OUTBOUND_BUFFER: usize = 16;
 const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
 /// How long it then waits for the collector to close after Goodbye.
 const STOP_CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long a session closing for a renewed certificate waits for the
+/// collector to acknowledge what it has and close.
+const RENEW_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Who connects where, with what.
 #[derive(Debug, Clone)]
@@ -51,6 +56,9 @@ pub struct SessionIo {
     pub interval: watch::Sender<Duration>,
     /// Becomes true when the agent is asked to stop.
     pub shutdown: watch::Receiver<bool>,
+    /// The current credentials; a change (a renewed certificate) makes the
+    /// session reconnect with them.
+    pub credentials: watch::Receiver<Credentials>,
 }
 
 /// An open stream.
@@ -62,13 +70,20 @@ struct Link {
 /// Why a connected session ended.
 enum End {
     Stopped,
+    Renewed,
     Lost { error: String, worked: bool },
 }
 
 /// Runs sessions until shutdown; every connection failure is retried.
-pub async fn run(config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
+pub async fn run(mut config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
     let mut backoff = Backoff::default();
     loop {
+        {
+            let latest = io.credentials.borrow_and_update();
+            if *latest != config.credentials {
+                config.credentials = latest.clone();
+            }
+        }
         let open = open(&config, *io.interval.borrow());
         let Some(opened) = queue_while(open, &mut outbox, &mut io).await else {
             return stopped_offline(&outbox).await;
@@ -79,6 +94,11 @@ pub async fn run(config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
                 report_losses(&mut outbox);
                 match serve(&config, link, &mut outbox, &mut io).await {
                     End::Stopped => return,
+                    End::Renewed => {
+                        info!(collector = %config.url, "reconnecting with the renewed certificate");
+                        backoff.reset();
+                        continue;
+                    }
                     End::Lost { error, worked } => {
                         if worked {
                             backoff.reset();
@@ -195,10 +215,11 @@ async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut
     let Link { tx, mut inbound } = link;
     outbox.rewind();
     let mut worked = false;
-    loop {
+    let renewed = loop {
         tokio::select! {
             biased;
-            _ = io.shutdown.changed() => break,
+            _ = io.shutdown.changed() => break false,
+            Ok(()) = io.credentials.changed() => break true,
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
                     worked |= apply(config, message.into(), outbox, &io.interval);
@@ -217,9 +238,44 @@ async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut
                 Err(_) => return End::Lost { error: "request stream closed".to_owned(), worked },
             },
         }
+    };
+    if renewed {
+        close_for_renewal(config, tx, inbound, outbox, io).await;
+        return End::Renewed;
     }
     stop(config, tx, inbound, outbox, io).await;
     End::Stopped
+}
+
+/// Ends the request stream without Goodbye (the agent is not going away)
+/// and applies acks until the collector closes, so it has recorded the end
+/// of this session before the next one starts. Unacknowledged reports are
+/// resent on the next session.
+async fn close_for_renewal(
+    config: &SessionConfig,
+    tx: mpsc::Sender<pb::AgentMessage>,
+    mut inbound: tonic::Streaming<pb::CollectorMessage>,
+    outbox: &mut Outbox,
+    io: &mut SessionIo,
+) {
+    drop(tx);
+    let closed = tokio::time::timeout(RENEW_CLOSE_WAIT, async {
+        loop {
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => {
+                        apply(config, message.into(), outbox, &io.interval);
+                    }
+                    _ => break,
+                },
+                Some(observation) = io.observations.recv() => {
+                    outbox.push(observation).await;
+                }
+            }
+        }
+    })
+    .await;
+    debug!(closed = closed.is_ok(), unacknowledged = outbox.len(), "session closed for the renewed certificate");
 }
 
 fn send_next(permit: mpsc::Permit<'_, pb::AgentMessage>, outbox: &mut Outbox) {

@@ -10,6 +10,12 @@ pub fn validate(config: &Config) -> Vec<String> {
     if config.interval_secs == 0 {
         p.push("interval_secs must be greater than 0".to_owned());
     }
+    if !(0.1..=0.95).contains(&config.renew_at_fraction) {
+        p.push(format!(
+            "renew_at_fraction ({}) must be between 0.1 and 0.95",
+            config.renew_at_fraction
+        ));
+    }
     if config.state_dir.as_os_str().is_empty() {
         p.push("state_dir must not be empty".to_owned());
     }

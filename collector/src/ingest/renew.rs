@@ -1,0 +1,99 @@
+//! `Ingest/Renew`: a new client certificate for the calling agent.
+//!
+//! Runs over mutual TLS like the session: the identity is the peer
+//! certificate's (checked by [`IngestService::authenticate`], so revoked
+//! and unknown agents are refused), the CSR contributes only its public key.
+//! The certificate is signed in memory; the agent's `cert_not_after` and
+//! the `agent.renewed` audit entry are committed together before the answer
+//! leaves, and a refusal is audited as `renewal.refused`.
+
+use std::sync::Arc;
+
+use forewarn_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+use tracing::{error, info, warn};
+
+use super::convert;
+use super::session::IngestService;
+use crate::domain::now_millis;
+use crate::pki::Ca;
+use crate::{Error, Result};
+
+const MAX_CSR_LEN: usize = 16 * 1024;
+
+/// What renewing needs besides the store: the CA and the lifetime of the
+/// certificates it issues.
+pub struct Renewal {
+    ca: Arc<Ca>,
+    validity: time::Duration,
+}
+
+impl IngestService {
+    /// Enables `Renew`: certificates signed by `ca`, valid for `validity`.
+    pub fn with_renewal(mut self, ca: Arc<Ca>, validity: time::Duration) -> Self {
+        self.renewal = Some(Renewal { ca, validity });
+        self
+    }
+}
+
+/// The handler behind [`forewarn_proto::v1::ingest_server::Ingest::renew`].
+pub(super) async fn renew(
+    service: &IngestService,
+    request: Request<pb::RenewRequest>,
+) -> std::result::Result<Response<pb::RenewResponse>, Status> {
+    let peer = request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let actor = format!("renew:{peer}");
+    match issue(service, &request, &actor).await {
+        Ok((agent_id, response)) => {
+            info!(agent_id, peer, "agent certificate renewed");
+            Ok(Response::new(response))
+        }
+        Err(e) => {
+            warn!(error = %e, peer, "renewal refused");
+            if let Err(audit) = service
+                .store
+                .audit_enrollment("", now_millis(), &actor, "renewal.refused", "renewal", &e.to_string())
+                .await
+            {
+                error!(error = %audit, "could not write the renewal audit entry");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+async fn issue(
+    service: &IngestService,
+    request: &Request<pb::RenewRequest>,
+    actor: &str,
+) -> Result<(String, pb::RenewResponse)> {
+    let renewal = service
+        .renewal
+        .as_ref()
+        .ok_or_else(|| Error::Pki("certificate renewal is not enabled".into()))?;
+    let id = service.authenticate(request).await?;
+    let csr_pem = &request.get_ref().csr_pem;
+    if csr_pem.len() > MAX_CSR_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "csr_pem larger than {MAX_CSR_LEN} bytes"
+        )));
+    }
+    let cert = renewal
+        .ca
+        .sign_agent_csr(csr_pem, &id.agent_id, &id.tenant_id, renewal.validity)?;
+    let not_after = (cert.not_after.unix_timestamp_nanos() / 1_000_000) as i64;
+    service
+        .store
+        .renew_agent_cert(&id.tenant_id, &id.agent_id, not_after, now_millis(), actor)
+        .await?;
+    Ok((
+        id.agent_id,
+        pb::RenewResponse {
+            certificate_chain_pem: cert.chain_pem,
+            not_after: Some(convert::timestamp(not_after)),
+        },
+    ))
+}
