@@ -354,7 +354,10 @@ mod tests {
             .replace_key_pair(&new.key_pem, &new.chain_pem)
             .expect("replace");
         let loaded = state.load().expect("load");
-        assert_eq!((loaded.key_pem, loaded.chain_pem), (new.key_pem.clone(), new.chain_pem.clone()));
+        assert_eq!(
+            (loaded.key_pem, loaded.chain_pem),
+            (new.key_pem.clone(), new.chain_pem.clone())
+        );
         #[cfg(unix)]
         assert_eq!(mode(&state.path().join("agent.key")), 0o600);
 
@@ -370,6 +373,9 @@ mod tests {
         fs::write(state.path().join(KEY), &third.key_pem).expect("key in place");
         fs::write(state.path().join(CERT_NEXT), &third.chain_pem).expect("staged cert");
         let loaded = state.load().expect("load");
-        assert_eq!((loaded.key_pem, loaded.chain_pem), (third.key_pem, third.chain_pem));
+        assert_eq!(
+            (loaded.key_pem, loaded.chain_pem),
+            (third.key_pem, third.chain_pem)
+        );
     }
 }

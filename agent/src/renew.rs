@@ -232,6 +232,34 @@ mod tests {
     }
 
     #[test]
+    fn renew_at_fraction_is_validated() {
+        let path = std::path::Path::new("agent.toml");
+        let parse = |text: &str| crate::config::Config::parse(text, path);
+        assert_eq!(parse("").expect("defaults").renew_at_fraction, 0.66);
+        assert_eq!(
+            parse("renew_at_fraction = 0.1\n")
+                .expect("valid")
+                .renew_at_fraction,
+            0.1
+        );
+        assert!(
+            parse("renew_at_fraction = 0.1\n")
+                .expect("valid")
+                .validate()
+                .is_empty()
+        );
+        for bad in ["0.05", "0.96", "2.0"] {
+            let problems = parse(&format!("renew_at_fraction = {bad}\n"))
+                .expect("parses")
+                .validate();
+            assert!(
+                problems.iter().any(|p| p.starts_with("renew_at_fraction")),
+                "{problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn validity_and_key_come_from_the_leaf() {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(vec!["agent".to_owned()]).expect("params");

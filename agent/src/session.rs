@@ -275,7 +275,11 @@ async fn close_for_renewal(
         }
     })
     .await;
-    debug!(closed = closed.is_ok(), unacknowledged = outbox.len(), "session closed for the renewed certificate");
+    debug!(
+        closed = closed.is_ok(),
+        unacknowledged = outbox.len(),
+        "session closed for the renewed certificate"
+    );
 }
 
 fn send_next(permit: mpsc::Permit<'_, pb::AgentMessage>, outbox: &mut Outbox) {

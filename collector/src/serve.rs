@@ -145,13 +145,15 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .max_encoding_message_size(MAX_ENROLL_MESSAGE_BYTES),
         )
         .add_service(
-            IngestServer::new(IngestService::new(
-                store.clone(),
-                stop_rx.clone(),
-                sessions.clone(),
-                outbox_wake.clone(),
+            IngestServer::new(
+                IngestService::new(
+                    store.clone(),
+                    stop_rx.clone(),
+                    sessions.clone(),
+                    outbox_wake.clone(),
+                )
+                .with_renewal(ca.clone(), cfg.pki.agent_cert_validity()),
             )
-            .with_renewal(ca.clone(), cfg.pki.agent_cert_validity()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         );

@@ -471,7 +471,10 @@ async fn one_identity_reporting_from_two_processes_is_flagged_as_a_clone() {
     })
     .await;
     assert!(
-        collector.proc.log_text().contains("possible cloned machine"),
+        collector
+            .proc
+            .log_text()
+            .contains("possible cloned machine"),
         "the collector log says so"
     );
 }

@@ -55,7 +55,14 @@ pub(super) async fn renew(
             warn!(error = %e, peer, "renewal refused");
             if let Err(audit) = service
                 .store
-                .audit_enrollment("", now_millis(), &actor, "renewal.refused", "renewal", &e.to_string())
+                .audit_enrollment(
+                    "",
+                    now_millis(),
+                    &actor,
+                    "renewal.refused",
+                    "renewal",
+                    &e.to_string(),
+                )
                 .await
             {
                 error!(error = %audit, "could not write the renewal audit entry");

@@ -9,6 +9,8 @@ use super::conformance_maintenance::*;
 #[allow(clippy::wildcard_imports)]
 use super::conformance_outbox::*;
 #[allow(clippy::wildcard_imports)]
+use super::conformance_renewal::*;
+#[allow(clippy::wildcard_imports)]
 use super::conformance_tokens::*;
 use crate::Error;
 use crate::domain::{
@@ -855,6 +857,7 @@ macro_rules! store_conformance {
                 maintenance_is_tenant_scoped_audited_and_closed_to_viewers,
                 revoked_enrollment_tokens_are_refused_scoped_and_audited,
                 enrollment_outcomes_are_audited_with_the_token_tenant,
+                renewal_moves_the_expiry_and_is_audited,
             );
         }
     };

@@ -15,6 +15,8 @@ mod conformance_maintenance;
 #[cfg(test)]
 mod conformance_outbox;
 #[cfg(test)]
+mod conformance_renewal;
+#[cfg(test)]
 mod conformance_tenants;
 #[cfg(test)]
 mod conformance_tokens;

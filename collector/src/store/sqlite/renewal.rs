@@ -37,7 +37,9 @@ pub(super) async fn renew_agent_cert(
     .bind(now)
     .bind(actor)
     .bind(format!("agent/{agent_id}"))
-    .bind(format!("certificate valid until {cert_not_after} (unix ms)"))
+    .bind(format!(
+        "certificate valid until {cert_not_after} (unix ms)"
+    ))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -1,0 +1,85 @@
+//! Conformance test for certificate renewal: the new expiry and its audit
+//! entry are written together, scoped to the agent's tenant; a revoked or
+//! unknown agent (or a tenant mismatch) is refused and nothing is written.
+
+use std::sync::Arc;
+
+use super::Store;
+use super::conformance::tenant_with_agent;
+use crate::Error;
+use crate::domain::{ApiCaller, Millis, Scope};
+
+const NOW: Millis = 1_800_000_000_000;
+
+pub async fn renewal_moves_the_expiry_and_is_audited(store: Arc<dyn Store>) {
+    let acme = tenant_with_agent(store.as_ref(), "acme", "r1").await;
+    let other = tenant_with_agent(store.as_ref(), "other", "r2").await;
+    let scope = Scope::Tenant(acme.clone());
+    let later = NOW + 7 * 86_400_000;
+    store
+        .renew_agent_cert(&acme, "r1", later, NOW, "renew:127.0.0.1:5")
+        .await
+        .expect("renew");
+    let agent = store
+        .get_agent(&scope, "r1")
+        .await
+        .expect("get")
+        .expect("agent");
+    assert_eq!(agent.agent.cert_not_after, later);
+    let audit = store.audit_log(&scope, 100).await.expect("audit");
+    assert!(
+        audit.iter().any(|e| e.action == "agent.renewed"
+            && e.target == "agent/r1"
+            && e.actor == "renew:127.0.0.1:5"
+            && e.tenant_id.as_deref() == Some(acme.as_str())),
+        "{audit:?}"
+    );
+    assert!(
+        !store
+            .audit_log(&Scope::Tenant(other.clone()), 100)
+            .await
+            .expect("audit")
+            .iter()
+            .any(|e| e.action == "agent.renewed"),
+        "renewal audited under another tenant"
+    );
+
+    // Wrong tenant, unknown agent, revoked agent: refused, nothing written.
+    for (tenant, agent) in [(other.as_str(), "r1"), (acme.as_str(), "nobody")] {
+        assert!(matches!(
+            store
+                .renew_agent_cert(tenant, agent, later + 1, NOW, "x")
+                .await,
+            Err(Error::PermissionDenied(_))
+        ));
+    }
+    let admin = ApiCaller {
+        scope: scope.clone(),
+        name: "key-admin".into(),
+        role: "admin".into(),
+    };
+    store
+        .revoke_agent(&admin, "r1", NOW + 1)
+        .await
+        .expect("revoke");
+    assert!(matches!(
+        store
+            .renew_agent_cert(&acme, "r1", later + 1, NOW + 2, "x")
+            .await,
+        Err(Error::PermissionDenied(_))
+    ));
+    let agent = store
+        .get_agent(&scope, "r1")
+        .await
+        .expect("get")
+        .expect("agent");
+    assert_eq!(agent.agent.cert_not_after, later, "refusals write nothing");
+    let renewed = store
+        .audit_log(&Scope::All, 100)
+        .await
+        .expect("audit")
+        .iter()
+        .filter(|e| e.action == "agent.renewed")
+        .count();
+    assert_eq!(renewed, 1);
+}
