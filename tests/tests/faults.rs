@@ -1,0 +1,594 @@
+//! Fault tests on real processes (issue 5): the collector `kill -9`ed and
+//! restarted while a real agent keeps reporting, and network faults
+//! (latency, bandwidth limit, connection reset, black hole) injected by a
+//! small TCP proxy on loopback between a real agent and the collector.
+//!
+//! Disk checks flip on real tmpfs mounts; everything is asserted through
+//! the collector's HTTP API, polled with a deadline.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+// ---------------------------------------------------------------------------
+// Fault-injecting TCP proxy
+// ---------------------------------------------------------------------------
+
+/// What the proxy does to bytes in flight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Forward as received.
+    Pass,
+    /// Hold every chunk this long before forwarding it.
+    Latency(Duration),
+    /// Forward at most this many bytes per second (each direction).
+    Bandwidth(u64),
+    /// Accept, read, forward nothing (like a silently dropping network);
+    /// held bytes flow again when the mode changes.
+    BlackHole,
+}
+
+/// A loopback TCP proxy in front of `upstream` with a switchable [`Mode`]
+/// and a "reset every connection now" button.
+struct Proxy {
+    addr: SocketAddr,
+    mode: watch::Sender<Mode>,
+    resets: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (mode, _) = watch::channel(Mode::Pass);
+        let (resets, _) = watch::channel(0u64);
+        let (mode_rx, reset_rx) = (mode.subscribe(), resets.subscribe());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(connection(
+                    client,
+                    upstream,
+                    mode_rx.clone(),
+                    reset_rx.clone(),
+                ));
+            }
+        });
+        Self {
+            addr,
+            mode,
+            resets,
+            task,
+        }
+    }
+
+    fn set(&self, mode: Mode) {
+        eprintln!("proxy: {mode:?}");
+        self.mode.send_replace(mode);
+    }
+
+    /// Resets (RST) every connection open right now.
+    fn reset_all(&self) {
+        eprintln!("proxy: reset all connections");
+        self.resets.send_modify(|g| *g += 1);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn connection(
+    client: TcpStream,
+    upstream: SocketAddr,
+    mut mode: watch::Receiver<Mode>,
+    mut reset: watch::Receiver<u64>,
+) {
+    reset.mark_unchanged();
+    let run = async {
+        // A black hole accepts but does not even connect onwards.
+        if mode.wait_for(|m| *m != Mode::BlackHole).await.is_err() {
+            return;
+        }
+        let Ok(server) = TcpStream::connect(upstream).await else {
+            return;
+        };
+        // Dropping a socket then sends RST, which is what a reset is.
+        let _ = client.set_zero_linger();
+        let _ = server.set_zero_linger();
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = server.into_split();
+        tokio::join!(pump(cr, sw, mode.clone()), pump(sr, cw, mode.clone()));
+    };
+    tokio::select! {
+        () = run => {}
+        _ = reset.changed() => {}
+    }
+}
+
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::Receiver<Mode>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let m = match mode.wait_for(|m| *m != Mode::BlackHole).await {
+            Ok(m) => *m,
+            Err(_) => break,
+        };
+        match m {
+            Mode::Latency(d) => tokio::time::sleep(d).await,
+            Mode::Bandwidth(bps) => {
+                tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps.max(1) as f64)).await;
+            }
+            Mode::Pass | Mode::BlackHole => {}
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn disk_config(mounts: &[&Path]) -> String {
+    format!(
+        "[checks.disk]\nmounts = {mounts:?}\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
+         poll_interval_ms = 200\ntrend_enabled = false\n\
+         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
+    )
+}
+
+/// Starts `forewarn-agent run` with the outbox's per-report lines on.
+fn run_agent(home: &AgentHome) -> Proc {
+    let log = home.dir.path().join("agent.log");
+    let child = home
+        .command()
+        .arg("run")
+        .env("RUST_LOG", "info,forewarn_agent::outbox=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn agent");
+    Proc { child, log }
+}
+
+/// Index of the first log line after `after` containing all `parts`
+/// (case-insensitive).
+fn line_with(log: &str, after: Option<usize>, parts: &[&str]) -> Option<usize> {
+    log.lines()
+        .enumerate()
+        .skip(after.map_or(0, |a| a + 1))
+        .find(|(_, l)| {
+            let l = l.to_lowercase();
+            parts.iter().all(|p| l.contains(&p.to_lowercase()))
+        })
+        .map(|(i, _)| i)
+}
+
+fn count_lines(log: &str, parts: &[&str]) -> usize {
+    log.lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            parts.iter().all(|p| l.contains(&p.to_lowercase()))
+        })
+        .count()
+}
+
+/// Waits until the agent has logged the disk on `item` changing to `state`.
+async fn agent_saw(agent: &Proc, item: &str, state: &str) {
+    eventually(
+        Duration::from_secs(20),
+        &format!("agent sees {item} {state}"),
+        || async {
+            line_with(
+                &agent.log_text(),
+                None,
+                &["check state changed", item, state],
+            )
+            .map(|_| ())
+        },
+    )
+    .await;
+}
+
+/// Fills a small tmpfs to ~94 % (CRIT at 90 %).
+fn fill(mount: &Path, bytes: usize) -> PathBuf {
+    let path = mount.join("fill.bin");
+    std::fs::write(&path, vec![0xA5u8; bytes]).expect("fill tmpfs");
+    path
+}
+
+fn disk_tickets<'a>(all: &'a Value, agent_id: &str) -> Vec<&'a Value> {
+    all.as_array()
+        .expect("ticket list")
+        .iter()
+        .filter(|t| t["agent_id"] == agent_id && t["check"] == "disk")
+        .collect()
+}
+
+async fn event_kinds(collector: &Collector, id: i64) -> Vec<String> {
+    let detail = collector.get(&format!("/api/v1/tickets/{id}")).await;
+    detail["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// `kill -9` (no clean stop, nothing flushed), then a new collector process
+/// on the same data dir and the same ports.
+fn kill9_and_restart(collector: Collector) -> Collector {
+    let Collector {
+        dir,
+        config,
+        grpc,
+        http,
+        mut proc,
+        ..
+    } = collector;
+    proc.child.kill().expect("kill -9 collector");
+    proc.child.wait().expect("reap collector");
+    drop(proc);
+    let text = std::fs::read_to_string(&config).expect("read config");
+    let any = "listen_addr = \"127.0.0.1:0\"";
+    let text = text
+        .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
+        .replacen(any, &format!("listen_addr = \"{http}\""), 1);
+    std::fs::write(&config, text).expect("rewrite config");
+    Collector::start_with(dir, config)
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+// ---------------------------------------------------------------------------
+// 1. Collector kill -9 loop
+// ---------------------------------------------------------------------------
+
+const ITEMS: usize = 100;
+const KILLS: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
+    let started = Instant::now();
+    let mut collector = Collector::start();
+    let mounts: Vec<Tmpfs> = (0..ITEMS).map(|_| Tmpfs::mount("128k")).collect();
+    let paths: Vec<&Path> = mounts.iter().map(Tmpfs::path).collect();
+    let items: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_str().expect("utf-8 path").to_string())
+        .collect();
+    let home = AgentHome::new(&disk_config(&paths));
+    let agent_id = enroll_ok(&collector, &home, "default");
+    let agent = run_agent(&home);
+
+    // Every item reported OK first.
+    eventually(
+        Duration::from_secs(30),
+        "agent online with every disk OK",
+        || async {
+            let (status, v) = collector
+                .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
+                .await;
+            let ok = status == 200
+                && v["checks"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .filter(|c| c["check"] == "disk" && c["state"] == "ok")
+                        .filter(|c| items.iter().any(|i| c["item"] == i.as_str()))
+                        .count()
+                        == ITEMS
+                });
+            ok.then_some(())
+        },
+    )
+    .await;
+
+    // Kill points: distinct pseudo-random items (seed printed for replay).
+    let seed = RandomState::new().hash_one(Instant::now());
+    let mut kills = BTreeSet::new();
+    let mut x = seed | 1;
+    while kills.len() < KILLS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        kills.insert(5 + (x % (ITEMS as u64 - 10)) as usize);
+    }
+    eprintln!("kill -9 after the fills of items {kills:?} (seed {seed})");
+
+    for (i, mount) in paths.iter().enumerate() {
+        fill(mount, 120 * 1024);
+        if kills.contains(&i) {
+            // A random moment in the agent's 200 ms poll and send cycle.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            tokio::time::sleep(Duration::from_millis(x % 400)).await;
+            let before = count_lines(&agent.log_text(), &["session open"]);
+            collector = kill9_and_restart(collector);
+            // The agent is back on the new process before the next kill,
+            // so every kill hits a live session.
+            eventually(
+                Duration::from_secs(40),
+                "the agent reconnected after kill -9",
+                || async {
+                    (count_lines(&agent.log_text(), &["session open"]) > before).then_some(())
+                },
+            )
+            .await;
+        }
+        // One state change per report: the next fill waits until the agent
+        // has seen this one.
+        agent_saw(&agent, &items[i], "crit").await;
+    }
+
+    // Nothing lost: one open ticket per item, eventually.
+    let delivered = Instant::now();
+    let all = eventually(
+        Duration::from_secs(90),
+        "a ticket for every item",
+        || async {
+            let all = collector.get("/api/v1/tickets").await;
+            (disk_tickets(&all, &agent_id).len() >= ITEMS).then_some(all)
+        },
+    )
+    .await;
+    eprintln!(
+        "last fill -> all {ITEMS} tickets visible: {:?}",
+        delivered.elapsed()
+    );
+
+    // Nothing doubled: exactly one ticket per item, one `opened` each.
+    let mine = disk_tickets(&all, &agent_id);
+    let mut per_item: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for t in &mine {
+        per_item
+            .entry(t["item"].as_str().expect("item"))
+            .or_default()
+            .push(t["id"].as_i64().expect("id"));
+    }
+    assert_eq!(mine.len(), ITEMS, "one ticket per item: {all}");
+    for item in &items {
+        let ids = per_item.get(item.as_str()).cloned().unwrap_or_default();
+        assert_eq!(ids.len(), 1, "{item}: tickets {ids:?}");
+        let kinds = event_kinds(&collector, ids[0]).await;
+        let opened = kinds.iter().filter(|k| *k == "opened").count();
+        assert_eq!(opened, 1, "{item}: timeline {kinds:?}");
+    }
+    for t in &mine {
+        assert_eq!(t["state"], "open", "{t}");
+    }
+
+    let log = agent.log_text();
+    let spooled = count_lines(&log, &["report spooled"]);
+    let changes = count_lines(&log, &["report spooled", "state_changes"]);
+    let sessions = count_lines(&log, &["session open"]);
+    eprintln!(
+        "reports spooled {spooled} (state changes {changes}), sessions {sessions}, \
+         collector kills {KILLS}, tickets {} for {ITEMS} items, duplicates 0, total {:?}",
+        mine.len(),
+        started.elapsed()
+    );
+    assert!(changes >= ITEMS, "{changes} state-change reports");
+    assert!(
+        sessions > KILLS,
+        "agent reconnected after each kill:\n{log}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Network faults through the proxy
+// ---------------------------------------------------------------------------
+
+/// Waits for one open disk ticket on `item`; returns its id.
+async fn ticket_opens(collector: &Collector, agent_id: &str, item: &str, what: &str) -> i64 {
+    let since = Instant::now();
+    let id = eventually(Duration::from_secs(30), what, || async {
+        let all = collector.get("/api/v1/tickets").await;
+        disk_tickets(&all, agent_id)
+            .into_iter()
+            .find(|t| t["item"] == item)
+            .and_then(|t| t["id"].as_i64())
+    })
+    .await;
+    eprintln!("{what}: {:?}", since.elapsed());
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
+    let started = Instant::now();
+    let collector = Collector::start();
+    let proxy = Proxy::start(collector.grpc).await;
+    let mounts: Vec<Tmpfs> = (0..4).map(|_| Tmpfs::mount("1m")).collect();
+    let paths: Vec<&Path> = mounts.iter().map(Tmpfs::path).collect();
+    let items: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_str().expect("utf-8 path").to_string())
+        .collect();
+    let home = AgentHome::new(&disk_config(&paths));
+    let agent_id = enroll_ok(&collector, &home, "default");
+    // Enrolled directly; from now on every byte goes through the proxy.
+    let server_name = home.identity()["server_name"]
+        .as_str()
+        .unwrap_or("localhost")
+        .to_string();
+    let mut text = std::fs::read_to_string(&home.config).expect("agent config");
+    text.push_str(&format!(
+        "\n[collector]\nurl = \"https://{}\"\nserver_name = {server_name:?}\n",
+        proxy.addr
+    ));
+    std::fs::write(&home.config, text).expect("agent config");
+    let agent = run_agent(&home);
+    let pid = agent.child.id();
+    eventually(
+        Duration::from_secs(30),
+        "agent online via the proxy",
+        || async {
+            let (status, v) = collector
+                .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
+                .await;
+            (status == 200
+                && v["checks"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().filter(|c| c["check"] == "disk").count() == 4))
+            .then_some(())
+        },
+    )
+    .await;
+    let mut peak_rss = vm_rss_kib(pid);
+    let fill_bytes = 1024 * 1024 - 48 * 1024;
+
+    // Latency: 200 ms per chunk, each way.
+    proxy.set(Mode::Latency(Duration::from_millis(200)));
+    fill(paths[0], fill_bytes);
+    ticket_opens(
+        &collector,
+        &agent_id,
+        &items[0],
+        "latency 200 ms/chunk -> ticket",
+    )
+    .await;
+    peak_rss = peak_rss.max(vm_rss_kib(pid));
+
+    // Bandwidth: 32 KiB/s.
+    proxy.set(Mode::Bandwidth(32 * 1024));
+    fill(paths[1], fill_bytes);
+    ticket_opens(&collector, &agent_id, &items[1], "32 KiB/s -> ticket").await;
+    peak_rss = peak_rss.max(vm_rss_kib(pid));
+
+    // Reset mid-stream: the state change is in flight (held by the proxy,
+    // not acknowledged) when every connection is reset; the agent must
+    // notice, reconnect and send it again.
+    let sessions_before = count_lines(&agent.log_text(), &["session open"]);
+    proxy.set(Mode::BlackHole);
+    fill(paths[2], fill_bytes);
+    agent_saw(&agent, &items[2], "crit").await;
+    eventually(Duration::from_secs(10), "the change spooled", || async {
+        let log = agent.log_text();
+        let seen = line_with(&log, None, &["check state changed", &items[2], "crit"])?;
+        line_with(&log, Some(seen), &["report spooled", "state_changes"]).map(|_| ())
+    })
+    .await;
+    proxy.reset_all();
+    proxy.set(Mode::Pass);
+    let reset_at = Instant::now();
+    ticket_opens(&collector, &agent_id, &items[2], "reset -> ticket").await;
+    eventually(
+        Duration::from_secs(30),
+        "a new session after the reset",
+        || async {
+            (count_lines(&agent.log_text(), &["session open"]) > sessions_before).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        agent.log_text().contains("session lost"),
+        "the reset went unnoticed:\n{}",
+        agent.log_text()
+    );
+    eprintln!(
+        "reset -> reconnected and delivered: {:?}",
+        reset_at.elapsed()
+    );
+    peak_rss = peak_rss.max(vm_rss_kib(pid));
+
+    // Black hole for 15 s: the disk fills and drains meanwhile.
+    proxy.set(Mode::BlackHole);
+    let hole = Instant::now();
+    let big = fill(paths[3], fill_bytes);
+    agent_saw(&agent, &items[3], "crit").await;
+    std::fs::remove_file(&big).expect("drain");
+    eventually(Duration::from_secs(20), "agent sees the drain", || async {
+        let log = agent.log_text();
+        let crit = line_with(&log, None, &["check state changed", &items[3], "crit"])?;
+        line_with(&log, Some(crit), &["check state changed", &items[3], "ok"]).map(|_| ())
+    })
+    .await;
+    // Nothing arrives while the hole lasts.
+    let all = collector.get("/api/v1/tickets").await;
+    assert!(
+        !disk_tickets(&all, &agent_id)
+            .iter()
+            .any(|t| t["item"] == items[3].as_str()),
+        "delivered through a black hole? {all}"
+    );
+    while hole.elapsed() < Duration::from_secs(15) {
+        peak_rss = peak_rss.max(vm_rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    proxy.set(Mode::Pass);
+    let cleared = Instant::now();
+    let id = eventually(
+        Duration::from_secs(60),
+        "the black-holed episode, opened and resolved",
+        || async {
+            let all = collector.get("/api/v1/tickets").await;
+            disk_tickets(&all, &agent_id)
+                .into_iter()
+                .find(|t| t["item"] == items[3].as_str() && t["state"] == "resolved")
+                .and_then(|t| t["id"].as_i64())
+        },
+    )
+    .await;
+    eprintln!(
+        "black hole 15 s cleared -> ticket opened+resolved: {:?}",
+        cleared.elapsed()
+    );
+    peak_rss = peak_rss.max(vm_rss_kib(pid));
+
+    // Exactly once: one ticket per item, one `opened`, one `resolved`.
+    let all = collector.get("/api/v1/tickets").await;
+    let mine = disk_tickets(&all, &agent_id);
+    assert_eq!(mine.len(), 4, "{all}");
+    for item in &items {
+        assert_eq!(
+            mine.iter().filter(|t| t["item"] == item.as_str()).count(),
+            1,
+            "{item}: {all}"
+        );
+    }
+    let kinds = event_kinds(&collector, id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "opened").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "resolved").count(),
+        1,
+        "{kinds:?}"
+    );
+
+    eprintln!(
+        "agent peak VmRSS {peak_rss} KiB under faults, total {:?}",
+        started.elapsed()
+    );
+    assert!(peak_rss < 32 * 1024, "agent RSS {peak_rss} KiB");
+}
