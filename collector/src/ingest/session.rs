@@ -150,6 +150,21 @@ impl Ingest for IngestService {
     }
 }
 
+/// The inbound stream failed: a message over `[grpc] max_message_bytes`
+/// (tonic says OUT_OF_RANGE or RESOURCE_EXHAUSTED) is answered with that
+/// status, so the agent learns why; anything else is the peer going away.
+async fn refuse_over_limit(tx: &Outbound, status: Status, agent_id: &str) {
+    if matches!(
+        status.code(),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    ) {
+        warn!(%status, agent_id, "message over the size limit: closing the session");
+        let _ = tx.send(Err(status)).await;
+    } else {
+        debug!(%status, agent_id, "stream closed");
+    }
+}
+
 async fn run(
     store: Arc<dyn Store>,
     id: PeerIdentity,
@@ -162,7 +177,7 @@ async fn run(
         Err(_) => return Err(Error::InvalidArgument("no hello within 10 s".into())),
         Ok(None) => return Ok(()),
         Ok(Some(Err(status))) => {
-            debug!(%status, "stream closed before hello");
+            refuse_over_limit(tx, status, &id.agent_id).await;
             return Ok(());
         }
         Ok(Some(Ok(pb::AgentMessage {
@@ -202,7 +217,7 @@ async fn run(
         let msg = match inbound.next().await {
             None => break Ok(()),
             Some(Err(status)) => {
-                debug!(%status, agent_id = id.agent_id, "stream closed");
+                refuse_over_limit(tx, status, &id.agent_id).await;
                 break Ok(());
             }
             Some(Ok(m)) => m,
