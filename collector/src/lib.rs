@@ -15,6 +15,7 @@ pub mod domain;
 mod error;
 pub mod ingest;
 pub mod maintenance;
+pub mod metrics;
 pub mod pki;
 pub mod secrets;
 pub mod serve;

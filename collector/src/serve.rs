@@ -208,6 +208,10 @@ pub async fn serve(cfg: Config) -> Result<()> {
                 tick.tick().await;
                 match store.sweep(now_millis()).await {
                     Ok(o) if o.opened + o.resolved + o.escalated + o.overdue > 0 => {
+                        let m = &crate::metrics::METRICS;
+                        m.ticket_change("opened", o.opened);
+                        m.ticket_change("resolved", o.resolved);
+                        m.ticket_change("escalated", o.escalated);
                         outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
                         info!(
                             opened = o.opened,

@@ -87,6 +87,25 @@ async fn disk_fill_opens_one_ticket_and_drain_resolves_it() {
     );
     let id = ticket["id"].as_i64().expect("id");
 
+    // The counters show it in the Prometheus text format (no key needed).
+    let metrics = reqwest::get(format!("http://{}/metrics", collector.http))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |needle: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{needle} missing in:\n{metrics}"))
+    };
+    assert!(value("forewarn_reports_total{result=\"committed\"}") >= 2.0);
+    assert!(value("forewarn_ticket_changes_total{change=\"opened\"}") >= 1.0);
+    assert_eq!(value("forewarn_sessions_open"), 1.0);
+
     // Repeated failures (heartbeats) never open a second ticket.
     let all = collector.get("/api/v1/tickets").await;
     assert_eq!(tickets_for(&all, &agent_id).len(), 1, "{all}");

@@ -37,6 +37,7 @@ pub struct AppState {
 pub fn router(store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/tenants", get(list_tenants))
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}", get(get_agent))
@@ -55,6 +56,17 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .merge(tokens::routes())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .with_state(AppState { store })
+}
+
+/// Prometheus text format (counts only, no tenant data: no key needed).
+async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::METRICS.encode(),
+    )
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::convert;
 use super::sessions::{MAX_SESSIONS_PER_AGENT, Registration, Sessions};
 use crate::domain::now_millis;
+use crate::metrics::METRICS;
 use crate::pki::{PeerIdentity, peer_identity};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -100,6 +101,11 @@ impl Ingest for IngestService {
             Ok(id) => id,
             Err(error) => {
                 warn!(%error, peer, "session refused");
+                METRICS.session_refused(match error {
+                    Error::Unauthenticated(_) => "unauthenticated",
+                    Error::PermissionDenied(_) => "permission_denied",
+                    _ => "error",
+                });
                 return Err(error.into());
             }
         };
@@ -247,15 +253,29 @@ async fn run(
                 }
                 let report = match convert::report(&r, &id.agent_id, now) {
                     Ok(r) => r,
-                    Err(e) => break Err(e),
+                    Err(e) => {
+                        METRICS.report("rejected");
+                        break Err(e);
+                    }
                 };
                 let outcome = match store
                     .apply_report(&id.tenant_id, &id.agent_id, &report, now)
                     .await
                 {
                     Ok(o) => o,
-                    Err(e) => break Err(e),
+                    Err(e) => {
+                        METRICS.report("rejected");
+                        break Err(e);
+                    }
                 };
+                METRICS.report(if outcome.duplicate {
+                    "duplicate"
+                } else {
+                    "committed"
+                });
+                METRICS.ticket_change("opened", outcome.opened);
+                METRICS.ticket_change("updated", outcome.updated);
+                METRICS.ticket_change("resolved", outcome.resolved);
                 if outcome.opened + outcome.updated + outcome.resolved > 0 {
                     outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
                     info!(

@@ -62,8 +62,10 @@ impl Sessions {
         let mut map = self.lock();
         let entries = map.entry(agent_id.to_string()).or_default();
         if entries.len() >= MAX_SESSIONS_PER_AGENT {
+            crate::metrics::METRICS.session_refused("too_many_sessions");
             return None;
         }
+        crate::metrics::METRICS.sessions_open.inc();
         entries.push(Entry {
             id,
             kill: tx,
@@ -140,6 +142,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        crate::metrics::METRICS.sessions_open.dec();
         let mut map = self.sessions.lock();
         if let Some(v) = map.get_mut(&self.agent_id) {
             v.retain(|e| e.id != self.id);
