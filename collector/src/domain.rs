@@ -403,6 +403,18 @@ impl ApiCaller {
     pub fn can_write(&self) -> bool {
         self.role != "viewer"
     }
+
+    /// `PermissionDenied` naming the key when it is read-only.
+    pub fn require_write(&self) -> crate::Result<()> {
+        if self.can_write() {
+            Ok(())
+        } else {
+            Err(crate::Error::PermissionDenied(format!(
+                "API key {:?} is read-only (role viewer); use a technician or admin key",
+                self.name
+            )))
+        }
+    }
 }
 
 /// An operator action on a ticket.

@@ -71,7 +71,7 @@ pub async fn create_window(
     req: WindowRequest,
     now: Millis,
 ) -> Result<Window> {
-    ensure_writer(caller)?;
+    caller.require_write()?;
     let (tenant, target) = resolve(
         store,
         caller,
@@ -136,7 +136,7 @@ pub async fn create_silence(
     req: SilenceRequest,
     now: Millis,
 ) -> Result<Window> {
-    ensure_writer(caller)?;
+    caller.require_write()?;
     let (tenant, target) = resolve(
         store,
         caller,
@@ -175,17 +175,6 @@ pub async fn create_silence(
 
 fn invalid(m: &str) -> Error {
     Error::InvalidArgument(m.to_string())
-}
-
-fn ensure_writer(caller: &ApiCaller) -> Result<()> {
-    if caller.can_write() {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(format!(
-            "API key {:?} is read-only (role viewer)",
-            caller.name
-        )))
-    }
 }
 
 /// The tenant (by name or id, within the caller's scope) and the target.

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::problems::{self, AgentCtx, add_event};
-use super::{SqliteStore, scope_tenant, ticket_from_row};
+use super::{SqliteStore, insert_audit, scope_tenant, ticket_from_row};
 use crate::domain::{
     ActionOutcome, ApiCaller, AuditEntry, CheckState, Millis, Scope, TicketAction, TicketState,
 };
@@ -18,12 +18,7 @@ pub(super) async fn ticket_action(
     action: &TicketAction,
     now: Millis,
 ) -> Result<ActionOutcome> {
-    if !caller.can_write() {
-        return Err(Error::PermissionDenied(format!(
-            "API key {:?} is read-only (role viewer)",
-            caller.name
-        )));
-    }
+    caller.require_write()?;
     let mut tx = store.write_tx().await?;
     let row = sqlx::query("SELECT * FROM tickets WHERE id = ?2 AND (?1 IS NULL OR tenant_id = ?1)")
         .bind(scope_tenant(&caller.scope))
@@ -146,16 +141,15 @@ pub(super) async fn ticket_action(
         }
     };
     add_event(&mut tx, &ticket.tenant_id, id, now, kind, &detail, actor).await?;
-    sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    insert_audit(
+        &mut *tx,
+        Some(&ticket.tenant_id),
+        now,
+        actor,
+        &format!("ticket.{kind}"),
+        &format!("ticket/{id}"),
+        &detail,
     )
-    .bind(&ticket.tenant_id)
-    .bind(now)
-    .bind(actor)
-    .bind(format!("ticket.{kind}"))
-    .bind(format!("ticket/{id}"))
-    .bind(&detail)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     let ticket = store
@@ -201,12 +195,7 @@ pub(super) async fn revoke_agent(
     agent_id: &str,
     now: Millis,
 ) -> Result<crate::domain::Agent> {
-    if !caller.can_write() {
-        return Err(Error::PermissionDenied(format!(
-            "API key {:?} is read-only (role viewer)",
-            caller.name
-        )));
-    }
+    caller.require_write()?;
     let mut tx = store.write_tx().await?;
     let tenant: Option<String> = sqlx::query_scalar(
         "SELECT tenant_id FROM agents WHERE id = ?2 AND (?1 IS NULL OR tenant_id = ?1)",
@@ -229,14 +218,15 @@ pub(super) async fn revoke_agent(
             "agent {agent_id} is already revoked"
         )));
     }
-    sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES (?, ?, ?, 'agent.revoked', ?, 'certificate refused from now on')",
+    insert_audit(
+        &mut *tx,
+        Some(&tenant),
+        now,
+        &caller.name,
+        "agent.revoked",
+        &format!("agent/{agent_id}"),
+        "certificate refused from now on",
     )
-    .bind(&tenant)
-    .bind(now)
-    .bind(&caller.name)
-    .bind(format!("agent/{agent_id}"))
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     store

@@ -213,29 +213,16 @@ async fn audit(
     detail: &str,
     now: Millis,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    super::insert_audit(
+        &mut **tx,
+        Some(tenant_id),
+        now,
+        actor,
+        action,
+        target,
+        detail,
     )
-    .bind(tenant_id)
-    .bind(now)
-    .bind(actor)
-    .bind(action)
-    .bind(target)
-    .bind(detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn refuse_viewer(caller: &ApiCaller) -> Result<()> {
-    if caller.can_write() {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(format!(
-            "API key {:?} is read-only (role viewer)",
-            caller.name
-        )))
-    }
+    .await
 }
 
 // === impl SqliteStore ===
@@ -248,7 +235,7 @@ impl SqliteStore {
         time_zone: &str,
         now: Millis,
     ) -> Result<()> {
-        refuse_viewer(caller)?;
+        caller.require_write()?;
         if !caller.scope.allows(tenant_id) {
             return Err(Error::NotFound(format!("tenant {tenant_id}")));
         }
@@ -282,7 +269,7 @@ impl SqliteStore {
         w: &NewWindow,
         now: Millis,
     ) -> Result<Window> {
-        refuse_viewer(caller)?;
+        caller.require_write()?;
         if !caller.scope.allows(&w.tenant_id) {
             return Err(Error::NotFound(format!("tenant {}", w.tenant_id)));
         }
@@ -375,7 +362,7 @@ impl SqliteStore {
         kinds: &[Kind],
         now: Millis,
     ) -> Result<Window> {
-        refuse_viewer(caller)?;
+        caller.require_write()?;
         let mut tx = self.write_tx().await?;
         let window = fetch(&mut tx, &caller.scope, id, kinds)
             .await?

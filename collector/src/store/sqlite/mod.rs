@@ -38,6 +38,30 @@ mod tokens;
 
 use problems::{AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM};
 
+/// Appends one audit entry, inside the caller's transaction or on the pool.
+pub(super) async fn insert_audit<'e>(
+    conn: impl sqlx::Executor<'e, Database = Sqlite>,
+    tenant_id: Option<&str>,
+    now: Millis,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant_id)
+    .bind(now)
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite-backed [`Store`].
@@ -690,18 +714,7 @@ impl Store for SqliteStore {
         detail: &str,
         now: Millis,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(tenant_id)
-        .bind(now)
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_audit(&self.pool, tenant_id, now, actor, action, target, detail).await
     }
 
     async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {

@@ -29,18 +29,15 @@ pub(super) async fn renew_agent_cert(
             "unknown or revoked agent".to_owned(),
         ));
     }
-    sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail)
-         VALUES (?, ?, ?, 'agent.renewed', ?, ?)",
+    super::insert_audit(
+        &mut *tx,
+        Some(tenant_id),
+        now,
+        actor,
+        "agent.renewed",
+        &format!("agent/{agent_id}"),
+        &format!("certificate valid until {cert_not_after} (unix ms)"),
     )
-    .bind(tenant_id)
-    .bind(now)
-    .bind(actor)
-    .bind(format!("agent/{agent_id}"))
-    .bind(format!(
-        "certificate valid until {cert_not_after} (unix ms)"
-    ))
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())

@@ -58,12 +58,7 @@ pub(super) async fn revoke(
     id: &str,
     now: Millis,
 ) -> Result<EnrollmentToken> {
-    if !caller.can_write() {
-        return Err(Error::PermissionDenied(format!(
-            "API key {:?} is read-only (role viewer)",
-            caller.name
-        )));
-    }
+    caller.require_write()?;
     let mut tx = store.write_tx().await?;
     let tenant: Option<String> = sqlx::query_scalar(
         "SELECT tenant_id FROM enrollment_tokens WHERE id = ?2 AND (?1 IS NULL OR tenant_id = ?1)",
@@ -86,15 +81,15 @@ pub(super) async fn revoke(
             "enrollment token {id} is already revoked"
         )));
     }
-    sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail)
-         VALUES (?, ?, ?, 'enrollment_token.revoked', ?, 'refused from now on')",
+    super::insert_audit(
+        &mut *tx,
+        Some(&tenant),
+        now,
+        &caller.name,
+        "enrollment_token.revoked",
+        &format!("enrollment_token/{id}"),
+        "refused from now on",
     )
-    .bind(&tenant)
-    .bind(now)
-    .bind(&caller.name)
-    .bind(format!("enrollment_token/{id}"))
-    .execute(&mut *tx)
     .await?;
     let row = sqlx::query(concat!(select!(), " WHERE t.id = ?"))
         .bind(id)
