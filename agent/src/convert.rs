@@ -108,6 +108,7 @@ impl From<&Hello> for pb::AgentMessage {
                 boot_id: h.boot_id.clone(),
                 host: Some((&h.facts).into()),
                 interval_secs: h.interval_secs,
+                sent_at: timestamp(h.sent_at),
             })),
         }
     }

@@ -13,6 +13,9 @@ pub struct Hello {
     pub boot_id: String,
     pub facts: HostFacts,
     pub interval_secs: u32,
+    /// This host's clock when the hello is sent: the collector compares it
+    /// with its own to flag a skewed clock.
+    pub sent_at: SystemTime,
 }
 
 /// Something observed on the host, not yet numbered for delivery.

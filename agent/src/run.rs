@@ -89,8 +89,14 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
         stop_rx.clone(),
     ));
     let scheduler = Scheduler::new(host, &config, Mode::Continuous);
-    let mut scheduler =
-        tokio::spawn(scheduler.run(observations_tx, interval_rx, reload_rx, stop_rx.clone()));
+    let resync = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut scheduler = tokio::spawn(scheduler.run(
+        observations_tx,
+        resync.clone(),
+        interval_rx,
+        reload_rx,
+        stop_rx.clone(),
+    ));
     let mut session = tokio::spawn(session::run(
         SessionConfig {
             url,
@@ -105,6 +111,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
             interval: interval_tx,
             shutdown: stop_rx,
             credentials: credentials_rx,
+            resync,
         },
     ));
 

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::info;
 
@@ -127,9 +127,11 @@ impl Scheduler {
     /// `reload` delivers validated new configs (SIGHUP / file change); they
     /// are applied as a diff: only check kinds whose settings changed are
     /// rebuilt, the others keep their windows, trends and state.
+    /// `resync` asks for a heartbeat now (a session opened after a lost one).
     pub async fn run(
         mut self,
         observations: mpsc::Sender<Observation>,
+        resync: Arc<Notify>,
         mut interval: watch::Receiver<Duration>,
         mut reload: watch::Receiver<Arc<Config>>,
         mut shutdown: watch::Receiver<bool>,
@@ -181,6 +183,7 @@ impl Scheduler {
                         return Ok(());
                     }
                 }
+                () = resync.notified() => heartbeat_due = Instant::now(),
                 changed = interval.changed() => {
                     if changed.is_ok() {
                         // Apply a new heartbeat interval from now on.
@@ -406,7 +409,13 @@ mod tests {
         let (_interval_tx, interval_rx) = watch::channel(Duration::from_secs(60));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (_reload_tx, reload_rx) = watch::channel(Arc::new(Config::default()));
-        let task = tokio::spawn(scheduler.run(tx, interval_rx, reload_rx, stop_rx));
+        let task = tokio::spawn(scheduler.run(
+            tx,
+            Arc::new(Notify::new()),
+            interval_rx,
+            reload_rx,
+            stop_rx,
+        ));
         let first = rx.recv().await.expect("heartbeat");
         let Payload::Heartbeat { checks, .. } = first.payload else {
             panic!("first observation is not a heartbeat");
@@ -416,6 +425,51 @@ mod tests {
             kinds.contains("cpu") && kinds.contains("memory"),
             "{kinds:?}"
         );
+        stop_tx.send(true).expect("stop");
+        task.await.expect("join").expect("run");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_resync_sends_every_check_at_once() {
+        let config = Config::default();
+        let host = Host::new().expect("host");
+        let scheduler = Scheduler::new(host, &config, Mode::Continuous);
+        let (tx, mut rx) = mpsc::channel(16);
+        let (_interval_tx, interval_rx) = watch::channel(Duration::from_secs(3600));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (_reload_tx, reload_rx) = watch::channel(Arc::new(Config::default()));
+        let resync = Arc::new(Notify::new());
+        let task = tokio::spawn(scheduler.run(tx, resync.clone(), interval_rx, reload_rx, stop_rx));
+        let heartbeats = |rx: &mut mpsc::Receiver<Observation>| {
+            let mut n = 0;
+            while let Ok(o) = rx.try_recv() {
+                n += usize::from(matches!(o.payload, Payload::Heartbeat { .. }));
+            }
+            n
+        };
+        assert!(matches!(
+            rx.recv().await.expect("first").payload,
+            Payload::Heartbeat { .. }
+        ));
+        // An hour-long interval: without a resync no heartbeat comes for an
+        // hour (one second is what a test can afford to watch).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(heartbeats(&mut rx), 0);
+        resync.notify_one();
+        let o = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let o = rx.recv().await.expect("observation");
+                if matches!(o.payload, Payload::Heartbeat { .. }) {
+                    break o;
+                }
+            }
+        })
+        .await
+        .expect("a heartbeat right after the resync");
+        let Payload::Heartbeat { checks, .. } = o.payload else {
+            unreachable!()
+        };
+        assert!(checks.iter().any(|c| c.check == "memory"), "{checks:?}");
         stop_tx.send(true).expect("stop");
         task.await.expect("join").expect("run");
     }

@@ -8,11 +8,12 @@
 //! certificate was renewed, the stream is closed gracefully (collected acks
 //! first) and reopened at once with the new identity.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::ingest_client::IngestClient;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
@@ -59,6 +60,11 @@ pub struct SessionIo {
     /// The current credentials; a change (a renewed certificate) makes the
     /// session reconnect with them.
     pub credentials: watch::Receiver<Credentials>,
+    /// Notified when a session opens after an earlier one was lost: the
+    /// scheduler then sends a heartbeat with every check's current state at
+    /// once, so the collector never keeps acting on what it saw before the
+    /// link went down (even if the spool had to drop reports meanwhile).
+    pub resync: Arc<Notify>,
 }
 
 /// An open stream.
@@ -77,6 +83,7 @@ enum End {
 /// Runs sessions until shutdown; every connection failure is retried.
 pub async fn run(mut config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
     let mut backoff = Backoff::default();
+    let mut first_session = true;
     loop {
         {
             let latest = io.credentials.borrow_and_update();
@@ -92,6 +99,9 @@ pub async fn run(mut config: SessionConfig, mut outbox: Outbox, mut io: SessionI
             Ok(link) => {
                 info!(collector = %config.url, queued = outbox.len(), "session open");
                 report_losses(&mut outbox);
+                if !std::mem::take(&mut first_session) {
+                    io.resync.notify_one();
+                }
                 match serve(&config, link, &mut outbox, &mut io).await {
                     End::Stopped => return,
                     End::Renewed => {
@@ -197,6 +207,9 @@ async fn open(config: &SessionConfig, interval: Duration) -> Result<Link> {
         boot_id: config.boot_id.clone(),
         facts: config.facts.clone(),
         interval_secs: u32::try_from(interval.as_secs()).unwrap_or(u32::MAX),
+        // Stamped right before it goes out: the collector reads the clock
+        // offset from it.
+        sent_at: std::time::SystemTime::now(),
     };
     let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
     // Cannot fail: `rx` is alive and the buffer is empty.
@@ -299,7 +312,9 @@ fn apply(
         // An earlier run's boot id too: its spooled reports are resent
         // under their own (boot_id, seq).
         CollectorEvent::Ack { boot_id, seq } => {
-            if !outbox.ack(&boot_id, seq) {
+            if outbox.ack(&boot_id, seq) {
+                debug!(%boot_id, seq, "report acknowledged");
+            } else {
                 debug!(%boot_id, seq, current_boot = %config.boot_id, "repeated ack");
             }
             true

@@ -37,6 +37,9 @@ pub struct Config {
     /// Ticket sinks, `[[sinks.<kind>]]` (see `sinks/`): none by default.
     #[serde(default)]
     pub sinks: crate::sinks::SinksConfig,
+    /// Series caps and clock skew tolerance (see `limits.rs`).
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// The agent-facing gRPC listener (enrollment over TLS, sessions over mTLS).
@@ -63,6 +66,26 @@ pub struct GrpcConfig {
     pub enroll_max_failures: u32,
     #[serde(default = "default_enroll_failure_window_secs")]
     pub enroll_failure_window_secs: u64,
+    /// Session opens one agent may make at once, then one more every
+    /// `session_rate_refill_secs`; over it: RESOURCE_EXHAUSTED, before any
+    /// store access (see `ingest/rate.rs`).
+    #[serde(default = "default_session_rate_burst")]
+    pub session_rate_burst: u32,
+    #[serde(default = "default_session_rate_refill_secs")]
+    pub session_rate_refill_secs: u64,
+    /// Certificate renewals one agent may make at once, then one more every
+    /// `renew_rate_refill_secs`; over it: RESOURCE_EXHAUSTED.
+    #[serde(default = "default_renew_rate_burst")]
+    pub renew_rate_burst: u32,
+    #[serde(default = "default_renew_rate_refill_secs")]
+    pub renew_rate_refill_secs: u64,
+    /// Reports one agent (all its sessions together) may send at once, then
+    /// `report_rate_per_sec`; faster reports are delayed (flow control
+    /// pushes back on the agent), never dropped.
+    #[serde(default = "default_report_rate_per_sec")]
+    pub report_rate_per_sec: u32,
+    #[serde(default = "default_report_rate_burst")]
+    pub report_rate_burst: u32,
 }
 
 /// The operator-facing HTTP API.
@@ -133,6 +156,24 @@ fn default_enroll_max_failures() -> u32 {
 fn default_enroll_failure_window_secs() -> u64 {
     60
 }
+fn default_session_rate_burst() -> u32 {
+    10
+}
+fn default_session_rate_refill_secs() -> u64 {
+    6
+}
+fn default_renew_rate_burst() -> u32 {
+    5
+}
+fn default_renew_rate_refill_secs() -> u64 {
+    30
+}
+fn default_report_rate_per_sec() -> u32 {
+    50
+}
+fn default_report_rate_burst() -> u32 {
+    500
+}
 fn default_agent_cert_validity_days() -> u32 {
     7
 }
@@ -146,6 +187,12 @@ impl Default for GrpcConfig {
             max_concurrent_streams: default_max_concurrent_streams(),
             enroll_max_failures: default_enroll_max_failures(),
             enroll_failure_window_secs: default_enroll_failure_window_secs(),
+            session_rate_burst: default_session_rate_burst(),
+            session_rate_refill_secs: default_session_rate_refill_secs(),
+            renew_rate_burst: default_renew_rate_burst(),
+            renew_rate_refill_secs: default_renew_rate_refill_secs(),
+            report_rate_per_sec: default_report_rate_per_sec(),
+            report_rate_burst: default_report_rate_burst(),
         }
     }
 }
@@ -176,7 +223,67 @@ impl Default for Config {
             pki: PkiConfig::default(),
             tickets: crate::tickets::policy::Policy::default(),
             sinks: crate::sinks::SinksConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
+    }
+}
+
+// === impl GrpcConfig ===
+
+impl GrpcConfig {
+    /// The per-agent request rates of the ingest service.
+    pub fn rate_limits(&self) -> crate::ingest::RateLimits {
+        use crate::ingest::Rate;
+        use std::time::Duration;
+        crate::ingest::RateLimits {
+            sessions: Rate {
+                burst: self.session_rate_burst,
+                period: Duration::from_secs(self.session_rate_refill_secs),
+            },
+            renewals: Rate {
+                burst: self.renew_rate_burst,
+                period: Duration::from_secs(self.renew_rate_refill_secs),
+            },
+            reports: Rate::per_second(self.report_rate_per_sec, self.report_rate_burst),
+        }
+    }
+
+    /// Problems with the rate keys, each naming its key.
+    fn rate_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value, max) in [
+            (
+                "session_rate_burst",
+                u64::from(self.session_rate_burst),
+                10_000,
+            ),
+            (
+                "session_rate_refill_secs",
+                self.session_rate_refill_secs,
+                86_400,
+            ),
+            ("renew_rate_burst", u64::from(self.renew_rate_burst), 10_000),
+            (
+                "renew_rate_refill_secs",
+                self.renew_rate_refill_secs,
+                86_400,
+            ),
+            (
+                "report_rate_per_sec",
+                u64::from(self.report_rate_per_sec),
+                1_000_000,
+            ),
+            (
+                "report_rate_burst",
+                u64::from(self.report_rate_burst),
+                1_000_000,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                problems.push(format!("grpc.{key} ({value}) must be between 1 and {max}"));
+            }
+        }
+        problems
     }
 }
 
@@ -253,6 +360,7 @@ impl Config {
                 self.grpc.enroll_failure_window_secs
             ));
         }
+        problems.extend(self.grpc.rate_problems());
         if !(1..=3650).contains(&self.pki.agent_cert_validity_days) {
             problems.push(format!(
                 "pki.agent_cert_validity_days ({}) must be between 1 and 3650",
@@ -286,6 +394,7 @@ impl Config {
             }
         }
         problems.extend(self.sinks.problems());
+        problems.extend(self.limits.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -339,6 +448,28 @@ mod tests {
                 .to_string();
         assert!(err.contains("grpc.max_message_bytes"), "{err}");
         assert!(err.contains("pki.agent_cert_validity_days"), "{err}");
+    }
+
+    #[test]
+    fn bad_rates_are_named() {
+        let err = Config::parse(
+            "[grpc]\nsession_rate_burst = 0\nrenew_rate_refill_secs = 0\nreport_rate_per_sec = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "grpc.session_rate_burst",
+            "grpc.renew_rate_refill_secs",
+            "grpc.report_rate_per_sec",
+        ] {
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let cfg = Config::parse("[grpc]\nreport_rate_per_sec = 20\nreport_rate_burst = 5\n")
+            .expect("valid rates");
+        let limits = cfg.grpc.rate_limits();
+        assert_eq!(limits.reports.burst, 5);
+        assert_eq!(limits.reports.period, std::time::Duration::from_millis(50));
+        assert_eq!(limits.sessions.burst, 10);
     }
 
     #[test]

@@ -182,6 +182,12 @@ pub struct Agent {
     pub cert_not_after: Millis,
     pub revoked: bool,
     pub snapshot: Option<HostSnapshot>,
+    /// Collector time minus the agent's clock at its last session start
+    /// (ms; negative = the agent is ahead); `None` for agents that do not
+    /// say (older versions) or have not connected.
+    pub clock_offset_ms: Option<i64>,
+    /// The offset is beyond `[limits] clock_skew_tolerance_secs`.
+    pub clock_skewed: bool,
 }
 
 /// An agent with its checks' latest states.
@@ -363,6 +369,9 @@ pub struct ApplyOutcome {
     pub opened: u32,
     pub updated: u32,
     pub resolved: u32,
+    /// Results dropped because they would have created a new series beyond
+    /// a cap (`[limits]`); the rest of the report was applied.
+    pub series_dropped: u32,
 }
 
 impl ApplyOutcome {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod domain;
 mod error;
 pub mod ingest;
+pub mod limits;
 pub mod maintenance;
 pub mod metrics;
 pub mod pki;

@@ -4,6 +4,10 @@
 //! ticket engine's clock count into it without threading a handle through
 //! every constructor. Counts only — no tenant, host or ticket data — so the
 //! endpoint needs no API key; bind the HTTP listener accordingly.
+//!
+//! Label values are a fixed set of `&'static str` chosen in the code, never
+//! strings from an agent or a request, so the number of series stays small
+//! whatever the input.
 
 use std::sync::LazyLock;
 
@@ -23,6 +27,52 @@ pub struct ChangeLabel {
     pub change: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Reasons input is refused (or held back) at the edge, for
+/// `forewarn_rejected_total{reason}`; all of them are exported from the
+/// start (at 0), so a rate over them works before the first refusal.
+///
+/// - `unauthenticated`: no or unusable client certificate
+/// - `permission_denied`: unknown agent, tenant or identity mismatch
+///   (certificate vs. store, hello vs. certificate)
+/// - `revoked`: a revoked agent (refused, or its open session closed)
+/// - `invalid_argument`: a message failing validation (`convert.rs`) or the
+///   protocol (no hello, hello twice, empty message)
+/// - `undecodable`: bytes that are no valid protobuf (e.g. nested past the
+///   decoder's recursion limit)
+/// - `oversized`: a message over `[grpc] max_message_bytes`
+/// - `session_limit`: more concurrent sessions than one agent may hold
+/// - `session_rate`: session opens over `[grpc] session_rate_*`
+/// - `renew_rate`: renewals over `[grpc] renew_rate_*`
+/// - `report_throttled`: a report held back by `[grpc] report_rate_*`
+///   (delayed, not dropped: it is applied and acknowledged after the wait)
+/// - `series_cap`: one result dropped because it would create a new
+///   `(check, item)` series beyond its agent's or tenant's cap (`[limits]`);
+///   the rest of its report is applied and acknowledged
+/// - `enroll_refused`: an enrollment refused (bad, expired, used-up or
+///   revoked token, bad CSR)
+/// - `enroll_rate`: an enrollment refused up front because its address had
+///   too many failures (`[grpc] enroll_max_failures`)
+pub const REJECT_REASONS: &[&str] = &[
+    "unauthenticated",
+    "permission_denied",
+    "revoked",
+    "invalid_argument",
+    "undecodable",
+    "oversized",
+    "session_limit",
+    "session_rate",
+    "renew_rate",
+    "report_throttled",
+    "series_cap",
+    "enroll_refused",
+    "enroll_rate",
+];
+
 /// Every metric of the collector.
 pub struct Metrics {
     registry: Registry,
@@ -34,6 +84,8 @@ pub struct Metrics {
     pub sessions_open: Gauge,
     /// Sessions refused: unauthenticated, revoked, too many per agent.
     pub sessions_refused: Family<ResultLabel, Counter>,
+    /// Input refused or held back at the edge, by reason ([`REJECT_REASONS`]).
+    pub rejected: Family<ReasonLabel, Counter>,
 }
 
 /// The process-wide metrics.
@@ -59,12 +111,22 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Agent sessions refused, by reason",
         sessions_refused.clone(),
     );
+    let rejected = Family::<ReasonLabel, Counter>::default();
+    registry.register(
+        "rejected",
+        "Agent input refused or held back at the edge, by reason (report_throttled: delayed, not dropped)",
+        rejected.clone(),
+    );
+    for &reason in REJECT_REASONS {
+        let _ = rejected.get_or_create(&ReasonLabel { reason });
+    }
     Metrics {
         registry,
         reports,
         ticket_changes,
         sessions_open,
         sessions_refused,
+        rejected,
     }
 });
 
@@ -95,6 +157,13 @@ impl Metrics {
             .get_or_create(&ResultLabel { result })
             .inc();
     }
+
+    /// Counts one input refused (or held back) at the edge. `reason` should
+    /// be one of [`REJECT_REASONS`] (add a new one there, so it is exported
+    /// from the start and documented); never a string from the input.
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +184,28 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn every_reject_reason_is_exported_from_the_start() {
+        let text = METRICS.encode();
+        for reason in REJECT_REASONS {
+            assert!(
+                text.contains(&format!("forewarn_rejected_total{{reason=\"{reason}\"}}")),
+                "{reason}: {text}"
+            );
+        }
+        METRICS.rejected("session_rate");
+        let text = METRICS.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("forewarn_rejected_total{reason=\"session_rate\"}"))
+            .expect("session_rate line");
+        let n: u64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("count");
+        assert!(n >= 1, "{line}");
     }
 }

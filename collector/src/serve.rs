@@ -31,7 +31,8 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<SqliteStore>> {
     crate::pki::create_private_dir(&cfg.data_dir)?;
     let store = SqliteStore::open(&cfg.sqlite_path())
         .await?
-        .with_policy(cfg.tickets.clone());
+        .with_policy(cfg.tickets.clone())
+        .with_limits(cfg.limits.clone());
     Ok(Arc::new(store))
 }
 
@@ -55,7 +56,7 @@ pub async fn ensure_default_tenant(store: &dyn Store, cfg: &Config) -> Result<()
 /// typo changes nothing, silently, otherwise; a tenant created later is
 /// covered as soon as it exists).
 async fn warn_unknown_tenant_overrides(store: &dyn Store, cfg: &Config) -> Result<()> {
-    if cfg.tickets.tenants.is_empty() {
+    if cfg.tickets.tenants.is_empty() && cfg.limits.tenants.is_empty() {
         return Ok(());
     }
     let known: Vec<String> = store
@@ -69,6 +70,14 @@ async fn warn_unknown_tenant_overrides(store: &dyn Store, cfg: &Config) -> Resul
             tenant,
             "[tickets.tenants.<tenant>] names an unknown tenant: its overrides apply once it exists"
         );
+    }
+    for tenant in cfg.limits.tenants.keys() {
+        if !known.contains(tenant) {
+            warn!(
+                tenant,
+                "[limits.tenants.<tenant>] names an unknown tenant: its caps apply once it exists"
+            );
+        }
     }
     Ok(())
 }
@@ -152,7 +161,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
                     sessions.clone(),
                     outbox_wake.clone(),
                 )
-                .with_renewal(ca.clone(), cfg.pki.agent_cert_validity()),
+                .with_renewal(ca.clone(), cfg.pki.agent_cert_validity())
+                .with_rate_limits(cfg.grpc.rate_limits()),
             )
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),

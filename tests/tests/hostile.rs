@@ -1,8 +1,10 @@
 //! Hostile or broken input on the gRPC port of a real collector: an
-//! oversized message, garbage bytes (plain and inside TLS), a flood of
-//! streams from one client and a report over the result limit each get a
-//! clean refusal; the collector stays healthy, its memory bounded, and
-//! other agents' reports go through.
+//! oversized message, garbage bytes (plain and inside TLS), 10,000 streams
+//! from one client, a session-open loop, a report flood, deeply nested
+//! protobuf and a report over the result limit each get a clean refusal (or,
+//! for reports, a slowdown that loses nothing); every refusal is counted in
+//! `forewarn_rejected_total{reason}`; the collector stays healthy, its
+//! memory bounded, and other agents' reports go through.
 
 mod common;
 
@@ -10,6 +12,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tonic_prost::prost::Message as _;
 
 use common::sim::{SimAgent, State};
 use common::{Collector, eventually};
@@ -116,6 +120,7 @@ async fn open(ch: Channel, agent_id: &str, boot_id: &str) -> Result<Session, Sta
                 ..Default::default()
             }),
             interval_secs: 60,
+            sent_at: None,
         })),
     })
     .await
@@ -225,6 +230,195 @@ async fn ticket_of(c: &Collector, agent_id: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
+/// Starts a collector with `grpc` (TOML keys) added to its `[grpc]` table.
+fn start_with_grpc(grpc: &str) -> Collector {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[grpc]\nlisten_addr = \"127.0.0.1:0\"\n{grpc}\n[http]\nlisten_addr = \"127.0.0.1:0\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .expect("write config");
+    Collector::start_with(dir, config)
+}
+
+/// The value of one series in `GET /metrics` (0 when absent).
+async fn metric(c: &Collector, series: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", c.http))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("metric value"))
+}
+
+async fn rejected(c: &Collector, reason: &str) -> f64 {
+    metric(
+        c,
+        &format!("forewarn_rejected_total{{reason=\"{reason}\"}}"),
+    )
+    .await
+}
+
+/// Peak resident memory (VmHWM) of the collector process, KiB.
+fn peak_rss_kib(c: &Collector) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", c.proc.child.id()))
+        .expect("/proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM line")
+}
+
+/// A codec that sends hand-encoded message bytes as they are (one gRPC
+/// frame each) and decodes the collector's replies as usual.
+struct RawCodec;
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        use tonic_prost::prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = pb::CollectorMessage;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<pb::CollectorMessage>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// Opens `Ingest/Session` sending `frames` (raw message bytes) first; the
+/// sender stays open for more.
+async fn raw_session(
+    ch: Channel,
+    frames: Vec<Vec<u8>>,
+) -> Result<(mpsc::Sender<Vec<u8>>, Streaming<pb::CollectorMessage>), Status> {
+    let (tx, rx) = mpsc::channel(frames.len() + 4);
+    for f in frames {
+        tx.send(f).await.expect("queue frame");
+    }
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unknown(format!("channel not ready: {e}")))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/forewarn.v1.Ingest/Session");
+    let inbound = grpc
+        .streaming(tonic::Request::new(ReceiverStream::new(rx)), path, RawCodec)
+        .await?
+        .into_inner();
+    Ok((tx, inbound))
+}
+
+/// Waits for the status a stream ends with; panics if it ends cleanly.
+async fn end_status(inbound: &mut Streaming<pb::CollectorMessage>) -> Status {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match inbound.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("stream ended without an error"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("stream not ended within {WAIT:?}"))
+}
+
+fn hello_bytes(agent_id: &str, boot_id: &str) -> Vec<u8> {
+    pb::AgentMessage {
+        body: Some(pb::agent_message::Body::Hello(pb::Hello {
+            agent_id: agent_id.into(),
+            boot_id: boot_id.into(),
+            host: Some(pb::HostFacts {
+                hostname: "nester".into(),
+                ..Default::default()
+            }),
+            interval_secs: 60,
+            sent_at: None,
+        })),
+    }
+    .encode_to_vec()
+}
+
+fn report_message(boot_id: &str, agent_id: &str, seq: u64, r: pb::CheckResult) -> pb::AgentMessage {
+    pb::AgentMessage {
+        body: Some(pb::agent_message::Body::Report(pb::Report {
+            agent_id: agent_id.into(),
+            boot_id: boot_id.into(),
+            seq,
+            observed_at: Some(timestamp(now_ms())),
+            payload: Some(pb::report::Payload::StateChanges(pb::StateChanges {
+                results: vec![r],
+            })),
+        })),
+    }
+}
+
+/// Appends a protobuf varint.
+fn varint(mut v: usize, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(u8::try_from(v & 0x7f).expect("7 bits") | 0x80);
+        v >>= 7;
+    }
+    out.push(u8::try_from(v).expect("7 bits"));
+}
+
+/// Field 15 (unknown to every message) as `depth` nested groups:
+/// start-group keys, then as many end-group keys.
+fn nested_groups(depth: usize) -> Vec<u8> {
+    const START: u8 = (15 << 3) | 3;
+    const END: u8 = (15 << 3) | 4;
+    let mut bytes = vec![START; depth];
+    bytes.extend(std::iter::repeat_n(END, depth));
+    bytes
+}
+
+/// Field 15 as `depth` nested length-delimited fields (each holding the
+/// next), the innermost empty.
+fn nested_length_delimited(depth: usize) -> Vec<u8> {
+    const KEY: u8 = (15 << 3) | 2;
+    // Lengths from the innermost out; then headers from the outermost in.
+    let mut lens = vec![0usize];
+    for i in 0..depth {
+        let mut header = vec![KEY];
+        varint(lens[i], &mut header);
+        lens.push(header.len() + lens[i]);
+    }
+    let mut bytes = Vec::with_capacity(lens[depth]);
+    for i in (0..depth).rev() {
+        bytes.push(KEY);
+        varint(lens[i], &mut bytes);
+    }
+    assert_eq!(bytes.len(), lens[depth]);
+    bytes
+}
+
 // === tests ===
 
 /// A 2 MiB report (the limit is 1 MiB) ends that stream with
@@ -328,63 +522,355 @@ async fn garbage_bytes_get_the_connection_closed() {
     a.change("service", "nginx", State::Crit, "down").await;
 }
 
-/// 200 concurrent sessions on one connection with one agent's certificate:
-/// the connection carries at most 16 streams at once (the server refuses
-/// extra streams with REFUSED_STREAM; the client queues the rest), the agent
-/// holds at most 4 sessions, every other one is refused with
-/// RESOURCE_EXHAUSTED; memory stays bounded, the 4 sessions work.
+/// 10,000 `Session` calls from one client with one agent's certificate,
+/// over 4 connections (256 in flight): each connection carries at most 16
+/// streams at once (`[grpc] max_concurrent_streams`; the server refuses
+/// extras with REFUSED_STREAM, the client queues the rest), the agent
+/// holds at most 4 sessions, and all the others are refused with
+/// RESOURCE_EXHAUSTED, almost all by the session rate before any store
+/// access. The collector stays healthy, its memory bounded; the 4 sessions
+/// work and another agent's ticket opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_flood_from_one_client_is_capped() {
-    const FLOOD: usize = 200;
+async fn ten_thousand_streams_from_one_client_are_refused_cleanly() {
+    const FLOOD: usize = 10_000;
+    const CONNECTIONS: usize = 4;
+    const IN_FLIGHT: usize = 256;
     let c = Collector::start();
     let (agent_id, identity) = enroll(&c, "flooder").await;
+    let (token, _) = c.token("default", &[]);
+    let mut bystander = SimAgent::enroll(&c, &token, "bystander").await;
     let before = rss_kib(&c);
-    let ch = channel(&c, Some(identity)).await;
+    let mut channels = Vec::new();
+    for _ in 0..CONNECTIONS {
+        channels.push(channel(&c, Some(identity.clone())).await);
+    }
 
-    let calls = (0..FLOOD).map(|i| {
-        let ch = ch.clone();
-        let agent_id = agent_id.clone();
-        tokio::spawn(async move {
-            tokio::time::timeout(WAIT, open(ch, &agent_id, "boot-flood"))
-                .await
-                .unwrap_or_else(|_| panic!("session call {i} not answered within {WAIT:?}"))
+    let started = Instant::now();
+    let gate = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let calls: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let ch = channels[i % CONNECTIONS].clone();
+            let agent_id = agent_id.clone();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("gate");
+                tokio::time::timeout(WAIT, open(ch, &agent_id, "boot-flood"))
+                    .await
+                    .unwrap_or_else(|_| panic!("session call {i} not answered within {WAIT:?}"))
+            })
         })
-    });
+        .collect();
     let mut open_sessions = Vec::new();
-    // Refused by the per-agent session cap / by the per-connection stream
-    // cap (streams opened before the client saw the server's SETTINGS).
-    let (mut agent_cap, mut stream_cap) = (0, 0);
-    for call in calls.collect::<Vec<_>>() {
+    // Refused by the session rate / the per-agent session cap / the
+    // per-connection stream cap (streams opened before the client saw the
+    // server's SETTINGS).
+    let (mut rate, mut agent_cap, mut stream_cap) = (0, 0, 0);
+    for call in calls {
         match call.await.expect("session task") {
             Ok(s) => open_sessions.push(s),
+            Err(status)
+                if status.code() == Code::ResourceExhausted
+                    && status.message().contains("back off") =>
+            {
+                rate += 1;
+            }
             Err(status) if status.code() == Code::ResourceExhausted => agent_cap += 1,
             Err(status) if format!("{status:?}").contains("REFUSED_STREAM") => stream_cap += 1,
             Err(status) => panic!("unexpected refusal: {status:?}"),
         }
     }
+    let elapsed = started.elapsed();
     let after = rss_kib(&c);
-    eprintln!(
-        "{FLOOD} session calls: {} open, {agent_cap} refused RESOURCE_EXHAUSTED (4 per agent), \
-         {stream_cap} refused REFUSED_STREAM (16 per connection); \
-         collector RSS {before} KiB before, {after} KiB after",
+    let peak = peak_rss_kib(&c);
+    let counted = rejected(&c, "session_rate").await;
+    println!(
+        "{FLOOD} session calls over {CONNECTIONS} connections in {elapsed:.1?}: {} open, \
+         {rate} refused by the session rate (counter: {counted}), {agent_cap} by the \
+         4-per-agent cap, {stream_cap} REFUSED_STREAM; collector RSS {before} KiB before, \
+         {after} KiB after, peak {peak} KiB",
         open_sessions.len()
     );
     assert_eq!(open_sessions.len(), 4, "sessions per agent are capped at 4");
-    assert_eq!(agent_cap + stream_cap, FLOOD - 4);
-    assert!(agent_cap > 0, "the per-agent cap refused nothing");
+    assert_eq!(rate + agent_cap + stream_cap, FLOOD - 4);
     assert!(
-        after < before + 64 * 1024,
-        "collector RSS grew from {before} KiB to {after} KiB"
+        rate >= FLOOD - 100,
+        "the session rate refused only {rate} of {FLOOD}"
+    );
+    assert!(
+        counted >= rate as f64,
+        "forewarn_rejected_total{{reason=\"session_rate\"}} is {counted}, clients saw {rate}"
+    );
+    assert!(
+        after < 200 * 1024 && peak < 200 * 1024,
+        "collector RSS {after} KiB (peak {peak} KiB) over 200 MiB"
     );
     assert_healthy(&c).await;
 
-    // The sessions that got in work.
+    // The sessions that got in work, and so does another agent.
     for (i, s) in open_sessions.iter_mut().enumerate() {
         let seq = u64::try_from(i).expect("seq") + 1;
         s.report(seq, vec![result("service", "flood", "up".into())])
             .await
             .expect("an admitted session reports");
     }
+    bystander.connect(60).await;
+    bystander
+        .change("service", "nginx", State::Crit, "nginx down")
+        .await;
+    let bystander_id = bystander.agent_id.clone();
+    eventually(WAIT, "the bystander's ticket", || {
+        let c = &c;
+        let id = bystander_id.clone();
+        async move { ticket_of(c, &id).await }
+    })
+    .await;
+}
+
+/// A client opening sessions in a tight loop with a valid identity (each
+/// closed again at once) is refused with RESOURCE_EXHAUSTED ("back off")
+/// after the burst of 10, counted as `session_rate`; another agent still
+/// opens, and the looping agent gets in again once its bucket refills
+/// (one open per 6 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_open_loop_is_refused_after_the_burst() {
+    let c = Collector::start();
+    let (agent_id, identity) = enroll(&c, "reconnect-loop").await;
+    let ch = channel(&c, Some(identity)).await;
+    let mut attempts = 0;
+    let (mut opened, mut capped) = (0, 0);
+    let refusal = loop {
+        assert!(attempts < 100, "no rate refusal after {attempts} opens");
+        attempts += 1;
+        match open(ch.clone(), &agent_id, "boot-loop").await {
+            Ok(s) => {
+                opened += 1;
+                drop(s);
+            }
+            Err(status)
+                if status.code() == Code::ResourceExhausted
+                    && status.message().contains("back off") =>
+            {
+                break status;
+            }
+            // Closed sessions the collector has not reaped yet.
+            Err(status) if status.code() == Code::ResourceExhausted => capped += 1,
+            Err(status) => panic!("unexpected refusal: {status:?}"),
+        }
+    };
+    let counted = rejected(&c, "session_rate").await;
+    println!(
+        "open loop: refused at attempt {attempts} ({opened} opened, {capped} over the \
+         session cap): {:?} {:?}; session_rate counter {counted}",
+        refusal.code(),
+        refusal.message()
+    );
+    // The 10-open burst (plus at most one refill) passes, then a refusal.
+    assert!(
+        (11..=12).contains(&attempts),
+        "refused at attempt {attempts}"
+    );
+    assert!(refusal.message().contains("retry in"), "{refusal:?}");
+    assert!(counted >= 1.0, "session_rate not counted");
+    // Still refused right away, and counted again.
+    let again = open(ch.clone(), &agent_id, "boot-loop")
+        .await
+        .err()
+        .expect("refused again");
+    assert_eq!(again.code(), Code::ResourceExhausted, "{again:?}");
+    assert!(rejected(&c, "session_rate").await > counted);
+
+    // Another agent is not affected.
+    let (token, _) = c.token("default", &[]);
+    let mut other = SimAgent::enroll(&c, &token, "patient").await;
+    other.connect(60).await;
+    other.change("service", "nginx", State::Crit, "down").await;
+
+    // The looping agent gets in again after the refill; polling refused
+    // opens does not push the refill back.
+    let started = Instant::now();
+    let mut s = eventually(Duration::from_secs(10), "an open after the refill", || {
+        let ch = ch.clone();
+        let agent_id = agent_id.clone();
+        async move { open(ch, &agent_id, "boot-after").await.ok() }
+    })
+    .await;
+    println!("open loop: admitted again after {:.1?}", started.elapsed());
+    s.report(1, vec![result("service", "loop", "up".into())])
+        .await
+        .expect("the readmitted session reports");
+}
+
+/// One agent sends 100 reports back to back, far faster than its rate
+/// (25/s after a burst of 10): the collector slows it down (flow control)
+/// but acknowledges every report exactly once and stores each once; the
+/// throttling is counted as `report_throttled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_flood_is_slowed_not_lost() {
+    const REPORTS: u64 = 100;
+    const RATE: u64 = 25;
+    const BURST: u64 = 10;
+    let c = start_with_grpc(&format!(
+        "report_rate_per_sec = {RATE}\nreport_rate_burst = {BURST}\n"
+    ));
+    let (agent_id, identity) = enroll(&c, "replayer").await;
+    let s = open(channel(&c, Some(identity)).await, &agent_id, "boot-replay")
+        .await
+        .expect("session accepted");
+    let Session {
+        tx,
+        mut inbound,
+        agent_id,
+        boot_id,
+    } = s;
+
+    let started = Instant::now();
+    // A spool replay: every report queued as fast as the stream takes them.
+    let sender = {
+        let (agent_id, boot_id) = (agent_id.clone(), boot_id.clone());
+        tokio::spawn(async move {
+            for seq in 1..=REPORTS {
+                let r = pb::CheckResult {
+                    check: "service".into(),
+                    item: format!("replay-{seq}"),
+                    state: State::Ok as i32,
+                    message: "up".into(),
+                    metrics: Vec::new(),
+                    since: Some(timestamp(now_ms())),
+                };
+                tx.send(report_message(&boot_id, &agent_id, seq, r))
+                    .await
+                    .expect("stream open");
+            }
+            tx
+        })
+    };
+    let mut acks = std::collections::BTreeMap::<u64, u32>::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while acks.len() < usize::try_from(REPORTS).expect("count") {
+            match inbound.message().await {
+                Ok(Some(pb::CollectorMessage {
+                    body: Some(pb::collector_message::Body::Ack(a)),
+                })) => *acks.entry(a.seq).or_default() += 1,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("stream ended after {} acks", acks.len()),
+                Err(status) => panic!("stream failed after {} acks: {status:?}", acks.len()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {REPORTS} acks within 60 s", acks.len()));
+    let elapsed = started.elapsed();
+    let _tx = sender.await.expect("sender");
+
+    let throttled = rejected(&c, "report_throttled").await;
+    let committed = metric(&c, "forewarn_reports_total{result=\"committed\"}").await;
+    let duplicate = metric(&c, "forewarn_reports_total{result=\"duplicate\"}").await;
+    let agent = c.get(&format!("/api/v1/agents/{agent_id}")).await;
+    let stored = agent["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|r| r["item"].as_str().is_some_and(|i| i.starts_with("replay-")))
+        .count();
+    println!(
+        "report flood: {REPORTS} reports at {RATE}/s (burst {BURST}) acknowledged in \
+         {elapsed:.1?}; {} distinct acks, {throttled} throttled, {committed} committed, \
+         {duplicate} duplicate, {stored} stored",
+        acks.len()
+    );
+    assert!(acks.values().all(|&n| n == 1), "an ack repeated: {acks:?}");
+    assert_eq!(
+        acks.keys().copied().collect::<Vec<_>>(),
+        (1..=REPORTS).collect::<Vec<_>>()
+    );
+    assert_eq!(committed, REPORTS as f64, "each report committed once");
+    assert_eq!(duplicate, 0.0);
+    assert_eq!(stored, usize::try_from(REPORTS).expect("count"), "{agent}");
+    assert!(
+        throttled >= (REPORTS - BURST) as f64 / 2.0,
+        "only {throttled} reports throttled"
+    );
+    // The rate guarantees a minimum duration (a lower bound, not a timing
+    // benchmark): (REPORTS - BURST) / RATE seconds.
+    let floor = Duration::from_millis((REPORTS - BURST) * 1000 / RATE);
+    assert!(
+        elapsed >= floor.mul_f64(0.9),
+        "{REPORTS} reports took {elapsed:?}: not throttled to {RATE}/s"
+    );
+}
+
+/// Protobuf nested 10,000 levels deep: as groups it gets a clean
+/// INVALID_ARGUMENT (prost stops at its recursion limit), before and after
+/// hello; as nested length-delimited unknown data it is skipped in one step
+/// (no recursion) and the session goes on. Refusals are counted as
+/// `undecodable`; the collector stays healthy and another agent reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_nesting_gets_a_clean_decode_error() {
+    const DEPTH: usize = 10_000;
+    let c = Collector::start();
+    let (agent_id, identity) = enroll(&c, "nester").await;
+    let ch = channel(&c, Some(identity)).await;
+    let groups = nested_groups(DEPTH);
+
+    // After a valid hello.
+    let (_tx, mut inbound) = raw_session(
+        ch.clone(),
+        vec![hello_bytes(&agent_id, "boot-nest-1"), groups.clone()],
+    )
+    .await
+    .expect("session accepted");
+    let after_hello = end_status(&mut inbound).await;
+    // As the first message.
+    let (_tx, mut inbound) = raw_session(ch.clone(), vec![groups.clone()])
+        .await
+        .expect("session accepted");
+    let first = end_status(&mut inbound).await;
+    let counted = rejected(&c, "undecodable").await;
+    println!(
+        "{DEPTH} nested groups ({} bytes): after hello {:?} {:?}; as first message {:?} {:?}; \
+         undecodable counter {counted}",
+        groups.len(),
+        after_hello.code(),
+        after_hello.message(),
+        first.code(),
+        first.message()
+    );
+    for status in [&after_hello, &first] {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains("recursion limit"), "{status:?}");
+    }
+    assert!(counted >= 2.0, "undecodable refusals not counted");
+
+    // Nested length-delimited unknown data inside a hello: skipped whole.
+    let mut hello = hello_bytes(&agent_id, "boot-nest-3");
+    let nested = nested_length_delimited(DEPTH);
+    hello.extend_from_slice(&nested);
+    let (tx, mut inbound) = raw_session(ch.clone(), vec![hello])
+        .await
+        .expect("session accepted");
+    let r = result("service", "nest", "down".into());
+    tx.send(report_message("boot-nest-3", &agent_id, 1, r).encode_to_vec())
+        .await
+        .expect("send report");
+    let ack = tokio::time::timeout(WAIT, inbound.message())
+        .await
+        .expect("an answer")
+        .expect("no error")
+        .expect("a message");
+    println!(
+        "{DEPTH} nested length-delimited fields ({} bytes) in a hello: session works, {ack:?}",
+        nested.len()
+    );
+    assert!(
+        matches!(ack.body, Some(pb::collector_message::Body::Ack(ref a)) if a.seq == 1),
+        "{ack:?}"
+    );
+
+    assert_healthy(&c).await;
+    let (token, _) = c.token("default", &[]);
+    let mut other = SimAgent::enroll(&c, &token, "after-nesting").await;
+    other.connect(60).await;
+    other.change("service", "nginx", State::Crit, "down").await;
 }
 
 /// 5000 results in one report (limit 1000): INVALID_ARGUMENT, nothing of

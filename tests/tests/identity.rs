@@ -111,6 +111,7 @@ fn hello(agent_id: &str) -> pb::AgentMessage {
                 ..Default::default()
             }),
             interval_secs: 15,
+            sent_at: None,
         })),
     }
 }
@@ -443,6 +444,19 @@ async fn failed_enrollments_from_one_address_are_rate_limited() {
         .filter(|e| e["action"] == "enrollment.refused")
         .count();
     assert_eq!(refused, 10, "{audit}");
+    // Both kinds of refusal are counted for monitoring.
+    let metrics = reqwest::get(format!("http://{}/metrics", collector.http))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in [
+        "forewarn_rejected_total{reason=\"enroll_refused\"} 10",
+        "forewarn_rejected_total{reason=\"enroll_rate\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     // The collector stays healthy.
     let resp = reqwest::get(format!("http://{}/healthz", collector.http))
         .await

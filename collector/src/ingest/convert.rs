@@ -214,6 +214,30 @@ pub fn boot_id(v: &str) -> Result<String> {
     required("hello.boot_id", v, MAX_ID_LEN)
 }
 
+/// How far the agent's clock is behind ours: `received` (collector time)
+/// minus the hello's `sent_at` (agent time), in ms; `None` when the agent
+/// does not say (older agents). Any well-formed instant is accepted, however
+/// far off: a wrong clock is what this measures, so it is flagged, not
+/// refused.
+pub fn clock_offset(
+    sent_at: Option<&forewarn_proto::Timestamp>,
+    received: Millis,
+) -> Result<Option<Millis>> {
+    let Some(ts) = sent_at else {
+        return Ok(None);
+    };
+    let bad = || Error::InvalidArgument("hello.sent_at is out of range".into());
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        return Err(bad());
+    }
+    let sent = ts
+        .seconds
+        .checked_mul(1000)
+        .and_then(|s| s.checked_add(i64::from(ts.nanos / 1_000_000)))
+        .ok_or_else(bad)?;
+    received.checked_sub(sent).map(Some).ok_or_else(bad)
+}
+
 /// Wire timestamp of Unix milliseconds.
 pub fn timestamp(ms: Millis) -> forewarn_proto::Timestamp {
     forewarn_proto::Timestamp {
@@ -287,6 +311,26 @@ mod tests {
         assert!(report(&report_with(vec![nan]), "a", now()).is_err());
         let too_many = vec![result(1); MAX_RESULTS + 1];
         assert!(report(&report_with(too_many), "a", now()).is_err());
+    }
+
+    #[test]
+    fn clock_offset_is_receive_time_minus_sent_at() {
+        let ts = |seconds, nanos| forewarn_proto::Timestamp { seconds, nanos };
+        assert_eq!(clock_offset(None, now()).unwrap(), None);
+        let now = now();
+        // 10 minutes ahead: negative offset.
+        let ahead = timestamp(now + 600_000);
+        assert_eq!(clock_offset(Some(&ahead), now).unwrap(), Some(-600_000));
+        assert_eq!(
+            clock_offset(Some(&timestamp(now - 1500)), now).unwrap(),
+            Some(1500)
+        );
+        // A clock reset to 1970 is far off, not malformed.
+        assert_eq!(clock_offset(Some(&ts(0, 0)), now).unwrap(), Some(now));
+        assert!(clock_offset(Some(&ts(1, -1)), now).is_err());
+        assert!(clock_offset(Some(&ts(1, 1_000_000_000)), now).is_err());
+        assert!(clock_offset(Some(&ts(i64::MAX, 0)), now).is_err());
+        assert!(clock_offset(Some(&ts(i64::MIN / 1000, 0)), now).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 use super::convert;
 use super::enroll_limit::FailureLimiter;
 use crate::domain::{NewAgent, now_millis};
+use crate::metrics::METRICS;
 use crate::pki::Ca;
 use crate::secrets;
 use crate::store::Store;
@@ -136,6 +137,7 @@ impl Enrollment for EnrollmentService {
                 peer,
                 "enrollment refused: too many failed attempts from this address"
             );
+            METRICS.rejected("enroll_rate");
             return Err(Status::resource_exhausted(
                 "too many failed enrollments from this address; try again later",
             ));
@@ -160,6 +162,7 @@ impl Enrollment for EnrollmentService {
             }
             Err(error) => {
                 warn!(%error, peer, "enrollment refused");
+                METRICS.rejected("enroll_refused");
                 if matches!(
                     error,
                     Error::Unauthenticated(_)

@@ -6,10 +6,12 @@
 pub mod convert;
 mod enroll;
 mod enroll_limit;
+mod rate;
 mod renew;
 mod session;
 mod sessions;
 
 pub use enroll::EnrollmentService;
+pub use rate::{Rate, RateLimits};
 pub use session::IngestService;
 pub use sessions::Sessions;

@@ -5,7 +5,10 @@
 //! and unknown agents are refused), the CSR contributes only its public key.
 //! The certificate is signed in memory; the agent's `cert_not_after` and
 //! the `agent.renewed` audit entry are committed together before the answer
-//! leaves, and a refusal is audited as `renewal.refused`.
+//! leaves, and a refusal is audited as `renewal.refused` — except one over
+//! the agent's renewal rate (`[grpc] renew_rate_*`): that is refused with
+//! RESOURCE_EXHAUSTED before any store access, so a flood writes nothing;
+//! it is logged and counted (`forewarn_rejected_total{reason="renew_rate"}`).
 
 use std::sync::Arc;
 
@@ -14,8 +17,10 @@ use tonic::{Request, Response, Status};
 use tracing::{error, info, warn};
 
 use super::convert;
-use super::session::IngestService;
+use super::rate::retry_secs;
+use super::session::{IngestService, certificate_identity, count_refusal};
 use crate::domain::now_millis;
+use crate::metrics::METRICS;
 use crate::pki::Ca;
 use crate::{Error, Result};
 
@@ -45,6 +50,19 @@ pub(super) async fn renew(
         .remote_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    if let Ok(id) = certificate_identity(&request)
+        && let Err(wait) = service.limits.renewals.check(&id.agent_id)
+    {
+        let retry_after_secs = retry_secs(wait);
+        warn!(
+            agent_id = id.agent_id,
+            peer, retry_after_secs, "renewal refused: too many renewals from this agent"
+        );
+        METRICS.rejected("renew_rate");
+        return Err(Status::resource_exhausted(format!(
+            "too many certificate renewals from this agent: back off and retry in {retry_after_secs} s"
+        )));
+    }
     let actor = format!("renew:{peer}");
     match issue(service, &request, &actor).await {
         Ok((agent_id, response)) => {
@@ -84,13 +102,15 @@ async fn issue(
     let id = service.authenticate(request).await?;
     let csr_pem = &request.get_ref().csr_pem;
     if csr_pem.len() > MAX_CSR_LEN {
+        METRICS.rejected("invalid_argument");
         return Err(Error::InvalidArgument(format!(
             "csr_pem larger than {MAX_CSR_LEN} bytes"
         )));
     }
     let cert = renewal
         .ca
-        .sign_agent_csr(csr_pem, &id.agent_id, &id.tenant_id, renewal.validity)?;
+        .sign_agent_csr(csr_pem, &id.agent_id, &id.tenant_id, renewal.validity)
+        .inspect_err(count_refusal)?;
     let not_after = (cert.not_after.unix_timestamp_nanos() / 1_000_000) as i64;
     service
         .store

@@ -4,6 +4,12 @@
 //! validated, committed through [`Store::apply_report`] and only then
 //! acknowledged; a store failure ends the stream with UNAVAILABLE so the
 //! agent reconnects and resends what was not acknowledged.
+//!
+//! Limits at the edge, cheapest first: a session open over the agent's rate
+//! (`rate.rs`) or over its session cap is refused with RESOURCE_EXHAUSTED
+//! before the store is touched; reports over the agent's rate are delayed
+//! (flow control pushes back), never dropped. Every refusal is counted in
+//! `forewarn_rejected_total{reason}`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
 use super::convert;
+use super::rate::{Limiters, RateLimits, retry_secs};
 use super::sessions::{MAX_SESSIONS_PER_AGENT, Registration, Sessions};
 use crate::domain::now_millis;
 use crate::metrics::METRICS;
@@ -35,6 +42,8 @@ pub struct IngestService {
     outbox_wake: watch::Sender<u64>,
     /// CA and certificate lifetime for `Renew`; `None` refuses renewals.
     pub(super) renewal: Option<super::renew::Renewal>,
+    /// Per-agent rates of session opens, renewals and reports.
+    pub(super) limits: Arc<Limiters>,
 }
 
 impl IngestService {
@@ -55,32 +64,75 @@ impl IngestService {
             sessions,
             outbox_wake,
             renewal: None,
+            limits: Arc::new(Limiters::new(RateLimits::default())),
         }
     }
 
+    /// Per-agent request rates (`[grpc] session_rate_*`, `renew_rate_*`,
+    /// `report_rate_*`); [`RateLimits::default`] otherwise.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(Limiters::new(limits));
+        self
+    }
+
+    /// The verified client certificate's identity, then the store's word
+    /// on it (known, same tenant, not revoked). Refusals are counted.
     pub(super) async fn authenticate<T>(&self, request: &Request<T>) -> Result<PeerIdentity> {
-        let certs = request.peer_certs().ok_or_else(|| {
-            Error::Unauthenticated("a client certificate is required; enroll first".into())
-        })?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| Error::Unauthenticated("empty client certificate chain".into()))?;
-        let id = peer_identity(leaf)?;
-        let auth = self
-            .store
-            .agent_auth(&id.agent_id)
-            .await?
-            .ok_or_else(|| Error::PermissionDenied("unknown agent".into()))?;
-        if auth.tenant_id != id.tenant_id {
-            return Err(Error::PermissionDenied(
-                "certificate tenant does not match the agent".into(),
-            ));
-        }
-        if auth.revoked {
-            return Err(Error::PermissionDenied("agent is revoked".into()));
-        }
+        let id = certificate_identity(request).inspect_err(count_refusal)?;
+        self.authorize(&id).await?;
         Ok(id)
     }
+
+    /// Whether the store knows `id` as a live agent of its tenant; a
+    /// refusal is counted.
+    async fn authorize(&self, id: &PeerIdentity) -> Result<()> {
+        let auth = self.store.agent_auth(&id.agent_id).await?;
+        let refusal = match auth {
+            None => Some(("permission_denied", "unknown agent")),
+            Some(a) if a.tenant_id != id.tenant_id => Some((
+                "permission_denied",
+                "certificate tenant does not match the agent",
+            )),
+            Some(a) if a.revoked => Some(("revoked", "agent is revoked")),
+            Some(_) => None,
+        };
+        match refusal {
+            None => Ok(()),
+            Some((reason, message)) => {
+                METRICS.rejected(reason);
+                Err(Error::PermissionDenied(message.into()))
+            }
+        }
+    }
+}
+
+/// The identity in the client certificate the TLS layer verified: no store
+/// access, so limits keyed by agent can run before any.
+pub(super) fn certificate_identity<T>(request: &Request<T>) -> Result<PeerIdentity> {
+    let certs = request.peer_certs().ok_or_else(|| {
+        Error::Unauthenticated("a client certificate is required; enroll first".into())
+    })?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Error::Unauthenticated("empty client certificate chain".into()))?;
+    peer_identity(leaf)
+}
+
+/// Counts a refusal by the kind of error (validation, identity); other
+/// errors (the store failing) are no refusal.
+pub(super) fn count_refusal(error: &Error) {
+    match error {
+        Error::Unauthenticated(_) => METRICS.rejected("unauthenticated"),
+        Error::PermissionDenied(_) => METRICS.rejected("permission_denied"),
+        Error::InvalidArgument(_) => METRICS.rejected("invalid_argument"),
+        _ => {}
+    }
+}
+
+/// An error the agent caused: counted, then returned.
+fn invalid(message: impl Into<String>) -> Error {
+    METRICS.rejected("invalid_argument");
+    Error::InvalidArgument(message.into())
 }
 
 type Outbound = mpsc::Sender<std::result::Result<pb::CollectorMessage, Status>>;
@@ -97,22 +149,32 @@ impl Ingest for IngestService {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let id = match self.authenticate(&request).await {
-            Ok(id) => id,
-            Err(error) => {
-                warn!(%error, peer, "session refused");
-                METRICS.session_refused(match error {
-                    Error::Unauthenticated(_) => "unauthenticated",
-                    Error::PermissionDenied(_) => "permission_denied",
-                    _ => "error",
-                });
-                return Err(error.into());
-            }
+        let refused = |error: Error| {
+            warn!(%error, peer, "session refused");
+            METRICS.session_refused(match error {
+                Error::Unauthenticated(_) => "unauthenticated",
+                Error::PermissionDenied(_) => "permission_denied",
+                _ => "error",
+            });
+            Status::from(error)
         };
-        let (tx, rx) = mpsc::channel(64);
-        let store = self.store.clone();
-        let inbound = request.into_inner();
-        let mut shutdown = self.shutdown.clone();
+        // Cheapest first: the certificate, the agent's rate and session
+        // cap (memory only), then the store.
+        let id = certificate_identity(&request)
+            .inspect_err(count_refusal)
+            .map_err(refused)?;
+        if let Err(wait) = self.limits.sessions.check(&id.agent_id) {
+            let retry_after_secs = retry_secs(wait);
+            warn!(
+                agent_id = id.agent_id,
+                peer, retry_after_secs, "session refused: too many session opens from this agent"
+            );
+            METRICS.rejected("session_rate");
+            METRICS.session_refused("rate_limited");
+            return Err(Status::resource_exhausted(format!(
+                "too many session opens from this agent: back off and retry in {retry_after_secs} s"
+            )));
+        }
         let Some(registration) = self.sessions.register(&id.agent_id) else {
             warn!(
                 agent_id = id.agent_id,
@@ -122,14 +184,27 @@ impl Ingest for IngestService {
                 "at most {MAX_SESSIONS_PER_AGENT} concurrent sessions per agent"
             )));
         };
+        self.authorize(&id).await.map_err(refused)?;
+        let (tx, rx) = mpsc::channel(64);
+        let store = self.store.clone();
+        let inbound = request.into_inner();
+        let mut shutdown = self.shutdown.clone();
         let mut revoked = registration.revoked.clone();
         let outbox_wake = self.outbox_wake.clone();
+        let limits = self.limits.clone();
         tokio::spawn(async move {
             let agent_id = id.agent_id.clone();
+            let link = Link {
+                tx: &tx,
+                outbox_wake: &outbox_wake,
+                registration: &registration,
+                limits: &limits,
+            };
             let result = tokio::select! {
-                r = run(store.clone(), id.clone(), inbound, &tx, &outbox_wake, &registration) => r,
+                r = run(store.clone(), id.clone(), inbound, link) => r,
                 () = async { let _ = revoked.wait_for(|r| *r).await; } => {
                     warn!(agent_id, "agent revoked: closing its session");
+                    METRICS.rejected("revoked");
                     let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
                     let _ = tx.send(Err(Status::permission_denied("agent is revoked"))).await;
                     return;
@@ -156,51 +231,79 @@ impl Ingest for IngestService {
     }
 }
 
-/// The inbound stream failed: a message over `[grpc] max_message_bytes`
-/// (tonic says OUT_OF_RANGE or RESOURCE_EXHAUSTED) is answered with that
-/// status, so the agent learns why; anything else is the peer going away.
-async fn refuse_over_limit(tx: &Outbound, status: Status, agent_id: &str) {
-    if matches!(
-        status.code(),
-        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
-    ) {
-        warn!(%status, agent_id, "message over the size limit: closing the session");
-        let _ = tx.send(Err(status)).await;
-    } else {
-        debug!(%status, agent_id, "stream closed");
+/// The inbound stream failed. Input the agent got wrong is answered, so it
+/// learns why: a message over `[grpc] max_message_bytes` (tonic says
+/// OUT_OF_RANGE or RESOURCE_EXHAUSTED) with that status; bytes the decoder
+/// refused (tonic's INTERNAL without an underlying transport error: bad
+/// protobuf, nesting past prost's recursion limit, a bad frame flag, a
+/// message cut short) with INVALID_ARGUMENT. Anything else is the peer or
+/// the connection going away.
+async fn refuse_broken(tx: &Outbound, status: Status, agent_id: &str) {
+    use std::error::Error as _;
+    match status.code() {
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
+            warn!(%status, agent_id, "message over the size limit: closing the session");
+            METRICS.rejected("oversized");
+            let _ = tx.send(Err(status)).await;
+        }
+        tonic::Code::Internal if status.source().is_none() => {
+            warn!(%status, agent_id, "undecodable message: closing the session");
+            METRICS.rejected("undecodable");
+            let _ = tx
+                .send(Err(Status::invalid_argument(format!(
+                    "undecodable message: {}",
+                    status.message()
+                ))))
+                .await;
+        }
+        _ => debug!(%status, agent_id, "stream closed"),
     }
+}
+
+/// What a session's loop talks to besides the store.
+#[derive(Clone, Copy)]
+struct Link<'a> {
+    tx: &'a Outbound,
+    outbox_wake: &'a watch::Sender<u64>,
+    registration: &'a Registration,
+    limits: &'a Limiters,
 }
 
 async fn run(
     store: Arc<dyn Store>,
     id: PeerIdentity,
     mut inbound: Streaming<pb::AgentMessage>,
-    tx: &Outbound,
-    outbox_wake: &watch::Sender<u64>,
-    registration: &Registration,
+    link: Link<'_>,
 ) -> Result<()> {
+    let Link {
+        tx,
+        outbox_wake,
+        registration,
+        limits,
+    } = link;
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.next()).await {
-        Err(_) => return Err(Error::InvalidArgument("no hello within 10 s".into())),
+        Err(_) => return Err(invalid("no hello within 10 s")),
         Ok(None) => return Ok(()),
         Ok(Some(Err(status))) => {
-            refuse_over_limit(tx, status, &id.agent_id).await;
+            refuse_broken(tx, status, &id.agent_id).await;
             return Ok(());
         }
         Ok(Some(Ok(pb::AgentMessage {
             body: Some(pb::agent_message::Body::Hello(h)),
         }))) => h,
-        Ok(Some(Ok(_))) => {
-            return Err(Error::InvalidArgument("first message must be hello".into()));
-        }
+        Ok(Some(Ok(_))) => return Err(invalid("first message must be hello")),
     };
     if hello.agent_id != id.agent_id {
+        METRICS.rejected("permission_denied");
         return Err(Error::PermissionDenied(
             "hello agent_id does not match the client certificate".into(),
         ));
     }
-    let boot_id = convert::boot_id(&hello.boot_id)?;
+    let boot_id = convert::boot_id(&hello.boot_id).inspect_err(count_refusal)?;
     registration.set_boot(&boot_id);
-    let facts = convert::host_facts(hello.host.as_ref())?;
+    let facts = convert::host_facts(hello.host.as_ref()).inspect_err(count_refusal)?;
+    let received = now_millis();
+    let clock_offset_ms = convert::clock_offset(hello.sent_at.as_ref(), received)?;
     store
         .start_session(
             &id.tenant_id,
@@ -208,13 +311,15 @@ async fn run(
             &boot_id,
             &facts,
             hello.interval_secs.clamp(1, 3600),
-            now_millis(),
+            clock_offset_ms,
+            received,
         )
         .await?;
     info!(
         agent_id = id.agent_id,
         hostname = facts.hostname,
         boot_id,
+        clock_offset_ms,
         "agent session started"
     );
 
@@ -223,13 +328,18 @@ async fn run(
         let msg = match inbound.next().await {
             None => break Ok(()),
             Some(Err(status)) => {
-                refuse_over_limit(tx, status, &id.agent_id).await;
+                refuse_broken(tx, status, &id.agent_id).await;
                 break Ok(());
             }
             Some(Ok(m)) => m,
         };
         match msg.body {
             Some(pb::agent_message::Body::Report(r)) => {
+                // Over the agent's report rate: wait, reading nothing more
+                // meanwhile, so flow control slows the agent down.
+                if limits.reports.until_ready(&id.agent_id).await {
+                    METRICS.rejected("report_throttled");
+                }
                 let now = now_millis();
                 if let Some(other_boot) = registration.reported(std::time::Instant::now()) {
                     // Two running processes share this identity: a cloned
@@ -254,6 +364,7 @@ async fn run(
                 let report = match convert::report(&r, &id.agent_id, now) {
                     Ok(r) => r,
                     Err(e) => {
+                        count_refusal(&e);
                         METRICS.report("rejected");
                         break Err(e);
                     }
@@ -276,6 +387,14 @@ async fn run(
                 METRICS.ticket_change("opened", outcome.opened);
                 METRICS.ticket_change("updated", outcome.updated);
                 METRICS.ticket_change("resolved", outcome.resolved);
+                crate::limits::series_dropped(
+                    store.as_ref(),
+                    &id.tenant_id,
+                    &id.agent_id,
+                    outcome.series_dropped,
+                    now,
+                )
+                .await;
                 if outcome.opened + outcome.updated + outcome.resolved > 0 {
                     outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
                     info!(
@@ -304,10 +423,8 @@ async fn run(
                 clean = true;
                 break Ok(());
             }
-            Some(pb::agent_message::Body::Hello(_)) => {
-                break Err(Error::InvalidArgument("hello sent twice".into()));
-            }
-            None => break Err(Error::InvalidArgument("empty message".into())),
+            Some(pb::agent_message::Body::Hello(_)) => break Err(invalid("hello sent twice")),
+            None => break Err(invalid("empty message")),
         }
     };
     if let Err(error) = store

@@ -63,6 +63,7 @@ impl Sessions {
         let entries = map.entry(agent_id.to_string()).or_default();
         if entries.len() >= MAX_SESSIONS_PER_AGENT {
             crate::metrics::METRICS.session_refused("too_many_sessions");
+            crate::metrics::METRICS.rejected("session_limit");
             return None;
         }
         crate::metrics::METRICS.sessions_open.inc();

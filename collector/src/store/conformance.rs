@@ -353,7 +353,7 @@ pub async fn sessions_and_snapshots(store: Arc<dyn Store>) {
         ..HostFacts::default()
     };
     store
-        .start_session(&t, "a1", "boot-1", &facts, 15, NOW)
+        .start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("start");
     let snapshot = HostSnapshot {
@@ -647,7 +647,7 @@ pub async fn silent_agents_go_overdue_and_come_back(store: Arc<dyn Store>) {
         ..HostFacts::default()
     };
     store
-        .start_session(&tenant, "a1", "boot-1", &facts, 15, NOW)
+        .start_session(&tenant, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("start");
     open_crit(&store, &tenant).await;
@@ -721,7 +721,7 @@ pub async fn clean_shutdown_opens_a_ticket_only_for_servers(store: Arc<dyn Store
     store.enroll_agent("hw", NOW, &ws).await.expect("enroll");
     for (t, a) in [(&tenant, "srv"), (&t2.id, "ws")] {
         store
-            .start_session(t, a, "b", &HostFacts::default(), 15, NOW)
+            .start_session(t, a, "b", &HostFacts::default(), 15, None, NOW)
             .await
             .expect("start");
         store
@@ -745,7 +745,15 @@ pub async fn clean_shutdown_opens_a_ticket_only_for_servers(store: Arc<dyn Store
     assert_eq!(ws.agent.status, "offline");
     // The server comes back: its ticket resolves.
     store
-        .start_session(&tenant, "srv", "b2", &HostFacts::default(), 15, NOW + 5000)
+        .start_session(
+            &tenant,
+            "srv",
+            "b2",
+            &HostFacts::default(),
+            15,
+            None,
+            NOW + 5000,
+        )
         .await
         .expect("start");
     assert!(
@@ -781,7 +789,7 @@ pub async fn a_site_going_dark_is_one_ticket(store: Arc<dyn Store>) {
             ..HostFacts::default()
         };
         store
-            .start_session(&t.id, h, "b", &facts, 15, NOW)
+            .start_session(&t.id, h, "b", &facts, 15, None, NOW)
             .await
             .expect("start");
     }

@@ -11,6 +11,8 @@ pub mod sqlite;
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]
+mod conformance_limits;
+#[cfg(test)]
 mod conformance_maintenance;
 #[cfg(test)]
 mod conformance_outbox;
@@ -90,6 +92,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Records a new session (hello): facts, boot id, heartbeat interval,
     /// online; resolves the agent's liveness ticket if it had one.
+    /// `clock_offset_ms` is `now` minus the agent's clock at hello (`None`:
+    /// the agent does not say); it is stored, shown as the agent's
+    /// `clock_offset_ms`/`clock_skewed` and logged when beyond the
+    /// tolerance. No ticket decision uses it.
+    #[allow(clippy::too_many_arguments)]
     async fn start_session(
         &self,
         tenant_id: &str,
@@ -97,6 +104,7 @@ pub trait Store: Send + Sync + 'static {
         boot_id: &str,
         facts: &HostFacts,
         interval_secs: u32,
+        clock_offset_ms: Option<i64>,
         now: Millis,
     ) -> Result<()>;
     /// Records the end of a session: `clean` = the agent said goodbye.

@@ -394,4 +394,5 @@ impl Collector {
     }
 }
 
+pub mod delivery;
 pub mod sim;

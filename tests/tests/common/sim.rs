@@ -44,6 +44,9 @@ pub struct SimAgent {
     session: Option<Session>,
     /// Last `observed_at` sent (ms), so reports never go back in time.
     last_observed: i64,
+    /// How far this host's clock is off (ms, + = ahead): added to every
+    /// timestamp it sends (hello `sent_at`, `observed_at`, `since`).
+    clock_offset_ms: i64,
 }
 
 /// An open `Ingest/Session` stream.
@@ -134,6 +137,7 @@ impl SimAgent {
             checks: BTreeMap::new(),
             session: None,
             last_observed: 0,
+            clock_offset_ms: 0,
         }
     }
 
@@ -170,6 +174,7 @@ impl SimAgent {
                 boot_id: boot_id.clone(),
                 host: Some(facts(&self.hostname)),
                 interval_secs,
+                sent_at: Some(timestamp(now_ms() + self.clock_offset_ms)),
             })),
         })
         .await
@@ -291,8 +296,14 @@ impl SimAgent {
         self.session = None;
     }
 
+    /// Sets this host's clock `ms` off (+ = ahead) from now on: a skewed
+    /// clock, as the collector sees it in every timestamp.
+    pub fn set_clock_offset(&mut self, ms: i64) {
+        self.clock_offset_ms = ms;
+    }
+
     fn next_observed(&mut self) -> i64 {
-        self.last_observed = now_ms().max(self.last_observed + 1);
+        self.last_observed = (now_ms() + self.clock_offset_ms).max(self.last_observed + 1);
         self.last_observed
     }
 
@@ -353,6 +364,7 @@ impl SimAgent {
             checks: BTreeMap::new(),
             session: None,
             last_observed: 0,
+            clock_offset_ms: self.clock_offset_ms,
         }
     }
 }

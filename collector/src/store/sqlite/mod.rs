@@ -13,7 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite, Transaction};
 
 use super::Store;
 use crate::domain::{
@@ -69,6 +69,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     policy: std::sync::Arc<crate::tickets::policy::Policy>,
+    limits: std::sync::Arc<crate::limits::Limits>,
 }
 
 // === impl SqliteStore ===
@@ -99,19 +100,43 @@ impl SqliteStore {
         Ok(Self {
             pool,
             policy: std::sync::Arc::default(),
+            limits: std::sync::Arc::default(),
         })
     }
 
     async fn connect(opts: SqliteConnectOptions) -> Result<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A transaction that fails at a bad moment (a full disk: SQLite
+            // rolls back by itself, then the ROLLBACK sqlx sends fails)
+            // leaves sqlx counting the connection as inside a transaction;
+            // every later BEGIN on it would fail, so one full-disk moment
+            // would stop all writes for good. Flush the pending rollback and
+            // retire a connection that still claims a transaction.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self {
             pool,
             policy: std::sync::Arc::default(),
+            limits: std::sync::Arc::default(),
         })
+    }
+
+    /// Uses `limits` (series caps, clock skew tolerance; default:
+    /// [`Limits::default`]).
+    ///
+    /// [`Limits::default`]: crate::limits::Limits
+    #[must_use]
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = std::sync::Arc::new(limits);
+        self
     }
 
     /// Uses `policy` for ticket decisions (default: [`Policy::default`]).
@@ -196,6 +221,9 @@ fn agent_from_row(r: &SqliteRow) -> Result<Agent> {
         cert_not_after: r.try_get("cert_not_after")?,
         revoked: revoked_at.is_some(),
         snapshot: snapshot.and_then(|s| serde_json::from_str(&s).ok()),
+        clock_offset_ms: r.try_get("clock_offset_ms")?,
+        // Set by the store, which knows the tolerance.
+        clock_skewed: false,
     })
 }
 
@@ -416,13 +444,22 @@ impl Store for SqliteStore {
         boot_id: &str,
         f: &HostFacts,
         interval_secs: u32,
+        clock_offset_ms: Option<i64>,
         now: Millis,
     ) -> Result<()> {
+        if self.limits.clock_skewed(clock_offset_ms) {
+            tracing::warn!(
+                agent_id,
+                clock_offset_ms,
+                tolerance_secs = self.limits.clock_skew_tolerance_secs,
+                "agent clock is skewed"
+            );
+        }
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel_version = ?, arch = ?,
                     agent_version = ?, cpu_count = ?, memory_total_bytes = ?, boot_id = ?,
-                    status = 'online', last_seen_at = ?, interval_secs = ?
+                    status = 'online', last_seen_at = ?, interval_secs = ?, clock_offset_ms = ?
              WHERE id = ? AND tenant_id = ?",
         )
         .bind(&f.hostname)
@@ -436,6 +473,7 @@ impl Store for SqliteStore {
         .bind(boot_id)
         .bind(now)
         .bind(i64::from(interval_secs.clamp(1, 3600)))
+        .bind(clock_offset_ms)
         .bind(agent_id)
         .bind(tenant_id)
         .execute(&mut *tx)
@@ -498,7 +536,13 @@ impl Store for SqliteStore {
         .bind(scope_tenant(scope))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(agent_from_row).collect()
+        rows.iter()
+            .map(|r| {
+                let mut a = agent_from_row(r)?;
+                a.clock_skewed = self.limits.clock_skewed(a.clock_offset_ms);
+                Ok(a)
+            })
+            .collect()
     }
 
     async fn get_agent(&self, scope: &Scope, agent_id: &str) -> Result<Option<AgentDetail>> {
@@ -511,7 +555,8 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let agent = agent_from_row(&row)?;
+        let mut agent = agent_from_row(&row)?;
+        agent.clock_skewed = self.limits.clock_skewed(agent.clock_offset_ms);
         let checks = sqlx::query(
             "SELECT check_kind, item, state, message, metrics, since, updated_at FROM check_states
              WHERE agent_id = ? AND tenant_id = ? ORDER BY check_kind, item",
@@ -569,6 +614,7 @@ impl Store for SqliteStore {
             });
         }
         let mut outcome = ApplyOutcome::default();
+        let mut series = problems::SeriesBudget::new(self.limits.series_caps(&ctx.tenant));
         if ctx.overdue {
             outcome.count(
                 &self
@@ -577,11 +623,19 @@ impl Store for SqliteStore {
             );
         }
         for r in report.payload.results() {
-            let steps =
-                problems::apply_result(&mut tx, &self.policy, &ctx, report.observed_at, r, now)
-                    .await?;
+            let steps = problems::apply_result(
+                &mut tx,
+                &self.policy,
+                &ctx,
+                &mut series,
+                report.observed_at,
+                r,
+                now,
+            )
+            .await?;
             outcome.count(&steps);
         }
+        outcome.series_dropped = series.dropped;
         let snapshot = match &report.payload {
             ReportPayload::Heartbeat { snapshot, .. } => serde_json::to_string(snapshot).ok(),
             ReportPayload::StateChanges(_) => None,

@@ -5,6 +5,7 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::domain::{CheckResult, CheckState, Millis};
+use crate::limits::SeriesCaps;
 use crate::tickets::engine::{self, Hold, Problem, Step};
 use crate::tickets::fingerprint;
 use crate::tickets::policy::{Policy, mins_ms};
@@ -159,14 +160,53 @@ pub(super) async fn add_event(
     Ok(())
 }
 
-/// Agent clocks further off than this are logged.
-const CLOCK_SKEW_WARN_MS: i64 = 30_000;
+/// Admission of new series for one report (see [`crate::limits`]): a
+/// result for a `(check, item)` the agent has never reported is stored only
+/// while the agent and its tenant are under their caps. The counts are
+/// `agents.series_count` and `tenants.series_count`, kept by triggers on
+/// `check_states` (migration 0008) inside the same transaction, so they are
+/// exact and cost two primary-key reads.
+pub(super) struct SeriesBudget {
+    caps: SeriesCaps,
+    /// Results dropped so far: new series beyond a cap.
+    pub dropped: u32,
+}
 
-/// Stores one agent result and runs it through the engine.
+impl SeriesBudget {
+    pub(super) fn new(caps: SeriesCaps) -> Self {
+        Self { caps, dropped: 0 }
+    }
+
+    /// Whether one more series fits (else the drop is counted).
+    async fn admit(&mut self, tx: &mut Tx, ctx: &AgentCtx) -> Result<bool> {
+        if self.caps.per_agent.is_none() && self.caps.per_tenant.is_none() {
+            return Ok(true);
+        }
+        let (agent, tenant): (i64, i64) = sqlx::query_as(
+            "SELECT a.series_count, n.series_count FROM agents a JOIN tenants n ON n.id = a.tenant_id
+             WHERE a.id = ? AND a.tenant_id = ?",
+        )
+        .bind(&ctx.agent_id)
+        .bind(&ctx.tenant_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let full = |cap: Option<u32>, n: i64| cap.is_some_and(|c| n >= i64::from(c));
+        if full(self.caps.per_agent, agent) || full(self.caps.per_tenant, tenant) {
+            self.dropped += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// Stores one agent result and runs it through the engine. A result that
+/// would create a series beyond a cap is dropped (counted in `series`):
+/// nothing is stored and no ticket decision is made for it.
 pub(super) async fn apply_result(
     tx: &mut Tx,
     policy: &Policy,
     ctx: &AgentCtx,
+    series: &mut SeriesBudget,
     observed_at: Millis,
     r: &CheckResult,
     now: Millis,
@@ -180,8 +220,14 @@ pub(super) async fn apply_result(
     .bind(&r.item)
     .fetch_optional(&mut **tx)
     .await?;
-    if prev.is_some_and(|p| p > observed_at) {
-        return Ok(Vec::new());
+    match prev {
+        Some(p) if p > observed_at => return Ok(Vec::new()),
+        Some(_) => {}
+        None => {
+            if !series.admit(tx, ctx).await? {
+                return Ok(Vec::new());
+            }
+        }
     }
     let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
     sqlx::query(
@@ -205,15 +251,11 @@ pub(super) async fn apply_result(
     .await?;
     // The agent's clock may be off: express its `since` in collector time,
     // shifted by how far the report's own timestamp is from our receive time
-    // (network latency is negligible next to the rules' seconds).
+    // (network latency is negligible next to the rules' seconds). This is
+    // not a skew measurement (a report replayed from the spool after an
+    // outage is old, not skewed): the agent's clock offset is measured at
+    // session start, from the hello (`Store::start_session`).
     let skew = now - observed_at;
-    if skew.abs() > CLOCK_SKEW_WARN_MS {
-        tracing::warn!(
-            agent_id = ctx.agent_id,
-            skew_ms = skew,
-            "agent clock is off"
-        );
-    }
     let at = r.since.saturating_add(skew).min(now);
     observe(
         tx, policy, ctx, &r.check, &r.item, r.state, &r.message, at, now,
@@ -448,4 +490,90 @@ async fn carry_out(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    /// A database holding series from before migration 0008 gets its
+    /// counters filled in by it; from then on the triggers keep them.
+    #[tokio::test]
+    async fn migration_0008_counts_existing_series_and_triggers_keep_counting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("migrations");
+        std::fs::create_dir(&old).expect("dir");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for e in std::fs::read_dir(&src).expect("migrations") {
+            let e = e.expect("entry");
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.as_str() < "0008" {
+                std::fs::copy(e.path(), old.join(&name)).expect("copy");
+            }
+        }
+        let db = dir.path().join("t.db");
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .expect("connect");
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .expect("old migrator")
+            .run(&mut conn)
+            .await
+            .expect("migrate to 0007");
+        for stmt in [
+            "INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', 0), ('t2', 'other', 0)",
+            "INSERT INTO agents (id, tenant_id, hostname, enrolled_at, cert_not_after)
+             VALUES ('a1', 't1', 'h1', 0, 0), ('a2', 't1', 'h2', 0, 0), ('b1', 't2', 'h3', 0, 0)",
+            "INSERT INTO check_states (tenant_id, agent_id, check_kind, item, state, message, metrics, since, observed_at, updated_at)
+             VALUES ('t1', 'a1', 'disk', '/', 'ok', '', '[]', 0, 0, 0),
+                    ('t1', 'a1', 'disk', '/var', 'ok', '', '[]', 0, 0, 0),
+                    ('t1', 'a2', 'cpu', '', 'ok', '', '[]', 0, 0, 0),
+                    ('t2', 'b1', 'cpu', '', 'ok', '', '[]', 0, 0, 0)",
+        ] {
+            sqlx::query(stmt).execute(&mut conn).await.expect(stmt);
+        }
+        drop(conn);
+
+        let store = super::super::SqliteStore::open(&db).await.expect("migrate");
+        let counts = |sql: &'static str| {
+            let pool = store.pool.clone();
+            async move {
+                sqlx::query_as::<_, (String, i64)>(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("counts")
+            }
+        };
+        let agents = "SELECT id, series_count FROM agents ORDER BY id";
+        let tenants = "SELECT id, series_count FROM tenants ORDER BY id";
+        let pairs = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+            v.iter().map(|(k, n)| ((*k).to_string(), *n)).collect()
+        };
+        assert_eq!(
+            counts(agents).await,
+            pairs(&[("a1", 2), ("a2", 1), ("b1", 1)])
+        );
+        assert_eq!(counts(tenants).await, pairs(&[("t1", 3), ("t2", 1)]));
+
+        // An upsert of an existing series counts nothing; a new one counts
+        // once, for its agent and its tenant; a removed one uncounts.
+        for stmt in [
+            "INSERT INTO check_states (tenant_id, agent_id, check_kind, item, state, message, metrics, since, observed_at, updated_at)
+             VALUES ('t1', 'a1', 'disk', '/', 'crit', '', '[]', 1, 1, 1), ('t1', 'a2', 'disk', '/', 'ok', '', '[]', 1, 1, 1)
+             ON CONFLICT (agent_id, check_kind, item) DO UPDATE SET state = excluded.state",
+            "DELETE FROM check_states WHERE agent_id = 'b1'",
+        ] {
+            sqlx::query(stmt).execute(&store.pool).await.expect(stmt);
+        }
+        assert_eq!(
+            counts(agents).await,
+            pairs(&[("a1", 2), ("a2", 2), ("b1", 0)])
+        );
+        assert_eq!(counts(tenants).await, pairs(&[("t1", 4), ("t2", 0)]));
+    }
 }

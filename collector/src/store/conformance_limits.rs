@@ -1,0 +1,324 @@
+//! Conformance tests for `[limits]` (see `crate::limits`): series caps per
+//! agent and per tenant, and the clock offset measured at session start.
+//! They need a store built with given limits, so every backend runs them
+//! through its own factory: `limits_conformance!(backend, factory; tests…)`.
+
+use std::sync::Arc;
+
+use super::Store;
+use super::conformance::changes;
+use super::conformance_tenants::{Guard, NewStore};
+use crate::domain::{
+    CheckResult, CheckState, HostFacts, Millis, NewAgent, NewEnrollmentToken, Report,
+    ReportPayload, Scope, TicketState,
+};
+use crate::limits::Limits;
+
+const NOW: Millis = 1_800_000_000_000;
+
+/// Builds a fresh store that enforces `limits`.
+pub type Factory = fn(Limits) -> NewStore;
+
+fn limits(toml_text: &str) -> Limits {
+    let l: Limits = toml::from_str(toml_text).expect("test limits parse");
+    assert!(l.problems().is_empty(), "{:?}", l.problems());
+    l
+}
+
+async fn enroll(store: &dyn Store, tenant_id: &str, id: &str) {
+    let hash = format!("hash-{id}");
+    store
+        .create_enrollment_token(&NewEnrollmentToken {
+            id: format!("tok-{id}"),
+            tenant_id: tenant_id.into(),
+            site: "hq".into(),
+            token_hash: hash.clone(),
+            expires_at: NOW + 1000,
+            max_uses: 1,
+            role: "server".into(),
+        })
+        .await
+        .expect("token");
+    store
+        .enroll_agent(
+            &hash,
+            NOW,
+            &NewAgent {
+                id: id.into(),
+                tenant_id: tenant_id.into(),
+                site: "hq".into(),
+                role: "server".into(),
+                facts: HostFacts {
+                    hostname: id.into(),
+                    ..HostFacts::default()
+                },
+                cert_not_after: NOW + 86_400_000,
+            },
+        )
+        .await
+        .expect("enroll");
+}
+
+fn item(i: usize, state: CheckState, at: Millis) -> CheckResult {
+    CheckResult {
+        check: "disk".into(),
+        item: format!("/mnt/{i:02}"),
+        state,
+        message: format!("/mnt/{i:02} {}", state.as_str()),
+        metrics: vec![],
+        since: at,
+    }
+}
+
+fn items(range: std::ops::Range<usize>, state: CheckState, at: Millis) -> Vec<CheckResult> {
+    range.map(|i| item(i, state, at)).collect()
+}
+
+/// Series (stored check states) of `agent`.
+async fn series(store: &Arc<dyn Store>, agent: &str) -> Vec<String> {
+    store
+        .get_agent(&Scope::All, agent)
+        .await
+        .expect("get")
+        .expect("exists")
+        .checks
+        .into_iter()
+        .map(|c| c.item)
+        .collect()
+}
+
+pub async fn new_series_beyond_the_agent_cap_are_dropped(make: Factory) {
+    let (store, _guard) = make(limits("max_series_per_agent = 3\n")).await;
+    let t = store.create_tenant("acme").await.expect("tenant").id;
+    enroll(store.as_ref(), &t, "a1").await;
+    enroll(store.as_ref(), &t, "a2").await;
+
+    // Five new series in one report: three fit, two are dropped; the
+    // report itself is committed (a resend is a duplicate).
+    let report = changes(1, NOW, items(0..5, CheckState::Ok, NOW));
+    let o = store
+        .apply_report(&t, "a1", &report, NOW)
+        .await
+        .expect("apply");
+    assert_eq!((o.duplicate, o.series_dropped), (false, 2));
+    assert_eq!(
+        series(&store, "a1").await,
+        ["/mnt/00", "/mnt/01", "/mnt/02"]
+    );
+    let again = store
+        .apply_report(&t, "a1", &report, NOW)
+        .await
+        .expect("resend");
+    assert!(again.duplicate);
+
+    // Existing series keep updating (and open tickets); a dropped one
+    // going CRIT opens nothing.
+    let o = store
+        .apply_report(
+            &t,
+            "a1",
+            &changes(
+                2,
+                NOW + 1,
+                vec![
+                    item(1, CheckState::Crit, NOW + 1),
+                    item(4, CheckState::Crit, NOW + 1),
+                ],
+            ),
+            NOW + 1,
+        )
+        .await
+        .expect("apply");
+    assert_eq!((o.opened, o.series_dropped), (1, 1));
+    let open = store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!(open[0].item, "/mnt/01");
+    // A heartbeat with every series: the stored ones apply, the rest drop.
+    let o = store
+        .apply_report(
+            &t,
+            "a1",
+            &Report {
+                boot_id: "boot-1".into(),
+                seq: 3,
+                observed_at: NOW + 2,
+                payload: ReportPayload::Heartbeat {
+                    snapshot: crate::domain::HostSnapshot::default(),
+                    checks: items(0..5, CheckState::Ok, NOW + 2),
+                },
+            },
+            NOW + 2,
+        )
+        .await
+        .expect("heartbeat");
+    assert_eq!((o.resolved, o.series_dropped), (1, 2));
+
+    // The cap is per agent: another agent of the tenant has its own.
+    let o = store
+        .apply_report(
+            &t,
+            "a2",
+            &changes(1, NOW, items(0..4, CheckState::Ok, NOW)),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.series_dropped, 1);
+    assert_eq!(series(&store, "a2").await.len(), 3);
+}
+
+pub async fn the_tenant_cap_counts_all_its_agents_and_can_be_overridden(make: Factory) {
+    let (store, _guard) = make(limits(
+        "max_series_per_agent = 10\nmax_series_per_tenant = 4\n\
+         [tenants.big]\nmax_series_per_tenant = 0\n",
+    ))
+    .await;
+    let acme = store.create_tenant("acme").await.expect("tenant").id;
+    let other = store.create_tenant("other").await.expect("tenant").id;
+    let big = store.create_tenant("big").await.expect("tenant").id;
+    for (t, a) in [(&acme, "a1"), (&acme, "a2"), (&other, "o1"), (&big, "b1")] {
+        enroll(store.as_ref(), t, a).await;
+    }
+    let report = |n| changes(1, NOW, items(0..n, CheckState::Ok, NOW));
+    let o = store
+        .apply_report(&acme, "a1", &report(3), NOW)
+        .await
+        .expect("a1");
+    assert_eq!(o.series_dropped, 0);
+    let o = store
+        .apply_report(&acme, "a2", &report(3), NOW)
+        .await
+        .expect("a2");
+    assert_eq!(o.series_dropped, 2, "acme has 4 series in all");
+    assert_eq!(series(&store, "a2").await.len(), 1);
+    // Tenants apart: another tenant has its own 4; `big` has no cap but
+    // still the per-agent one.
+    let o = store
+        .apply_report(&other, "o1", &report(5), NOW)
+        .await
+        .expect("o1");
+    assert_eq!(o.series_dropped, 1);
+    let o = store
+        .apply_report(&big, "b1", &report(12), NOW)
+        .await
+        .expect("b1");
+    assert_eq!(o.series_dropped, 2);
+    assert_eq!(series(&store, "b1").await.len(), 10);
+    // A full tenant still updates what it has.
+    let o = store
+        .apply_report(
+            &acme,
+            "a2",
+            &changes(2, NOW + 1, vec![item(0, CheckState::Crit, NOW + 1)]),
+            NOW + 1,
+        )
+        .await
+        .expect("update");
+    assert_eq!((o.opened, o.series_dropped), (1, 0));
+}
+
+pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Factory) {
+    let (store, _guard) = make(limits("clock_skew_tolerance_secs = 30\n")).await;
+    let t = store.create_tenant("acme").await.expect("tenant").id;
+    for a in ["ahead", "fine", "old"] {
+        enroll(store.as_ref(), &t, a).await;
+    }
+    let facts = HostFacts::default();
+    for (a, offset) in [
+        ("ahead", Some(-600_000)),
+        ("fine", Some(1_200)),
+        ("old", None),
+    ] {
+        store
+            .start_session(&t, a, "boot-1", &facts, 15, offset, NOW)
+            .await
+            .expect("start");
+    }
+    let agents = store.list_agents(&Scope::All).await.expect("list");
+    let flags: Vec<_> = agents
+        .iter()
+        .map(|a| (a.id.as_str(), a.clock_offset_ms, a.clock_skewed))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("ahead", Some(-600_000), true),
+            ("fine", Some(1_200), false),
+            ("old", None, false)
+        ]
+    );
+    let detail = store
+        .get_agent(&Scope::All, "ahead")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(detail.agent.clock_skewed);
+
+    // The agent 10 minutes ahead stamps its failure 10 minutes ahead; the
+    // ticket is dated in collector time all the same.
+    let ahead = NOW + 600_000;
+    let o = store
+        .apply_report(
+            &t,
+            "ahead",
+            &changes(1, ahead, vec![item(0, CheckState::Crit, ahead)]),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 1);
+    let open = store
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    assert_eq!((open[0].detected_at, open[0].opened_at), (Some(NOW), NOW));
+
+    // A later session without the field (an older agent): unknown again.
+    store
+        .start_session(&t, "ahead", "boot-2", &facts, 15, None, NOW + 1)
+        .await
+        .expect("restart");
+    let a = store
+        .get_agent(&Scope::All, "ahead")
+        .await
+        .expect("get")
+        .expect("exists")
+        .agent;
+    assert_eq!((a.clock_offset_ms, a.clock_skewed), (None, false));
+}
+
+/// Runs the limits tests against a backend whose factory takes the limits:
+/// `limits_conformance!(name, factory; test, …)`.
+macro_rules! limits_conformance {
+    ($backend:ident, $factory:expr; $($test:ident),* $(,)?) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($factory).await;
+                }
+            )*
+        }
+    };
+}
+
+fn sqlite_with_limits(limits: Limits) -> NewStore {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = super::sqlite::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open")
+            .with_limits(limits);
+        (Arc::new(store) as Arc<dyn Store>, Box::new(dir) as Guard)
+    })
+}
+
+limits_conformance!(sqlite, sqlite_with_limits;
+    new_series_beyond_the_agent_cap_are_dropped,
+    the_tenant_cap_counts_all_its_agents_and_can_be_overridden,
+    the_clock_offset_is_stored_and_flagged_but_decides_nothing,
+);

@@ -1,0 +1,165 @@
+//! Delivery bookkeeping for the fault tests: which reports an agent spooled
+//! and had acknowledged (from its debug log), which ones the collector's
+//! store committed (its delivery records, read with the `sqlite3` CLI), the
+//! collector's report counters, and an agent's peak memory.
+//!
+//! The agent's log lines used here: `agent starting … boot_id=…` (info),
+//! `report spooled seq=…` (`forewarn_agent::outbox=debug`) and
+//! `report acknowledged boot_id=… seq=…` (`forewarn_agent::session=debug`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::Collector;
+
+/// `RUST_LOG` for an agent whose log the functions below read.
+pub const AGENT_LOG: &str =
+    "info,forewarn_agent::outbox=debug,forewarn_agent::session=debug,forewarn_agent::spool=debug";
+
+/// A report's identity: `(boot_id, seq)`.
+pub type ReportId = (String, u64);
+
+/// The value of `key=value` on a tracing fmt line (quotes trimmed).
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim_matches('"'))
+}
+
+/// The boot id an agent run logged when it started.
+pub fn boot_id(log: &str) -> String {
+    log.lines()
+        .filter(|l| l.contains("agent starting"))
+        .find_map(|l| field(l, "boot_id"))
+        .unwrap_or_else(|| panic!("no boot id in the agent log:\n{log}"))
+        .to_string()
+}
+
+/// Every report one agent run spooled (numbered under its own boot id).
+pub fn spooled(log: &str) -> BTreeSet<ReportId> {
+    let boot = boot_id(log);
+    log.lines()
+        .filter(|l| l.contains("report spooled"))
+        .filter_map(|l| field(l, "seq")?.parse().ok())
+        .map(|seq| (boot.clone(), seq))
+        .collect()
+}
+
+/// Every report the agent saw acknowledged (any boot id: a run resends an
+/// earlier run's reports under their own).
+pub fn acknowledged(log: &str) -> BTreeSet<ReportId> {
+    log.lines()
+        .filter(|l| l.contains("report acknowledged"))
+        .filter_map(|l| {
+            Some((
+                field(l, "boot_id")?.to_string(),
+                field(l, "seq")?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The delivery records of `agent_id` in the store of the collector whose
+/// temp dir is `collector_dir` (running or not), one row each: a report
+/// committed twice would appear twice.
+pub fn stored(collector_dir: &Path, agent_id: &str) -> Vec<ReportId> {
+    assert!(
+        agent_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "odd agent id {agent_id:?}"
+    );
+    let db = collector_dir.join("data/forewarn.db");
+    let out = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000", "-separator", "|"])
+        .arg(&db)
+        .arg(format!(
+            "SELECT boot_id, seq FROM delivered_reports WHERE agent_id = '{agent_id}' ORDER BY boot_id, seq"
+        ))
+        .output()
+        .expect("run sqlite3 (the fault tests read the store with the sqlite3 CLI)");
+    assert!(
+        out.status.success(),
+        "sqlite3 {}: {}",
+        db.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (boot, seq) = l.split_once('|')?;
+            Some((boot.to_string(), seq.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Rows that are a repeat of an earlier row (0 unless a report was stored
+/// twice).
+pub fn repeats(rows: &[ReportId]) -> usize {
+    rows.len() - rows.iter().collect::<BTreeSet<_>>().len()
+}
+
+/// `forewarn_reports_total{result="<result>"}` of this collector process
+/// (0 if it has not counted any).
+pub async fn reports_counted(collector: &Collector, result: &str) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", collector.http))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let series = format!("forewarn_reports_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples a process's resident memory (VmRSS) every 50 ms on its own
+/// thread and keeps the peak.
+pub struct RssPeak {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RssPeak {
+    pub fn start(pid: u32) -> Self {
+        let peak = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match vm_rss_kib(pid) {
+                    Some(kib) => p.fetch_max(kib, Ordering::Relaxed),
+                    None => break,
+                };
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Self { peak, stop }
+    }
+
+    /// The peak (KiB) since the last call; starts a new window.
+    pub fn take(&self) -> u64 {
+        self.peak.swap(0, Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssPeak {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A process's VmRSS in KiB; `None` once it is gone.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
