@@ -2,6 +2,9 @@
 # The whole test suite: formatting, lints, then every unit and end-to-end test.
 # End-to-end tests start real forewarn-collector / forewarn-agent processes and
 # mount small tmpfs filesystems, so run as root (CI machines are).
+# Last, a short fuzz run of every cargo-fuzz target (tests/fuzz.sh; installs
+# nightly + cargo-fuzz when missing): FOREWARN_FUZZ_SECS per target,
+# default 20; FOREWARN_FUZZ_SECS=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +26,6 @@ fi
 
 step "cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast
+
+step "short fuzz run (FOREWARN_FUZZ_SECS=${FOREWARN_FUZZ_SECS:-20} s per target)"
+./tests/fuzz.sh "${FOREWARN_FUZZ_SECS:-20}"
