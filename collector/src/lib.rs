@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 mod error;
+pub mod health;
 pub mod ingest;
 pub mod limits;
 pub mod maintenance;

@@ -82,6 +82,9 @@ pub struct Metrics {
     pub ticket_changes: Family<ChangeLabel, Counter>,
     /// Agent sessions open right now.
     pub sessions_open: Gauge,
+    /// 1 while the store's most recent write succeeded, 0 after a failed one
+    /// (e.g. a full disk); see `health`.
+    pub store_writable: Gauge,
     /// Sessions refused: unauthenticated, revoked, too many per agent.
     pub sessions_refused: Family<ResultLabel, Counter>,
     /// Input refused or held back at the edge, by reason ([`REJECT_REASONS`]).
@@ -98,6 +101,13 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "ticket_changes",
         "Ticket changes made by the engine",
         ticket_changes.clone(),
+    );
+    let store_writable = Gauge::default();
+    store_writable.set(1);
+    registry.register(
+        "store_writable",
+        "1 while the store's most recent write succeeded, 0 after a failed one",
+        store_writable.clone(),
     );
     let sessions_open = Gauge::default();
     registry.register(
@@ -125,6 +135,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         reports,
         ticket_changes,
         sessions_open,
+        store_writable,
         sessions_refused,
         rejected,
     }

@@ -216,7 +216,16 @@ pub async fn serve(cfg: Config) -> Result<()> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match store.sweep(now_millis()).await {
+                let swept = store.sweep(now_millis()).await;
+                // A sweep with nothing to change commits an empty
+                // transaction, which succeeds even on a full disk: only a
+                // failure, or a sweep that wrote, says anything about writes.
+                if swept.as_ref().map_or(true, |o| {
+                    o.opened + o.resolved + o.escalated + o.overdue > 0
+                }) {
+                    crate::health::STORE_HEALTH.record(&swept);
+                }
+                match swept {
                     Ok(o) if o.opened + o.resolved + o.escalated + o.overdue > 0 => {
                         let m = &crate::metrics::METRICS;
                         m.ticket_change("opened", o.opened);

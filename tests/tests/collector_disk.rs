@@ -102,10 +102,37 @@ async fn a_full_collector_disk_delays_reports_but_loses_none() {
     .await;
     println!("collector disk: logged {logged}");
     // Still up, still answering reads, and nothing was half-written.
-    let health = reqwest::get(format!("http://{}/healthz", collector.http))
+    // /healthz says so (503, with the error), for load balancers and
+    // monitoring, and /metrics shows the store as not writable.
+    let health = eventually(
+        Duration::from_secs(30),
+        "/healthz reports the store as not writable",
+        || async {
+            let resp = reqwest::get(format!("http://{}/healthz", collector.http))
+                .await
+                .ok()?;
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.ok()?;
+            (status == 503).then_some(body)
+        },
+    )
+    .await;
+    println!("collector disk: /healthz while full → 503 {health}");
+    assert_eq!(health["status"], "store not writable", "{health}");
+    assert!(
+        health["error"].as_str().is_some_and(|e| e.contains("full")),
+        "{health}"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", collector.http))
         .await
-        .expect("healthz answers while the disk is full");
-    println!("collector disk: /healthz while full → {}", health.status());
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.lines().any(|l| l == "forewarn_store_writable 0"),
+        "{metrics}"
+    );
     assert!(
         open_tickets(&collector, &agent_id).await.is_empty(),
         "a ticket appeared although nothing could be committed"
@@ -128,6 +155,10 @@ async fn a_full_collector_disk_delays_reports_but_loses_none() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(tickets.len(), 1, "exactly one ticket: {tickets:?}");
+    let resp = reqwest::get(format!("http://{}/healthz", collector.http))
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status().as_u16(), 200, "healthy again once it wrote");
     assert_eq!(tickets[0]["state"], "open", "{}", tickets[0]);
     // The agent never stopped, and the collector is the same process.
     assert!(

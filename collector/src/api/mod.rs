@@ -69,7 +69,16 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// 200 `{"status":"ok"}`; 503 when the store cannot be read, or when its
+/// most recent write failed (`{"status":"store not writable","error":…}`,
+/// e.g. a full disk: reports are then not acknowledged and agents keep them).
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    if let Some(error) = crate::health::STORE_HEALTH.last_error() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "store not writable", "error": error})),
+        );
+    }
     match s.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
         Err(error) => {

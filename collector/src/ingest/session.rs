@@ -369,10 +369,11 @@ async fn run(
                         break Err(e);
                     }
                 };
-                let outcome = match store
+                let applied = store
                     .apply_report(&id.tenant_id, &id.agent_id, &report, now)
-                    .await
-                {
+                    .await;
+                crate::health::STORE_HEALTH.record(&applied);
+                let outcome = match applied {
                     Ok(o) => o,
                     Err(e) => {
                         METRICS.report("rejected");
