@@ -90,9 +90,14 @@ pub struct Tls<'a> {
 
 /// A tonic endpoint for `url`, verified against `tls`.
 pub fn endpoint(url: &CollectorUrl, tls: &Tls<'_>) -> Result<Endpoint> {
+    // `connect_timeout` bounds the TCP connect only: without its own
+    // timeout a peer that accepts and then stays silent (a hung collector,
+    // a firewall that lost the flow) would hold the handshake forever, and
+    // HTTP/2 keepalive starts only after it.
     let mut config = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(tls.ca_pem))
-        .domain_name(tls.server_name);
+        .domain_name(tls.server_name)
+        .timeout(CONNECT_TIMEOUT);
     if let Some((chain, key)) = tls.client {
         config = config.identity(Identity::from_pem(chain, key));
     }

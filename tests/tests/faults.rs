@@ -3,8 +3,11 @@
 //! (latency, bandwidth limit, connection reset, black hole) injected by a
 //! small TCP proxy on loopback between a real agent and the collector.
 //!
-//! Disk checks flip on real tmpfs mounts; everything is asserted through
-//! the collector's HTTP API, polled with a deadline.
+//! Disk checks flip on real tmpfs mounts. Tickets are asserted through the
+//! collector's HTTP API; delivery against the store itself (its delivery
+//! records) and the agent's own log of what it spooled and had
+//! acknowledged. Everything is polled with a deadline; each test prints its
+//! figures (`--nocapture`).
 
 mod common;
 
@@ -13,8 +16,11 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::delivery::{self, ReportId, RssPeak};
 use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +44,20 @@ enum Mode {
     /// Accept, read, forward nothing (like a silently dropping network);
     /// held bytes flow again when the mode changes.
     BlackHole,
+    /// Forward towards the collector, hold everything coming back (acks
+    /// included) as a black hole does.
+    HoldReplies,
+    /// Connections accepted while in this mode are swallowed for good:
+    /// read, discarded, never answered, also after the mode changes (a
+    /// firewall that lost the flow's state); others pass.
+    DeadFlow,
+}
+
+impl Mode {
+    /// Whether bytes going this way are held.
+    fn holds(self, reply: bool) -> bool {
+        self == Mode::BlackHole || (reply && self == Mode::HoldReplies)
+    }
 }
 
 /// A loopback TCP proxy in front of `upstream` with a switchable [`Mode`]
@@ -46,6 +66,8 @@ struct Proxy {
     addr: SocketAddr,
     mode: watch::Sender<Mode>,
     resets: watch::Sender<u64>,
+    /// Connections swallowed in [`Mode::DeadFlow`].
+    swallowed: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -56,8 +78,15 @@ impl Proxy {
         let (mode, _) = watch::channel(Mode::Pass);
         let (resets, _) = watch::channel(0u64);
         let (mode_rx, reset_rx) = (mode.subscribe(), resets.subscribe());
+        let swallowed = Arc::new(AtomicUsize::new(0));
+        let count = swallowed.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if *mode_rx.borrow() == Mode::DeadFlow {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(swallow(client));
+                    continue;
+                }
                 tokio::spawn(connection(
                     client,
                     upstream,
@@ -70,8 +99,13 @@ impl Proxy {
             addr,
             mode,
             resets,
+            swallowed,
             task,
         }
+    }
+
+    fn swallowed(&self) -> usize {
+        self.swallowed.load(Ordering::Relaxed)
     }
 
     fn set(&self, mode: Mode) {
@@ -112,22 +146,40 @@ async fn connection(
         let _ = server.set_zero_linger();
         let (cr, cw) = client.into_split();
         let (sr, sw) = server.into_split();
-        tokio::join!(pump(cr, sw, mode.clone()), pump(sr, cw, mode.clone()));
+        tokio::join!(
+            pump(cr, sw, false, mode.clone()),
+            pump(sr, cw, true, mode.clone())
+        );
     };
+    // Reset first: a mode change right after the reset must not let held
+    // bytes out before the connection is gone.
     tokio::select! {
-        () = run => {}
+        biased;
         _ = reset.changed() => {}
+        () = run => {}
     }
 }
 
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::Receiver<Mode>) {
+/// Reads and discards until the peer goes away.
+async fn swallow(mut client: TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(1..) = client.read(&mut buf).await {}
+}
+
+/// Copies `from` to `to` as the mode says; `reply`: collector to agent.
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    reply: bool,
+    mut mode: watch::Receiver<Mode>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let m = match mode.wait_for(|m| *m != Mode::BlackHole).await {
+        let m = match mode.wait_for(|m| !m.holds(reply)).await {
             Ok(m) => *m,
             Err(_) => break,
         };
@@ -136,7 +188,7 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::
             Mode::Bandwidth(bps) => {
                 tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps.max(1) as f64)).await;
             }
-            Mode::Pass | Mode::BlackHole => {}
+            Mode::Pass | Mode::BlackHole | Mode::HoldReplies | Mode::DeadFlow => {}
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
@@ -157,13 +209,14 @@ fn disk_config(mounts: &[&Path]) -> String {
     )
 }
 
-/// Starts `forewarn-agent run` with the outbox's per-report lines on.
+/// Starts `forewarn-agent run` with the per-report lines (spooled,
+/// acknowledged) on.
 fn run_agent(home: &AgentHome) -> Proc {
     let log = home.dir.path().join("agent.log");
     let child = home
         .command()
         .arg("run")
-        .env("RUST_LOG", "info,forewarn_agent::outbox=debug")
+        .env("RUST_LOG", delivery::AGENT_LOG)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -235,9 +288,16 @@ async fn event_kinds(collector: &Collector, id: i64) -> Vec<String> {
         .collect()
 }
 
-/// `kill -9` (no clean stop, nothing flushed), then a new collector process
-/// on the same data dir and the same ports.
-fn kill9_and_restart(collector: Collector) -> Collector {
+/// A collector killed with `kill -9`: its data dir, config and ports.
+struct Killed {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    grpc: SocketAddr,
+    http: SocketAddr,
+}
+
+/// `kill -9`: no clean stop, nothing flushed.
+fn kill9(collector: Collector) -> Killed {
     let Collector {
         dir,
         config,
@@ -248,24 +308,57 @@ fn kill9_and_restart(collector: Collector) -> Collector {
     } = collector;
     proc.child.kill().expect("kill -9 collector");
     proc.child.wait().expect("reap collector");
-    drop(proc);
-    let text = std::fs::read_to_string(&config).expect("read config");
-    let any = "listen_addr = \"127.0.0.1:0\"";
-    let text = text
-        .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
-        .replacen(any, &format!("listen_addr = \"{http}\""), 1);
-    std::fs::write(&config, text).expect("rewrite config");
-    Collector::start_with(dir, config)
+    Killed {
+        dir,
+        config,
+        grpc,
+        http,
+    }
 }
 
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
+impl Killed {
+    /// A new collector process on the same data dir and the same ports.
+    fn restart(self) -> Collector {
+        let Killed {
+            dir,
+            config,
+            grpc,
+            http,
+        } = self;
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let any = "listen_addr = \"127.0.0.1:0\"";
+        let text = text
+            .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
+            .replacen(any, &format!("listen_addr = \"{http}\""), 1);
+        std::fs::write(&config, text).expect("rewrite config");
+        Collector::start_with(dir, config)
+    }
+}
+
+/// Reports in `of` missing from `from`.
+fn missing<'a>(of: &'a BTreeSet<ReportId>, from: &[ReportId]) -> Vec<&'a ReportId> {
+    let from: BTreeSet<&ReportId> = from.iter().collect();
+    of.iter().filter(|r| !from.contains(r)).collect()
+}
+
+/// Waits until every report in `sent` is acknowledged (per the agent's log)
+/// and in the store; returns the store's rows.
+async fn all_delivered(
+    agent: &Proc,
+    collector: &Collector,
+    agent_id: &str,
+    sent: &BTreeSet<ReportId>,
+) -> Vec<ReportId> {
+    eventually(
+        Duration::from_secs(60),
+        "every spooled report acknowledged and stored",
+        || async {
+            let acked = delivery::acknowledged(&agent.log_text());
+            let rows = delivery::stored(collector.dir.path(), agent_id);
+            (sent.is_subset(&acked) && missing(sent, &rows).is_empty()).then_some(rows)
+        },
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -321,6 +414,9 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
         kills.insert(5 + (x % (ITEMS as u64 - 10)) as usize);
     }
     eprintln!("kill -9 after the fills of items {kills:?} (seed {seed})");
+    // Resends the collectors recognised as already committed.
+    let mut deduplicated = 0;
+    let mut in_flight = 0;
 
     for (i, mount) in paths.iter().enumerate() {
         fill(mount, 120 * 1024);
@@ -331,7 +427,27 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
             x ^= x << 17;
             tokio::time::sleep(Duration::from_millis(x % 400)).await;
             let before = count_lines(&agent.log_text(), &["session open"]);
-            collector = kill9_and_restart(collector);
+            deduplicated += delivery::reports_counted(&collector, "duplicate").await;
+            let killed = kill9(collector);
+            // What the agent saw acknowledged is in the store right now,
+            // with the collector dead (acknowledged only after commit).
+            let log = agent.log_text();
+            let acked = delivery::acknowledged(&log);
+            let rows = delivery::stored(killed.dir.path(), &agent_id);
+            let lost = missing(&acked, &rows);
+            assert!(
+                lost.is_empty(),
+                "acknowledged but not in the store after kill -9: {lost:?}"
+            );
+            // Spooled but not acknowledged when the collector died: resent.
+            let pending = delivery::spooled(&log).difference(&acked).count();
+            in_flight += pending;
+            eprintln!(
+                "kill -9 after item {i}: {} acknowledged, {} stored, {pending} unacknowledged",
+                acked.len(),
+                rows.len()
+            );
+            collector = killed.restart();
             // The agent is back on the new process before the next kill,
             // so every kill hits a live session.
             eventually(
@@ -385,16 +501,32 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
         assert_eq!(t["state"], "open", "{t}");
     }
 
+    // Every report is acknowledged and stored exactly once: the store's
+    // delivery records against the agent's own log of what it spooled.
+    let sent = delivery::spooled(&agent.log_text());
+    let rows = all_delivered(&agent, &collector, &agent_id, &sent).await;
+    deduplicated += delivery::reports_counted(&collector, "duplicate").await;
     let log = agent.log_text();
-    let spooled = count_lines(&log, &["report spooled"]);
+    let acked = delivery::acknowledged(&log);
+    let now_spooled = delivery::spooled(&log);
+    let twice = delivery::repeats(&rows);
+    assert_eq!(twice, 0, "stored twice: {rows:?}");
+    let phantom: Vec<_> = rows.iter().filter(|r| !now_spooled.contains(r)).collect();
+    assert!(phantom.is_empty(), "stored but never spooled: {phantom:?}");
     let changes = count_lines(&log, &["report spooled", "state_changes"]);
     let sessions = count_lines(&log, &["session open"]);
-    eprintln!(
-        "reports spooled {spooled} (state changes {changes}), sessions {sessions}, \
-         collector kills {KILLS}, tickets {} for {ITEMS} items, duplicates 0, total {:?}",
+    println!(
+        "collector kill -9 x{KILLS}: reports sent (spooled) {} ({changes} state changes), \
+         acknowledged {}, stored {}, stored twice {twice}, unacknowledged at the kills \
+         {in_flight}, resends deduplicated {deduplicated}; \
+         sessions {sessions}; tickets {} for {ITEMS} items, duplicate tickets 0; total {:?}",
+        sent.len(),
+        acked.len(),
+        rows.len(),
         mine.len(),
         started.elapsed()
     );
+    assert!(sent.len() > ITEMS, "{} reports", sent.len());
     assert!(changes >= ITEMS, "{changes} state-change reports");
     assert!(
         sessions > KILLS,
@@ -421,12 +553,19 @@ async fn ticket_opens(collector: &Collector, agent_id: &str, item: &str, what: &
     id
 }
 
+/// How long the black hole lasts: longer than HTTP/2 keepalive needs to
+/// declare the link dead on both sides (ping after 30 s of silence, 10 s to
+/// answer), so the agent must notice, reconnect and resend.
+const HOLE: Duration = Duration::from_secs(45);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
     let started = Instant::now();
-    let collector = Collector::start();
+    // The black hole silences the agent for 45 s: three 15 s intervals,
+    // which would also open an "agent overdue" ticket (tested elsewhere).
+    let collector = Collector::start_with_config("[tickets]\noverdue_after_intervals = 10\n");
     let proxy = Proxy::start(collector.grpc).await;
-    let mounts: Vec<Tmpfs> = (0..4).map(|_| Tmpfs::mount("1m")).collect();
+    let mounts: Vec<Tmpfs> = (0..6).map(|_| Tmpfs::mount("1m")).collect();
     let paths: Vec<&Path> = mounts.iter().map(Tmpfs::path).collect();
     let items: Vec<String> = paths
         .iter()
@@ -446,7 +585,8 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
     ));
     std::fs::write(&home.config, text).expect("agent config");
     let agent = run_agent(&home);
-    let pid = agent.child.id();
+    let rss = RssPeak::start(agent.child.id());
+    let mut peaks: Vec<(&str, u64)> = Vec::new();
     eventually(
         Duration::from_secs(30),
         "agent online via the proxy",
@@ -457,12 +597,12 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
             (status == 200
                 && v["checks"]
                     .as_array()
-                    .is_some_and(|cs| cs.iter().filter(|c| c["check"] == "disk").count() == 4))
+                    .is_some_and(|cs| cs.iter().filter(|c| c["check"] == "disk").count() == 6))
             .then_some(())
         },
     )
     .await;
-    let mut peak_rss = vm_rss_kib(pid);
+    peaks.push(("none (start)", rss.take()));
     let fill_bytes = 1024 * 1024 - 48 * 1024;
 
     // Latency: 200 ms per chunk, each way.
@@ -475,13 +615,13 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
         "latency 200 ms/chunk -> ticket",
     )
     .await;
-    peak_rss = peak_rss.max(vm_rss_kib(pid));
+    peaks.push(("latency 200 ms", rss.take()));
 
     // Bandwidth: 32 KiB/s.
     proxy.set(Mode::Bandwidth(32 * 1024));
     fill(paths[1], fill_bytes);
     ticket_opens(&collector, &agent_id, &items[1], "32 KiB/s -> ticket").await;
-    peak_rss = peak_rss.max(vm_rss_kib(pid));
+    peaks.push(("bandwidth 32 KiB/s", rss.take()));
 
     // Reset mid-stream: the state change is in flight (held by the proxy,
     // not acknowledged) when every connection is reset; the agent must
@@ -517,32 +657,103 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
         "reset -> reconnected and delivered: {:?}",
         reset_at.elapsed()
     );
-    peak_rss = peak_rss.max(vm_rss_kib(pid));
+    peaks.push(("connection reset", rss.take()));
 
-    // Black hole for 15 s: the disk fills and drains meanwhile.
+    // Reset after the report reached the collector but before its ack came
+    // back: the agent resends it on the next session and the collector
+    // recognises it as already committed.
+    let duplicates_before = delivery::reports_counted(&collector, "duplicate").await;
+    let sessions_before = count_lines(&agent.log_text(), &["session open"]);
+    proxy.set(Mode::HoldReplies);
+    fill(paths[3], fill_bytes);
+    ticket_opens(&collector, &agent_id, &items[3], "acks held -> ticket").await;
+    let acked_before = delivery::acknowledged(&agent.log_text());
+    proxy.reset_all();
+    proxy.set(Mode::Pass);
+    eventually(
+        Duration::from_secs(30),
+        "the resend recognised as already committed",
+        || async {
+            (delivery::reports_counted(&collector, "duplicate").await > duplicates_before)
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the resent report acknowledged",
+        || async {
+            (delivery::acknowledged(&agent.log_text()).len() > acked_before.len()).then_some(())
+        },
+    )
+    .await;
+    assert!(count_lines(&agent.log_text(), &["session open"]) > sessions_before);
+    peaks.push(("reset, acks lost", rss.take()));
+
+    // The agent reconnects into a dead flow: TCP accepted, then silence
+    // for good. It must give the handshake up and connect again.
+    let sessions_before = count_lines(&agent.log_text(), &["session open"]);
+    proxy.set(Mode::DeadFlow);
+    proxy.reset_all();
+    fill(paths[4], fill_bytes);
+    eventually(
+        Duration::from_secs(20),
+        "the agent connecting into a dead flow",
+        || async { (proxy.swallowed() > 0).then_some(()) },
+    )
+    .await;
+    proxy.set(Mode::Pass);
+    let stuck = Instant::now();
+    ticket_opens(&collector, &agent_id, &items[4], "dead flow -> ticket").await;
+    assert!(count_lines(&agent.log_text(), &["session open"]) > sessions_before);
+    eprintln!(
+        "dead flow: handshake given up, reconnected and delivered after {:?}",
+        stuck.elapsed()
+    );
+    peaks.push(("dead flow", rss.take()));
+
+    // Black hole: the disk fills and drains meanwhile.
+    let log = agent.log_text();
+    let lost_before = count_lines(&log, &["session lost"]);
+    let opened_before = count_lines(&log, &["session open"]);
     proxy.set(Mode::BlackHole);
     let hole = Instant::now();
-    let big = fill(paths[3], fill_bytes);
-    agent_saw(&agent, &items[3], "crit").await;
+    let big = fill(paths[5], fill_bytes);
+    agent_saw(&agent, &items[5], "crit").await;
     std::fs::remove_file(&big).expect("drain");
     eventually(Duration::from_secs(20), "agent sees the drain", || async {
         let log = agent.log_text();
-        let crit = line_with(&log, None, &["check state changed", &items[3], "crit"])?;
-        line_with(&log, Some(crit), &["check state changed", &items[3], "ok"]).map(|_| ())
+        let crit = line_with(&log, None, &["check state changed", &items[5], "crit"])?;
+        line_with(&log, Some(crit), &["check state changed", &items[5], "ok"]).map(|_| ())
     })
     .await;
-    // Nothing arrives while the hole lasts.
+    // The link is dead, not closed: only keepalive can tell. Within the
+    // hole the agent gives the session up (at most 30 s + 10 s after it
+    // last heard from the collector).
+    let lost = eventually(HOLE, "the agent notices the dead link", || async {
+        let log = agent.log_text();
+        (count_lines(&log, &["session lost"]) > lost_before)
+            .then(|| {
+                log.lines()
+                    .rfind(|l| l.contains("session lost"))
+                    .map(str::to_owned)
+            })
+            .flatten()
+    })
+    .await;
+    eprintln!(
+        "black hole: session given up after {:?}: {lost}",
+        hole.elapsed()
+    );
+    // The fault lasts its full time, whatever the agent does meanwhile.
+    tokio::time::sleep_until((hole + HOLE).into()).await;
     let all = collector.get("/api/v1/tickets").await;
     assert!(
         !disk_tickets(&all, &agent_id)
             .iter()
-            .any(|t| t["item"] == items[3].as_str()),
+            .any(|t| t["item"] == items[5].as_str()),
         "delivered through a black hole? {all}"
     );
-    while hole.elapsed() < Duration::from_secs(15) {
-        peak_rss = peak_rss.max(vm_rss_kib(pid));
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
     proxy.set(Mode::Pass);
     let cleared = Instant::now();
     let id = eventually(
@@ -552,21 +763,25 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
             let all = collector.get("/api/v1/tickets").await;
             disk_tickets(&all, &agent_id)
                 .into_iter()
-                .find(|t| t["item"] == items[3].as_str() && t["state"] == "resolved")
+                .find(|t| t["item"] == items[5].as_str() && t["state"] == "resolved")
                 .and_then(|t| t["id"].as_i64())
         },
     )
     .await;
     eprintln!(
-        "black hole 15 s cleared -> ticket opened+resolved: {:?}",
+        "black hole {HOLE:?} cleared -> ticket opened+resolved: {:?}",
         cleared.elapsed()
     );
-    peak_rss = peak_rss.max(vm_rss_kib(pid));
+    assert!(
+        count_lines(&agent.log_text(), &["session open"]) > opened_before,
+        "no new session after the black hole"
+    );
+    peaks.push(("black hole 45 s", rss.take()));
 
-    // Exactly once: one ticket per item, one `opened`, one `resolved`.
+    // Exactly once: one ticket per item, one `opened`, one `resolved`...
     let all = collector.get("/api/v1/tickets").await;
     let mine = disk_tickets(&all, &agent_id);
-    assert_eq!(mine.len(), 4, "{all}");
+    assert_eq!(mine.len(), 6, "{all}");
     for item in &items {
         assert_eq!(
             mine.iter().filter(|t| t["item"] == item.as_str()).count(),
@@ -585,10 +800,25 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
         1,
         "{kinds:?}"
     );
+    // ...and every report spooled is acknowledged and stored, once.
+    let sent = delivery::spooled(&agent.log_text());
+    let rows = all_delivered(&agent, &collector, &agent_id, &sent).await;
+    let twice = delivery::repeats(&rows);
+    assert_eq!(twice, 0, "stored twice: {rows:?}");
+    let deduplicated = delivery::reports_counted(&collector, "duplicate").await;
 
-    eprintln!(
-        "agent peak VmRSS {peak_rss} KiB under faults, total {:?}",
+    let peak = peaks.iter().map(|(_, kib)| *kib).max().unwrap_or(0);
+    let per_fault: Vec<String> = peaks
+        .iter()
+        .map(|(fault, kib)| format!("{fault} {kib} KiB"))
+        .collect();
+    println!(
+        "network faults: reports sent (spooled) {}, stored {}, stored twice {twice}, \
+         resends deduplicated {deduplicated}; agent peak VmRSS per fault: {}; total {:?}",
+        sent.len(),
+        rows.len(),
+        per_fault.join(", "),
         started.elapsed()
     );
-    assert!(peak_rss < 32 * 1024, "agent RSS {peak_rss} KiB");
+    assert!(peak < 32 * 1024, "agent RSS {peak} KiB: {per_fault:?}");
 }

@@ -1,13 +1,18 @@
-//! The agent's on-disk spool end to end: state changes made while the
-//! collector is down survive an agent `kill -9` and arrive once; a spool
-//! whose disk is full degrades to memory and comes back when space returns.
+//! The agent's on-disk spool end to end: reports spooled while the
+//! collector is down survive repeated agent `kill -9`s at random moments
+//! and each arrives in the store once; a spool whose disk is full degrades
+//! to memory, counts what its bound drops, and comes back to disk when
+//! space returns. Each test prints its figures (`--nocapture`).
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use common::delivery::{self, ReportId};
 use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 
@@ -19,17 +24,23 @@ fn agent_config(mounts: &[&Path], extra: &str) -> String {
     )
 }
 
+/// A heartbeat every second instead of every 15 s: more reports, written
+/// at more moments, for kills and the spool's bound to hit.
+fn heartbeat_every_second(home: &AgentHome) {
+    let text = std::fs::read_to_string(&home.config).expect("agent config");
+    assert!(text.contains("interval_secs = 15\n"), "{text}");
+    let text = text.replacen("interval_secs = 15\n", "interval_secs = 1\n", 1);
+    std::fs::write(&home.config, text).expect("agent config");
+}
+
 /// Starts `forewarn-agent run` logging to `log_name` in the agent's dir,
-/// with the outbox's per-report and the spool's debug lines on.
+/// with the per-report (spooled, acknowledged) and spool debug lines on.
 fn run_agent(home: &AgentHome, log_name: &str) -> Proc {
     let log = home.dir.path().join(log_name);
     let child = home
         .command()
         .arg("run")
-        .env(
-            "RUST_LOG",
-            "info,forewarn_agent::outbox=debug,forewarn_agent::spool=debug",
-        )
+        .env("RUST_LOG", delivery::AGENT_LOG)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -105,19 +116,39 @@ fn line_with(log: &str, after: Option<usize>, parts: &[&str]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Waits until the agent logged a change of the disk check on `item` to
-/// `state` and then spooled a state-change report (written before any send).
-async fn state_change_spooled(agent: &Proc, item: &str, state: &str) {
+fn count_lines(log: &str, parts: &[&str]) -> usize {
+    log.lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .count()
+}
+
+/// Sum of the `key=N` fields of the log lines containing `message`.
+fn sum_field(log: &str, message: &str, key: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(message))
+        .filter_map(|l| delivery::field(l, key)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits until the agent logged the disk check on `item` changing to
+/// `state` (after its log line `after`, if given) and then spooled a
+/// state-change report; the index of that report's line.
+async fn state_change_spooled(
+    agent: &Proc,
+    after: Option<usize>,
+    item: &str,
+    state: &str,
+) -> usize {
     eventually(
         Duration::from_secs(20),
-        &format!("disk {state} observed and spooled"),
+        &format!("disk {item} {state} observed and spooled"),
         || async {
             let log = agent.log_text();
-            let changed = line_with(&log, None, &["check state changed", item, state])?;
-            line_with(&log, Some(changed), &["report spooled", "state_changes"]).map(|_| ())
+            let changed = line_with(&log, after, &["check state changed", item, state])?;
+            line_with(&log, Some(changed), &["report spooled", "state_changes"])
         },
     )
-    .await;
+    .await
 }
 
 /// Starts the collector again on its data dir and its old ports.
@@ -136,12 +167,40 @@ fn start_again(
     Collector::start_with(dir, config)
 }
 
+/// A small xorshift generator: kill points that differ per run, with the
+/// seed printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Self {
+        let seed = RandomState::new().hash_one(Instant::now()) | 1;
+        eprintln!("seed {seed}");
+        Self(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Agent runs killed with `kill -9` while the collector is down.
+const KILLED_RUNS: usize = 5;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn state_changes_made_while_the_collector_is_down_survive_an_agent_kill() {
+async fn reports_spooled_while_the_collector_is_down_survive_repeated_agent_kills() {
     let collector = Collector::start();
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(&[mnt.path()], ""));
+    // One disk per killed run, so each run makes its own episode.
+    let mounts: Vec<Tmpfs> = (0..KILLED_RUNS).map(|_| Tmpfs::mount("8m")).collect();
+    let paths: Vec<&Path> = mounts.iter().map(Tmpfs::path).collect();
+    let items: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_str().expect("utf-8 path").to_string())
+        .collect();
+    let home = AgentHome::new(&agent_config(&paths, ""));
+    heartbeat_every_second(&home);
     let agent_id = enroll_ok(&collector, &home, "default");
 
     // The collector goes away before the agent ever reports.
@@ -160,132 +219,183 @@ async fn state_changes_made_while_the_collector_is_down_survive_an_agent_kill() 
     );
     drop(proc);
 
-    // The disk fills and drains while the agent cannot reach the collector.
-    let mut agent = run_agent(&home, "agent-1.log");
-    // Its first heartbeat (every check, the disk OK) goes to the spool.
-    eventually(
-        Duration::from_secs(20),
-        "the first heartbeat spooled",
-        || async {
-            let log = agent.log_text();
-            line_with(&log, None, &["report spooled", "heartbeat"]).map(|_| ())
-        },
-    )
-    .await;
-    let big = mnt.path().join("fill.bin");
-    std::fs::write(&big, vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill tmpfs");
-    state_change_spooled(&agent, &item, "crit").await;
-    std::fs::remove_file(&big).expect("drain tmpfs");
-    eventually(
-        Duration::from_secs(20),
-        "disk ok again, spooled",
-        || async {
-            let log = agent.log_text();
-            let crit = line_with(&log, None, &["check state changed", &item, "crit"])?;
-            let ok = line_with(&log, Some(crit), &["check state changed", &item, "ok"])?;
-            line_with(&log, Some(ok), &["report spooled", "state_changes"]).map(|_| ())
-        },
-    )
-    .await;
-
-    // kill -9: no clean stop, no goodbye, nothing flushed by the agent.
-    agent.child.kill().expect("kill -9");
-    agent.child.wait().expect("reap");
-    let first_log = agent.log_text();
     let spool = home.dir.path().join("state/spool");
-    let killed_runs_segments = segments(&spool);
-    assert!(
-        !killed_runs_segments.is_empty(),
-        "the killed run left a spool"
-    );
-    assert!(
-        !first_log.contains("session open"),
-        "the agent was never connected:\n{first_log}"
-    );
+    let mut rng = Rng::seeded();
+    let mut spooled: BTreeSet<ReportId> = BTreeSet::new();
+    let mut per_run = Vec::new();
+    let mut killed_segments = BTreeSet::new();
+    for (run, (path, item)) in paths.iter().zip(&items).enumerate() {
+        let mut agent = run_agent(&home, &format!("agent-{run}.log"));
+        if run > 0 {
+            eventually(
+                Duration::from_secs(20),
+                "the restarted agent reading its spool",
+                || async {
+                    line_with(
+                        &agent.log_text(),
+                        None,
+                        &["spool holds unacknowledged reports"],
+                    )
+                    .map(|_| ())
+                },
+            )
+            .await;
+        }
+        // Its first heartbeat (every check, the disk OK) goes to the spool.
+        eventually(
+            Duration::from_secs(20),
+            "the first heartbeat spooled",
+            || async {
+                line_with(&agent.log_text(), None, &["report spooled", "heartbeat"]).map(|_| ())
+            },
+        )
+        .await;
+        // The disk fills and drains while the collector is unreachable.
+        let big = path.join("fill.bin");
+        std::fs::write(&big, vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill tmpfs");
+        let crit = state_change_spooled(&agent, None, item, "crit").await;
+        std::fs::remove_file(&big).expect("drain tmpfs");
+        state_change_spooled(&agent, Some(crit), item, "ok").await;
 
-    // A new run finds the earlier run's reports in its spool...
-    let agent = run_agent(&home, "agent-2.log");
+        // kill -9 at a random moment of the heartbeat cycle: no clean stop,
+        // no goodbye, nothing flushed by the agent.
+        let wait = Duration::from_millis(rng.below(2500));
+        tokio::time::sleep(wait).await;
+        agent.child.kill().expect("kill -9");
+        agent.child.wait().expect("reap");
+        let log = agent.log_text();
+        assert!(
+            !log.contains("session open"),
+            "the agent was never connected:\n{log}"
+        );
+        let this_run = delivery::spooled(&log);
+        eprintln!(
+            "run {run} killed {wait:?} after its last state change: {} reports spooled",
+            this_run.len()
+        );
+        per_run.push(this_run.len());
+        spooled.extend(this_run);
+        killed_segments.extend(segments(&spool));
+    }
+    assert!(!killed_segments.is_empty(), "the killed runs left a spool");
+
+    // A new run finds the earlier runs' reports in its spool...
+    let agent = run_agent(&home, "agent-last.log");
     eventually(
         Duration::from_secs(20),
-        "the restarted agent reading its spool",
+        "the last agent run reading its spool",
         || async {
-            let log = agent.log_text();
-            line_with(&log, None, &["spool holds unacknowledged reports"]).map(|_| ())
+            line_with(
+                &agent.log_text(),
+                None,
+                &["spool holds unacknowledged reports"],
+            )
+            .map(|_| ())
         },
     )
     .await;
 
-    // ...and delivers them once the collector is back.
+    // ...and delivers every one of them once the collector is back.
     let collector = start_again(dir, config, &grpc.to_string(), &http.to_string());
-    let ticket = eventually(
+    let rows = eventually(
         Duration::from_secs(60),
-        "the disk ticket from the earlier run, resolved",
+        "every report of the killed runs in the store",
+        || async {
+            let rows = delivery::stored(collector.dir.path(), &agent_id);
+            let stored: BTreeSet<&ReportId> = rows.iter().collect();
+            spooled.iter().all(|r| stored.contains(r)).then_some(rows)
+        },
+    )
+    .await;
+    let twice = delivery::repeats(&rows);
+    assert_eq!(twice, 0, "stored twice: {rows:?}");
+    let delivered = rows.iter().filter(|r| spooled.contains(*r)).count();
+
+    // One episode per disk, in order: opened, resolved, once each.
+    let all = eventually(
+        Duration::from_secs(30),
+        "every episode's ticket resolved",
         || async {
             let all = collector.get("/api/v1/tickets").await;
             let mine = tickets_for(&all, &agent_id);
-            let t = mine.first()?;
-            (t["state"] == "resolved").then(|| (*t).clone())
+            (mine.len() >= KILLED_RUNS && mine.iter().all(|t| t["state"] == "resolved"))
+                .then_some(all)
         },
     )
     .await;
-    assert_eq!(ticket["item"], item.as_str());
-    let detail = collector
-        .get(&format!("/api/v1/tickets/{}", ticket["id"]))
-        .await;
-    let kinds: Vec<&str> = detail["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter_map(|e| e["kind"].as_str())
-        .collect();
-    assert_eq!(kinds.first(), Some(&"opened"), "{detail}");
-    assert_eq!(kinds.last(), Some(&"resolved"), "{detail}");
+    let mine = tickets_for(&all, &agent_id);
+    assert_eq!(mine.len(), KILLED_RUNS, "one ticket per episode: {all}");
+    for item in &items {
+        let t = mine
+            .iter()
+            .find(|t| t["item"] == item.as_str())
+            .unwrap_or_else(|| panic!("no ticket for {item}: {all}"));
+        let detail = collector.get(&format!("/api/v1/tickets/{}", t["id"])).await;
+        let kinds: Vec<&str> = detail["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        assert_eq!(kinds.first(), Some(&"opened"), "{detail}");
+        assert_eq!(kinds.last(), Some(&"resolved"), "{detail}");
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "opened").count(),
+            1,
+            "{detail}"
+        );
+    }
 
-    // Everything acknowledged: the killed run's segments are deleted, and
-    // nothing came twice.
+    // Everything acknowledged: the killed runs' segments are deleted.
     eventually(
         Duration::from_secs(30),
-        "the earlier run's segments deleted",
+        "the killed runs' segments deleted",
         || async {
             let now = segments(&spool);
-            (!killed_runs_segments.iter().any(|s| now.contains(s))).then_some(())
+            (!killed_segments.iter().any(|s| now.contains(s))).then_some(())
         },
     )
     .await;
-    let all = collector.get("/api/v1/tickets").await;
-    assert_eq!(tickets_for(&all, &agent_id).len(), 1, "one episode: {all}");
-    let (status, v) = collector
-        .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
-        .await;
-    assert_eq!(status, 200);
-    assert!(
-        v["checks"].as_array().is_some_and(|cs| cs
-            .iter()
-            .any(|c| c["check"] == "disk" && c["item"] == item.as_str() && c["state"] == "ok")),
-        "{v}"
-    );
     let log = agent.log_text();
     assert!(!log.contains("unreadable"), "{log}");
-    eprintln!(
-        "reports spooled by the killed run: {}; delivered by the next one",
-        first_log.matches("report spooled").count()
+    println!(
+        "agent kill -9 x{KILLED_RUNS} while the collector was down: reports spooled per run \
+         {per_run:?} (total {}), delivered {delivered} of them, lost {}, stored twice {twice}",
+        spooled.len(),
+        spooled.len() - delivered
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_spool_disk_means_memory_only_until_space_returns() {
+async fn a_full_spool_disk_means_memory_only_counted_drops_and_recovery() {
+    let started = Instant::now();
     let collector = Collector::start();
     // The whole state dir lives on a 1 MiB tmpfs; a second tmpfs makes
     // state changes while the first one is full.
     let state = Tmpfs::mount("1m");
     let other = Tmpfs::mount("8m");
+    // A small bound (memory counts too) and a heartbeat every second, so
+    // the reports held in memory pass the bound within seconds.
     let home = AgentHome::new(&agent_config(
         &[state.path(), other.path()],
-        "[spool]\ndisk_retry_secs = 1\n",
+        "[spool]\nmax_bytes = 8192\nsegment_bytes = 4096\ndisk_retry_secs = 1\n",
     ));
+    heartbeat_every_second(&home);
     std::os::unix::fs::symlink(state.path(), home.dir.path().join("state")).expect("symlink");
     let agent_id = enroll_ok(&collector, &home, "default");
     let filler = fill(state.path());
+
+    // The collector is down too: nothing leaves memory but by the bound.
+    let Collector {
+        dir,
+        config,
+        grpc,
+        http,
+        mut proc,
+        ..
+    } = collector;
+    assert!(proc.terminate(Duration::from_secs(15)).is_some());
+    drop(proc);
 
     let mut agent = run_agent(&home, "agent.log");
     eventually(
@@ -297,25 +407,82 @@ async fn a_full_spool_disk_means_memory_only_until_space_returns() {
         },
     )
     .await;
-
-    // Still reporting: its own full disk opens a ticket...
-    let state_item = state.path().to_str().expect("utf-8 path");
+    // A state change while offline and in memory: kept over heartbeats.
     let other_item = other.path().to_str().expect("utf-8 path");
-    let state_ticket = open_ticket(&collector, &agent_id, state_item).await;
-
-    // ...and so do state changes made while the spool disk stays full (each
-    // one retries the disk, fails, and stays quiet about it). The wait lets
-    // the retry interval (1 s) pass first.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let big = other.path().join("fill.bin");
     std::fs::write(&big, vec![1u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill other");
+    state_change_spooled(&agent, None, other_item, "crit").await;
+
+    // The bound drops the oldest heartbeats, counted; the disk is retried
+    // every second, fails, and stays quiet about it.
+    eventually(
+        Duration::from_secs(30),
+        "heartbeats dropped by the bound, a failed disk retry",
+        || async {
+            let log = agent.log_text();
+            (log.contains("spool full, dropped the oldest reports")
+                && log.contains("spool disk still unusable"))
+            .then_some(())
+        },
+    )
+    .await;
+
+    // The collector is back: the drops are reported as the session opens,
+    // and what was kept is delivered.
+    let collector = start_again(dir, config, &grpc.to_string(), &http.to_string());
+    let lost_line = eventually(
+        Duration::from_secs(30),
+        "the drops reported once connected",
+        || async {
+            agent
+                .log_text()
+                .lines()
+                .find(|l| l.contains("reports lost before this session"))
+                .map(str::to_owned)
+        },
+    )
+    .await;
+    let field = |key: &str| -> u64 {
+        delivery::field(&lost_line, key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {lost_line:?}"))
+    };
+    let (dropped_heartbeats, dropped_changes) =
+        (field("dropped_heartbeats"), field("dropped_state_changes"));
+    assert!(dropped_heartbeats > 0, "{lost_line}");
+    assert_eq!(
+        dropped_changes, 0,
+        "state changes are kept longest: {lost_line}"
+    );
+    // The drops logged as they happened, up to that line, add up to it.
+    let log = agent.log_text();
+    let upto: String = log
+        .lines()
+        .take_while(|l| !l.contains("reports lost before this session"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        sum_field(
+            &upto,
+            "spool full, dropped the oldest reports",
+            "heartbeats"
+        ),
+        dropped_heartbeats,
+        "every drop counted once:\n{log}"
+    );
+
+    // Still reporting: the state change kept in memory opens its ticket,
+    // and the spool's own full disk opens one.
+    let state_item = state.path().to_str().expect("utf-8 path");
     let other_ticket = open_ticket(&collector, &agent_id, other_item).await;
+    let state_ticket = open_ticket(&collector, &agent_id, state_item).await;
     std::fs::remove_file(&big).expect("drain other");
     resolved(&collector, other_ticket).await;
     assert!(segments(&state.path().join("spool")).is_empty());
 
     // Space returns: the spool goes back to disk, the ticket resolves.
     std::fs::remove_file(&filler).expect("free space");
+    let freed = Instant::now();
     eventually(
         Duration::from_secs(30),
         "the spool on disk again",
@@ -325,11 +492,20 @@ async fn a_full_spool_disk_means_memory_only_until_space_returns() {
         },
     )
     .await;
+    let recovered_after = freed.elapsed();
     resolved(&collector, state_ticket).await;
-    assert!(
-        !segments(&state.path().join("spool")).is_empty(),
-        "a segment file on the freed disk"
-    );
+    // A report spooled after the recovery goes to a segment file again.
+    let spooled_before = count_lines(&agent.log_text(), &["report spooled"]);
+    eventually(
+        Duration::from_secs(10),
+        "a report spooled to a segment file",
+        || async {
+            (count_lines(&agent.log_text(), &["report spooled"]) > spooled_before
+                && !segments(&state.path().join("spool")).is_empty())
+            .then_some(())
+        },
+    )
+    .await;
 
     assert!(
         agent.child.try_wait().expect("try_wait").is_none(),
@@ -341,12 +517,22 @@ async fn a_full_spool_disk_means_memory_only_until_space_returns() {
         1,
         "one warning per outage, not one per retry:\n{log}"
     );
-    assert!(
-        log.contains("spool disk still unusable"),
-        "a retry failed:\n{log}"
-    );
+    let retries = log.matches("spool disk still unusable").count();
+    let heartbeat_bytes = log
+        .lines()
+        .filter(|l| l.contains("report spooled") && l.contains("heartbeat"))
+        .find_map(|l| delivery::field(l, "bytes"))
+        .unwrap_or("?")
+        .to_string();
     let all = collector.get("/api/v1/tickets").await;
     assert_eq!(tickets_for(&all, &agent_id).len(), 2, "{all}");
     let status = agent.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "{}", agent.log_text());
+    println!(
+        "full spool disk: drops counted {} (heartbeats {dropped_heartbeats}, state changes \
+         {dropped_changes}; bound 8192 bytes, heartbeat {heartbeat_bytes} bytes), failed disk \
+         retries {retries}, back on disk {recovered_after:?} after space returned; total {:?}",
+        dropped_heartbeats + dropped_changes,
+        started.elapsed()
+    );
 }

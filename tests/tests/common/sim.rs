@@ -367,4 +367,11 @@ impl SimAgent {
             clock_offset_ms: self.clock_offset_ms,
         }
     }
+
+    /// A fresh mTLS connection on this agent's certificate, for tests that
+    /// write protocol messages by hand (forged hellos, reports, renewals)
+    /// and need to see exactly how the collector answers.
+    pub async fn mtls_channel(&self) -> Channel {
+        channel(&self.url, &self.ca_pem, Some(self.identity.clone())).await
+    }
 }
