@@ -123,6 +123,8 @@ impl From<&Payload> for pb::report::Payload {
             Payload::Heartbeat { snapshot, checks } => Self::Heartbeat(pb::Heartbeat {
                 snapshot: Some(snapshot.into()),
                 checks: checks.iter().map(Into::into).collect(),
+                // Filled in by the outbox, which knows the spool.
+                spool: None,
             }),
         }
     }

@@ -63,7 +63,11 @@ impl Outbox {
             observed_at: observation.observed_at,
             payload: observation.payload,
         };
-        let body = wire_report(&self.agent_id, &self.boot_id, &report).encode_to_vec();
+        let mut wire = wire_report(&self.agent_id, &self.boot_id, &report);
+        if let Some(pb::report::Payload::Heartbeat(heartbeat)) = &mut wire.payload {
+            heartbeat.spool = Some(self.status());
+        }
+        let body = wire.encode_to_vec();
         let (spool, boot_id, len) = (self.spool.clone(), self.boot_id.clone(), body.len());
         let appended =
             tokio::task::spawn_blocking(move || lock(&spool).append(kind, &boot_id, seq, &body))
@@ -125,6 +129,20 @@ impl Outbox {
     /// Reports lost since start (dropped by the bound, damaged).
     pub fn losses(&self) -> Losses {
         self.spool().losses()
+    }
+
+    /// What a heartbeat tells the collector about the spool.
+    fn status(&self) -> pb::SpoolStatus {
+        let spool = self.spool();
+        let losses = spool.losses();
+        pb::SpoolStatus {
+            dropped_heartbeats: losses.dropped_heartbeats,
+            dropped_state_changes: losses.dropped_state_changes,
+            damaged: losses.damaged,
+            unreadable: losses.unreadable,
+            memory_only: spool.is_memory_only(),
+            queued: spool.len() as u64,
+        }
     }
 
     /// Losses not reported yet; called once per session.
@@ -264,6 +282,29 @@ mod tests {
             o.ack("b", seq);
         }
         assert!(o.is_empty());
+    }
+
+    #[tokio::test]
+    async fn heartbeats_tell_the_collector_about_the_spool() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut o = open(tmp.path(), "b").await;
+        o.push(change()).await;
+        o.push(heartbeat()).await;
+        let reports: Vec<_> = std::iter::from_fn(|| o.next_unsent().map(report)).collect();
+        assert!(matches!(
+            reports[0].payload,
+            Some(pb::report::Payload::StateChanges(_))
+        ));
+        let Some(pb::report::Payload::Heartbeat(h)) = &reports[1].payload else {
+            panic!("not a heartbeat: {:?}", reports[1]);
+        };
+        let spool = h.spool.as_ref().expect("spool status");
+        assert_eq!(spool.queued, 1, "the state change waits for its ack");
+        assert_eq!(
+            (spool.dropped_heartbeats, spool.dropped_state_changes),
+            (0, 0)
+        );
+        assert!(!spool.memory_only);
     }
 
     #[tokio::test]

@@ -116,6 +116,22 @@ pub struct HostSnapshot {
     pub load5: f64,
     pub load15: f64,
     pub disks: Vec<DiskUsage>,
+    /// The agent's spool as its heartbeat reported it (absent from older
+    /// agents): what it lost since it started, and whether it runs in
+    /// memory because its disk failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolStatus>,
+}
+
+/// Counts since the agent process started; they only grow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoolStatus {
+    pub dropped_heartbeats: u64,
+    pub dropped_state_changes: u64,
+    pub damaged: u64,
+    pub unreadable: u64,
+    pub memory_only: bool,
+    pub queued: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

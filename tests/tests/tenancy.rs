@@ -390,6 +390,7 @@ fn heartbeat(checks: Vec<pb::CheckResult>) -> pb::report::Payload {
             ..Default::default()
         }),
         checks,
+        spool: None,
     })
 }
 

@@ -8,7 +8,7 @@ use forewarn_proto::v1 as pb;
 
 use crate::domain::{
     CheckResult, CheckState, DiskUsage, HostFacts, HostSnapshot, Metric, Millis, Report,
-    ReportPayload,
+    ReportPayload, SpoolStatus,
 };
 use crate::{Error, Result};
 
@@ -173,6 +173,7 @@ fn snapshot(s: Option<&pb::HostSnapshot>) -> Result<HostSnapshot> {
                 })
             })
             .collect::<Result<Vec<_>>>()?,
+        spool: None,
     })
 }
 
@@ -196,7 +197,17 @@ pub fn report(r: &pb::Report, agent_id: &str, now: Millis) -> Result<Report> {
             ReportPayload::StateChanges(results(&s.results, now)?)
         }
         Some(pb::report::Payload::Heartbeat(h)) => ReportPayload::Heartbeat {
-            snapshot: snapshot(h.snapshot.as_ref())?,
+            snapshot: HostSnapshot {
+                spool: h.spool.as_ref().map(|s| SpoolStatus {
+                    dropped_heartbeats: s.dropped_heartbeats,
+                    dropped_state_changes: s.dropped_state_changes,
+                    damaged: s.damaged,
+                    unreadable: s.unreadable,
+                    memory_only: s.memory_only,
+                    queued: s.queued,
+                }),
+                ..snapshot(h.snapshot.as_ref())?
+            },
             checks: results(&h.checks, now)?,
         },
         None => return Err(Error::InvalidArgument("report payload is required".into())),
@@ -331,6 +342,48 @@ mod tests {
         assert!(clock_offset(Some(&ts(1, 1_000_000_000)), now).is_err());
         assert!(clock_offset(Some(&ts(i64::MAX, 0)), now).is_err());
         assert!(clock_offset(Some(&ts(i64::MIN / 1000, 0)), now).is_err());
+    }
+
+    #[test]
+    fn a_heartbeat_carries_the_agent_spool_status() {
+        let mut r = report_with(vec![]);
+        r.payload = Some(pb::report::Payload::Heartbeat(pb::Heartbeat {
+            snapshot: Some(pb::HostSnapshot::default()),
+            checks: vec![result(1)],
+            spool: Some(pb::SpoolStatus {
+                dropped_heartbeats: 7,
+                dropped_state_changes: 1,
+                memory_only: true,
+                queued: 3,
+                ..Default::default()
+            }),
+        }));
+        let ReportPayload::Heartbeat { snapshot, .. } =
+            report(&r, "a", now()).expect("valid").payload
+        else {
+            panic!("not a heartbeat");
+        };
+        let spool = snapshot.spool.expect("spool status kept");
+        assert_eq!(
+            (spool.dropped_heartbeats, spool.dropped_state_changes),
+            (7, 1)
+        );
+        assert!(spool.memory_only);
+        assert_eq!(spool.queued, 3);
+        // Older agents send none; the snapshot's JSON then has no field.
+        if let Some(pb::report::Payload::Heartbeat(h)) = &mut r.payload {
+            h.spool = None;
+        }
+        let ReportPayload::Heartbeat { snapshot, .. } =
+            report(&r, "a", now()).expect("valid").payload
+        else {
+            panic!("not a heartbeat");
+        };
+        assert!(
+            !serde_json::to_string(&snapshot)
+                .expect("json")
+                .contains("spool")
+        );
     }
 
     #[test]

@@ -264,6 +264,7 @@ impl SimAgent {
                 ..Default::default()
             }),
             checks,
+            spool: None,
         }))
         .await;
     }
