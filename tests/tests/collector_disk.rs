@@ -123,16 +123,7 @@ async fn a_full_collector_disk_delays_reports_but_loses_none() {
         health["error"].as_str().is_some_and(|e| e.contains("full")),
         "{health}"
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", collector.http))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    assert!(
-        metrics.lines().any(|l| l == "forewarn_store_writable 0"),
-        "{metrics}"
-    );
+    assert_eq!(collector.metric("forewarn_store_writable").await, 0.0);
     assert!(
         open_tickets(&collector, &agent_id).await.is_empty(),
         "a ticket appeared although nothing could be committed"

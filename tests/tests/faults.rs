@@ -1,7 +1,9 @@
 //! Fault tests on real processes (issue 5): the collector `kill -9`ed and
-//! restarted while a real agent keeps reporting, and network faults
-//! (latency, bandwidth limit, connection reset, black hole) injected by a
-//! small TCP proxy on loopback between a real agent and the collector.
+//! restarted while a real agent keeps reporting (reports on the wire at the
+//! kills), and network faults (latency, bandwidth limit, connection reset
+//! with the report or its ack in flight, a flow that goes silent during
+//! the handshake, a 45 s black hole) injected by a small TCP proxy on
+//! loopback between a real agent and the collector.
 //!
 //! Disk checks flip on real tmpfs mounts. Tickets are asserted through the
 //! collector's HTTP API; delivery against the store itself (its delivery
@@ -224,6 +226,21 @@ fn run_agent(home: &AgentHome) -> Proc {
     Proc { child, log }
 }
 
+/// Points an enrolled agent at `proxy`: enrolled directly, from now on
+/// every byte goes through the proxy.
+fn via_proxy(home: &AgentHome, proxy: &Proxy) {
+    let server_name = home.identity()["server_name"]
+        .as_str()
+        .unwrap_or("localhost")
+        .to_string();
+    let mut text = std::fs::read_to_string(&home.config).expect("agent config");
+    text.push_str(&format!(
+        "\n[collector]\nurl = \"https://{}\"\nserver_name = {server_name:?}\n",
+        proxy.addr
+    ));
+    std::fs::write(&home.config, text).expect("agent config");
+}
+
 /// Index of the first log line after `after` containing all `parts`
 /// (case-insensitive).
 fn line_with(log: &str, after: Option<usize>, parts: &[&str]) -> Option<usize> {
@@ -354,7 +371,7 @@ async fn all_delivered(
         "every spooled report acknowledged and stored",
         || async {
             let acked = delivery::acknowledged(&agent.log_text());
-            let rows = delivery::stored(collector.dir.path(), agent_id);
+            let rows = delivery::stored(collector.dir.path(), agent_id).await;
             (sent.is_subset(&acked) && missing(sent, &rows).is_empty()).then_some(rows)
         },
     )
@@ -366,7 +383,7 @@ async fn all_delivered(
 // ---------------------------------------------------------------------------
 
 const ITEMS: usize = 100;
-const KILLS: usize = 3;
+const KILLS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
@@ -380,6 +397,10 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
         .collect();
     let home = AgentHome::new(&disk_config(&paths));
     let agent_id = enroll_ok(&collector, &home, "default");
+    // Through a proxy that slows the round trip down at the kill points,
+    // so that a kill lands while a report is on the wire.
+    let proxy = Proxy::start(collector.grpc).await;
+    via_proxy(&home, &proxy);
     let agent = run_agent(&home);
 
     // Every item reported OK first.
@@ -417,15 +438,27 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
     // Resends the collectors recognised as already committed.
     let mut deduplicated = 0;
     let mut in_flight = 0;
+    let mut in_flight_committed = 0;
 
     for (i, mount) in paths.iter().enumerate() {
-        fill(mount, 120 * 1024);
         if kills.contains(&i) {
-            // A random moment in the agent's 200 ms poll and send cycle.
+            // 100 ms each way: the state change reaches the collector 100 ms
+            // after it is sent and its ack is back 100 ms after the commit.
+            // The kill lands at a random moment of that round trip: before
+            // the collector has the report, after it committed it but before
+            // the agent has the ack, or after.
+            proxy.set(Mode::Latency(Duration::from_millis(100)));
+            let changes = count_lines(&agent.log_text(), &["report spooled", "state_changes"]);
+            fill(mount, 120 * 1024);
+            eventually(Duration::from_secs(20), "the change spooled", || async {
+                (count_lines(&agent.log_text(), &["report spooled", "state_changes"]) > changes)
+                    .then_some(())
+            })
+            .await;
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            tokio::time::sleep(Duration::from_millis(x % 400)).await;
+            tokio::time::sleep(Duration::from_millis(x % 250)).await;
             let before = count_lines(&agent.log_text(), &["session open"]);
             deduplicated += delivery::reports_counted(&collector, "duplicate").await;
             let killed = kill9(collector);
@@ -433,21 +466,31 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
             // with the collector dead (acknowledged only after commit).
             let log = agent.log_text();
             let acked = delivery::acknowledged(&log);
-            let rows = delivery::stored(killed.dir.path(), &agent_id);
+            let rows = delivery::stored(killed.dir.path(), &agent_id).await;
             let lost = missing(&acked, &rows);
             assert!(
                 lost.is_empty(),
                 "acknowledged but not in the store after kill -9: {lost:?}"
             );
-            // Spooled but not acknowledged when the collector died: resent.
-            let pending = delivery::spooled(&log).difference(&acked).count();
-            in_flight += pending;
+            // On the wire when the collector died: not yet received (to be
+            // resent), or committed with the ack still on its way (it may
+            // still arrive, or the report is resent and deduplicated).
+            let pending: Vec<ReportId> = delivery::spooled(&log)
+                .difference(&acked)
+                .cloned()
+                .collect();
+            let committed = pending.iter().filter(|r| rows.contains(r)).count();
+            in_flight += pending.len();
+            in_flight_committed += committed;
             eprintln!(
-                "kill -9 after item {i}: {} acknowledged, {} stored, {pending} unacknowledged",
+                "kill -9 after item {i}: {} acknowledged, {} stored, {} unacknowledged \
+                 ({committed} of them committed)",
                 acked.len(),
-                rows.len()
+                rows.len(),
+                pending.len()
             );
             collector = killed.restart();
+            proxy.set(Mode::Pass);
             // The agent is back on the new process before the next kill,
             // so every kill hits a live session.
             eventually(
@@ -458,6 +501,8 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
                 },
             )
             .await;
+        } else {
+            fill(mount, 120 * 1024);
         }
         // One state change per report: the next fill waits until the agent
         // has seen this one.
@@ -518,7 +563,8 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
     println!(
         "collector kill -9 x{KILLS}: reports sent (spooled) {} ({changes} state changes), \
          acknowledged {}, stored {}, stored twice {twice}, unacknowledged at the kills \
-         {in_flight}, resends deduplicated {deduplicated}; \
+         {in_flight} ({in_flight_committed} of them committed), resends deduplicated \
+         {deduplicated}; \
          sessions {sessions}; tickets {} for {ITEMS} items, duplicate tickets 0; total {:?}",
         sent.len(),
         acked.len(),
@@ -573,17 +619,7 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
         .collect();
     let home = AgentHome::new(&disk_config(&paths));
     let agent_id = enroll_ok(&collector, &home, "default");
-    // Enrolled directly; from now on every byte goes through the proxy.
-    let server_name = home.identity()["server_name"]
-        .as_str()
-        .unwrap_or("localhost")
-        .to_string();
-    let mut text = std::fs::read_to_string(&home.config).expect("agent config");
-    text.push_str(&format!(
-        "\n[collector]\nurl = \"https://{}\"\nserver_name = {server_name:?}\n",
-        proxy.addr
-    ));
-    std::fs::write(&home.config, text).expect("agent config");
+    via_proxy(&home, &proxy);
     let agent = run_agent(&home);
     let rss = RssPeak::start(agent.child.id());
     let mut peaks: Vec<(&str, u64)> = Vec::new();

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tonic_prost::prost::Message as _;
 
-use common::sim::{SimAgent, State};
+use common::sim::{self, SimAgent, State};
 use common::{Collector, eventually};
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::enrollment_client::EnrollmentClient;
 use forewarn_proto::v1::ingest_client::IngestClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Channel, Identity};
 use tonic::{Code, Status, Streaming};
 
 /// Longest any step waits for the collector.
@@ -57,20 +57,7 @@ fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
 }
 
 async fn channel(c: &Collector, identity: Option<Identity>) -> Channel {
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(c.ca_pem()))
-        .domain_name("localhost");
-    if let Some(id) = identity {
-        tls = tls.identity(id);
-    }
-    Channel::from_shared(c.url())
-        .expect("url")
-        .tls_config(tls)
-        .expect("tls")
-        .connect_timeout(WAIT)
-        .connect()
-        .await
-        .expect("connect to the collector")
+    sim::channel(&c.url(), &c.ca_pem(), identity).await
 }
 
 /// Enrolls a host through the real RPC; returns its id and mTLS identity.
@@ -243,27 +230,6 @@ fn start_with_grpc(grpc: &str) -> Collector {
     )
     .expect("write config");
     Collector::start_with(dir, config)
-}
-
-/// The value of one series in `GET /metrics` (0 when absent).
-async fn metric(c: &Collector, series: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", c.http))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().expect("metric value"))
-}
-
-async fn rejected(c: &Collector, reason: &str) -> f64 {
-    metric(
-        c,
-        &format!("forewarn_rejected_total{{reason=\"{reason}\"}}"),
-    )
-    .await
 }
 
 /// Peak resident memory (VmHWM) of the collector process, KiB.
@@ -582,7 +548,7 @@ async fn ten_thousand_streams_from_one_client_are_refused_cleanly() {
     let elapsed = started.elapsed();
     let after = rss_kib(&c);
     let peak = peak_rss_kib(&c);
-    let counted = rejected(&c, "session_rate").await;
+    let counted = c.rejected("session_rate").await;
     println!(
         "{FLOOD} session calls over {CONNECTIONS} connections in {elapsed:.1?}: {} open, \
          {rate} refused by the session rate (counter: {counted}), {agent_cap} by the \
@@ -657,7 +623,7 @@ async fn a_session_open_loop_is_refused_after_the_burst() {
             Err(status) => panic!("unexpected refusal: {status:?}"),
         }
     };
-    let counted = rejected(&c, "session_rate").await;
+    let counted = c.rejected("session_rate").await;
     println!(
         "open loop: refused at attempt {attempts} ({opened} opened, {capped} over the \
          session cap): {:?} {:?}; session_rate counter {counted}",
@@ -677,7 +643,7 @@ async fn a_session_open_loop_is_refused_after_the_burst() {
         .err()
         .expect("refused again");
     assert_eq!(again.code(), Code::ResourceExhausted, "{again:?}");
-    assert!(rejected(&c, "session_rate").await > counted);
+    assert!(c.rejected("session_rate").await > counted);
 
     // Another agent is not affected.
     let (token, _) = c.token("default", &[]);
@@ -762,9 +728,13 @@ async fn a_report_flood_is_slowed_not_lost() {
     let elapsed = started.elapsed();
     let _tx = sender.await.expect("sender");
 
-    let throttled = rejected(&c, "report_throttled").await;
-    let committed = metric(&c, "forewarn_reports_total{result=\"committed\"}").await;
-    let duplicate = metric(&c, "forewarn_reports_total{result=\"duplicate\"}").await;
+    let throttled = c.rejected("report_throttled").await;
+    let committed = c
+        .metric("forewarn_reports_total{result=\"committed\"}")
+        .await;
+    let duplicate = c
+        .metric("forewarn_reports_total{result=\"duplicate\"}")
+        .await;
     let agent = c.get(&format!("/api/v1/agents/{agent_id}")).await;
     let stored = agent["checks"]
         .as_array()
@@ -825,7 +795,7 @@ async fn deep_nesting_gets_a_clean_decode_error() {
         .await
         .expect("session accepted");
     let first = end_status(&mut inbound).await;
-    let counted = rejected(&c, "undecodable").await;
+    let counted = c.rejected("undecodable").await;
     println!(
         "{DEPTH} nested groups ({} bytes): after hello {:?} {:?}; as first message {:?} {:?}; \
          undecodable counter {counted}",

@@ -32,21 +32,6 @@ fn ms(v: &Value) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).expect("millis")
 }
 
-/// `forewarn_rejected_total{reason="<reason>"}` from `/metrics`.
-async fn rejected(c: &Collector, reason: &str) -> u64 {
-    let text = reqwest::get(format!("http://{}/metrics", c.http))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let needle = format!("forewarn_rejected_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{needle} missing in:\n{text}"))
-}
-
 /// Open tickets of one host for `item`.
 async fn open_tickets(c: &Collector, a: &SimAgent, item: &str) -> Vec<Value> {
     c.get("/api/v1/tickets?state=open")
@@ -69,7 +54,7 @@ async fn an_agent_over_its_series_cap_is_acknowledged_and_its_known_series_keep_
     let (token, _) = c.token("default", &[]);
     let mut a = SimAgent::enroll(&c, &token, "many-mounts").await;
     a.connect(60).await;
-    assert_eq!(rejected(&c, "series_cap").await, 0);
+    assert_eq!(c.rejected("series_cap").await, 0.0);
 
     // 50 distinct items in 5 reports of 10: each report is acknowledged;
     // the first 20 items are stored, the other 30 dropped.
@@ -90,11 +75,11 @@ async fn an_agent_over_its_series_cap_is_acknowledged_and_its_known_series_keep_
         .collect();
     let first_20: Vec<String> = (0..20).map(mount).collect();
     assert_eq!(stored, first_20, "{detail}");
-    assert_eq!(rejected(&c, "series_cap").await, 30);
+    assert_eq!(c.rejected("series_cap").await, 30.0);
 
     // A heartbeat carries all 50: 20 applied, 30 dropped again.
     a.heartbeat().await;
-    assert_eq!(rejected(&c, "series_cap").await, 60);
+    assert_eq!(c.rejected("series_cap").await, 60.0);
 
     // A dropped item failing opens nothing; a stored one opens a ticket.
     a.change("disk", &mount(42), State::Crit, "/mnt/42 full")
@@ -107,7 +92,7 @@ async fn an_agent_over_its_series_cap_is_acknowledged_and_its_known_series_keep_
     .await;
     assert_eq!(t["severity"], "crit", "{t}");
     assert!(open_tickets(&c, &a, &mount(42)).await.is_empty());
-    assert_eq!(rejected(&c, "series_cap").await, 61);
+    assert_eq!(c.rejected("series_cap").await, 61.0);
     let detail = c.get(&format!("/api/v1/agents/{}", a.agent_id)).await;
     assert_eq!(detail["checks"].as_array().expect("checks").len(), 20);
 

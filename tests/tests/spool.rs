@@ -1,7 +1,8 @@
 //! The agent's on-disk spool end to end: reports spooled while the
 //! collector is down survive repeated agent `kill -9`s at random moments
 //! and each arrives in the store once; a spool whose disk is full degrades
-//! to memory, counts what its bound drops, and comes back to disk when
+//! to memory, counts what its bound drops (in its log, and through its
+//! heartbeats in its record at the collector), and comes back to disk when
 //! space returns. Each test prints its figures (`--nocapture`).
 
 mod common;
@@ -149,6 +150,16 @@ async fn state_change_spooled(
         },
     )
     .await
+}
+
+/// The spool status in the agent's record at the collector (from its last
+/// heartbeat).
+async fn agent_spool(collector: &Collector, agent_id: &str) -> Value {
+    let (status, v) = collector
+        .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["snapshot"]["spool"].clone()
 }
 
 /// Starts the collector again on its data dir and its old ports.
@@ -301,7 +312,7 @@ async fn reports_spooled_while_the_collector_is_down_survive_repeated_agent_kill
         Duration::from_secs(60),
         "every report of the killed runs in the store",
         || async {
-            let rows = delivery::stored(collector.dir.path(), &agent_id);
+            let rows = delivery::stored(collector.dir.path(), &agent_id).await;
             let stored: BTreeSet<&ReportId> = rows.iter().collect();
             spooled.iter().all(|r| stored.contains(r)).then_some(rows)
         },
@@ -471,6 +482,21 @@ async fn a_full_spool_disk_means_memory_only_counted_drops_and_recovery() {
         "every drop counted once:\n{log}"
     );
 
+    // The collector has the same counts: every heartbeat carries them to
+    // the agent's record.
+    let seen = eventually(
+        Duration::from_secs(20),
+        "the drops in the agent's record at the collector",
+        || async {
+            let spool = agent_spool(&collector, &agent_id).await;
+            (spool["dropped_heartbeats"] == dropped_heartbeats
+                && spool["dropped_state_changes"] == 0
+                && spool["memory_only"] == true)
+                .then_some(spool)
+        },
+    )
+    .await;
+
     // Still reporting: the state change kept in memory opens its ticket,
     // and the spool's own full disk opens one.
     let state_item = state.path().to_str().expect("utf-8 path");
@@ -494,6 +520,16 @@ async fn a_full_spool_disk_means_memory_only_counted_drops_and_recovery() {
     .await;
     let recovered_after = freed.elapsed();
     resolved(&collector, state_ticket).await;
+    eventually(
+        Duration::from_secs(20),
+        "the collector sees the spool on disk again",
+        || async {
+            let spool = agent_spool(&collector, &agent_id).await;
+            (spool["memory_only"] == false && spool["dropped_heartbeats"] == dropped_heartbeats)
+                .then_some(())
+        },
+    )
+    .await;
     // A report spooled after the recovery goes to a segment file again.
     let spooled_before = count_lines(&agent.log_text(), &["report spooled"]);
     eventually(
@@ -530,7 +566,8 @@ async fn a_full_spool_disk_means_memory_only_counted_drops_and_recovery() {
     assert!(status.is_some_and(|s| s.success()), "{}", agent.log_text());
     println!(
         "full spool disk: drops counted {} (heartbeats {dropped_heartbeats}, state changes \
-         {dropped_changes}; bound 8192 bytes, heartbeat {heartbeat_bytes} bytes), failed disk \
+         {dropped_changes}; bound 8192 bytes, heartbeat {heartbeat_bytes} bytes; at the \
+         collector: {seen}), failed disk \
          retries {retries}, back on disk {recovered_after:?} after space returned; total {:?}",
         dropped_heartbeats + dropped_changes,
         started.elapsed()

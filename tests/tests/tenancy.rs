@@ -28,7 +28,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::Collector;
-use common::sim::{SimAgent, State};
+use common::sim::{self, SimAgent, State, facts, timestamp};
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::enrollment_client::EnrollmentClient;
 use forewarn_proto::v1::ingest_client::IngestClient;
@@ -36,7 +36,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Channel, Identity};
 
 /// Longest any one protocol exchange may take.
 const STEP: Duration = Duration::from_secs(15);
@@ -314,26 +314,6 @@ fn assert_unchanged(victim: &Tenant, before: &Value, after: &Value) {
 
 // === gRPC ===
 
-fn timestamp(ms: i64) -> forewarn_proto::Timestamp {
-    forewarn_proto::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).expect("nanos"),
-    }
-}
-
-fn facts(hostname: &str) -> pb::HostFacts {
-    pb::HostFacts {
-        hostname: hostname.to_string(),
-        os_name: "SimOS".into(),
-        os_version: "1".into(),
-        kernel_version: "sim".into(),
-        arch: "x86_64".into(),
-        agent_version: "sim".into(),
-        cpu_count: 2,
-        memory_total_bytes: 4 << 30,
-    }
-}
-
 fn hello(agent_id: &str, hostname: &str, boot_id: &str) -> pb::AgentMessage {
     pb::AgentMessage {
         body: Some(pb::agent_message::Body::Hello(pb::Hello {
@@ -458,20 +438,7 @@ fn csr_naming(victim: &Tenant) -> (rcgen::KeyPair, String) {
 
 /// A TLS channel to the collector, with `identity` as client certificate.
 async fn channel(c: &Collector, identity: Option<Identity>) -> Channel {
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(c.ca_pem()))
-        .domain_name("localhost");
-    if let Some(id) = identity {
-        tls = tls.identity(id);
-    }
-    Channel::from_shared(c.url())
-        .expect("url")
-        .tls_config(tls)
-        .expect("tls")
-        .connect_timeout(STEP)
-        .connect()
-        .await
-        .expect("connect")
+    sim::channel(&c.url(), &c.ca_pem(), identity).await
 }
 
 fn assert_denied(what: &str, answer: Result<u64, tonic::Status>) {

@@ -1,6 +1,6 @@
 //! Delivery bookkeeping for the fault tests: which reports an agent spooled
 //! and had acknowledged (from its debug log), which ones the collector's
-//! store committed (its delivery records, read with the `sqlite3` CLI), the
+//! store committed (its delivery records, read with sqlx), the
 //! collector's report counters, and an agent's peak memory.
 //!
 //! The agent's log lines used here: `agent starting … boot_id=…` (info),
@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -65,35 +64,29 @@ pub fn acknowledged(log: &str) -> BTreeSet<ReportId> {
 
 /// The delivery records of `agent_id` in the store of the collector whose
 /// temp dir is `collector_dir` (running or not), one row each: a report
-/// committed twice would appear twice.
-pub fn stored(collector_dir: &Path, agent_id: &str) -> Vec<ReportId> {
-    assert!(
-        agent_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-'),
-        "odd agent id {agent_id:?}"
-    );
+/// committed twice would appear twice. Read with sqlx, the collector's own
+/// SQLite driver, on a connection of the test's own.
+pub async fn stored(collector_dir: &Path, agent_id: &str) -> Vec<ReportId> {
+    use sqlx::ConnectOptions as _;
+    use sqlx::Connection as _;
+
     let db = collector_dir.join("data/forewarn.db");
-    let out = Command::new("sqlite3")
-        .args(["-cmd", ".timeout 10000", "-separator", "|"])
-        .arg(&db)
-        .arg(format!(
-            "SELECT boot_id, seq FROM delivered_reports WHERE agent_id = '{agent_id}' ORDER BY boot_id, seq"
-        ))
-        .output()
-        .expect("run sqlite3 (the fault tests read the store with the sqlite3 CLI)");
-    assert!(
-        out.status.success(),
-        "sqlite3 {}: {}",
-        db.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (boot, seq) = l.split_once('|')?;
-            Some((boot.to_string(), seq.parse().ok()?))
-        })
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT boot_id, seq FROM delivered_reports WHERE agent_id = ? ORDER BY boot_id, seq",
+    )
+    .bind(agent_id)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("read delivered_reports in {}: {e}", db.display()));
+    let _ = conn.close().await;
+    rows.into_iter()
+        .map(|(boot, seq)| (boot, u64::try_from(seq).expect("seq")))
         .collect()
 }
 
@@ -106,16 +99,8 @@ pub fn repeats(rows: &[ReportId]) -> usize {
 /// `forewarn_reports_total{result="<result>"}` of this collector process
 /// (0 if it has not counted any).
 pub async fn reports_counted(collector: &Collector, result: &str) -> u64 {
-    let text = reqwest::get(format!("http://{}/metrics", collector.http))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    let series = format!("forewarn_reports_total{{result=\"{result}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
-        .unwrap_or(0)
+    let series = format!("forewarn_reports_total{{result=\"{result}\"}}");
+    collector.metric(&series).await as u64
 }
 
 /// Samples a process's resident memory (VmRSS) every 50 ms on its own

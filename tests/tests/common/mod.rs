@@ -394,5 +394,33 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// `GET /metrics` as text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.http))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// The value of one series in `GET /metrics`, e.g.
+    /// `forewarn_reports_total{result="committed"}` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().expect("metric value"))
+    }
+
+    /// `forewarn_rejected_total{reason="<reason>"}`.
+    pub async fn rejected(&self, reason: &str) -> f64 {
+        self.metric(&format!("forewarn_rejected_total{{reason=\"{reason}\"}}"))
+            .await
+    }
+}
+
 pub mod delivery;
 pub mod sim;

@@ -66,14 +66,14 @@ fn now_ms() -> i64 {
     i64::try_from(d.as_millis()).expect("millis fit i64")
 }
 
-fn timestamp(ms: i64) -> forewarn_proto::Timestamp {
+pub fn timestamp(ms: i64) -> forewarn_proto::Timestamp {
     forewarn_proto::Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).expect("nanos"),
     }
 }
 
-fn facts(hostname: &str) -> pb::HostFacts {
+pub fn facts(hostname: &str) -> pb::HostFacts {
     pb::HostFacts {
         hostname: hostname.to_string(),
         os_name: "SimOS".into(),
@@ -86,7 +86,7 @@ fn facts(hostname: &str) -> pb::HostFacts {
     }
 }
 
-async fn channel(url: &str, ca_pem: &str, identity: Option<Identity>) -> Channel {
+pub async fn channel(url: &str, ca_pem: &str, identity: Option<Identity>) -> Channel {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca_pem))
         .domain_name("localhost");
