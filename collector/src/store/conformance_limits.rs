@@ -290,6 +290,104 @@ pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Fa
     assert_eq!((a.clock_offset_ms, a.clock_skewed), (None, false));
 }
 
+fn heartbeat(seq: u64, at: Millis, checks: Vec<CheckResult>) -> Report {
+    Report {
+        boot_id: "boot-1".into(),
+        seq,
+        observed_at: at,
+        payload: ReportPayload::Heartbeat {
+            snapshot: crate::domain::HostSnapshot::default(),
+            checks,
+        },
+    }
+}
+
+pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: Factory) {
+    let (store, _guard) = make(limits("max_series_per_agent = 3\n")).await;
+    let t = store.create_tenant("acme").await.expect("tenant").id;
+    enroll(store.as_ref(), &t, "a1").await;
+    let facts = HostFacts {
+        hostname: "a1".into(),
+        ..HostFacts::default()
+    };
+    let s = 1000;
+    // A 15 s heartbeat interval: a check is retired once missing for 45 s
+    // of one session.
+    store
+        .start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
+        .await
+        .expect("session");
+    let first = vec![
+        item(0, CheckState::Crit, NOW),
+        item(1, CheckState::Ok, NOW),
+        item(2, CheckState::Ok, NOW),
+    ];
+    let o = store
+        .apply_report(&t, "a1", &heartbeat(1, NOW, first), NOW)
+        .await
+        .expect("apply");
+    assert_eq!(o.opened, 1);
+    // The config lost /mnt/00 and /mnt/02: 30 s later they are kept...
+    let o = store
+        .apply_report(
+            &t,
+            "a1",
+            &heartbeat(2, NOW + 30 * s, vec![item(1, CheckState::Ok, NOW)]),
+            NOW + 30 * s,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.resolved, 0);
+    assert_eq!(series(&store, "a1").await.len(), 3);
+    // ...50 s later they are retired: the CRIT one's ticket resolves, and
+    // their places under the series cap are free again.
+    let o = store
+        .apply_report(
+            &t,
+            "a1",
+            &heartbeat(3, NOW + 50 * s, vec![item(1, CheckState::Ok, NOW)]),
+            NOW + 50 * s,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.resolved, 1);
+    assert_eq!(series(&store, "a1").await, ["/mnt/01"]);
+    let all = store.list_tickets(&Scope::All, None).await.expect("list");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, TicketState::Resolved, "{:#?}", all[0]);
+    let o = store
+        .apply_report(
+            &t,
+            "a1",
+            &changes(4, NOW + 55 * s, items(3..5, CheckState::Ok, NOW + 55 * s)),
+            NOW + 55 * s,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(o.series_dropped, 0, "retired series no longer count");
+
+    // After a reconnect nothing is inferred until the session is old
+    // enough: the first heartbeats may come before a slow probe's result.
+    store
+        .start_session(&t, "a1", "boot-2", &facts, 15, None, NOW + 100 * s)
+        .await
+        .expect("reconnect");
+    let o = store
+        .apply_report(
+            &t,
+            "a1",
+            &heartbeat(5, NOW + 101 * s, vec![item(1, CheckState::Ok, NOW)]),
+            NOW + 101 * s,
+        )
+        .await
+        .expect("apply");
+    assert_eq!((o.resolved, o.opened), (0, 0));
+    assert_eq!(
+        series(&store, "a1").await,
+        ["/mnt/01", "/mnt/03", "/mnt/04"]
+    );
+}
+
 /// Runs the limits tests against a backend whose factory takes the limits:
 /// `limits_conformance!(name, factory; test, …)`.
 macro_rules! limits_conformance {
@@ -321,4 +419,5 @@ limits_conformance!(sqlite, sqlite_with_limits;
     new_series_beyond_the_agent_cap_are_dropped,
     the_tenant_cap_counts_all_its_agents_and_can_be_overridden,
     the_clock_offset_is_stored_and_flagged_but_decides_nothing,
+    checks_missing_from_heartbeats_within_a_session_are_retired,
 );

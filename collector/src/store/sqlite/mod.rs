@@ -31,6 +31,7 @@ mod maintenance;
 mod outbox;
 mod problems;
 mod renewal;
+mod retire;
 mod sites;
 mod sweep;
 mod tenant_policy;
@@ -459,7 +460,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel_version = ?, arch = ?,
                     agent_version = ?, cpu_count = ?, memory_total_bytes = ?, boot_id = ?,
-                    status = 'online', last_seen_at = ?, interval_secs = ?, clock_offset_ms = ?
+                    status = 'online', last_seen_at = ?, interval_secs = ?, clock_offset_ms = ?,
+                    connected_at = ?
              WHERE id = ? AND tenant_id = ?",
         )
         .bind(&f.hostname)
@@ -474,6 +476,7 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(i64::from(interval_secs.clamp(1, 3600)))
         .bind(clock_offset_ms)
+        .bind(now)
         .bind(agent_id)
         .bind(tenant_id)
         .execute(&mut *tx)
@@ -636,6 +639,9 @@ impl Store for SqliteStore {
             outcome.count(&steps);
         }
         outcome.series_dropped = series.dropped;
+        if matches!(report.payload, ReportPayload::Heartbeat { .. }) {
+            outcome.count(&retire::retire_unreported(&mut tx, &self.policy, &ctx, now).await?);
+        }
         let snapshot = match &report.payload {
             ReportPayload::Heartbeat { snapshot, .. } => serde_json::to_string(snapshot).ok(),
             ReportPayload::StateChanges(_) => None,
