@@ -421,10 +421,9 @@ impl MemoryConfig {
             return None;
         }
         Some(WindowSettings {
-            sample_interval: Duration::from_secs(self.sample_interval_secs),
-            window: Duration::from_secs(self.window_secs),
             warn_percent: self.swap_warn_percent.unwrap_or(101.0),
             crit_percent: self.swap_crit_percent.unwrap_or(101.0),
+            ..self.window()
         })
     }
 

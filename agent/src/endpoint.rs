@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Uri};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
 use crate::error::{Error, Result};
 
@@ -114,6 +114,17 @@ pub fn endpoint(url: &CollectorUrl, tls: &Tls<'_>) -> Result<Endpoint> {
         .keep_alive_while_idle(true)
         .tls_config(config)
         .map_err(transport)
+}
+
+/// A channel to `url`, connected and verified against `tls`.
+pub async fn connect(url: &CollectorUrl, tls: &Tls<'_>) -> Result<Channel> {
+    endpoint(url, tls)?
+        .connect()
+        .await
+        .map_err(|source| Error::Transport {
+            url: url.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -89,20 +89,15 @@ pub async fn enroll(
         facts,
     };
 
-    let channel = endpoint::endpoint(
+    let channel = endpoint::connect(
         url,
         &Tls {
             ca_pem: &ca_pem,
             server_name: &server_name,
             client: None,
         },
-    )?
-    .connect()
-    .await
-    .map_err(|source| Error::Transport {
-        url: url.to_string(),
-        source,
-    })?;
+    )
+    .await?;
     let response = EnrollmentClient::new(channel)
         .enroll(pb::EnrollRequest::from(&request))
         .await

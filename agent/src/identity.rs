@@ -13,7 +13,7 @@
 //!
 //! All functions block: call them from `spawn_blocking`.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::files::{create_new, create_private_dir, sync_dir};
 
 const IDENTITY: &str = "identity.json";
 const KEY: &str = "agent.key";
@@ -209,54 +210,6 @@ impl StateDir {
             Error::Write { path, source }
         })
     }
-}
-
-// === files, per platform ===
-
-/// Creates `dir` and its parents, 0700.
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-// TODO(windows): ACL limiting the state dir to the agent's account (and
-// SYSTEM); until then it inherits its parent's ACL.
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).create(dir)
-}
-
-/// Creates `path`, which must not exist, with `mode`.
-#[cfg(unix)]
-fn create_new(path: &Path, mode: u32) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-}
-
-// TODO(windows): ACL so the key is readable by the agent's account only;
-// until then every file inherits the state dir's ACL.
-#[cfg(not(unix))]
-fn create_new(path: &Path, _mode: u32) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
-}
-
-/// Makes a rename in `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Windows cannot open a directory as a `File` (access denied), so there is
-/// nothing to fsync; the rename is as durable as the file system's metadata
-/// journal makes it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 fn check_certificates(path: &Path, pem: &str) -> Result<()> {

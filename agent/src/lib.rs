@@ -18,6 +18,7 @@ pub mod convert;
 pub mod endpoint;
 pub mod enroll;
 pub mod error;
+mod files;
 pub mod host;
 pub mod identity;
 pub mod outbox;

@@ -148,20 +148,15 @@ async fn renew_once(config: &RenewConfig, current: &Credentials) -> Result<Crede
     let csr_pem = CertificateParams::default()
         .serialize_request(&key)?
         .pem()?;
-    let channel = endpoint::endpoint(
+    let channel = endpoint::connect(
         &config.url,
         &Tls {
             ca_pem: &current.ca_pem,
             server_name: &config.server_name,
             client: Some((&current.chain_pem, &current.key_pem)),
         },
-    )?
-    .connect()
-    .await
-    .map_err(|source| Error::Transport {
-        url: config.url.to_string(),
-        source,
-    })?;
+    )
+    .await?;
     let response = IngestClient::new(channel)
         .renew(pb::RenewRequest { csr_pem })
         .await

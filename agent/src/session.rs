@@ -188,20 +188,15 @@ async fn queue_while<F: Future>(
 /// Connects, opens the stream and queues Hello as its first message.
 async fn open(config: &SessionConfig, interval: Duration) -> Result<Link> {
     let c = &config.credentials;
-    let channel = endpoint::endpoint(
+    let channel = endpoint::connect(
         &config.url,
         &Tls {
             ca_pem: &c.ca_pem,
             server_name: &config.server_name,
             client: Some((&c.chain_pem, &c.key_pem)),
         },
-    )?
-    .connect()
-    .await
-    .map_err(|source| Error::Transport {
-        url: config.url.to_string(),
-        source,
-    })?;
+    )
+    .await?;
     let hello = Hello {
         agent_id: c.identity.agent_id.clone(),
         boot_id: config.boot_id.clone(),

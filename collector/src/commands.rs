@@ -5,24 +5,45 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::domain::{NewApiKey, NewEnrollmentToken, Scope, TicketState, now_millis, rfc3339};
+use crate::domain::{
+    ApiCaller, NewApiKey, NewEnrollmentToken, Scope, TicketState, now_millis, rfc3339,
+};
 use crate::pki::Ca;
 use crate::serve::{ensure_default_tenant, open_store};
 use crate::store::Store;
 use crate::{Config, Error, Result, secrets};
 
-async fn store(cfg: &Config) -> Result<std::sync::Arc<crate::store::sqlite::SqliteStore>> {
+/// The store, with the config's default tenant in it.
+pub(crate) async fn store(
+    cfg: &Config,
+) -> Result<std::sync::Arc<crate::store::sqlite::SqliteStore>> {
     let s = open_store(cfg).await?;
     ensure_default_tenant(s.as_ref(), cfg).await?;
     Ok(s)
 }
 
-async fn tenant_id(store: &dyn Store, name: &str) -> Result<String> {
+/// A tenant's id by name; an unknown name says where to look.
+pub(crate) async fn tenant_id(store: &dyn Store, name: &str) -> Result<String> {
     store
         .tenant_by_name(name)
         .await?
         .map(|t| t.id)
         .ok_or_else(|| Error::NotFound(format!("tenant {name:?} (see `tenant list`)")))
+}
+
+/// The default for `--by`: the login name running the command.
+pub fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
+}
+
+/// The CLI acting as `cli:<actor>`: an admin on every tenant, recorded as
+/// such in timelines and the audit log.
+pub(crate) fn operator(actor: &str) -> ApiCaller {
+    ApiCaller {
+        scope: Scope::All,
+        name: format!("cli:{actor}"),
+        role: "admin".into(),
+    }
 }
 
 /// `tenant add NAME [--time-zone TZ]`
@@ -40,10 +61,7 @@ pub async fn tenant_add(cfg: &Config, name: &str, time_zone: Option<&str>) -> Re
     let s = store(cfg).await?;
     let t = s.create_tenant(name).await?;
     let tz = match time_zone {
-        Some(tz) => {
-            let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-            crate::maintenance::cli::set_time_zone(s.as_ref(), name, tz, &user).await?
-        }
+        Some(tz) => crate::maintenance::cli::set_time_zone(s.as_ref(), name, tz, &whoami()).await?,
         None => t.time_zone,
     };
     println!("created tenant {:?} ({}), time zone {tz}", t.name, t.id);
@@ -247,11 +265,7 @@ pub async fn ticket_action(
     actor: &str,
 ) -> Result<()> {
     let s = store(cfg).await?;
-    let caller = crate::domain::ApiCaller {
-        scope: Scope::All,
-        name: format!("cli:{actor}"),
-        role: "admin".into(),
-    };
+    let caller = operator(actor);
     let out = s.ticket_action(&caller, id, &action, now_millis()).await?;
     let t = &out.ticket.ticket;
     println!(
@@ -394,11 +408,7 @@ pub async fn agents_list(cfg: &Config, tenant: Option<&str>, as_json: bool) -> R
 /// `agents revoke ID`: refused from now on; open sessions close within 1 s.
 pub async fn agent_revoke(cfg: &Config, agent_id: &str, actor: &str) -> Result<()> {
     let s = store(cfg).await?;
-    let caller = crate::domain::ApiCaller {
-        scope: Scope::All,
-        name: format!("cli:{actor}"),
-        role: "admin".into(),
-    };
+    let caller = operator(actor);
     let a = s.revoke_agent(&caller, agent_id, now_millis()).await?;
     println!(
         "revoked agent {} ({}); it is refused from now on, open sessions close within a second",

@@ -287,6 +287,13 @@ impl GrpcConfig {
     }
 }
 
+/// This machine's host name, if the kernel has one.
+pub(crate) fn hostname() -> Option<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let h = h.trim();
+    (!h.is_empty()).then(|| h.to_string())
+}
+
 // === impl HttpConfig ===
 
 impl HttpConfig {
@@ -296,11 +303,7 @@ impl HttpConfig {
             return u.trim_end_matches('/').to_string();
         }
         if bound.ip().is_unspecified() {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".to_string());
+            let host = hostname().unwrap_or_else(|| "localhost".to_string());
             format!("http://{host}:{}", bound.port())
         } else {
             format!("http://{bound}")

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use forewarn_collector::commands::whoami;
 use forewarn_collector::domain::{TicketAction, TicketState};
 use forewarn_collector::{Config, commands, serve};
 
@@ -211,10 +212,6 @@ enum TicketsCommand {
         #[arg(long, default_value_t = whoami())]
         by: String,
     },
-}
-
-fn whoami() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
 }
 
 #[derive(Subcommand)]

@@ -89,12 +89,7 @@ pub fn server_names(cfg: &Config) -> Vec<String> {
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        let h = h.trim();
-        if !h.is_empty() {
-            names.push(h.to_string());
-        }
-    }
+    names.extend(crate::config::hostname());
     let ip = cfg.grpc.listen_addr.ip();
     if !ip.is_unspecified() {
         names.push(ip.to_string());
@@ -220,13 +215,9 @@ pub async fn serve(cfg: Config) -> Result<()> {
                 // A sweep with nothing to change commits an empty
                 // transaction, which succeeds even on a full disk: only a
                 // failure, or a sweep that wrote, says anything about writes.
-                if swept.as_ref().map_or(true, |o| {
-                    o.opened + o.resolved + o.escalated + o.overdue > 0
-                }) {
-                    crate::health::STORE_HEALTH.record(&swept);
-                }
-                match swept {
+                match &swept {
                     Ok(o) if o.opened + o.resolved + o.escalated + o.overdue > 0 => {
+                        crate::health::STORE_HEALTH.record(&swept);
                         let m = &crate::metrics::METRICS;
                         m.ticket_change("opened", o.opened);
                         m.ticket_change("resolved", o.resolved);
@@ -241,7 +232,10 @@ pub async fn serve(cfg: Config) -> Result<()> {
                         );
                     }
                     Ok(_) => {}
-                    Err(error) => warn!(%error, "ticket sweep failed"),
+                    Err(error) => {
+                        warn!(%error, "ticket sweep failed");
+                        crate::health::STORE_HEALTH.record(&swept);
+                    }
                 }
             }
         })

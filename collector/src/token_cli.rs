@@ -3,23 +3,18 @@
 
 use serde_json::json;
 
-use crate::domain::{ApiCaller, EnrollmentToken, Scope, now_millis, rfc3339};
-use crate::serve::{ensure_default_tenant, open_store};
+use crate::commands::{operator, store, tenant_id};
+use crate::domain::{EnrollmentToken, Scope, now_millis, rfc3339};
+use crate::serve::open_store;
 use crate::store::Store;
-use crate::{Config, Error, Result};
+use crate::{Config, Result};
 
 /// `token list [--tenant NAME] [--json]`: every token, newest first.
 pub async fn token_list(cfg: &Config, tenant: Option<&str>, as_json: bool) -> Result<()> {
-    let s = open_store(cfg).await?;
-    ensure_default_tenant(s.as_ref(), cfg).await?;
+    let s = store(cfg).await?;
     let scope = match tenant {
         None => Scope::All,
-        Some(name) => Scope::Tenant(
-            s.tenant_by_name(name)
-                .await?
-                .map(|t| t.id)
-                .ok_or_else(|| Error::NotFound(format!("tenant {name:?} (see `tenant list`)")))?,
-        ),
+        Some(name) => Scope::Tenant(tenant_id(s.as_ref(), name).await?),
     };
     let tokens = s.list_enrollment_tokens(&scope).await?;
     if as_json {
@@ -53,12 +48,9 @@ fn row(t: &EnrollmentToken) -> String {
 /// `token revoke ID [--by NAME]`: refused from now on; audited.
 pub async fn token_revoke(cfg: &Config, id: &str, actor: &str) -> Result<()> {
     let s = open_store(cfg).await?;
-    let caller = ApiCaller {
-        scope: Scope::All,
-        name: format!("cli:{actor}"),
-        role: "admin".into(),
-    };
-    let t = s.revoke_enrollment_token(&caller, id, now_millis()).await?;
+    let t = s
+        .revoke_enrollment_token(&operator(actor), id, now_millis())
+        .await?;
     println!(
         "revoked enrollment token {} (tenant {}, {}/{} uses); it is refused from now on",
         t.id, t.tenant_name, t.uses, t.max_uses

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{AgentHome, Collector, enroll_ok, eventually};
+use common::{AgentHome, Collector, check_in, enroll_ok, eventually};
 use serde_json::Value;
 
 /// Only the checks under test: no host checks that could open tickets of
@@ -32,17 +32,11 @@ async fn check_result(
     check: &str,
     item: &str,
 ) -> Option<Value> {
-    let (status, v) = collector
-        .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
-        .await;
-    if status != 200 || v["status"] != "online" {
+    let v = collector.agent(agent_id).await?;
+    if v["status"] != "online" {
         return None;
     }
-    v["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["check"] == check && c["item"] == item)
-        .cloned()
+    check_in(&v, check, item)
 }
 
 async fn wait_state(collector: &Collector, agent_id: &str, check: &str, item: &str, state: &str) {

@@ -17,12 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::delivery::{self, ReportId, RssPeak};
+use common::delivery::{self, ReportId, RssPeak, count_lines, line_with};
 use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -211,21 +210,6 @@ fn disk_config(mounts: &[&Path]) -> String {
     )
 }
 
-/// Starts `forewarn-agent run` with the per-report lines (spooled,
-/// acknowledged) on.
-fn run_agent(home: &AgentHome) -> Proc {
-    let log = home.dir.path().join("agent.log");
-    let child = home
-        .command()
-        .arg("run")
-        .env("RUST_LOG", delivery::AGENT_LOG)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn agent");
-    Proc { child, log }
-}
-
 /// Points an enrolled agent at `proxy`: enrolled directly, from now on
 /// every byte goes through the proxy.
 fn via_proxy(home: &AgentHome, proxy: &Proxy) {
@@ -239,28 +223,6 @@ fn via_proxy(home: &AgentHome, proxy: &Proxy) {
         proxy.addr
     ));
     std::fs::write(&home.config, text).expect("agent config");
-}
-
-/// Index of the first log line after `after` containing all `parts`
-/// (case-insensitive).
-fn line_with(log: &str, after: Option<usize>, parts: &[&str]) -> Option<usize> {
-    log.lines()
-        .enumerate()
-        .skip(after.map_or(0, |a| a + 1))
-        .find(|(_, l)| {
-            let l = l.to_lowercase();
-            parts.iter().all(|p| l.contains(&p.to_lowercase()))
-        })
-        .map(|(i, _)| i)
-}
-
-fn count_lines(log: &str, parts: &[&str]) -> usize {
-    log.lines()
-        .filter(|l| {
-            let l = l.to_lowercase();
-            parts.iter().all(|p| l.contains(&p.to_lowercase()))
-        })
-        .count()
 }
 
 /// Waits until the agent has logged the disk on `item` changing to `state`.
@@ -303,53 +265,6 @@ async fn event_kinds(collector: &Collector, id: i64) -> Vec<String> {
         .iter()
         .filter_map(|e| e["kind"].as_str().map(str::to_string))
         .collect()
-}
-
-/// A collector killed with `kill -9`: its data dir, config and ports.
-struct Killed {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    grpc: SocketAddr,
-    http: SocketAddr,
-}
-
-/// `kill -9`: no clean stop, nothing flushed.
-fn kill9(collector: Collector) -> Killed {
-    let Collector {
-        dir,
-        config,
-        grpc,
-        http,
-        mut proc,
-        ..
-    } = collector;
-    proc.child.kill().expect("kill -9 collector");
-    proc.child.wait().expect("reap collector");
-    Killed {
-        dir,
-        config,
-        grpc,
-        http,
-    }
-}
-
-impl Killed {
-    /// A new collector process on the same data dir and the same ports.
-    fn restart(self) -> Collector {
-        let Killed {
-            dir,
-            config,
-            grpc,
-            http,
-        } = self;
-        let text = std::fs::read_to_string(&config).expect("read config");
-        let any = "listen_addr = \"127.0.0.1:0\"";
-        let text = text
-            .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
-            .replacen(any, &format!("listen_addr = \"{http}\""), 1);
-        std::fs::write(&config, text).expect("rewrite config");
-        Collector::start_with(dir, config)
-    }
 }
 
 /// Reports in `of` missing from `from`.
@@ -401,7 +316,7 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
     // so that a kill lands while a report is on the wire.
     let proxy = Proxy::start(collector.grpc).await;
     via_proxy(&home, &proxy);
-    let agent = run_agent(&home);
+    let agent = home.run_with("agent.log", delivery::AGENT_LOG);
 
     // Every item reported OK first.
     eventually(
@@ -461,7 +376,7 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
             tokio::time::sleep(Duration::from_millis(x % 250)).await;
             let before = count_lines(&agent.log_text(), &["session open"]);
             deduplicated += delivery::reports_counted(&collector, "duplicate").await;
-            let killed = kill9(collector);
+            let killed = collector.kill9();
             // What the agent saw acknowledged is in the store right now,
             // with the collector dead (acknowledged only after commit).
             let log = agent.log_text();
@@ -489,7 +404,7 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
                 rows.len(),
                 pending.len()
             );
-            collector = killed.restart();
+            collector = killed.start();
             proxy.set(Mode::Pass);
             // The agent is back on the new process before the next kill,
             // so every kill hits a live session.
@@ -620,7 +535,7 @@ async fn network_faults_delay_but_never_lose_or_double_a_ticket() {
     let home = AgentHome::new(&disk_config(&paths));
     let agent_id = enroll_ok(&collector, &home, "default");
     via_proxy(&home, &proxy);
-    let agent = run_agent(&home);
+    let agent = home.run_with("agent.log", delivery::AGENT_LOG);
     let rss = RssPeak::start(agent.child.id());
     let mut peaks: Vec<(&str, u64)> = Vec::new();
     eventually(

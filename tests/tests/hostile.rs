@@ -11,11 +11,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tonic_prost::prost::Message as _;
 
-use common::sim::{self, SimAgent, State};
+use common::sim::{self, SimAgent, State, now_ms, timestamp};
 use common::{Collector, eventually};
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::enrollment_client::EnrollmentClient;
@@ -29,20 +29,6 @@ use tonic::{Code, Status, Streaming};
 const WAIT: Duration = Duration::from_secs(15);
 
 // === helpers ===
-
-fn now_ms() -> i64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(d.as_millis()).expect("millis")
-}
-
-fn timestamp(ms: i64) -> forewarn_proto::Timestamp {
-    forewarn_proto::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).expect("nanos"),
-    }
-}
 
 /// Deterministic filler bytes (xorshift): garbage, but reproducible.
 fn garbage(len: usize, mut seed: u64) -> Vec<u8> {

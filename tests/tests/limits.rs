@@ -8,29 +8,14 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::sim::{SimAgent, State};
+use common::sim::{SimAgent, State, ms, now_ms};
 use common::{AgentHome, Collector, enroll_ok, eventually};
 use serde_json::Value;
 
 /// Generous: two cores run several collectors at once.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn now_ms() -> i64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(d.as_millis()).expect("millis")
-}
-
-/// Unix ms of an RFC 3339 timestamp from the API.
-fn ms(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{s}: {e}"));
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).expect("millis")
-}
 
 /// Open tickets of one host for `item`.
 async fn open_tickets(c: &Collector, a: &SimAgent, item: &str) -> Vec<Value> {

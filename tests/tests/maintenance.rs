@@ -8,7 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AgentHome, Collector, Tmpfs, enroll_ok, eventually};
+use common::sim::ms;
+use common::{AgentHome, Collector, Tmpfs, check_in, enroll_ok, eventually};
 use serde_json::{Value, json};
 
 fn agent_config(mount: &std::path::Path) -> String {
@@ -46,22 +47,13 @@ fn tickets_for(all: &Value, agent_id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Unix ms of an RFC 3339 timestamp from the API.
-fn millis(v: &Value) -> i64 {
-    let s = v.as_str().expect("timestamp string");
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .expect("rfc3339");
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).expect("ms")
-}
-
 /// The agent's disk check on `item`, if reported.
 async fn disk_check(c: &Collector, agent_id: &str, item: &str) -> Option<Value> {
-    let v = c.get(&format!("/api/v1/agents/{agent_id}")).await;
-    v["checks"]
-        .as_array()?
-        .iter()
-        .find(|x| x["check"] == "disk" && x["item"] == item)
-        .cloned()
+    check_in(
+        &c.get(&format!("/api/v1/agents/{agent_id}")).await,
+        "disk",
+        item,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,13 +158,13 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed() {
         },
     )
     .await;
-    let crit_at = millis(&crit["updated_at"]);
+    let crit_at = ms(&crit["updated_at"]);
     // ...and a later heartbeat, at least 3 s (3 sweeps) later by the
     // collector's own clock, still finds no ticket.
     eventually(Duration::from_secs(40), "a later heartbeat", || async {
         disk_check(&collector, &agent_id, &item)
             .await
-            .filter(|c| c["state"] == "crit" && millis(&c["updated_at"]) >= crit_at + 3000)
+            .filter(|c| c["state"] == "crit" && ms(&c["updated_at"]) >= crit_at + 3000)
     })
     .await;
     let open = collector.get("/api/v1/tickets?state=open").await;
@@ -223,14 +215,14 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed() {
     assert_eq!(ticket["item"], item.as_str());
     assert_eq!(ticket["severity"], "crit");
     // Still one after the next heartbeat.
-    let seen = millis(&ticket["opened_at"]);
+    let seen = ms(&ticket["opened_at"]);
     eventually(
         Duration::from_secs(40),
         "a heartbeat after the ticket",
         || async {
             disk_check(&collector, &agent_id, &item)
                 .await
-                .filter(|c| millis(&c["updated_at"]) > seen)
+                .filter(|c| ms(&c["updated_at"]) > seen)
         },
     )
     .await;

@@ -32,26 +32,6 @@ fn start_agent(collector: &Collector, checks: &str) -> (AgentHome, String, Proc)
     (home, agent_id, agent)
 }
 
-/// The latest result of (check, item) as `GET /api/v1/agents/{id}` shows it.
-async fn check_row(
-    collector: &Collector,
-    agent_id: &str,
-    check: &str,
-    item: &str,
-) -> Option<Value> {
-    let (status, v) = collector
-        .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
-        .await;
-    if status != 200 {
-        return None;
-    }
-    v["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["check"] == check && c["item"] == item)
-        .cloned()
-}
-
 /// Waits until (check, item) is in `state`; returns its row.
 async fn wait_state(
     collector: &Collector,
@@ -63,7 +43,8 @@ async fn wait_state(
         Duration::from_secs(30),
         &format!("{check} {item} {state}"),
         || async {
-            check_row(collector, agent_id, check, item)
+            collector
+                .check_row(agent_id, check, item)
                 .await
                 .filter(|row| row["state"] == state)
         },

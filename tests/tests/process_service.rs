@@ -27,26 +27,6 @@ fn stop_helper(mut child: Child) {
     child.wait().expect("reap helper");
 }
 
-/// The agent's current result for (check, item), from the API.
-async fn check_row(
-    collector: &Collector,
-    agent_id: &str,
-    check: &str,
-    item: &str,
-) -> Option<Value> {
-    let (status, v) = collector
-        .get_with(&collector.api_key, &format!("/api/v1/agents/{agent_id}"))
-        .await;
-    if status != 200 {
-        return None;
-    }
-    v["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["check"] == check && c["item"] == item)
-        .cloned()
-}
-
 fn tickets_for<'a>(all: &'a Value, agent_id: &str, check: &str) -> Vec<&'a Value> {
     all.as_array()
         .expect("ticket list")
@@ -71,7 +51,8 @@ async fn a_stopped_process_opens_a_ticket_and_a_restart_resolves_it() {
     let agent = home.run();
 
     let ok = eventually(Duration::from_secs(30), "process check OK", || async {
-        check_row(&collector, &agent_id, "process", &marker)
+        collector
+            .check_row(&agent_id, "process", &marker)
             .await
             .filter(|c| c["state"] == "ok")
     })
@@ -140,7 +121,8 @@ async fn a_service_check_without_systemd_is_unknown_not_crit() {
         Duration::from_secs(30),
         "the service check's result",
         || async {
-            check_row(&collector, &agent_id, "service", unit)
+            collector
+                .check_row(&agent_id, "service", unit)
                 .await
                 .filter(|c| c["state"] == want)
         },

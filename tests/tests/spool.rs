@@ -10,10 +10,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::delivery::{self, ReportId};
+use common::delivery::{self, ReportId, count_lines, line_with};
 use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 
@@ -32,21 +31,6 @@ fn heartbeat_every_second(home: &AgentHome) {
     assert!(text.contains("interval_secs = 15\n"), "{text}");
     let text = text.replacen("interval_secs = 15\n", "interval_secs = 1\n", 1);
     std::fs::write(&home.config, text).expect("agent config");
-}
-
-/// Starts `forewarn-agent run` logging to `log_name` in the agent's dir,
-/// with the per-report (spooled, acknowledged) and spool debug lines on.
-fn run_agent(home: &AgentHome, log_name: &str) -> Proc {
-    let log = home.dir.path().join(log_name);
-    let child = home
-        .command()
-        .arg("run")
-        .env("RUST_LOG", delivery::AGENT_LOG)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn agent");
-    Proc { child, log }
 }
 
 /// Fills the filesystem at `dir` until a write fails; returns the file.
@@ -104,25 +88,6 @@ async fn resolved(collector: &Collector, id: i64) {
     .await;
 }
 
-/// Index of the first log line after `after` that has every one of `parts`
-/// (case-insensitive: the log may style field names).
-fn line_with(log: &str, after: Option<usize>, parts: &[&str]) -> Option<usize> {
-    log.lines()
-        .enumerate()
-        .skip(after.map_or(0, |a| a + 1))
-        .find(|(_, l)| {
-            let l = l.to_lowercase();
-            parts.iter().all(|p| l.contains(&p.to_lowercase()))
-        })
-        .map(|(i, _)| i)
-}
-
-fn count_lines(log: &str, parts: &[&str]) -> usize {
-    log.lines()
-        .filter(|l| parts.iter().all(|p| l.contains(p)))
-        .count()
-}
-
 /// Sum of the `key=N` fields of the log lines containing `message`.
 fn sum_field(log: &str, message: &str, key: &str) -> u64 {
     log.lines()
@@ -162,22 +127,6 @@ async fn agent_spool(collector: &Collector, agent_id: &str) -> Value {
     v["snapshot"]["spool"].clone()
 }
 
-/// Starts the collector again on its data dir and its old ports.
-fn start_again(
-    dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-    grpc: &str,
-    http: &str,
-) -> Collector {
-    let text = std::fs::read_to_string(&config).expect("read config");
-    let any = "listen_addr = \"127.0.0.1:0\"";
-    let text = text
-        .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
-        .replacen(any, &format!("listen_addr = \"{http}\""), 1);
-    std::fs::write(&config, text).expect("rewrite config");
-    Collector::start_with(dir, config)
-}
-
 /// A small xorshift generator: kill points that differ per run, with the
 /// seed printed so a failure can be replayed.
 struct Rng(u64);
@@ -215,20 +164,7 @@ async fn reports_spooled_while_the_collector_is_down_survive_repeated_agent_kill
     let agent_id = enroll_ok(&collector, &home, "default");
 
     // The collector goes away before the agent ever reports.
-    let Collector {
-        dir,
-        config,
-        grpc,
-        http,
-        mut proc,
-        ..
-    } = collector;
-    assert!(
-        proc.terminate(Duration::from_secs(15)).is_some(),
-        "collector did not stop:\n{}",
-        proc.log_text()
-    );
-    drop(proc);
+    let stopped = collector.stop();
 
     let spool = home.dir.path().join("state/spool");
     let mut rng = Rng::seeded();
@@ -236,7 +172,7 @@ async fn reports_spooled_while_the_collector_is_down_survive_repeated_agent_kill
     let mut per_run = Vec::new();
     let mut killed_segments = BTreeSet::new();
     for (run, (path, item)) in paths.iter().zip(&items).enumerate() {
-        let mut agent = run_agent(&home, &format!("agent-{run}.log"));
+        let mut agent = home.run_with(&format!("agent-{run}.log"), delivery::AGENT_LOG);
         if run > 0 {
             eventually(
                 Duration::from_secs(20),
@@ -291,7 +227,7 @@ async fn reports_spooled_while_the_collector_is_down_survive_repeated_agent_kill
     assert!(!killed_segments.is_empty(), "the killed runs left a spool");
 
     // A new run finds the earlier runs' reports in its spool...
-    let agent = run_agent(&home, "agent-last.log");
+    let agent = home.run_with("agent-last.log", delivery::AGENT_LOG);
     eventually(
         Duration::from_secs(20),
         "the last agent run reading its spool",
@@ -307,7 +243,7 @@ async fn reports_spooled_while_the_collector_is_down_survive_repeated_agent_kill
     .await;
 
     // ...and delivers every one of them once the collector is back.
-    let collector = start_again(dir, config, &grpc.to_string(), &http.to_string());
+    let collector = stopped.start();
     let rows = eventually(
         Duration::from_secs(60),
         "every report of the killed runs in the store",
@@ -397,18 +333,9 @@ async fn a_full_spool_disk_means_memory_only_counted_drops_and_recovery() {
     let filler = fill(state.path());
 
     // The collector is down too: nothing leaves memory but by the bound.
-    let Collector {
-        dir,
-        config,
-        grpc,
-        http,
-        mut proc,
-        ..
-    } = collector;
-    assert!(proc.terminate(Duration::from_secs(15)).is_some());
-    drop(proc);
+    let stopped = collector.stop();
 
-    let mut agent = run_agent(&home, "agent.log");
+    let mut agent = home.run_with("agent.log", delivery::AGENT_LOG);
     eventually(
         Duration::from_secs(20),
         "one warning: spool in memory only",
@@ -440,7 +367,7 @@ async fn a_full_spool_disk_means_memory_only_counted_drops_and_recovery() {
 
     // The collector is back: the drops are reported as the session opens,
     // and what was kept is delivered.
-    let collector = start_again(dir, config, &grpc.to_string(), &http.to_string());
+    let collector = stopped.start();
     let lost_line = eventually(
         Duration::from_secs(30),
         "the drops reported once connected",

@@ -25,10 +25,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::Collector;
-use common::sim::{self, SimAgent, State, facts, timestamp};
+use common::sim::{self, SimAgent, State, facts, now_ms, timestamp};
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::enrollment_client::EnrollmentClient;
 use forewarn_proto::v1::ingest_client::IngestClient;
@@ -85,13 +85,6 @@ struct Fixture {
     globex: Tenant,
     /// The webhook secret (kept for the collector's lifetime).
     _secret: tempfile::NamedTempFile,
-}
-
-fn now_ms() -> i64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(d.as_millis()).expect("millis")
 }
 
 /// A loopback port nothing listens on: the webhook receiver is "down".

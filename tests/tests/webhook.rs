@@ -105,15 +105,9 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
     }
 }
 
-fn collector_config(
-    data: &Path,
-    key_file: &Path,
-    grpc: &str,
-    http: &str,
-    hook: SocketAddr,
-) -> String {
+fn collector_config(data: &Path, key_file: &Path, hook: SocketAddr) -> String {
     format!(
-        "data_dir = {data:?}\n[grpc]\nlisten_addr = \"{grpc}\"\n[http]\nlisten_addr = \"{http}\"\n\
+        "data_dir = {data:?}\n[grpc]\nlisten_addr = \"127.0.0.1:0\"\n[http]\nlisten_addr = \"127.0.0.1:0\"\n\
          [[sinks.webhook]]\nname = \"e2e\"\nurl = \"http://{hook}/hook\"\nsecret_file = {key_file:?}\n\
          timeout_ms = 2000\nretry_initial_ms = 100\nretry_max_ms = 400\n"
     )
@@ -130,37 +124,6 @@ async fn ticket_state(c: &Collector, id: i64) -> Value {
     c.get(&format!("/api/v1/tickets/{id}")).await
 }
 
-/// Stops the collector and starts it again on the same data dir, ports and
-/// sink config (the harness's own restart writes a config without sinks).
-fn restart(c: Collector, hook: SocketAddr) -> Collector {
-    let Collector {
-        dir,
-        config,
-        grpc,
-        http,
-        mut proc,
-        ..
-    } = c;
-    assert!(
-        proc.terminate(Duration::from_secs(20)).is_some(),
-        "collector did not stop on SIGTERM:\n{}",
-        proc.log_text()
-    );
-    drop(proc);
-    std::fs::write(
-        &config,
-        collector_config(
-            &dir.path().join("data"),
-            &dir.path().join("hook.key"),
-            &grpc.to_string(),
-            &http.to_string(),
-            hook,
-        ),
-    )
-    .expect("rewrite config");
-    Collector::start_with(dir, config)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_gets_every_ticket_event_signed_once_and_in_order() {
     let (receiver, hook) = Receiver::start().await;
@@ -170,13 +133,7 @@ async fn webhook_gets_every_ticket_event_signed_once_and_in_order() {
     let config = dir.path().join("collector.toml");
     std::fs::write(
         &config,
-        collector_config(
-            &dir.path().join("data"),
-            &key_file,
-            "127.0.0.1:0",
-            "127.0.0.1:0",
-            hook,
-        ),
+        collector_config(&dir.path().join("data"), &key_file, hook),
     )
     .expect("config");
     let collector = Collector::start_with(dir, config);
@@ -293,7 +250,7 @@ async fn webhook_gets_every_ticket_event_signed_once_and_in_order() {
     );
 
     // A restart in the middle loses nothing: the outbox is in the database.
-    let collector = restart(collector, hook);
+    let collector = collector.restart();
     let still = collector.get("/api/v1/outbox?state=pending").await;
     assert_eq!(
         still

@@ -20,12 +20,8 @@ pub struct CpuCheck {
 impl CpuCheck {
     /// In [`Mode::Once`] the window is a single sample.
     pub fn new(settings: WindowSettings, mode: Mode) -> Self {
-        let capacity = match mode {
-            Mode::Continuous => settings.samples(),
-            Mode::Once => 1,
-        };
         Self {
-            window: Window::new(&settings, capacity),
+            window: Window::for_mode(&settings, mode),
             settings,
             mode,
             raised: false,

@@ -22,12 +22,8 @@ pub struct MemoryCheck {
 impl MemoryCheck {
     /// In [`Mode::Once`] the window is a single sample.
     pub fn new(settings: WindowSettings, mode: Mode) -> Self {
-        let capacity = match mode {
-            Mode::Continuous => settings.samples(),
-            Mode::Once => 1,
-        };
         Self {
-            window: Window::new(&settings, capacity),
+            window: Window::for_mode(&settings, mode),
             settings,
             mode,
             raised: false,
@@ -38,13 +34,7 @@ impl MemoryCheck {
     /// Also watches swap use over the same window (item "swap").
     #[must_use]
     pub fn with_swap(mut self, settings: Option<WindowSettings>) -> Self {
-        self.swap = settings.map(|s| {
-            let capacity = match self.mode {
-                Mode::Continuous => s.samples(),
-                Mode::Once => 1,
-            };
-            (Window::new(&s, capacity), s)
-        });
+        self.swap = settings.map(|s| (Window::for_mode(&s, self.mode), s));
         self
     }
 }

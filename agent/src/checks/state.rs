@@ -28,29 +28,9 @@ impl StateTracker {
         evaluations: Vec<Evaluation>,
         now: SystemTime,
     ) -> Vec<CheckResult> {
-        let mut changed = Vec::new();
-        let mut seen = Vec::with_capacity(evaluations.len());
-        for e in evaluations {
-            let key = (check, e.item.clone());
-            let unchanged = self.results.get(&key).filter(|p| p.state == e.state);
-            let since = unchanged.map_or(now, |p| p.since);
-            let is_change = unchanged.is_none();
-            let result = CheckResult {
-                check,
-                item: e.item,
-                state: e.state,
-                message: e.message,
-                metrics: e.metrics,
-                since,
-            };
-            if is_change {
-                changed.push(result.clone());
-            }
-            seen.push(key.1.clone());
-            self.results.insert(key, result);
-        }
-        self.results
-            .retain(|(c, item), _| *c != check || seen.contains(item));
+        let seen: Vec<String> = evaluations.iter().map(|e| e.item.clone()).collect();
+        let changed = self.apply_items(check, evaluations, now);
+        self.retain_items(check, &seen);
         changed
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::CheckState;
+use super::{CheckState, Mode};
 use crate::config::WindowSettings;
 
 /// Where a window stands after a sample.
@@ -43,6 +43,16 @@ impl Window {
             warn_percent: settings.warn_percent,
             crit_percent: settings.crit_percent,
         }
+    }
+
+    /// The window a check runs with: the configured one, or a single
+    /// sample in [`Mode::Once`].
+    pub fn for_mode(settings: &WindowSettings, mode: Mode) -> Self {
+        let capacity = match mode {
+            Mode::Continuous => settings.samples(),
+            Mode::Once => 1,
+        };
+        Self::new(settings, capacity)
     }
 
     /// Adds a sample (if any) and returns the status.

@@ -68,13 +68,15 @@ mod tests;
 mod write;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::debug;
+
+use crate::files::{self, create_private_dir, sync_dir};
 
 pub use segment::MAX_PAYLOAD;
 
@@ -280,47 +282,9 @@ impl Spool {
 
 // === files ===
 
-#[cfg(unix)]
-fn create_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-// TODO(windows): ACL limiting the spool to the agent's account.
-#[cfg(not(unix))]
-fn create_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).create(dir)
-}
-
 /// A new file only the agent's user can read (reports describe the host).
-#[cfg(unix)]
 fn create_file(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-// TODO(windows): ACL; until then the file inherits the spool dir's ACL.
-#[cfg(not(unix))]
-fn create_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Windows cannot open a directory as a `File`: nothing to fsync.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
+    files::create_new(path, 0o600)
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {

@@ -8,7 +8,7 @@ use std::io;
 use tracing::{debug, info, warn};
 
 use super::{
-    Disk, Entry, Loc, Losses, Options, Segment, Spool, create_dir, remove_quietly, segment,
+    Disk, Entry, Loc, Losses, Options, Segment, Spool, create_private_dir, remove_quietly, segment,
 };
 
 // === impl Spool: open and recover ===
@@ -50,7 +50,7 @@ impl Spool {
     }
 
     fn recover(&mut self) -> io::Result<()> {
-        create_dir(&self.opts.dir)?;
+        create_private_dir(&self.opts.dir)?;
         let mut segments = Vec::new();
         let mut dead_lists = Vec::new();
         for item in fs::read_dir(&self.opts.dir)? {

@@ -8,8 +8,8 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{
-    Active, Disk, Entry, HEARTBEAT_SYNC, Kind, Loc, MEMORY_MAX_BYTES, Segment, Spool, create_dir,
-    create_file, remove_quietly, segment, sync_dir,
+    Active, Disk, Entry, HEARTBEAT_SYNC, Kind, Loc, MEMORY_MAX_BYTES, Segment, Spool, create_file,
+    create_private_dir, remove_quietly, segment, sync_dir,
 };
 
 // === impl Spool: append ===
@@ -112,7 +112,7 @@ impl Spool {
     }
 
     pub(super) fn start_segment(&mut self) -> io::Result<()> {
-        create_dir(&self.opts.dir)?;
+        create_private_dir(&self.opts.dir)?;
         // `create_new`: a file of that id left by someone else is never
         // overwritten; the next id is tried.
         let (id, mut file) = loop {

@@ -21,6 +21,7 @@ fuzz_target!(|bytes: &[u8]| {
     match message.body {
         Some(Body::Hello(hello)) => {
             let _ = convert::boot_id(&hello.boot_id);
+            let _ = convert::clock_offset(hello.sent_at.as_ref(), NOW);
             if let Ok(facts) = convert::host_facts(hello.host.as_ref()) {
                 assert!(!facts.hostname.is_empty());
                 assert!(facts.hostname.len() <= convert::MAX_NAME_LEN);

@@ -137,15 +137,14 @@ async fn get_ticket(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TicketDetail>> {
-    let not_found = || Error::NotFound(format!("ticket {id}"));
-    let n: i64 = id.parse().map_err(|_| not_found())?;
     s.store
-        .get_ticket(&caller.0.scope, n)
+        .get_ticket(&caller.0.scope, ticket_id(&id)?)
         .await?
         .map(Json)
-        .ok_or_else(not_found)
+        .ok_or_else(|| Error::NotFound(format!("ticket {id}")))
 }
 
+/// A ticket id from the path; anything but a number is no ticket (404).
 fn ticket_id(id: &str) -> Result<i64> {
     id.parse()
         .map_err(|_| Error::NotFound(format!("ticket {id}")))

@@ -28,7 +28,7 @@ use crate::store::Store;
 use crate::{Error, Result};
 
 const MAX_TOKEN_LEN: usize = 256;
-const MAX_CSR_LEN: usize = 16 * 1024;
+pub(super) const MAX_CSR_LEN: usize = 16 * 1024;
 
 /// The enrollment service.
 pub struct EnrollmentService {

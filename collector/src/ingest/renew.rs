@@ -17,14 +17,13 @@ use tonic::{Request, Response, Status};
 use tracing::{error, info, warn};
 
 use super::convert;
+use super::enroll::MAX_CSR_LEN;
 use super::rate::retry_secs;
 use super::session::{IngestService, certificate_identity, count_refusal};
 use crate::domain::now_millis;
 use crate::metrics::METRICS;
 use crate::pki::Ca;
 use crate::{Error, Result};
-
-const MAX_CSR_LEN: usize = 16 * 1024;
 
 /// What renewing needs besides the store: the CA and the lifetime of the
 /// certificates it issues.

@@ -181,7 +181,9 @@ impl Ingest for IngestService {
                 peer, "session refused: too many open sessions for this agent"
             );
             return Err(Status::resource_exhausted(format!(
-                "at most {MAX_SESSIONS_PER_AGENT} concurrent sessions per agent"
+                "at most {MAX_SESSIONS_PER_AGENT} concurrent sessions per agent: retry once \
+                 stale ones have closed; if this persists, another machine may share this \
+                 agent's identity (a cloned disk or copied state dir)"
             )));
         };
         self.authorize(&id).await.map_err(refused)?;
@@ -303,7 +305,8 @@ async fn run(
     registration.set_boot(&boot_id);
     let facts = convert::host_facts(hello.host.as_ref()).inspect_err(count_refusal)?;
     let received = now_millis();
-    let clock_offset_ms = convert::clock_offset(hello.sent_at.as_ref(), received)?;
+    let clock_offset_ms =
+        convert::clock_offset(hello.sent_at.as_ref(), received).inspect_err(count_refusal)?;
     store
         .start_session(
             &id.tenant_id,

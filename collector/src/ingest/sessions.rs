@@ -123,19 +123,23 @@ impl Registration {
         let mut map = self.sessions.lock();
         let entries = map.get_mut(&self.agent_id)?;
         let mine = entries.iter().position(|e| e.id == self.id)?;
-        let my_boot = entries[mine].boot_id.clone();
         entries[mine].last_report = Some(now);
         if entries[mine].clone_flagged {
             return None;
         }
-        let other = entries.iter().find(|e| {
-            e.id != self.id
-                && e.boot_id.is_some()
-                && e.boot_id != my_boot
-                && e.last_report
-                    .is_some_and(|t| now.saturating_duration_since(t) <= CLONE_WINDOW)
-        })?;
-        let other_boot = other.boot_id.clone();
+        // Compared in place: no allocation on the per-report path.
+        let my_boot = &entries[mine].boot_id;
+        let other_boot = entries
+            .iter()
+            .find(|e| {
+                e.id != self.id
+                    && e.boot_id.is_some()
+                    && e.boot_id != *my_boot
+                    && e.last_report
+                        .is_some_and(|t| now.saturating_duration_since(t) <= CLONE_WINDOW)
+            })?
+            .boot_id
+            .clone();
         entries[mine].clone_flagged = true;
         other_boot
     }

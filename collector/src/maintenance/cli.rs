@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::request::{self, SilenceRequest, WeeklyRequest, WindowRequest};
 use super::{Kind, WindowView};
-use crate::domain::{ApiCaller, Scope, now_millis};
-use crate::serve::{ensure_default_tenant, open_store};
+use crate::commands::{operator, store, tenant_id, whoami};
+use crate::domain::{Scope, now_millis};
 use crate::store::Store;
 use crate::{Config, Error, Result};
 
@@ -114,24 +114,6 @@ pub enum SilenceCommand {
     },
 }
 
-fn whoami() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
-}
-
-fn operator(by: &str) -> ApiCaller {
-    ApiCaller {
-        scope: Scope::All,
-        name: format!("cli:{by}"),
-        role: "admin".into(),
-    }
-}
-
-async fn store(cfg: &Config) -> Result<std::sync::Arc<crate::store::sqlite::SqliteStore>> {
-    let s = open_store(cfg).await?;
-    ensure_default_tenant(s.as_ref(), cfg).await?;
-    Ok(s)
-}
-
 /// Runs a `maintenance` command.
 pub async fn maintenance(cfg: &Config, cmd: MaintenanceCommand) -> Result<()> {
     let s = store(cfg).await?;
@@ -176,11 +158,7 @@ pub async fn maintenance(cfg: &Config, cmd: MaintenanceCommand) -> Result<()> {
             list(s.as_ref(), tenant.as_deref(), &Kind::WINDOWS, all, json).await?;
         }
         MaintenanceCommand::Remove { id, by } => {
-            let now = now_millis();
-            let w = s
-                .delete_maintenance(&operator(&by), id, &Kind::WINDOWS, now)
-                .await?;
-            print_one(&WindowView::new(&w, now), false, "removed");
+            remove(s.as_ref(), id, &Kind::WINDOWS, &by).await?;
         }
     }
     Ok(())
@@ -213,13 +191,16 @@ pub async fn silence(cfg: &Config, cmd: SilenceCommand) -> Result<()> {
             list(s.as_ref(), tenant.as_deref(), &Kind::SILENCES, all, json).await?;
         }
         SilenceCommand::Remove { id, by } => {
-            let now = now_millis();
-            let w = s
-                .delete_maintenance(&operator(&by), id, &Kind::SILENCES, now)
-                .await?;
-            print_one(&WindowView::new(&w, now), false, "removed");
+            remove(s.as_ref(), id, &Kind::SILENCES, &by).await?;
         }
     }
+    Ok(())
+}
+
+async fn remove(s: &dyn Store, id: i64, kinds: &[Kind], by: &str) -> Result<()> {
+    let now = now_millis();
+    let w = s.delete_maintenance(&operator(by), id, kinds, now).await?;
+    print_one(&WindowView::new(&w, now), false, "removed");
     Ok(())
 }
 
@@ -239,12 +220,7 @@ async fn list(
     as_json: bool,
 ) -> Result<()> {
     let scope = match tenant {
-        Some(name) => Scope::Tenant(
-            s.tenant_by_name(name)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("tenant {name:?} (see `tenant list`)")))?
-                .id,
-        ),
+        Some(name) => Scope::Tenant(tenant_id(s, name).await?),
         None => Scope::All,
     };
     let now = now_millis();
@@ -277,11 +253,8 @@ pub async fn set_time_zone(
     by: &str,
 ) -> Result<String> {
     let (_, canonical) = super::time_zone(time_zone).map_err(Error::InvalidArgument)?;
-    let t = s
-        .tenant_by_name(tenant)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("tenant {tenant:?} (see `tenant list`)")))?;
-    s.set_tenant_time_zone(&operator(by), &t.id, &canonical, now_millis())
+    let id = tenant_id(s, tenant).await?;
+    s.set_tenant_time_zone(&operator(by), &id, &canonical, now_millis())
         .await?;
     Ok(canonical)
 }

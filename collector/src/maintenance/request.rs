@@ -71,7 +71,6 @@ pub async fn create_window(
     req: WindowRequest,
     now: Millis,
 ) -> Result<Window> {
-    caller.require_write()?;
     let (tenant, target) = resolve(
         store,
         caller,
@@ -136,7 +135,6 @@ pub async fn create_silence(
     req: SilenceRequest,
     now: Millis,
 ) -> Result<Window> {
-    caller.require_write()?;
     let (tenant, target) = resolve(
         store,
         caller,
@@ -177,7 +175,8 @@ fn invalid(m: &str) -> Error {
     Error::InvalidArgument(m.to_string())
 }
 
-/// The tenant (by name or id, within the caller's scope) and the target.
+/// The tenant (by name or id, within the caller's scope) and the target,
+/// for a caller allowed to write.
 async fn resolve(
     store: &dyn Store,
     caller: &ApiCaller,
@@ -186,6 +185,7 @@ async fn resolve(
     host: Option<String>,
     check: Option<String>,
 ) -> Result<(Tenant, Target)> {
+    caller.require_write()?;
     let tenants = store.list_tenants(&caller.scope).await?;
     let tenant = match (tenant.map(str::trim), &caller.scope) {
         (Some(t), _) => tenants

@@ -340,7 +340,7 @@ async fn run_sink(
     }
 }
 
-/// The delivery log: the sink's metrics until there is a `/metrics`.
+/// The delivery log, per attempt.
 fn log_attempt(sink: &str, item: &OutboxItem, record: &Attempt, now: Millis) {
     let (ticket_id, key, attempts) = (item.ticket_id, item.key.as_str(), item.attempts + 1);
     match record {

@@ -150,7 +150,7 @@ impl SinkSpec for WebhookSpec {
                 let key = text.trim_end_matches(['\n', '\r']);
                 if key.is_empty() {
                     return Err(Error::Config(format!(
-                        "sinks.webhook secret_file {} is empty",
+                        "sinks.webhook secret_file {} is empty: write the HMAC key receivers verify into it",
                         p.display()
                     )));
                 }

@@ -18,31 +18,35 @@ use crate::domain::{
     NewEnrollmentToken, Report, ReportPayload, Scope, TicketAction, TicketState,
 };
 
-const NOW: Millis = 1_800_000_000_000;
+pub const NOW: Millis = 1_800_000_000_000;
 
+/// A new tenant named `tenant` with one server `agent` (site `hq`); the tenant's id.
 pub async fn tenant_with_agent(store: &dyn Store, tenant: &str, agent: &str) -> String {
     let t = store.create_tenant(tenant).await.expect("tenant");
-    let hash = format!("hash-{agent}");
-    store
-        .create_enrollment_token(&NewEnrollmentToken {
-            id: format!("tok-{agent}"),
-            tenant_id: t.id.clone(),
-            site: "hq".into(),
-            token_hash: hash.clone(),
-            expires_at: NOW + 1000,
-            max_uses: 1,
-            role: "server".into(),
-        })
-        .await
-        .expect("token");
-    store
-        .enroll_agent(&hash, NOW, &new_agent(agent, &t.id))
-        .await
-        .expect("enroll");
+    enroll(store, &new_agent(agent, &t.id)).await;
     t.id
 }
 
-fn new_agent(id: &str, tenant_id: &str) -> NewAgent {
+/// Enrolls `agent` at `NOW` through a one-use token of its own (same site and role).
+pub async fn enroll(store: &dyn Store, agent: &NewAgent) {
+    let hash = format!("hash-{}", agent.id);
+    store
+        .create_enrollment_token(&NewEnrollmentToken {
+            id: format!("tok-{}", agent.id),
+            tenant_id: agent.tenant_id.clone(),
+            site: agent.site.clone(),
+            token_hash: hash.clone(),
+            expires_at: NOW + 1000,
+            max_uses: 1,
+            role: agent.role.clone(),
+        })
+        .await
+        .expect("token");
+    store.enroll_agent(&hash, NOW, agent).await.expect("enroll");
+}
+
+/// A server `id` on host `host-{id}`, site `hq`.
+pub fn new_agent(id: &str, tenant_id: &str) -> NewAgent {
     NewAgent {
         id: id.into(),
         tenant_id: tenant_id.into(),
@@ -477,9 +481,9 @@ pub async fn prune_forgets_old_deliveries(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
 }
 
-const MIN: Millis = 60_000;
+pub const MIN: Millis = 60_000;
 
-fn admin() -> ApiCaller {
+pub fn admin() -> ApiCaller {
     ApiCaller {
         scope: Scope::All,
         name: "alice".into(),
@@ -487,7 +491,8 @@ fn admin() -> ApiCaller {
     }
 }
 
-async fn open_crit(store: &Arc<dyn Store>, tenant: &str) -> i64 {
+/// A CRIT disk on `a1` at `NOW` (a P1 ticket on a server); its id.
+pub async fn open_crit(store: &Arc<dyn Store>, tenant: &str) -> i64 {
     store
         .apply_report(
             tenant,
@@ -504,7 +509,7 @@ async fn open_crit(store: &Arc<dyn Store>, tenant: &str) -> i64 {
         .id
 }
 
-async fn ticket(store: &Arc<dyn Store>, id: i64) -> crate::domain::TicketDetail {
+pub async fn ticket(store: &Arc<dyn Store>, id: i64) -> crate::domain::TicketDetail {
     store
         .get_ticket(&Scope::All, id)
         .await

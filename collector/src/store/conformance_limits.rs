@@ -1,20 +1,17 @@
 //! Conformance tests for `[limits]` (see `crate::limits`): series caps per
 //! agent and per tenant, and the clock offset measured at session start.
 //! They need a store built with given limits, so every backend runs them
-//! through its own factory: `limits_conformance!(backend, factory; tests…)`.
+//! through its own factory: `factory_conformance!(backend, factory; tests…)`.
 
 use std::sync::Arc;
 
 use super::Store;
-use super::conformance::changes;
-use super::conformance_tenants::{Guard, NewStore};
+use super::conformance::{self, NOW, changes, new_agent};
+use super::conformance_tenants::{NewStore, factory_conformance, sqlite_file_with};
 use crate::domain::{
-    CheckResult, CheckState, HostFacts, Millis, NewAgent, NewEnrollmentToken, Report,
-    ReportPayload, Scope, TicketState,
+    CheckResult, CheckState, HostFacts, Millis, NewAgent, Report, ReportPayload, Scope, TicketState,
 };
 use crate::limits::Limits;
-
-const NOW: Millis = 1_800_000_000_000;
 
 /// Builds a fresh store that enforces `limits`.
 pub type Factory = fn(Limits) -> NewStore;
@@ -25,38 +22,16 @@ fn limits(toml_text: &str) -> Limits {
     l
 }
 
+/// Enrolls server `id` on a host named `id`.
 async fn enroll(store: &dyn Store, tenant_id: &str, id: &str) {
-    let hash = format!("hash-{id}");
-    store
-        .create_enrollment_token(&NewEnrollmentToken {
-            id: format!("tok-{id}"),
-            tenant_id: tenant_id.into(),
-            site: "hq".into(),
-            token_hash: hash.clone(),
-            expires_at: NOW + 1000,
-            max_uses: 1,
-            role: "server".into(),
-        })
-        .await
-        .expect("token");
-    store
-        .enroll_agent(
-            &hash,
-            NOW,
-            &NewAgent {
-                id: id.into(),
-                tenant_id: tenant_id.into(),
-                site: "hq".into(),
-                role: "server".into(),
-                facts: HostFacts {
-                    hostname: id.into(),
-                    ..HostFacts::default()
-                },
-                cert_not_after: NOW + 86_400_000,
-            },
-        )
-        .await
-        .expect("enroll");
+    let agent = NewAgent {
+        facts: HostFacts {
+            hostname: id.into(),
+            ..HostFacts::default()
+        },
+        ..new_agent(id, tenant_id)
+    };
+    conformance::enroll(store, &agent).await;
 }
 
 fn item(i: usize, state: CheckState, at: Millis) -> CheckResult {
@@ -388,34 +363,11 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
     );
 }
 
-/// Runs the limits tests against a backend whose factory takes the limits:
-/// `limits_conformance!(name, factory; test, …)`.
-macro_rules! limits_conformance {
-    ($backend:ident, $factory:expr; $($test:ident),* $(,)?) => {
-        mod $backend {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test($factory).await;
-                }
-            )*
-        }
-    };
-}
-
 fn sqlite_with_limits(limits: Limits) -> NewStore {
-    Box::pin(async move {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = super::sqlite::SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("open")
-            .with_limits(limits);
-        (Arc::new(store) as Arc<dyn Store>, Box::new(dir) as Guard)
-    })
+    sqlite_file_with(|store| store.with_limits(limits))
 }
 
-limits_conformance!(sqlite, sqlite_with_limits;
+factory_conformance!(sqlite, sqlite_with_limits;
     new_series_beyond_the_agent_cap_are_dropped,
     the_tenant_cap_counts_all_its_agents_and_can_be_overridden,
     the_clock_offset_is_stored_and_flagged_but_decides_nothing,

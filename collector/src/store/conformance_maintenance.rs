@@ -5,50 +5,13 @@
 
 use std::sync::Arc;
 
-use super::conformance::{changes, disk, tenant_with_agent};
+use super::conformance::{MIN, NOW, admin, changes, disk, open_crit, tenant_with_agent, ticket};
 use crate::Error;
 use crate::domain::{ApiCaller, CheckState, Millis, Scope, TicketState};
 use crate::maintenance::request::{self, SilenceRequest, WindowRequest};
 use crate::maintenance::schedule::Weekly;
 use crate::maintenance::{Kind, NewWindow, Schedule, Target};
 use crate::store::Store;
-
-const NOW: Millis = 1_800_000_000_000;
-const MIN: Millis = 60_000;
-
-fn admin() -> ApiCaller {
-    ApiCaller {
-        scope: Scope::All,
-        name: "alice".into(),
-        role: "technician".into(),
-    }
-}
-
-/// A CRIT disk on `a1` at `NOW` (a P1 ticket on a server); its id.
-async fn open_crit(store: &Arc<dyn Store>, tenant: &str) -> i64 {
-    store
-        .apply_report(
-            tenant,
-            "a1",
-            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
-    store
-        .list_tickets(&Scope::All, Some(TicketState::Open))
-        .await
-        .expect("list")[0]
-        .id
-}
-
-async fn ticket(store: &Arc<dyn Store>, id: i64) -> crate::domain::TicketDetail {
-    store
-        .get_ticket(&Scope::All, id)
-        .await
-        .expect("get")
-        .expect("exists")
-}
 
 fn host_window(tenant: &str, agent: &str, start: Millis, end: Millis) -> NewWindow {
     NewWindow {

@@ -6,12 +6,10 @@
 use std::sync::Arc;
 
 use super::Store;
-use super::conformance::{changes, disk, tenant_with_agent};
+use super::conformance::{NOW, changes, disk, tenant_with_agent};
 use crate::domain::{ApiCaller, CheckState, Millis, Scope, TicketAction};
 use crate::sinks::outbox::{Attempt, OutboxItem, OutboxState};
 use crate::sinks::{Notification, SinkRoute, Status};
-
-const NOW: Millis = 1_800_000_000_000;
 
 fn route(name: &str, tenants: &[&str], tiers: &[u8]) -> SinkRoute {
     SinkRoute {

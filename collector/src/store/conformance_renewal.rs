@@ -5,11 +5,9 @@
 use std::sync::Arc;
 
 use super::Store;
-use super::conformance::tenant_with_agent;
+use super::conformance::{NOW, tenant_with_agent};
 use crate::Error;
-use crate::domain::{ApiCaller, Millis, Scope};
-
-const NOW: Millis = 1_800_000_000_000;
+use crate::domain::{ApiCaller, Scope};
 
 pub async fn renewal_moves_the_expiry_and_is_audited(store: Arc<dyn Store>) {
     let acme = tenant_with_agent(store.as_ref(), "acme", "r1").await;

@@ -1,23 +1,20 @@
 //! Conformance tests for per-tenant ticket policy: overrides of priority
 //! and SLA (`[tickets.tenants.<name>]`) and same-check grouping. They need
 //! a store built with a given policy, so every backend runs them through
-//! its own factory: `tenant_policy_conformance!(backend, factory; tests…)`.
+//! its own factory: `factory_conformance!(backend, factory; tests…)`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use super::Store;
-use super::conformance::changes;
+use super::conformance::{self, MIN, NOW, changes, new_agent};
 use crate::domain::{
-    CheckResult, CheckState, HostFacts, Millis, NewAgent, NewEnrollmentToken, Scope, Ticket,
-    TicketDetail, TicketState,
+    CheckResult, CheckState, HostFacts, Millis, NewAgent, Scope, Ticket, TicketDetail, TicketState,
 };
 use crate::tickets::policy::Policy;
 
-const NOW: Millis = 1_800_000_000_000;
 const SEC: Millis = 1000;
-const MIN: Millis = 60_000;
 
 /// Keeps a backend's resources (temp dir, server) alive for a test.
 pub type Guard = Box<dyn std::any::Any + Send>;
@@ -35,38 +32,17 @@ fn policy(toml_text: &str) -> Policy {
     p
 }
 
+/// Enrolls `id` with `role` on a host named `id`.
 async fn enroll(store: &dyn Store, tenant_id: &str, id: &str, role: &str) {
-    let hash = format!("hash-{id}");
-    store
-        .create_enrollment_token(&NewEnrollmentToken {
-            id: format!("tok-{id}"),
-            tenant_id: tenant_id.into(),
-            site: "hq".into(),
-            token_hash: hash.clone(),
-            expires_at: NOW + 1000,
-            max_uses: 1,
-            role: role.into(),
-        })
-        .await
-        .expect("token");
-    store
-        .enroll_agent(
-            &hash,
-            NOW,
-            &NewAgent {
-                id: id.into(),
-                tenant_id: tenant_id.into(),
-                site: "hq".into(),
-                role: role.into(),
-                facts: HostFacts {
-                    hostname: id.into(),
-                    ..HostFacts::default()
-                },
-                cert_not_after: NOW + 86_400_000,
-            },
-        )
-        .await
-        .expect("enroll");
+    let agent = NewAgent {
+        role: role.into(),
+        facts: HostFacts {
+            hostname: id.into(),
+            ..HostFacts::default()
+        },
+        ..new_agent(id, tenant_id)
+    };
+    conformance::enroll(store, &agent).await;
 }
 
 fn result(check: &str, item: &str, state: CheckState, at: Millis) -> CheckResult {
@@ -433,9 +409,10 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
     assert_eq!(out.ticket.ticket.state, TicketState::Resolved);
 }
 
-/// Runs the tenant policy tests against a backend whose factory takes the
-/// policy: `tenant_policy_conformance!(name, factory; test, …)`.
-macro_rules! tenant_policy_conformance {
+/// Runs tests that build their own store against a backend whose factory
+/// takes what they vary (policy, limits): `factory_conformance!(name,
+/// factory; test, …)`.
+macro_rules! factory_conformance {
     ($backend:ident, $factory:expr; $($test:ident),* $(,)?) => {
         mod $backend {
             use super::*;
@@ -448,19 +425,29 @@ macro_rules! tenant_policy_conformance {
         }
     };
 }
+pub(super) use factory_conformance;
 
-fn sqlite_with_policy(policy: Policy) -> NewStore {
+/// A fresh SQLite file store, set up by `with` (its temp dir is the guard).
+pub fn sqlite_file_with(
+    with: impl FnOnce(super::sqlite::SqliteStore) -> super::sqlite::SqliteStore + Send + 'static,
+) -> NewStore {
     Box::pin(async move {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = super::sqlite::SqliteStore::open(&dir.path().join("t.db"))
             .await
-            .expect("open")
-            .with_policy(policy);
-        (Arc::new(store) as Arc<dyn Store>, Box::new(dir) as Guard)
+            .expect("open");
+        (
+            Arc::new(with(store)) as Arc<dyn Store>,
+            Box::new(dir) as Guard,
+        )
     })
 }
 
-tenant_policy_conformance!(sqlite, sqlite_with_policy;
+fn sqlite_with_policy(policy: Policy) -> NewStore {
+    sqlite_file_with(|store| store.with_policy(policy))
+}
+
+factory_conformance!(sqlite, sqlite_with_policy;
     tenants_escalate_on_their_own_sla_and_priorities,
     same_check_on_many_hosts_is_one_parent_with_children,
 );

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use super::Store;
+use super::conformance::{NOW, new_agent as agent};
 use crate::Error;
-use crate::domain::{ApiCaller, HostFacts, Millis, NewAgent, NewEnrollmentToken, Scope};
-
-const NOW: Millis = 1_800_000_000_000;
+use crate::domain::{ApiCaller, NewEnrollmentToken, Scope};
 
 fn caller(scope: Scope, role: &str) -> ApiCaller {
     ApiCaller {
@@ -27,20 +26,6 @@ fn token(id: &str, tenant_id: &str, hash: &str) -> NewEnrollmentToken {
         expires_at: NOW + 60_000,
         max_uses: 3,
         role: "server".into(),
-    }
-}
-
-fn agent(id: &str, tenant_id: &str) -> NewAgent {
-    NewAgent {
-        id: id.into(),
-        tenant_id: tenant_id.into(),
-        site: "hq".into(),
-        role: "server".into(),
-        facts: HostFacts {
-            hostname: format!("host-{id}"),
-            ..HostFacts::default()
-        },
-        cert_not_after: NOW + 86_400_000,
     }
 }
 

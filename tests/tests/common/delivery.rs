@@ -1,7 +1,7 @@
 //! Delivery bookkeeping for the fault tests: which reports an agent spooled
 //! and had acknowledged (from its debug log), which ones the collector's
 //! store committed (its delivery records, read with sqlx), the
-//! collector's report counters, and an agent's peak memory.
+//! collector's report counters, an agent's peak memory, and log-line search.
 //!
 //! The agent's log lines used here: `agent starting … boot_id=…` (info),
 //! `report spooled seq=…` (`forewarn_agent::outbox=debug`) and
@@ -27,6 +27,26 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
         .map(|v| v.trim_matches('"'))
+}
+
+/// Index of the first log line after `after` that has every one of `parts`
+/// (case-insensitive: the log may style field names).
+pub fn line_with(log: &str, after: Option<usize>, parts: &[&str]) -> Option<usize> {
+    log.lines()
+        .enumerate()
+        .skip(after.map_or(0, |a| a + 1))
+        .find(|(_, l)| has_all(l, parts))
+        .map(|(i, _)| i)
+}
+
+/// How many log lines have every one of `parts` (case-insensitive).
+pub fn count_lines(log: &str, parts: &[&str]) -> usize {
+    log.lines().filter(|l| has_all(l, parts)).count()
+}
+
+fn has_all(line: &str, parts: &[&str]) -> bool {
+    let line = line.to_lowercase();
+    parts.iter().all(|p| line.contains(&p.to_lowercase()))
 }
 
 /// The boot id an agent run logged when it started.

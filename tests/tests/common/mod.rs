@@ -105,17 +105,7 @@ pub struct Collector {
 impl Collector {
     /// Starts `forewarn-collector serve` on free loopback ports.
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("collector.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = {:?}\n[grpc]\nlisten_addr = \"127.0.0.1:0\"\n[http]\nlisten_addr = \"127.0.0.1:0\"\n",
-                dir.path().join("data")
-            ),
-        )
-        .expect("write config");
-        Self::start_with(dir, config)
+        Self::start_with_config("")
     }
 
     /// Starts on an existing data dir/config (used for restarts).
@@ -165,28 +155,44 @@ impl Collector {
     /// Stops the collector (SIGTERM) and starts it again on the same data
     /// dir and the same ports, so enrolled agents find it again.
     pub fn restart(self) -> Self {
-        let Collector {
-            dir,
-            config,
-            grpc,
-            http,
-            mut proc,
-            ..
-        } = self;
+        self.stop().start()
+    }
+
+    /// Stops the collector with SIGTERM; panics unless it exits within 15 s.
+    pub fn stop(self) -> Stopped {
+        let (mut proc, stopped) = self.split();
         assert!(
             proc.terminate(Duration::from_secs(15)).is_some(),
             "collector did not stop on SIGTERM:\n{}",
             proc.log_text()
         );
-        drop(proc);
-        // Pin the ports it got; every other setting (e.g. `[tickets]`) stays.
-        let text = std::fs::read_to_string(&config).expect("read config");
-        let any = "listen_addr = \"127.0.0.1:0\"";
-        let text = text
-            .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
-            .replacen(any, &format!("listen_addr = \"{http}\""), 1);
-        std::fs::write(&config, text).expect("rewrite config");
-        Self::start_with(dir, config)
+        stopped
+    }
+
+    /// `kill -9`: no clean stop, nothing flushed.
+    pub fn kill9(self) -> Stopped {
+        let (mut proc, stopped) = self.split();
+        proc.child.kill().expect("kill -9 collector");
+        proc.child.wait().expect("reap collector");
+        stopped
+    }
+
+    fn split(self) -> (Proc, Stopped) {
+        let Collector {
+            dir,
+            config,
+            grpc,
+            http,
+            proc,
+            ..
+        } = self;
+        let stopped = Stopped {
+            dir,
+            config,
+            grpc,
+            http,
+        };
+        (proc, stopped)
     }
 
     /// Runs a collector CLI command against this collector's config.
@@ -248,11 +254,63 @@ impl Collector {
         (status, body)
     }
 
+    /// `GET /api/v1/agents/{agent_id}` with the MSP-wide key; `None`
+    /// unless 200 (e.g. before the agent is enrolled).
+    pub async fn agent(&self, agent_id: &str) -> Option<Value> {
+        let (status, v) = self
+            .get_with(&self.api_key, &format!("/api/v1/agents/{agent_id}"))
+            .await;
+        (status == 200).then_some(v)
+    }
+
+    /// The agent's latest result for (check, item) as its detail shows it.
+    pub async fn check_row(&self, agent_id: &str, check: &str, item: &str) -> Option<Value> {
+        check_in(&self.agent(agent_id).await?, check, item)
+    }
+
     /// GET with the MSP-wide key; panics unless 200.
     pub async fn get(&self, path: &str) -> Value {
         let (status, body) = self.get_with(&self.api_key, path).await;
         assert_eq!(status, 200, "GET {path}: {body}");
         body
+    }
+}
+
+/// The row of (check, item) in an agent detail's `checks`.
+pub fn check_in(detail: &Value, check: &str, item: &str) -> Option<Value> {
+    detail["checks"]
+        .as_array()?
+        .iter()
+        .find(|c| c["check"] == check && c["item"] == item)
+        .cloned()
+}
+
+/// A collector that is no longer running: its data dir, config and the
+/// ports it had.
+pub struct Stopped {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Stopped {
+    /// A new collector process on the same data dir and the same ports.
+    pub fn start(self) -> Collector {
+        let Stopped {
+            dir,
+            config,
+            grpc,
+            http,
+        } = self;
+        // Pin the ports it got; every other setting (e.g. `[tickets]`) stays.
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let any = "listen_addr = \"127.0.0.1:0\"";
+        let text = text
+            .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
+            .replacen(any, &format!("listen_addr = \"{http}\""), 1);
+        std::fs::write(&config, text).expect("rewrite config");
+        Collector::start_with(dir, config)
     }
 }
 
@@ -306,10 +364,17 @@ impl AgentHome {
     }
 
     pub fn run(&self) -> Proc {
-        let log = self.dir.path().join("agent.log");
+        self.run_with("agent.log", "info")
+    }
+
+    /// Starts `forewarn-agent run` with `RUST_LOG=rust_log`, its stderr in
+    /// `log_name` in the agent's dir.
+    pub fn run_with(&self, log_name: &str, rust_log: &str) -> Proc {
+        let log = self.dir.path().join(log_name);
         let child = self
             .command()
             .arg("run")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()

@@ -59,11 +59,20 @@ struct Session {
     seq: u64,
 }
 
-fn now_ms() -> i64 {
+/// The wall clock in Unix ms.
+pub fn now_ms() -> i64 {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970");
     i64::try_from(d.as_millis()).expect("millis fit i64")
+}
+
+/// Unix ms of an RFC 3339 timestamp from the API.
+pub fn ms(v: &serde_json::Value) -> i64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{s}: {e}"));
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).expect("millis")
 }
 
 pub fn timestamp(ms: i64) -> forewarn_proto::Timestamp {

@@ -18,18 +18,15 @@ use crate::sinks::outbox::{Attempt, OutboxEntry, OutboxItem, OutboxState};
 use crate::sinks::{EventFacts, Notification, SinkRoute, Status};
 use crate::{Error, Result};
 
-/// Writes the outbox rows of the timeline event just inserted for
+/// Writes the outbox rows of `event`, the timeline event just inserted for
 /// `ticket_id`, if its kind notifies and any sink wants it.
 pub(super) async fn enqueue(
     tx: &mut Tx,
     tenant_id: &str,
     ticket_id: i64,
-    at: Millis,
-    kind: &str,
-    detail: &str,
-    actor: &str,
+    event: EventFacts<'_>,
 ) -> Result<()> {
-    let Some(status) = Status::for_event(kind) else {
+    let Some(status) = Status::for_event(event.kind) else {
         return Ok(());
     };
     let routes = sqlx::query("SELECT name, kind, tenants, tiers FROM sink_routes ORDER BY name")
@@ -52,29 +49,12 @@ pub(super) async fn enqueue(
     .await?;
     let ticket = ticket_from_row(&row)?;
     let tenant_name: String = row.try_get("tenant_name")?;
-    // The event the caller has just inserted: the ticket's newest.
-    let event_id: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM ticket_events WHERE ticket_id = ?")
-            .bind(ticket_id)
-            .fetch_one(&mut **tx)
-            .await?;
     let told: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT sink FROM outbox WHERE ticket_id = ?")
             .bind(ticket_id)
             .fetch_all(&mut **tx)
             .await?;
-    let n = Notification::new(
-        status,
-        &ticket,
-        &tenant_name,
-        EventFacts {
-            id: event_id,
-            kind,
-            detail,
-            actor,
-            at,
-        },
-    );
+    let n = Notification::new(status, &ticket, &tenant_name, event);
     let payload = serde_json::to_string(&n).map_err(|e| Error::Conflict(e.to_string()))?;
     for r in routes {
         if !(r.matches(tenant_id, &tenant_name, ticket.tier) || told.contains(&r.name)) {
@@ -89,12 +69,12 @@ pub(super) async fn enqueue(
         .bind(tenant_id)
         .bind(&r.name)
         .bind(ticket_id)
-        .bind(event_id)
-        .bind(kind)
+        .bind(event.id)
+        .bind(event.kind)
         .bind(status.as_str())
         .bind(&payload)
-        .bind(at)
-        .bind(at)
+        .bind(event.at)
+        .bind(event.at)
         .execute(&mut **tx)
         .await?;
     }

@@ -25,6 +25,9 @@ pub(super) struct AgentCtx {
     pub role: String,
     pub overdue: bool,
     pub revoked: bool,
+    /// Heartbeat interval and start of the current session (check retirement).
+    pub interval_secs: i64,
+    pub connected_at: Option<Millis>,
     /// Maintenance windows and silences that can cover this agent.
     pub maintenance: crate::maintenance::Holds,
 }
@@ -32,7 +35,8 @@ pub(super) struct AgentCtx {
 impl AgentCtx {
     pub(super) async fn load(tx: &mut Tx, tenant_id: &str, agent_id: &str) -> Result<Self> {
         let row = sqlx::query(
-            "SELECT a.site, a.hostname, a.role, a.overdue, a.revoked_at, n.name AS tenant_name
+            "SELECT a.site, a.hostname, a.role, a.overdue, a.revoked_at, a.interval_secs, a.connected_at,
+                    n.name AS tenant_name
              FROM agents a JOIN tenants n ON n.id = a.tenant_id WHERE a.id = ? AND a.tenant_id = ?",
         )
         .bind(agent_id)
@@ -52,6 +56,8 @@ impl AgentCtx {
             role: row.try_get("role")?,
             overdue: row.try_get::<i64, _>("overdue")? != 0,
             revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            interval_secs: row.try_get("interval_secs")?,
+            connected_at: row.try_get("connected_at")?,
             maintenance,
         })
     }
@@ -88,13 +94,7 @@ pub(super) async fn load_problem(
             .fetch_optional(&mut **tx)
             .await?;
     let (problem, message) = match row {
-        Some(r) => {
-            let json: String = r.try_get("engine")?;
-            (
-                serde_json::from_str(&json).unwrap_or_default(),
-                r.try_get("message")?,
-            )
-        }
+        Some(r) => engine_and_message(&r)?,
         None => (Problem::default(), String::new()),
     };
     Ok(ProblemRow {
@@ -103,6 +103,16 @@ pub(super) async fn load_problem(
         problem,
         message,
     })
+}
+
+/// A stored problem's engine state and latest text (`engine` and
+/// `message` columns).
+pub(super) fn engine_and_message(r: &sqlx::sqlite::SqliteRow) -> Result<(Problem, String)> {
+    let json: String = r.try_get("engine")?;
+    Ok((
+        serde_json::from_str(&json).unwrap_or_default(),
+        r.try_get("message")?,
+    ))
 }
 
 pub(super) async fn save_problem(
@@ -143,8 +153,9 @@ pub(super) async fn add_event(
     detail: &str,
     actor: &str,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ticket_events (tenant_id, ticket_id, at, kind, detail, actor) VALUES (?, ?, ?, ?, ?, ?)",
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO ticket_events (tenant_id, ticket_id, at, kind, detail, actor) VALUES (?, ?, ?, ?, ?, ?)
+         RETURNING id",
     )
     .bind(tenant_id)
     .bind(ticket_id)
@@ -152,12 +163,18 @@ pub(super) async fn add_event(
     .bind(kind)
     .bind(detail)
     .bind(actor)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
     // The one choke point of ticket changes: sinks hear of them here, in
     // the same transaction (durable outbox).
-    super::outbox::enqueue(tx, tenant_id, ticket_id, at, kind, detail, actor).await?;
-    Ok(())
+    let event = crate::sinks::EventFacts {
+        id,
+        kind,
+        detail,
+        actor,
+        at,
+    };
+    super::outbox::enqueue(tx, tenant_id, ticket_id, event).await
 }
 
 /// Admission of new series for one report (see [`crate::limits`]): a

@@ -33,14 +33,10 @@ pub(super) async fn retire_unreported(
     ctx: &AgentCtx,
     now: Millis,
 ) -> Result<Vec<Step>> {
-    let (interval_secs, connected_at): (i64, Option<i64>) =
-        sqlx::query_as("SELECT interval_secs, connected_at FROM agents WHERE id = ?")
-            .bind(&ctx.agent_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    let window = RETIRE_AFTER_HEARTBEATS * interval_secs.max(1) * 1000;
+    // `ctx` was read in this transaction; nothing since changes these two.
+    let window = RETIRE_AFTER_HEARTBEATS * ctx.interval_secs.max(1) * 1000;
     let cutoff = now - window;
-    if connected_at.is_none_or(|at| at > cutoff) {
+    if ctx.connected_at.is_none_or(|at| at > cutoff) {
         return Ok(Vec::new());
     }
     let gone: Vec<(String, String, String)> = sqlx::query_as(

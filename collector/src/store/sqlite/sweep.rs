@@ -78,7 +78,8 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
 
     // 2. Problems waiting for time to pass.
     let waiting = sqlx::query(
-        "SELECT tenant_id, agent_id, check_kind, item FROM problems WHERE waiting = 1 LIMIT ?",
+        "SELECT tenant_id, agent_id, check_kind, item, engine, message FROM problems
+         WHERE waiting = 1 LIMIT ?",
     )
     .bind(BATCH)
     .fetch_all(&mut *tx)
@@ -93,15 +94,26 @@ pub(super) async fn sweep(store: &SqliteStore, now: Millis) -> Result<SweepOutco
         let item: String = row.try_get("item")?;
         let key = (tenant_id, agent_id);
         if !contexts.contains_key(&key) {
-            let Ok(ctx) = AgentCtx::load(&mut tx, &key.0, &key.1).await else {
-                continue;
+            // A problem of an agent that no longer exists waits for nothing;
+            // a database error fails the sweep (and is logged) like any other.
+            let ctx = match AgentCtx::load(&mut tx, &key.0, &key.1).await {
+                Ok(ctx) => ctx,
+                Err(crate::Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
             };
             contexts.insert(key.clone(), ctx);
         }
         let Some(ctx) = contexts.get(&key) else {
             continue;
         };
-        let problem = problems::load_problem(&mut tx, ctx, &check, &item).await?;
+        // The waiting row carries the problem: no second read.
+        let (problem, message) = problems::engine_and_message(&row)?;
+        let problem = problems::ProblemRow {
+            check,
+            item,
+            problem,
+            message,
+        };
         let steps = problems::tick(&mut tx, &policy, ctx, problem, now).await?;
         for s in steps {
             match s {
