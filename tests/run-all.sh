@@ -5,10 +5,17 @@
 # Last, a short fuzz run of every cargo-fuzz target (tests/fuzz.sh; installs
 # nightly + cargo-fuzz when missing): FOREWARN_FUZZ_SECS per target,
 # default 20; FOREWARN_FUZZ_SECS=0 skips it.
+# The PostgreSQL backend's tests get a private server (tests/postgres.sh:
+# installs Debian's postgresql when missing, exports
+# FOREWARN_TEST_POSTGRES_URL, stops it on exit); no server fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "private PostgreSQL for the tests (stopped when this script exits)"
+# Sets an EXIT trap that stops the server, whether the run passes or fails.
+source tests/postgres.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
