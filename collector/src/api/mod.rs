@@ -246,9 +246,8 @@ struct KpiQuery {
 }
 
 fn parse_time(name: &str, v: &str) -> Result<crate::domain::Millis> {
-    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| Error::InvalidArgument(format!("{name}: expected RFC 3339, {e}")))?;
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as crate::domain::Millis)
+    crate::domain::rfc3339::parse(v)
+        .map_err(|e| Error::InvalidArgument(format!("{name}: expected RFC 3339, {e}")))
 }
 
 async fn kpis(
