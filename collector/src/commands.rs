@@ -10,21 +10,20 @@ use crate::domain::{
 };
 use crate::pki::Ca;
 use crate::serve::{ensure_default_tenant, open_store};
-use crate::store::Store;
+use crate::tickets::Service;
 use crate::{Config, Error, Result, secrets};
 
 /// The store, with the config's default tenant in it.
-pub(crate) async fn store(
-    cfg: &Config,
-) -> Result<std::sync::Arc<crate::store::sqlite::SqliteStore>> {
+pub(crate) async fn store(cfg: &Config) -> Result<Service> {
     let s = open_store(cfg).await?;
-    ensure_default_tenant(s.as_ref(), cfg).await?;
+    ensure_default_tenant(s.store().as_ref(), cfg).await?;
     Ok(s)
 }
 
 /// A tenant's id by name; an unknown name says where to look.
-pub(crate) async fn tenant_id(store: &dyn Store, name: &str) -> Result<String> {
+pub(crate) async fn tenant_id(store: &Service, name: &str) -> Result<String> {
     store
+        .store()
         .tenant_by_name(name)
         .await?
         .map(|t| t.id)
@@ -59,9 +58,9 @@ pub async fn tenant_add(cfg: &Config, name: &str, time_zone: Option<&str>) -> Re
         crate::maintenance::time_zone(tz).map_err(Error::InvalidArgument)?;
     }
     let s = store(cfg).await?;
-    let t = s.create_tenant(name).await?;
+    let t = s.store().create_tenant(name).await?;
     let tz = match time_zone {
-        Some(tz) => crate::maintenance::cli::set_time_zone(s.as_ref(), name, tz, &whoami()).await?,
+        Some(tz) => crate::maintenance::cli::set_time_zone(&s, name, tz, &whoami()).await?,
         None => t.time_zone,
     };
     println!("created tenant {:?} ({}), time zone {tz}", t.name, t.id);
@@ -71,7 +70,7 @@ pub async fn tenant_add(cfg: &Config, name: &str, time_zone: Option<&str>) -> Re
 /// `tenant list`
 pub async fn tenant_list(cfg: &Config, as_json: bool) -> Result<()> {
     let s = store(cfg).await?;
-    let tenants = s.list_tenants(&Scope::All).await?;
+    let tenants = s.store().list_tenants(&Scope::All).await?;
     if as_json {
         println!("{}", json!(tenants));
     } else {
@@ -117,20 +116,21 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
         return Err(Error::InvalidArgument("--site is longer than 128".into()));
     }
     let s = store(cfg).await?;
-    let tenant_id = tenant_id(s.as_ref(), o.tenant).await?;
+    let tenant_id = tenant_id(&s, o.tenant).await?;
     let ca = Ca::load_or_create(&cfg.pki_dir())?;
     let token = secrets::generate(secrets::TOKEN_PREFIX);
     let expires_at = now_millis() + i64::try_from(o.expires_in.as_millis()).unwrap_or(i64::MAX / 2);
-    s.create_enrollment_token(&NewEnrollmentToken {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id,
-        site: o.site.to_string(),
-        token_hash: secrets::hash(&token),
-        expires_at,
-        max_uses: o.max_uses,
-        role: o.role.to_string(),
-    })
-    .await?;
+    s.store()
+        .create_enrollment_token(&NewEnrollmentToken {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id,
+            site: o.site.to_string(),
+            token_hash: secrets::hash(&token),
+            expires_at,
+            max_uses: o.max_uses,
+            role: o.role.to_string(),
+        })
+        .await?;
     let url = o
         .collector_url
         .map(str::to_string)
@@ -181,18 +181,19 @@ pub async fn api_key_create(
     }
     let s = store(cfg).await?;
     let tenant_id = match tenant {
-        Some(t) => Some(tenant_id(s.as_ref(), t).await?),
+        Some(t) => Some(tenant_id(&s, t).await?),
         None => None,
     };
     let key = secrets::generate(secrets::API_KEY_PREFIX);
-    s.create_api_key(&NewApiKey {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id,
-        name: name.to_string(),
-        key_hash: secrets::hash(&key),
-        role: role.to_string(),
-    })
-    .await?;
+    s.store()
+        .create_api_key(&NewApiKey {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id,
+            name: name.to_string(),
+            key_hash: secrets::hash(&key),
+            role: role.to_string(),
+        })
+        .await?;
     if as_json {
         println!(
             "{}",
@@ -216,10 +217,10 @@ pub async fn tickets_list(
 ) -> Result<()> {
     let s = store(cfg).await?;
     let scope = match tenant {
-        Some(t) => Scope::Tenant(tenant_id(s.as_ref(), t).await?),
+        Some(t) => Scope::Tenant(tenant_id(&s, t).await?),
         None => Scope::All,
     };
-    let tickets = s.list_tickets(&scope, state).await?;
+    let tickets = s.store().list_tickets(&scope, state).await?;
     if as_json {
         println!("{}", json!(tickets));
         return Ok(());
@@ -290,6 +291,7 @@ pub async fn ticket_action(
 pub async fn ticket_show(cfg: &Config, id: i64, as_json: bool) -> Result<()> {
     let s = store(cfg).await?;
     let t = s
+        .store()
         .get_ticket(&Scope::All, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("ticket {id}")))?;
@@ -324,7 +326,7 @@ pub async fn ticket_show(cfg: &Config, id: i64, as_json: bool) -> Result<()> {
 pub async fn kpis(cfg: &Config, days: u32, tenant: Option<&str>, as_json: bool) -> Result<()> {
     let s = store(cfg).await?;
     let scope = match tenant {
-        Some(t) => Scope::Tenant(tenant_id(s.as_ref(), t).await?),
+        Some(t) => Scope::Tenant(tenant_id(&s, t).await?),
         None => Scope::All,
     };
     let to = now_millis();
@@ -372,7 +374,7 @@ pub async fn kpis(cfg: &Config, days: u32, tenant: Option<&str>, as_json: bool) 
 pub async fn agents_list(cfg: &Config, tenant: Option<&str>, as_json: bool) -> Result<()> {
     let s = store(cfg).await?;
     let scope = match tenant {
-        Some(t) => Scope::Tenant(tenant_id(s.as_ref(), t).await?),
+        Some(t) => Scope::Tenant(tenant_id(&s, t).await?),
         None => Scope::All,
     };
     let agents = s.list_agents(&scope).await?;

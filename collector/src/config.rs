@@ -105,6 +105,10 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://user[:password]@host[:port]/db`;
+    /// default: embedded SQLite at `sqlite_path`.
+    #[serde(default)]
+    pub url: Option<String>,
     /// SQLite database file; default `<data_dir>/forewarn.db`.
     #[serde(default)]
     pub sqlite_path: Option<PathBuf>,
@@ -398,10 +402,26 @@ impl Config {
         }
         problems.extend(self.sinks.problems());
         problems.extend(self.limits.problems());
+        if let Some(url) = &self.store.url {
+            if self.store.sqlite_path.is_some() {
+                problems.push("[store] url and [store] sqlite_path: set one of them".to_string());
+            }
+            if let Err(e) = crate::store::StoreUrl::parse(url) {
+                problems.push(e.to_string().trim_start_matches("config: ").to_string());
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(Error::Config(problems.join("; ")))
+        }
+    }
+
+    /// The store: `[store] url`, else SQLite at [`Config::sqlite_path`].
+    pub fn store_url(&self) -> Result<crate::store::StoreUrl> {
+        match &self.store.url {
+            Some(url) => crate::store::StoreUrl::parse(url),
+            None => Ok(crate::store::StoreUrl::Sqlite(self.sqlite_path())),
         }
     }
 

@@ -29,6 +29,13 @@ pub enum Error {
     Unauthenticated(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A service the collector needs (its database) cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Data in the store that no write of ours produces (not a conflict:
+    /// an internal error, logged).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
 }
 
 /// Result with the collector's [`Error`].
@@ -60,6 +67,10 @@ impl From<Error> for tonic::Status {
             Error::InvalidArgument(m) => Status::invalid_argument(m),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Unavailable(m) => {
+                tracing::error!(error = %m, "unavailable");
+                Status::unavailable("collector temporarily unable to process the request")
+            }
             // Internal details (paths, SQL) stay in the collector's log.
             other => {
                 tracing::error!(error = %other, "internal error");
@@ -80,6 +91,13 @@ impl axum::response::IntoResponse for Error {
             Error::InvalidArgument(m) => (StatusCode::BAD_REQUEST, m.clone()),
             Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
             Error::PermissionDenied(m) => (StatusCode::FORBIDDEN, m.clone()),
+            Error::Unavailable(m) => {
+                tracing::error!(error = %m, "unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable, try again".to_string(),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 (

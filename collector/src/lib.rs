@@ -2,15 +2,18 @@
 //! engine and the operator HTTP API.
 //!
 //! Data flow: `ingest` (validates and converts wire messages) →
-//! `store::Store::apply_report` (dedup + check state + `tickets::plan`, one
-//! transaction) → acknowledgement to the agent. `api` reads the store,
-//! scoped by the caller's API key. `pki` owns the CA and peer identity.
+//! `tickets::Service::apply_report` (dedup + check state + the ticket
+//! engine, one transaction over a `store::Storage` backend) →
+//! acknowledgement to the agent. `api` reads the store, scoped by the
+//! caller's API key. `pki` owns the CA and peer identity.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod commands;
 pub mod config;
+#[cfg(test)]
+mod conformance;
 pub mod domain;
 mod error;
 pub mod health;

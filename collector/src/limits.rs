@@ -30,7 +30,7 @@
 //! stored on the agent and an agent off by more than
 //! `clock_skew_tolerance_secs` is flagged (`clock_skewed` in the API) and
 //! logged. Ticket decisions never use the agent's clock as such: its
-//! timestamps are shifted into collector time (`store/sqlite/problems.rs`).
+//! timestamps are shifted into collector time (`tickets/report.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
@@ -41,7 +41,7 @@ use tracing::warn;
 
 use crate::domain::Millis;
 use crate::metrics::{METRICS, ReasonLabel};
-use crate::store::Store;
+use crate::store::{Audit, Storage};
 
 /// The `[limits]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -178,7 +178,7 @@ fn due(agent_id: &str, dropped: u32, at: Instant) -> (Option<u64>, bool) {
 /// for new series over a cap: counted every time, logged at most once a
 /// minute and audited at most once an hour per agent.
 pub async fn series_dropped(
-    store: &dyn Store,
+    store: &dyn Storage,
     tenant_id: &str,
     agent_id: &str,
     dropped: u32,
@@ -203,17 +203,17 @@ pub async fn series_dropped(
     }
     if audit
         && let Err(error) = store
-            .record_audit(
-                Some(tenant_id),
-                "collector",
-                "agent.series_cap",
-                &format!("agent/{agent_id}"),
-                &format!(
+            .record_audit(Audit {
+                tenant_id: Some(tenant_id),
+                at: now,
+                actor: "collector",
+                action: "agent.series_cap",
+                target: &format!("agent/{agent_id}"),
+                detail: &format!(
                     "{dropped} result(s) for new series dropped: the agent or its tenant \
                      is at its series cap (limits.max_series_per_agent / max_series_per_tenant)"
                 ),
-                now,
-            )
+            })
             .await
     {
         warn!(%error, agent_id, "could not audit dropped series");

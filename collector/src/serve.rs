@@ -14,8 +14,8 @@ use tracing::{error, info, warn};
 use crate::domain::now_millis;
 use crate::ingest::{EnrollmentService, IngestService};
 use crate::pki::Ca;
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Storage;
+use crate::tickets::Service;
 use crate::{Config, Error, Result, api};
 
 /// Largest enrollment request (token + CSR + facts).
@@ -25,19 +25,18 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How long delivery records are kept for deduplication.
 const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Opens the store (creating the data dir) and makes sure the default
-/// tenant exists when there is none.
-pub async fn open_store(cfg: &Config) -> Result<Arc<SqliteStore>> {
+/// Opens the configured store (creating the data dir) with the configured
+/// policy and limits.
+pub async fn open_store(cfg: &Config) -> Result<Service> {
     crate::pki::create_private_dir(&cfg.data_dir)?;
-    let store = SqliteStore::open(&cfg.sqlite_path())
-        .await?
+    let store = crate::store::open(&cfg.store_url()?).await?;
+    Ok(Service::new(store)
         .with_policy(cfg.tickets.clone())
-        .with_limits(cfg.limits.clone());
-    Ok(Arc::new(store))
+        .with_limits(cfg.limits.clone()))
 }
 
 /// Creates the configured default tenant if the collector has no tenant.
-pub async fn ensure_default_tenant(store: &dyn Store, cfg: &Config) -> Result<()> {
+pub async fn ensure_default_tenant(store: &dyn Storage, cfg: &Config) -> Result<()> {
     if store
         .list_tenants(&crate::domain::Scope::All)
         .await?
@@ -55,7 +54,7 @@ pub async fn ensure_default_tenant(store: &dyn Store, cfg: &Config) -> Result<()
 /// Logs `[tickets.tenants.<name>]` tables naming no existing tenant (a
 /// typo changes nothing, silently, otherwise; a tenant created later is
 /// covered as soon as it exists).
-async fn warn_unknown_tenant_overrides(store: &dyn Store, cfg: &Config) -> Result<()> {
+async fn warn_unknown_tenant_overrides(store: &dyn Storage, cfg: &Config) -> Result<()> {
     if cfg.tickets.tenants.is_empty() && cfg.limits.tenants.is_empty() {
         return Ok(());
     }
@@ -102,10 +101,11 @@ pub fn server_names(cfg: &Config) -> Vec<String> {
 
 /// Runs the collector until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config) -> Result<()> {
-    let store = open_store(&cfg).await?;
+    let svc = open_store(&cfg).await?;
+    info!(store = %cfg.store_url()?.display(), backend = svc.store().backend(), "store open");
+    let store = svc.store().clone();
     ensure_default_tenant(store.as_ref(), &cfg).await?;
     warn_unknown_tenant_overrides(store.as_ref(), &cfg).await?;
-    let store: Arc<dyn Store> = store;
     let ca = Arc::new(Ca::load_or_create(&cfg.pki_dir())?);
     let names = server_names(&cfg);
     let (chain, key) = ca.server_identity(&names)?;
@@ -139,7 +139,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .http2_max_header_list_size(Some(16 * 1024))
         .add_service(
             EnrollmentServer::new(
-                EnrollmentService::new(store.clone(), ca.clone(), cfg.pki.agent_cert_validity())
+                EnrollmentService::new(svc.clone(), ca.clone(), cfg.pki.agent_cert_validity())
                     .with_failure_limit(
                         cfg.grpc.enroll_max_failures,
                         Duration::from_secs(cfg.grpc.enroll_failure_window_secs),
@@ -151,7 +151,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .add_service(
             IngestServer::new(
                 IngestService::new(
-                    store.clone(),
+                    svc.clone(),
                     stop_rx.clone(),
                     sessions.clone(),
                     outbox_wake.clone(),
@@ -177,7 +177,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     };
     let http_task = {
         let mut rx = stop_rx.clone();
-        let app = api::router(store.clone());
+        let app = api::router(svc.clone());
         tokio::spawn(async move {
             axum::serve(http_listener, app)
                 .with_graceful_shutdown(async move {
@@ -204,14 +204,14 @@ pub async fn serve(cfg: Config) -> Result<()> {
     // The engine's clock: overdue agents, confirmation/recovery timers,
     // escalations. State lives in the store, so a restart loses nothing.
     let sweep_task = {
-        let store = store.clone();
+        let svc = svc.clone();
         let outbox_wake = outbox_wake.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let swept = store.sweep(now_millis()).await;
+                let swept = svc.sweep(now_millis()).await;
                 // A sweep with nothing to change commits an empty
                 // transaction, which succeeds even on a full disk: only a
                 // failure, or a sweep that wrote, says anything about writes.
@@ -243,7 +243,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
 
     // Ticket sinks: deliver the outbox the ticket transactions fill.
     let sinks_task = crate::sinks::outbox::start(
-        store.clone(),
+        &svc,
         &cfg.sinks,
         &crate::sinks::SinkContext {
             public_url: cfg.http.public_url(http_addr),

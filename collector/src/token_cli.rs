@@ -6,7 +6,6 @@ use serde_json::json;
 use crate::commands::{operator, store, tenant_id};
 use crate::domain::{EnrollmentToken, Scope, now_millis, rfc3339};
 use crate::serve::open_store;
-use crate::store::Store;
 use crate::{Config, Result};
 
 /// `token list [--tenant NAME] [--json]`: every token, newest first.
@@ -14,9 +13,9 @@ pub async fn token_list(cfg: &Config, tenant: Option<&str>, as_json: bool) -> Re
     let s = store(cfg).await?;
     let scope = match tenant {
         None => Scope::All,
-        Some(name) => Scope::Tenant(tenant_id(s.as_ref(), name).await?),
+        Some(name) => Scope::Tenant(tenant_id(&s, name).await?),
     };
-    let tokens = s.list_enrollment_tokens(&scope).await?;
+    let tokens = s.store().list_enrollment_tokens(&scope).await?;
     if as_json {
         println!("{}", json!(tokens));
         return Ok(());

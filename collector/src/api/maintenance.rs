@@ -42,7 +42,7 @@ async fn list(
     q: &ListQuery,
 ) -> Result<Vec<WindowView>> {
     let now = now_millis();
-    Ok(s.store
+    Ok(s.svc
         .list_maintenance(&caller.0.scope, kinds)
         .await?
         .iter()
@@ -73,7 +73,7 @@ async fn create_window(
     Json(body): Json<WindowRequest>,
 ) -> Result<(StatusCode, Json<WindowView>)> {
     let now = now_millis();
-    let w = request::create_window(s.store.as_ref(), &caller.0, body, now).await?;
+    let w = request::create_window(&s.svc, &caller.0, body, now).await?;
     Ok((StatusCode::CREATED, Json(WindowView::new(&w, now))))
 }
 
@@ -83,7 +83,7 @@ async fn create_silence(
     Json(body): Json<SilenceRequest>,
 ) -> Result<(StatusCode, Json<WindowView>)> {
     let now = now_millis();
-    let w = request::create_silence(s.store.as_ref(), &caller.0, body, now).await?;
+    let w = request::create_silence(&s.svc, &caller.0, body, now).await?;
     Ok((StatusCode::CREATED, Json(WindowView::new(&w, now))))
 }
 
@@ -95,7 +95,7 @@ async fn remove(
 ) -> Result<Json<WindowView>> {
     let n: i64 = id.parse().map_err(|_| Error::NotFound(format!("{id:?}")))?;
     let now = now_millis();
-    let w = s.store.delete_maintenance(&caller.0, n, kinds, now).await?;
+    let w = s.svc.delete_maintenance(&caller.0, n, kinds, now).await?;
     Ok(Json(WindowView::new(&w, now)))
 }
 

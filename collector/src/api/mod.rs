@@ -23,18 +23,23 @@ use crate::domain::{
     ActionOutcome, Agent, AgentDetail, AuditEntry, Tenant, Ticket, TicketAction, TicketDetail,
     TicketState, now_millis,
 };
-use crate::store::Store;
+use crate::store::Storage;
+use crate::tickets::Service;
 use crate::{Error, Result};
 use auth::Caller;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    /// Decisions (anything that changes state or needs policy).
+    pub svc: Service,
+    /// Reads.
+    pub store: Arc<dyn Storage>,
 }
 
 /// The API router.
-pub fn router(store: Arc<dyn Store>) -> Router {
+pub fn router(svc: Service) -> Router {
+    let store = svc.store().clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -55,7 +60,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .merge(maintenance::routes())
         .merge(tokens::routes())
         .fallback(|| async { Error::NotFound("no such route".into()) })
-        .with_state(AppState { store })
+        .with_state(AppState { svc, store })
 }
 
 /// Prometheus text format (counts only, no tenant data: no key needed).
@@ -96,7 +101,7 @@ async fn list_tenants(State(s): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 async fn list_agents(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Agent>>> {
-    Ok(Json(s.store.list_agents(&caller.0.scope).await?))
+    Ok(Json(s.svc.list_agents(&caller.0.scope).await?))
 }
 
 async fn get_agent(
@@ -104,7 +109,7 @@ async fn get_agent(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AgentDetail>> {
-    s.store
+    s.svc
         .get_agent(&caller.0.scope, &id)
         .await?
         .map(Json)
@@ -158,7 +163,7 @@ async fn act(
 ) -> Result<Json<ActionOutcome>> {
     let id = ticket_id(id)?;
     Ok(Json(
-        s.store
+        s.svc
             .ticket_action(&caller.0, id, &action, now_millis())
             .await?,
     ))
@@ -266,7 +271,7 @@ async fn kpis(
     if from >= to {
         return Err(Error::InvalidArgument("from must be before to".into()));
     }
-    Ok(Json(s.store.kpis(&caller.0.scope, from, to).await?))
+    Ok(Json(s.svc.kpis(&caller.0.scope, from, to).await?))
 }
 
 async fn revoke_agent(
@@ -275,6 +280,6 @@ async fn revoke_agent(
     Path(id): Path<String>,
 ) -> Result<Json<Agent>> {
     Ok(Json(
-        s.store.revoke_agent(&caller.0, &id, now_millis()).await?,
+        s.svc.revoke_agent(&caller.0, &id, now_millis()).await?,
     ))
 }

@@ -28,7 +28,7 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<EnrollmentToken>> {
     Ok(Json(
-        s.store
+        s.svc
             .revoke_enrollment_token(&caller.0, &id, now_millis())
             .await?,
     ))

@@ -24,7 +24,8 @@ use crate::domain::{NewAgent, now_millis};
 use crate::metrics::METRICS;
 use crate::pki::Ca;
 use crate::secrets;
-use crate::store::Store;
+use crate::store::Audit;
+use crate::tickets::Service;
 use crate::{Error, Result};
 
 const MAX_TOKEN_LEN: usize = 256;
@@ -32,16 +33,16 @@ pub(super) const MAX_CSR_LEN: usize = 16 * 1024;
 
 /// The enrollment service.
 pub struct EnrollmentService {
-    store: Arc<dyn Store>,
+    svc: Service,
     ca: Arc<Ca>,
     cert_validity: time::Duration,
     limiter: FailureLimiter,
 }
 
 impl EnrollmentService {
-    pub fn new(store: Arc<dyn Store>, ca: Arc<Ca>, cert_validity: time::Duration) -> Self {
+    pub fn new(svc: Service, ca: Arc<Ca>, cert_validity: time::Duration) -> Self {
         Self {
-            store,
+            svc,
             ca,
             cert_validity,
             limiter: FailureLimiter::new(10, Duration::from_secs(60)),
@@ -58,11 +59,15 @@ impl EnrollmentService {
     /// Audit trail; a failed audit write is logged, never turns the outcome
     /// around.
     async fn audit(&self, token_hash: &str, actor: &str, action: &str, target: &str, detail: &str) {
-        if let Err(e) = self
-            .store
-            .audit_enrollment(token_hash, now_millis(), actor, action, target, detail)
-            .await
-        {
+        let entry = Audit {
+            tenant_id: None,
+            at: now_millis(),
+            actor,
+            action,
+            target,
+            detail,
+        };
+        if let Err(e) = self.svc.store().audit_enrollment(token_hash, entry).await {
             error!(error = %e, actor, action, "could not write the enrollment audit entry");
         }
     }
@@ -79,7 +84,7 @@ impl EnrollmentService {
         let facts = convert::host_facts(req.host.as_ref())?;
         let token_hash = secrets::hash(&req.token);
         let now = now_millis();
-        let grant = self.store.check_enrollment_token(&token_hash, now).await?;
+        let grant = self.svc.check_enrollment_token(&token_hash, now).await?;
         let agent_id = uuid::Uuid::new_v4().to_string();
         let cert = self.ca.sign_agent_csr(
             &req.csr_pem,
@@ -88,7 +93,7 @@ impl EnrollmentService {
             self.cert_validity,
         )?;
         let not_after = (cert.not_after.unix_timestamp_nanos() / 1_000_000) as i64;
-        self.store
+        self.svc
             .enroll_agent(
                 &token_hash,
                 now,

@@ -70,18 +70,16 @@ pub(super) async fn renew(
         }
         Err(e) => {
             warn!(error = %e, peer, "renewal refused");
-            if let Err(audit) = service
-                .store
-                .audit_enrollment(
-                    "",
-                    now_millis(),
-                    &actor,
-                    "renewal.refused",
-                    "renewal",
-                    &e.to_string(),
-                )
-                .await
-            {
+            let detail = e.to_string();
+            let entry = crate::store::Audit {
+                tenant_id: None,
+                at: now_millis(),
+                actor: &actor,
+                action: "renewal.refused",
+                target: "renewal",
+                detail: &detail,
+            };
+            if let Err(audit) = service.svc.store().audit_enrollment("", entry).await {
                 error!(error = %audit, "could not write the renewal audit entry");
             }
             Err(e.into())
@@ -112,7 +110,7 @@ async fn issue(
         .inspect_err(count_refusal)?;
     let not_after = (cert.not_after.unix_timestamp_nanos() / 1_000_000) as i64;
     service
-        .store
+        .svc
         .renew_agent_cert(&id.tenant_id, &id.agent_id, not_after, now_millis(), actor)
         .await?;
     Ok((

@@ -28,7 +28,8 @@ use super::sessions::{MAX_SESSIONS_PER_AGENT, Registration, Sessions};
 use crate::domain::now_millis;
 use crate::metrics::METRICS;
 use crate::pki::{PeerIdentity, peer_identity};
-use crate::store::Store;
+use crate::store::Audit;
+use crate::tickets::Service;
 use crate::{Error, Result};
 
 /// How long a new session may take to say hello.
@@ -36,7 +37,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ingest service.
 pub struct IngestService {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) svc: Service,
     shutdown: watch::Receiver<bool>,
     sessions: Sessions,
     outbox_wake: watch::Sender<u64>,
@@ -53,13 +54,13 @@ impl IngestService {
     /// `outbox_wake` ticks after a report changed tickets, so the sinks
     /// deliver at once.
     pub fn new(
-        store: Arc<dyn Store>,
+        svc: Service,
         shutdown: watch::Receiver<bool>,
         sessions: Sessions,
         outbox_wake: watch::Sender<u64>,
     ) -> Self {
         Self {
-            store,
+            svc,
             shutdown,
             sessions,
             outbox_wake,
@@ -86,7 +87,7 @@ impl IngestService {
     /// Whether the store knows `id` as a live agent of its tenant; a
     /// refusal is counted.
     async fn authorize(&self, id: &PeerIdentity) -> Result<()> {
-        let auth = self.store.agent_auth(&id.agent_id).await?;
+        let auth = self.svc.store().agent_auth(&id.agent_id).await?;
         let refusal = match auth {
             None => Some(("permission_denied", "unknown agent")),
             Some(a) if a.tenant_id != id.tenant_id => Some((
@@ -188,7 +189,7 @@ impl Ingest for IngestService {
         };
         self.authorize(&id).await.map_err(refused)?;
         let (tx, rx) = mpsc::channel(64);
-        let store = self.store.clone();
+        let svc = self.svc.clone();
         let inbound = request.into_inner();
         let mut shutdown = self.shutdown.clone();
         let mut revoked = registration.revoked.clone();
@@ -203,16 +204,16 @@ impl Ingest for IngestService {
                 limits: &limits,
             };
             let result = tokio::select! {
-                r = run(store.clone(), id.clone(), inbound, link) => r,
+                r = run(svc.clone(), id.clone(), inbound, link) => r,
                 () = async { let _ = revoked.wait_for(|r| *r).await; } => {
                     warn!(agent_id, "agent revoked: closing its session");
                     METRICS.rejected("revoked");
-                    let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
+                    let _ = svc.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
                     let _ = tx.send(Err(Status::permission_denied("agent is revoked"))).await;
                     return;
                 }
                 () = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                    let _ = store.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
+                    let _ = svc.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
                     let _ = tx.send(Err(Status::unavailable("collector shutting down"))).await;
                     return;
                 }
@@ -272,7 +273,7 @@ struct Link<'a> {
 }
 
 async fn run(
-    store: Arc<dyn Store>,
+    svc: Service,
     id: PeerIdentity,
     mut inbound: Streaming<pb::AgentMessage>,
     link: Link<'_>,
@@ -307,17 +308,16 @@ async fn run(
     let received = now_millis();
     let clock_offset_ms =
         convert::clock_offset(hello.sent_at.as_ref(), received).inspect_err(count_refusal)?;
-    store
-        .start_session(
-            &id.tenant_id,
-            &id.agent_id,
-            &boot_id,
-            &facts,
-            hello.interval_secs.clamp(1, 3600),
-            clock_offset_ms,
-            received,
-        )
-        .await?;
+    svc.start_session(
+        &id.tenant_id,
+        &id.agent_id,
+        &boot_id,
+        &facts,
+        hello.interval_secs.clamp(1, 3600),
+        clock_offset_ms,
+        received,
+    )
+    .await?;
     info!(
         agent_id = id.agent_id,
         hostname = facts.hostname,
@@ -353,15 +353,18 @@ async fn run(
                         other_boot_id = other_boot,
                         "possible cloned machine: one agent identity reporting from two processes"
                     );
-                    let _ = store
-                        .record_audit(
-                            Some(&id.tenant_id),
-                            "collector",
-                            "agent.clone_suspected",
-                            &format!("agent/{}", id.agent_id),
-                            &format!("boot ids {boot_id} and {other_boot} report at the same time"),
-                            now,
-                        )
+                    let _ = svc
+                        .store()
+                        .record_audit(Audit {
+                            tenant_id: Some(&id.tenant_id),
+                            at: now,
+                            actor: "collector",
+                            action: "agent.clone_suspected",
+                            target: &format!("agent/{}", id.agent_id),
+                            detail: &format!(
+                                "boot ids {boot_id} and {other_boot} report at the same time"
+                            ),
+                        })
                         .await;
                 }
                 let report = match convert::report(&r, &id.agent_id, now) {
@@ -372,7 +375,7 @@ async fn run(
                         break Err(e);
                     }
                 };
-                let applied = store
+                let applied = svc
                     .apply_report(&id.tenant_id, &id.agent_id, &report, now)
                     .await;
                 crate::health::STORE_HEALTH.record(&applied);
@@ -392,7 +395,7 @@ async fn run(
                 METRICS.ticket_change("updated", outcome.updated);
                 METRICS.ticket_change("resolved", outcome.resolved);
                 crate::limits::series_dropped(
-                    store.as_ref(),
+                    svc.store().as_ref(),
                     &id.tenant_id,
                     &id.agent_id,
                     outcome.series_dropped,
@@ -431,7 +434,7 @@ async fn run(
             None => break Err(invalid("empty message")),
         }
     };
-    if let Err(error) = store
+    if let Err(error) = svc
         .end_session(&id.tenant_id, &id.agent_id, clean, now_millis())
         .await
     {

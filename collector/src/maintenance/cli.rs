@@ -9,7 +9,7 @@ use super::request::{self, SilenceRequest, WeeklyRequest, WindowRequest};
 use super::{Kind, WindowView};
 use crate::commands::{operator, store, tenant_id, whoami};
 use crate::domain::{Scope, now_millis};
-use crate::store::Store;
+use crate::tickets::Service;
 use crate::{Config, Error, Result};
 
 /// Who a window covers.
@@ -151,14 +151,14 @@ pub async fn maintenance(cfg: &Config, cmd: MaintenanceCommand) -> Result<()> {
                 reason,
             };
             let now = now_millis();
-            let w = request::create_window(s.as_ref(), &operator(&by), req, now).await?;
+            let w = request::create_window(&s, &operator(&by), req, now).await?;
             print_one(&WindowView::new(&w, now), json, "created");
         }
         MaintenanceCommand::List { tenant, all, json } => {
-            list(s.as_ref(), tenant.as_deref(), &Kind::WINDOWS, all, json).await?;
+            list(&s, tenant.as_deref(), &Kind::WINDOWS, all, json).await?;
         }
         MaintenanceCommand::Remove { id, by } => {
-            remove(s.as_ref(), id, &Kind::WINDOWS, &by).await?;
+            remove(&s, id, &Kind::WINDOWS, &by).await?;
         }
     }
     Ok(())
@@ -184,20 +184,20 @@ pub async fn silence(cfg: &Config, cmd: SilenceCommand) -> Result<()> {
                 reason,
             };
             let now = now_millis();
-            let w = request::create_silence(s.as_ref(), &operator(&by), req, now).await?;
+            let w = request::create_silence(&s, &operator(&by), req, now).await?;
             print_one(&WindowView::new(&w, now), json, "created");
         }
         SilenceCommand::List { tenant, all, json } => {
-            list(s.as_ref(), tenant.as_deref(), &Kind::SILENCES, all, json).await?;
+            list(&s, tenant.as_deref(), &Kind::SILENCES, all, json).await?;
         }
         SilenceCommand::Remove { id, by } => {
-            remove(s.as_ref(), id, &Kind::SILENCES, &by).await?;
+            remove(&s, id, &Kind::SILENCES, &by).await?;
         }
     }
     Ok(())
 }
 
-async fn remove(s: &dyn Store, id: i64, kinds: &[Kind], by: &str) -> Result<()> {
+async fn remove(s: &Service, id: i64, kinds: &[Kind], by: &str) -> Result<()> {
     let now = now_millis();
     let w = s.delete_maintenance(&operator(by), id, kinds, now).await?;
     print_one(&WindowView::new(&w, now), false, "removed");
@@ -213,7 +213,7 @@ fn print_one(v: &WindowView, as_json: bool, what: &str) {
 }
 
 async fn list(
-    s: &dyn Store,
+    s: &Service,
     tenant: Option<&str>,
     kinds: &[Kind],
     all: bool,
@@ -246,12 +246,7 @@ async fn list(
 }
 
 /// `tenant set-time-zone NAME TZ` (and `tenant add --time-zone`).
-pub async fn set_time_zone(
-    s: &dyn Store,
-    tenant: &str,
-    time_zone: &str,
-    by: &str,
-) -> Result<String> {
+pub async fn set_time_zone(s: &Service, tenant: &str, time_zone: &str, by: &str) -> Result<String> {
     let (_, canonical) = super::time_zone(time_zone).map_err(Error::InvalidArgument)?;
     let id = tenant_id(s, tenant).await?;
     s.set_tenant_time_zone(&operator(by), &id, &canonical, now_millis())
@@ -262,7 +257,7 @@ pub async fn set_time_zone(
 /// `tenant set-time-zone NAME TZ`.
 pub async fn tenant_set_time_zone(cfg: &Config, tenant: &str, time_zone: &str) -> Result<()> {
     let s = store(cfg).await?;
-    let tz = set_time_zone(s.as_ref(), tenant, time_zone, &whoami()).await?;
+    let tz = set_time_zone(&s, tenant, time_zone, &whoami()).await?;
     println!("tenant {tenant:?} now uses time zone {tz}");
     Ok(())
 }

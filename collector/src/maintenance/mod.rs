@@ -5,14 +5,17 @@
 //! duration in the tenant's time zone, see [`schedule`]); a silence is an
 //! ad-hoc `now..now + duration` with a reason. Each is scoped to its tenant
 //! and optionally narrowed to a site, a host (agent id) and a check kind.
-//! This file and [`schedule`] are pure: the store loads windows and asks
-//! [`Holds::until`]. [`request`] turns API/CLI input into a validated
+//! This file and [`schedule`] are pure: the engine loads windows and asks
+//! [`Holds::until`]; `windows` stores them (audited) through the storage. [`request`] turns API/CLI input into a validated
 //! [`NewWindow`] (resolving tenant and host through the store); [`cli`] is
 //! the `maintenance` / `silence` commands.
 
 pub mod cli;
 pub mod request;
 pub mod schedule;
+mod windows;
+
+pub use windows::{ActiveWindows, RETENTION_MS};
 
 use jiff::tz::TimeZone;
 use serde::Serialize;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::schedule::{self, Weekly};
 use super::{Kind, NewWindow, Schedule, Target, Window};
 use crate::domain::{ApiCaller, Millis, Scope, Tenant};
-use crate::store::Store;
+use crate::tickets::Service;
 use crate::{Error, Result};
 
 /// Longest one-off window or silence.
@@ -66,7 +66,7 @@ pub struct SilenceRequest {
 
 /// Validates and stores a planned window.
 pub async fn create_window(
-    store: &dyn Store,
+    store: &Service,
     caller: &ApiCaller,
     req: WindowRequest,
     now: Millis,
@@ -130,7 +130,7 @@ pub async fn create_window(
 
 /// Validates and stores a silence starting `now`.
 pub async fn create_silence(
-    store: &dyn Store,
+    store: &Service,
     caller: &ApiCaller,
     req: SilenceRequest,
     now: Millis,
@@ -178,7 +178,7 @@ fn invalid(m: &str) -> Error {
 /// The tenant (by name or id, within the caller's scope) and the target,
 /// for a caller allowed to write.
 async fn resolve(
-    store: &dyn Store,
+    store: &Service,
     caller: &ApiCaller,
     tenant: Option<&str>,
     site: Option<String>,
@@ -186,7 +186,7 @@ async fn resolve(
     check: Option<String>,
 ) -> Result<(Tenant, Target)> {
     caller.require_write()?;
-    let tenants = store.list_tenants(&caller.scope).await?;
+    let tenants = store.store().list_tenants(&caller.scope).await?;
     let tenant = match (tenant.map(str::trim), &caller.scope) {
         (Some(t), _) => tenants
             .into_iter()

@@ -12,8 +12,11 @@
 //! per ticket, with retries and backoff, each attempt carrying the same
 //! idempotency key, so a receiver sees every event exactly once.
 
+mod enqueue;
 pub mod outbox;
 pub mod webhook;
+
+pub use enqueue::enqueue;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -19,14 +19,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::{Notification, Outcome, Sink, SinkContext, SinkSettings, SinksConfig};
-use crate::domain::{Millis, Scope, now_millis, rfc3339};
-use crate::store::Store;
+use crate::domain::{Millis, Scope, now_millis};
+use crate::store::Storage;
 use crate::{Error, Result};
 
 /// How often an idle sink looks for new rows (the latency a receiver sees
@@ -37,89 +36,11 @@ const BATCH: u32 = 100;
 /// Finished deliveries of resolved tickets are kept this long.
 const KEEP_FINISHED_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Where an outbox row stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboxState {
-    Pending,
-    Delivered,
-    Failed,
-}
+pub use crate::store::{Attempt, OutboxEntry, OutboxItem, OutboxState};
 
-impl OutboxState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxState::Pending => "pending",
-            OutboxState::Delivered => "delivered",
-            OutboxState::Failed => "failed",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(OutboxState::Pending),
-            "delivered" => Some(OutboxState::Delivered),
-            "failed" => Some(OutboxState::Failed),
-            _ => None,
-        }
-    }
-}
-
-/// A due delivery, as the loop gets it from the store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxItem {
-    pub id: i64,
-    /// Idempotency key: the same for every attempt.
-    pub key: String,
-    pub sink: String,
-    pub ticket_id: i64,
-    pub attempts: u32,
-    pub created_at: Millis,
-    /// The frozen [`Notification`], JSON.
-    pub payload: String,
-}
-
-impl OutboxItem {
-    pub fn notification(&self) -> std::result::Result<Notification, serde_json::Error> {
-        serde_json::from_str(&self.payload)
-    }
-}
-
-/// What became of one attempt, as the store records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    Delivered,
-    Retry {
-        error: String,
-        next_attempt_at: Millis,
-    },
-    Failed {
-        error: String,
-    },
-}
-
-/// One outbox row, for the API (`GET /api/v1/outbox`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub key: String,
-    pub sink: String,
-    pub tenant_id: String,
-    pub ticket_id: i64,
-    pub event_id: i64,
-    pub event: String,
-    pub status: String,
-    pub state: OutboxState,
-    pub attempts: u32,
-    #[serde(with = "rfc3339")]
-    pub created_at: Millis,
-    /// Set while pending.
-    #[serde(with = "rfc3339::option")]
-    pub next_attempt_at: Option<Millis>,
-    #[serde(with = "rfc3339::option")]
-    pub last_attempt_at: Option<Millis>,
-    #[serde(with = "rfc3339::option")]
-    pub delivered_at: Option<Millis>,
-    pub last_error: Option<String>,
+/// The frozen [`Notification`] of an outbox row.
+pub fn notification(item: &OutboxItem) -> std::result::Result<Notification, serde_json::Error> {
+    serde_json::from_str(&item.payload)
 }
 
 /// The delay before retry number `attempts + 1`: `initial · 2^attempts`,
@@ -143,7 +64,7 @@ struct Running {
 /// starts delivering. The returned task ends after `stop` turns true (the
 /// attempt in flight finishes first, so no answer is lost).
 pub async fn start(
-    store: Arc<dyn Store>,
+    svc: &crate::tickets::Service,
     sinks: &SinksConfig,
     ctx: &SinkContext,
     stop: watch::Receiver<bool>,
@@ -162,7 +83,8 @@ pub async fn start(
         });
     }
     let routes: Vec<_> = running.iter().map(|r| r.settings.route(r.kind)).collect();
-    store.set_sink_routes(&routes).await?;
+    svc.set_sink_routes(&routes).await?;
+    let store = svc.store().clone();
     warn_about_unknown_tenants(store.as_ref(), &running).await?;
 
     let mut tasks = JoinSet::new();
@@ -200,7 +122,7 @@ pub async fn start(
     }))
 }
 
-async fn warn_about_unknown_tenants(store: &dyn Store, running: &[Running]) -> Result<()> {
+async fn warn_about_unknown_tenants(store: &dyn Storage, running: &[Running]) -> Result<()> {
     let tenants = store.list_tenants(&Scope::All).await?;
     for r in running {
         for t in &r.settings.tenants {
@@ -270,7 +192,7 @@ impl RetryPolicy {
 /// or a sweep changed tickets), so a healthy sink delivers at once instead
 /// of at its next poll.
 async fn run_sink(
-    store: Arc<dyn Store>,
+    store: Arc<dyn Storage>,
     r: Running,
     mut stop: watch::Receiver<bool>,
     mut wake: watch::Receiver<u64>,
@@ -377,7 +299,7 @@ fn log_attempt(sink: &str, item: &OutboxItem, record: &Attempt, now: Millis) {
 
 /// One attempt; a payload that no longer parses is a permanent failure.
 async fn attempt(sink: &dyn Sink, item: &OutboxItem) -> Outcome {
-    match item.notification() {
+    match notification(&item) {
         Ok(n) => sink.deliver(&n, &item.key).await,
         Err(e) => Outcome::Permanent(format!("unreadable outbox payload: {e}")),
     }

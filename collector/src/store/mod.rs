@@ -1,240 +1,408 @@
-//! The store: every piece of collector state, tenant-scoped.
+//! Storage: queries and row mapping, per backend, behind small traits split
+//! by concern. Nothing here decides: policy, thresholds, grouping and time
+//! arithmetic live above (`tickets`, `maintenance`, `sinks`), written once
+//! against these traits.
 //!
-//! [`Store`] is the only way the rest of the collector touches data. Reads
-//! take a [`Scope`], writes take the tenant they belong to, and every table
-//! carries a tenant column. [`sqlite::SqliteStore`] is the embedded default;
-//! a PostgreSQL backend implements the same trait and must pass the same
-//! conformance suite (`store/conformance.rs`).
+//! - [`Storage`] is a backend's pool: reads and single-statement writes, plus
+//!   [`Storage::begin`] for a [`WriteTx`].
+//! - [`WriteTx`] is one write transaction; every change a decision makes in
+//!   it commits together or not at all.
+//! - Concurrency is part of the contract: [`AgentTx::agent_for_update`] and
+//!   [`ProblemTx::problem_for_update`] take row locks on PostgreSQL (no-ops
+//!   under SQLite's single writer), and [`WriteTx::try_sweeper_lease`] lets
+//!   one collector of several run the sweep. Conditional updates
+//!   (`… WHERE tier = $n AND state = 'open'`) keep the decisions correct
+//!   with several replicas.
+//!
+//! The SQL both backends share is in `sql/` (written with `$n` parameters,
+//! which SQLite reads too) and included by each backend, so a query exists
+//! once; a backend adds only its connection, migrations and dialect bits.
 
+pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
-#[cfg(test)]
-mod conformance;
-#[cfg(test)]
-mod conformance_limits;
-#[cfg(test)]
-mod conformance_maintenance;
-#[cfg(test)]
-mod conformance_outbox;
-#[cfg(test)]
-mod conformance_renewal;
-#[cfg(test)]
-mod conformance_tenants;
-#[cfg(test)]
-mod conformance_tokens;
+mod url;
+
+pub use rows::*;
+pub use url::{StoreUrl, open};
 
 use async_trait::async_trait;
 
 use crate::Result;
 use crate::domain::{
-    ActionOutcome, Agent, AgentAuth, AgentDetail, ApiCaller, ApplyOutcome, AuditEntry, HostFacts,
-    Millis, NewAgent, NewApiKey, NewEnrollmentToken, Report, Scope, SweepOutcome, Tenant,
-    TenantKpis, Ticket, TicketAction, TicketDetail, TicketState, TokenGrant,
+    Agent, AgentAuth, AgentDetail, ApiCaller, AuditEntry, EnrollmentToken, Millis, NewAgent,
+    NewApiKey, NewEnrollmentToken, Scope, Tenant, Ticket, TicketDetail, TicketState,
 };
 
-/// Every operation on collector state.
+/// A storage backend: its pool, every read, and write transactions.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // --- tenants ---
+pub trait Storage:
+    TenantStore
+    + AgentStore
+    + TicketStore
+    + TokenStore
+    + KeyStore
+    + OutboxStore
+    + MaintenanceStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
+{
+    /// Starts a write transaction.
+    async fn begin(&self) -> Result<Box<dyn WriteTx>>;
+    /// Cheap liveness probe for `/healthz`.
+    async fn ping(&self) -> Result<()>;
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
+
+// === pool-level traits, by concern ===
+
+#[async_trait]
+pub trait TenantStore {
     /// Creates a tenant; a duplicate name is `Error::Conflict`.
     async fn create_tenant(&self, name: &str) -> Result<Tenant>;
     async fn list_tenants(&self, scope: &Scope) -> Result<Vec<Tenant>>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+}
 
-    // --- enrollment ---
-    async fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<()>;
-    /// Whether a token may enroll right now: `Unauthenticated` when unknown
-    /// or expired, `PermissionDenied` when used up. Consumes nothing.
-    async fn check_enrollment_token(&self, token_hash: &str, now: Millis) -> Result<TokenGrant>;
-    /// Consumes one use of the token and creates the agent, atomically; the
-    /// same refusals as [`Store::check_enrollment_token`] leave nothing behind.
-    async fn enroll_agent(&self, token_hash: &str, now: Millis, agent: &NewAgent) -> Result<()>;
-    /// Enrollment tokens (never their secrets), newest first, scoped.
-    async fn list_enrollment_tokens(
-        &self,
-        scope: &Scope,
-    ) -> Result<Vec<crate::domain::EnrollmentToken>>;
-    /// Revokes a token (refused from now on) and audits it; viewers are
-    /// refused, another tenant's token is `NotFound`, a second revoke is
-    /// `Conflict`.
-    async fn revoke_enrollment_token(
-        &self,
-        caller: &ApiCaller,
-        id: &str,
-        now: Millis,
-    ) -> Result<crate::domain::EnrollmentToken>;
-    /// Writes an enrollment outcome to the audit log; the tenant is the
-    /// token's when `token_hash` names a known token, else none.
-    async fn audit_enrollment(
-        &self,
-        token_hash: &str,
-        now: Millis,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: &str,
-    ) -> Result<()>;
-
-    // --- agents ---
+#[async_trait]
+pub trait AgentStore {
     /// Identity facts for the session handshake (not tenant-scoped: the
     /// caller compares the tenant with the one in the peer certificate).
     async fn agent_auth(&self, agent_id: &str) -> Result<Option<AgentAuth>>;
-    /// Records a renewed client certificate: the agent's `cert_not_after`
-    /// and an `agent.renewed` audit entry, together. A revoked or unknown
-    /// agent is `PermissionDenied` and nothing is written.
-    async fn renew_agent_cert(
-        &self,
-        tenant_id: &str,
-        agent_id: &str,
-        cert_not_after: Millis,
-        now: Millis,
-        actor: &str,
-    ) -> Result<()>;
-    /// Records a new session (hello): facts, boot id, heartbeat interval,
-    /// online; resolves the agent's liveness ticket if it had one.
-    /// `clock_offset_ms` is `now` minus the agent's clock at hello (`None`:
-    /// the agent does not say); it is stored, shown as the agent's
-    /// `clock_offset_ms`/`clock_skewed` and logged when beyond the
-    /// tolerance. No ticket decision uses it.
-    #[allow(clippy::too_many_arguments)]
-    async fn start_session(
-        &self,
-        tenant_id: &str,
-        agent_id: &str,
-        boot_id: &str,
-        facts: &HostFacts,
-        interval_secs: u32,
-        clock_offset_ms: Option<i64>,
-        now: Millis,
-    ) -> Result<()>;
-    /// Records the end of a session: `clean` = the agent said goodbye.
-    async fn end_session(
-        &self,
-        tenant_id: &str,
-        agent_id: &str,
-        clean: bool,
-        now: Millis,
-    ) -> Result<()>;
+    /// Agents in scope; `clock_skewed` is left false (the caller knows the
+    /// tolerance).
     async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>>;
     async fn get_agent(&self, scope: &Scope, agent_id: &str) -> Result<Option<AgentDetail>>;
+    /// Agents revoked at or after `since` (for closing their open sessions).
+    async fn revoked_since(&self, since: Millis) -> Result<Vec<String>>;
+    /// Forgets delivery records older than `before` (dedup window).
+    async fn prune_delivered(&self, before: Millis) -> Result<u64>;
+}
 
-    // --- reports and tickets ---
-    /// Commits one report: deduplicates by (agent, boot_id, seq), stores
-    /// check states and the snapshot, and opens/updates/resolves tickets —
-    /// all in one transaction. Only after this returns may the report be
-    /// acknowledged.
-    async fn apply_report(
-        &self,
-        tenant_id: &str,
-        agent_id: &str,
-        report: &Report,
-        now: Millis,
-    ) -> Result<ApplyOutcome>;
+#[async_trait]
+pub trait TicketStore {
     async fn list_tickets(&self, scope: &Scope, state: Option<TicketState>) -> Result<Vec<Ticket>>;
     async fn get_ticket(&self, scope: &Scope, id: i64) -> Result<Option<TicketDetail>>;
+    /// Tickets in scope opened in `[from, to)`, for KPIs.
+    async fn kpi_rows(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<KpiRow>>;
+}
 
-    // --- operators ---
+#[async_trait]
+pub trait TokenStore {
+    async fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<()>;
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>>;
+    /// Consumes one use of the token and creates the agent, atomically, if
+    /// the token is unrevoked, unexpired at `now` and has uses left;
+    /// `false` (nothing written) otherwise.
+    async fn enroll_agent(&self, token_hash: &str, now: Millis, agent: &NewAgent) -> Result<bool>;
+    /// Enrollment tokens (never their secrets), newest first, scoped.
+    async fn list_enrollment_tokens(&self, scope: &Scope) -> Result<Vec<EnrollmentToken>>;
+}
+
+#[async_trait]
+pub trait KeyStore {
     async fn create_api_key(&self, key: &NewApiKey) -> Result<()>;
     /// Who an API key belongs to and what it may see, if the key exists.
     async fn api_caller(&self, key_hash: &str) -> Result<Option<ApiCaller>>;
-    /// An operator action on a ticket, audited.
-    async fn ticket_action(
-        &self,
-        caller: &ApiCaller,
-        id: i64,
-        action: &TicketAction,
-        now: Millis,
-    ) -> Result<ActionOutcome>;
-    /// Revokes an agent: refused at its next handshake and report; its open
-    /// sessions are closed by the process that serves them. Audited.
-    async fn revoke_agent(&self, caller: &ApiCaller, agent_id: &str, now: Millis) -> Result<Agent>;
-    /// Agents revoked at or after `since` (for closing their open sessions).
-    async fn revoked_since(&self, since: Millis) -> Result<Vec<String>>;
-    /// KPIs per tenant in scope, for tickets opened in `[from, to)`.
-    async fn kpis(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<TenantKpis>>;
-    /// Writes one audit entry (changes not made through another audited
-    /// operation, e.g. a suspected cloned machine).
-    async fn record_audit(
-        &self,
-        tenant_id: Option<&str>,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: &str,
-        now: Millis,
-    ) -> Result<()>;
-    /// Newest audit entries first.
-    async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>>;
+}
 
-    // --- the engine's clock ---
-    /// Marks overdue agents, runs time-based ticket decisions and
-    /// escalations due at `now`. Idempotent for the same `now`.
-    async fn sweep(&self, now: Millis) -> Result<SweepOutcome>;
-
-    // --- maintenance windows and silences (crate::maintenance) ---
-    /// Sets a tenant's IANA time zone (validated by the caller), audited.
-    async fn set_tenant_time_zone(
-        &self,
-        caller: &ApiCaller,
-        tenant_id: &str,
-        time_zone: &str,
-        now: Millis,
-    ) -> Result<()>;
-    /// Stores a validated window or silence, audited; refuses viewers and
-    /// (as not found) a tenant or host outside the caller's scope.
-    async fn create_maintenance(
-        &self,
-        caller: &ApiCaller,
-        window: &crate::maintenance::NewWindow,
-        now: Millis,
-    ) -> Result<crate::maintenance::Window>;
-    /// Windows of `kinds` in scope, newest first (ended ones are kept 7 days).
-    async fn list_maintenance(
-        &self,
-        scope: &Scope,
-        kinds: &[crate::maintenance::Kind],
-    ) -> Result<Vec<crate::maintenance::Window>>;
-    /// Removes a window or silence of one of `kinds`, audited.
-    async fn delete_maintenance(
-        &self,
-        caller: &ApiCaller,
-        id: i64,
-        kinds: &[crate::maintenance::Kind],
-        now: Millis,
-    ) -> Result<crate::maintenance::Window>;
-
-    // --- ticket sinks: the outbox (rows are written by the ticket changes) ---
-    /// Replaces the configured sinks' routes. Every later ticket event that
-    /// notifies is filed, in its own transaction, for each matching sink.
-    async fn set_sink_routes(&self, routes: &[crate::sinks::SinkRoute]) -> Result<()>;
+#[async_trait]
+pub trait OutboxStore {
     /// Pending deliveries of `sink` due at `now`, oldest first, at most one
     /// per ticket (its oldest pending one), so a ticket's events leave in order.
-    async fn outbox_due(
-        &self,
-        sink: &str,
-        now: Millis,
-        limit: u32,
-    ) -> Result<Vec<crate::sinks::outbox::OutboxItem>>;
+    async fn outbox_due(&self, sink: &str, now: Millis, limit: u32) -> Result<Vec<OutboxItem>>;
     /// Records one delivery attempt of a pending row (attempts + 1).
-    async fn outbox_attempted(
-        &self,
-        id: i64,
-        attempt: &crate::sinks::outbox::Attempt,
-        now: Millis,
-    ) -> Result<()>;
+    async fn outbox_attempted(&self, id: i64, attempt: &Attempt, now: Millis) -> Result<()>;
     /// Outbox rows in scope, newest first.
     async fn list_outbox(
         &self,
         scope: &Scope,
-        state: Option<crate::sinks::outbox::OutboxState>,
+        state: Option<OutboxState>,
         limit: u32,
-    ) -> Result<Vec<crate::sinks::outbox::OutboxEntry>>;
+    ) -> Result<Vec<OutboxEntry>>;
     /// Forgets finished deliveries older than `before` of resolved tickets.
     async fn prune_outbox(&self, before: Millis) -> Result<u64>;
+    /// Pending rows per sink name.
+    async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>>;
+}
 
-    // --- housekeeping ---
-    /// Forgets delivery records older than `before` (dedup window).
-    async fn prune_delivered(&self, before: Millis) -> Result<u64>;
-    /// Cheap liveness probe for `/healthz`.
-    async fn ping(&self) -> Result<()>;
+#[async_trait]
+pub trait MaintenanceStore {
+    /// Windows and silences in scope, newest first.
+    async fn list_windows(&self, scope: &Scope) -> Result<Vec<WindowRow>>;
+}
+
+#[async_trait]
+pub trait AuditStore {
+    /// Appends one audit entry outside any other change.
+    async fn record_audit(&self, entry: Audit<'_>) -> Result<()>;
+    /// Appends an enrollment outcome; the tenant is the token's when
+    /// `token_hash` names a known token, else none.
+    async fn audit_enrollment(&self, token_hash: &str, entry: Audit<'_>) -> Result<()>;
+    /// Newest audit entries first.
+    async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>>;
+}
+
+// === the write transaction, by concern ===
+
+/// One write transaction. Dropping it without [`WriteTx::commit`] rolls
+/// everything back.
+#[async_trait]
+pub trait WriteTx:
+    AgentTx + ProblemTx + TicketTx + GroupingTx + OutboxTx + MaintenanceTx + AuditTx + Send
+{
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Whether this transaction holds the sweeper lease (released at its
+    /// end): on PostgreSQL an advisory lock, so one replica sweeps at a
+    /// time; always true under SQLite's single writer.
+    async fn try_sweeper_lease(&mut self) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait AgentTx {
+    /// The agent and its tenant's name, locked for this transaction on
+    /// PostgreSQL (every decision about one agent's problems runs under it).
+    async fn agent_for_update(
+        &mut self,
+        tenant_id: &str,
+        agent_id: &str,
+    ) -> Result<Option<AgentRow>>;
+    /// Records a session start: facts, boot id, interval, online.
+    async fn start_session(
+        &mut self,
+        tenant_id: &str,
+        agent_id: &str,
+        session: &SessionRow<'_>,
+        now: Millis,
+    ) -> Result<()>;
+    /// Sets `status` and `last_seen_at = max(last_seen_at, now)` unless
+    /// the agent is already offline.
+    async fn end_session(
+        &mut self,
+        tenant_id: &str,
+        agent_id: &str,
+        status: &str,
+        now: Millis,
+    ) -> Result<()>;
+    /// Records a report: last seen, online, and the snapshot if any.
+    async fn touch_agent(
+        &mut self,
+        tenant_id: &str,
+        agent_id: &str,
+        snapshot: Option<&str>,
+        now: Millis,
+    ) -> Result<()>;
+    /// Records `(agent, boot_id, seq)` as delivered; `false` if it was already.
+    async fn record_delivery(
+        &mut self,
+        tenant_id: &str,
+        agent_id: &str,
+        boot_id: &str,
+        seq: i64,
+        now: Millis,
+    ) -> Result<bool>;
+    async fn set_overdue(
+        &mut self,
+        tenant_id: &str,
+        agent_id: &str,
+        overdue_since: Option<Millis>,
+    ) -> Result<()>;
+    /// Online or disconnected, unrevoked agents not yet overdue whose
+    /// `last_seen_at + interval_secs · intervals` is before `now`.
+    async fn overdue_candidates(
+        &mut self,
+        intervals: i64,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<OverdueAgent>>;
+    /// The agent's and its tenant's series counts (kept by the database).
+    async fn series_counts(&mut self, tenant_id: &str, agent_id: &str) -> Result<(i64, i64)>;
+    /// The tenant of `agent_id` if it is in `scope`.
+    async fn agent_tenant(&mut self, scope: &Scope, agent_id: &str) -> Result<Option<String>>;
+    /// Marks the agent revoked at `now`; `false` if it already was.
+    async fn revoke_agent(&mut self, agent_id: &str, now: Millis) -> Result<bool>;
+    /// Sets a renewed certificate's expiry; `false` if the agent is unknown
+    /// or revoked.
+    async fn set_cert_not_after(
+        &mut self,
+        tenant_id: &str,
+        agent_id: &str,
+        not_after: Millis,
+    ) -> Result<bool>;
+    async fn tenant_name(&mut self, tenant_id: &str) -> Result<Option<String>>;
+    async fn tenant_id(&mut self, name: &str) -> Result<Option<String>>;
+    /// Sets a tenant's time zone; `false` if there is no such tenant.
+    async fn set_time_zone(&mut self, tenant_id: &str, time_zone: &str) -> Result<bool>;
+    /// The tenant of enrollment token `id` if it is in `scope`.
+    async fn token_tenant(&mut self, scope: &Scope, id: &str) -> Result<Option<String>>;
+    /// Marks the token revoked; `false` if it already was.
+    async fn revoke_token(&mut self, id: &str, now: Millis) -> Result<bool>;
+    async fn token(&mut self, id: &str) -> Result<EnrollmentToken>;
+}
+
+#[async_trait]
+pub trait ProblemTx {
+    /// A problem by fingerprint, locked for this transaction on PostgreSQL.
+    async fn problem_for_update(
+        &mut self,
+        tenant_id: &str,
+        fingerprint: &str,
+    ) -> Result<Option<StoredProblem>>;
+    async fn save_problem(&mut self, p: &SaveProblem<'_>) -> Result<()>;
+    async fn delete_problem(&mut self, tenant_id: &str, fingerprint: &str) -> Result<()>;
+    /// Deletes every problem of an agent (revoked: nothing more to decide).
+    async fn delete_agent_problems(&mut self, tenant_id: &str, agent_id: &str) -> Result<()>;
+    /// Problems waiting for time to pass, at most `limit`.
+    async fn waiting_problems(&mut self, limit: i64) -> Result<Vec<WaitingProblem>>;
+    /// When the stored state of a check was observed, if there is one.
+    async fn check_observed_at(
+        &mut self,
+        agent_id: &str,
+        check: &str,
+        item: &str,
+    ) -> Result<Option<Millis>>;
+    async fn upsert_check_state(&mut self, s: &CheckStateWrite<'_>) -> Result<()>;
+    /// Check states of the agent not updated since `before`.
+    async fn stale_checks(&mut self, agent_id: &str, before: Millis) -> Result<Vec<StaleCheck>>;
+    async fn delete_check_state(&mut self, agent_id: &str, check: &str, item: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait TicketTx {
+    async fn insert_ticket(&mut self, t: &NewTicket<'_>) -> Result<i64>;
+    /// Resolves an open ticket; `false` if it was not open.
+    async fn resolve_ticket(&mut self, id: i64, by: &str, now: Millis) -> Result<bool>;
+    async fn reopen_ticket(
+        &mut self,
+        id: i64,
+        severity: &str,
+        summary: &str,
+        now: Millis,
+    ) -> Result<()>;
+    async fn update_ticket(
+        &mut self,
+        id: i64,
+        severity: &str,
+        summary: &str,
+        priority: &str,
+        now: Millis,
+    ) -> Result<()>;
+    async fn set_flapping(&mut self, id: i64, flapping: bool, now: Millis) -> Result<()>;
+    /// Sets the summary; `false` if it was already that.
+    async fn set_summary(&mut self, id: i64, summary: &str, now: Millis) -> Result<bool>;
+    async fn set_parent(&mut self, id: i64, parent: i64, now: Millis) -> Result<()>;
+    /// A ticket in scope, locked for this transaction on PostgreSQL.
+    async fn ticket_for_update(&mut self, scope: &Scope, id: i64) -> Result<Option<Ticket>>;
+    /// A ticket with its tenant's name.
+    async fn ticket_with_tenant(&mut self, id: i64) -> Result<(Ticket, String)>;
+    /// The open ticket of a fingerprint, if any.
+    async fn open_ticket(&mut self, tenant_id: &str, fingerprint: &str) -> Result<Option<i64>>;
+    async fn acknowledge(&mut self, id: i64, by: &str, now: Millis) -> Result<()>;
+    async fn assign(&mut self, id: i64, who: &str, now: Millis) -> Result<()>;
+    /// One tier up from `tier` if still open, unacknowledged and at `tier`;
+    /// records the acknowledgement breach. `false` if it changed meanwhile.
+    async fn escalate_unacknowledged(
+        &mut self,
+        id: i64,
+        tier: i64,
+        ack_due_at: Millis,
+        now: Millis,
+    ) -> Result<bool>;
+    /// One tier up by an operator; a fresh acknowledgement due time unless
+    /// it is acknowledged.
+    async fn escalate_by_hand(&mut self, id: i64, ack_due_at: Millis, now: Millis) -> Result<()>;
+    /// Records the acknowledgement breach at the top tier: no timer left.
+    async fn close_ack_timer(&mut self, id: i64) -> Result<()>;
+    async fn mark_resolve_breached(&mut self, id: i64) -> Result<()>;
+    /// Moves an open, unacknowledged ticket's due time to `due` if it was
+    /// due by `now`; `false` otherwise.
+    async fn defer_ack_due(&mut self, id: i64, due: Millis, now: Millis) -> Result<bool>;
+    /// Open unacknowledged tickets due by `now` whose open group parent
+    /// does not carry the SLA for them.
+    async fn due_escalations(&mut self, now: Millis, limit: i64) -> Result<Vec<DueEscalation>>;
+    /// Open tickets past their resolve time, breach not yet recorded.
+    async fn late_tickets(&mut self, now: Millis, limit: i64) -> Result<Vec<LateTicket>>;
+    /// Appends a timeline event; its id.
+    async fn add_event(&mut self, e: &NewEvent<'_>) -> Result<i64>;
+}
+
+/// Queries of site outage and same-check grouping.
+#[async_trait]
+pub trait GroupingTx {
+    /// Sites with overdue hosts or an open site ticket (`site_fingerprint`
+    /// is the prefix of a site ticket's fingerprint, e.g. `site/`).
+    async fn site_counts(&mut self, site_prefix: &str) -> Result<Vec<SiteCount>>;
+    async fn overdue_hostnames(
+        &mut self,
+        tenant_id: &str,
+        site: &str,
+        limit: i64,
+    ) -> Result<Vec<String>>;
+    async fn earliest_overdue(&mut self, tenant_id: &str, site: &str) -> Result<Option<Millis>>;
+    /// Links the site's open, unlinked liveness tickets to `parent`.
+    async fn link_site_liveness(&mut self, tenant_id: &str, site: &str, parent: i64) -> Result<()>;
+    /// Check kinds + items failing on at least `min_hosts` hosts in
+    /// tickets opened since `since` and in no open group, and open groups
+    /// an open ticket has not joined yet.
+    async fn group_candidates(
+        &mut self,
+        tenant_id: &str,
+        since: Millis,
+        min_hosts: i64,
+    ) -> Result<Vec<(String, String)>>;
+    async fn group_members(
+        &mut self,
+        tenant_id: &str,
+        check: &str,
+        item: &str,
+    ) -> Result<Vec<GroupMember>>;
+    /// Distinct hosts of the parent's check tickets.
+    async fn group_hosts(&mut self, parent: i64) -> Result<Vec<String>>;
+    async fn ticket_severity(&mut self, id: i64) -> Result<String>;
+    /// Open group parents none of whose members is open: (id, tenant).
+    async fn finished_groups(&mut self) -> Result<Vec<(i64, String)>>;
+}
+
+#[async_trait]
+pub trait OutboxTx {
+    /// Sinks that already have a row for the ticket.
+    async fn sinks_told(&mut self, ticket_id: i64) -> Result<Vec<String>>;
+    async fn insert_outbox(&mut self, row: &NewOutboxRow<'_>) -> Result<()>;
+}
+
+#[async_trait]
+pub trait MaintenanceTx {
+    /// Windows of the tenant that can cover an agent of `site`.
+    async fn windows_for_agent(
+        &mut self,
+        tenant_id: &str,
+        site: &str,
+        agent_id: &str,
+    ) -> Result<Vec<WindowRow>>;
+    /// Every weekly window, and one-off windows covering `now`.
+    async fn active_windows(&mut self, now: Millis) -> Result<Vec<WindowRow>>;
+    async fn insert_window(&mut self, w: &NewWindowRow<'_>) -> Result<i64>;
+    async fn window(&mut self, scope: &Scope, id: i64) -> Result<Option<WindowRow>>;
+    async fn delete_window(&mut self, tenant_id: &str, id: i64) -> Result<()>;
+    /// Deletes one-off windows and silences that ended before `before`.
+    async fn prune_windows(&mut self, before: Millis) -> Result<()>;
+    /// Whether the tenant has this agent.
+    async fn agent_exists(&mut self, tenant_id: &str, agent_id: &str) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait AuditTx {
+    async fn insert_audit(&mut self, entry: Audit<'_>) -> Result<()>;
+}
+
+/// The tenant a scope narrows to (`None`: all).
+pub(crate) fn scope_tenant(scope: &Scope) -> Option<&str> {
+    match scope {
+        Scope::All => None,
+        Scope::Tenant(t) => Some(t.as_str()),
+    }
 }

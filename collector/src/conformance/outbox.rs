@@ -3,13 +3,14 @@
 //! ticket, retried with the same key. Run for every backend through
 //! `store_conformance!` in `conformance.rs`.
 
-use std::sync::Arc;
-
-use super::Store;
-use super::conformance::{NOW, changes, disk, tenant_with_agent};
-use crate::domain::{ApiCaller, CheckState, Millis, Scope, TicketAction};
+use super::{NOW, changes, disk, tenant_with_agent};
+use crate::domain::{
+    ApiCaller, CheckState, Millis, Report, ReportPayload, Scope, TicketAction, TicketState,
+};
 use crate::sinks::outbox::{Attempt, OutboxItem, OutboxState};
 use crate::sinks::{Notification, SinkRoute, Status};
+use crate::store::sqlite::SqliteStore;
+use crate::tickets::Service;
 
 fn route(name: &str, tenants: &[&str], tiers: &[u8]) -> SinkRoute {
     SinkRoute {
@@ -29,21 +30,21 @@ fn admin() -> ApiCaller {
 }
 
 fn n(item: &OutboxItem) -> Notification {
-    item.notification().expect("payload parses")
+    crate::sinks::outbox::notification(item).expect("payload parses")
 }
 
 /// Every pending row of `sink`, delivering each head as it comes, so the
 /// whole queue is read in the order the loop would send it.
-async fn drain(store: &dyn Store, sink: &str, now: Millis) -> Vec<Notification> {
+async fn drain(svc: &Service, sink: &str, now: Millis) -> Vec<Notification> {
     let mut out = Vec::new();
     loop {
-        let due = store.outbox_due(sink, now, 100).await.expect("due");
+        let due = svc.store().outbox_due(sink, now, 100).await.expect("due");
         if due.is_empty() {
             return out;
         }
         for item in due {
             out.push(n(&item));
-            store
+            svc.store()
                 .outbox_attempted(item.id, &Attempt::Delivered, now)
                 .await
                 .expect("record");
@@ -51,51 +52,51 @@ async fn drain(store: &dyn Store, sink: &str, now: Millis) -> Vec<Notification> 
     }
 }
 
-pub async fn outbox_rows_are_written_with_the_ticket_change(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+pub async fn outbox_rows_are_written_with_the_ticket_change(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
     // No sink configured: ticket changes leave no rows behind.
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(1, NOW, vec![disk(CheckState::Warn, 85.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
+    svc.apply_report(
+        &tenant,
+        "a1",
+        &changes(1, NOW, vec![disk(CheckState::Warn, 85.0)]),
+        NOW,
+    )
+    .await
+    .expect("apply");
     assert!(
-        store
+        svc.store()
             .list_outbox(&Scope::All, None, 100)
             .await
             .expect("list")
             .is_empty()
     );
 
-    store
-        .set_sink_routes(&[route("hook", &[], &[])])
+    svc.set_sink_routes(&[route("hook", &[], &[])])
         .await
         .expect("routes");
     // Severity change: `updated` → firing, frozen as the ticket was then.
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(2, NOW + 10, vec![disk(CheckState::Crit, 97.0)]),
-            NOW + 10,
-        )
-        .await
-        .expect("apply");
+    svc.apply_report(
+        &tenant,
+        "a1",
+        &changes(2, NOW + 10, vec![disk(CheckState::Crit, 97.0)]),
+        NOW + 10,
+    )
+    .await
+    .expect("apply");
     // A duplicate report changes nothing, so it notifies nothing.
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(2, NOW + 10, vec![disk(CheckState::Crit, 97.0)]),
-            NOW + 10,
-        )
+    svc.apply_report(
+        &tenant,
+        "a1",
+        &changes(2, NOW + 10, vec![disk(CheckState::Crit, 97.0)]),
+        NOW + 10,
+    )
+    .await
+    .expect("dup");
+    let due = svc
+        .store()
+        .outbox_due("hook", NOW + 10, 100)
         .await
-        .expect("dup");
-    let due = store.outbox_due("hook", NOW + 10, 100).await.expect("due");
+        .expect("due");
     assert_eq!(due.len(), 1, "{due:?}");
     let first = n(&due[0]);
     assert_eq!(first.status, Status::Firing);
@@ -117,7 +118,7 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(store: Arc<dyn Store
     assert_eq!(due[0].created_at, NOW + 10);
     // Not due before its time.
     assert!(
-        store
+        svc.store()
             .outbox_due("hook", NOW + 9, 100)
             .await
             .expect("due")
@@ -125,7 +126,7 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(store: Arc<dyn Store
     );
     // Another sink's queue is its own.
     assert!(
-        store
+        svc.store()
             .outbox_due("other", NOW + 10, 100)
             .await
             .expect("due")
@@ -134,35 +135,32 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(store: Arc<dyn Store
 
     // Acknowledge and recover: acknowledged, then resolved — the frozen
     // payloads say what the ticket was at each event.
-    store
-        .ticket_action(
-            &admin(),
-            first.ticket_id,
-            &TicketAction::Acknowledge,
-            NOW + 20,
-        )
-        .await
-        .expect("ack");
+    svc.ticket_action(
+        &admin(),
+        first.ticket_id,
+        &TicketAction::Acknowledge,
+        NOW + 20,
+    )
+    .await
+    .expect("ack");
     // Notes and assignments stay in the timeline.
-    store
-        .ticket_action(
-            &admin(),
-            first.ticket_id,
-            &TicketAction::Note("looking".into()),
-            NOW + 21,
-        )
-        .await
-        .expect("note");
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(3, NOW + 30, vec![disk(CheckState::Ok, 10.0)]),
-            NOW + 30,
-        )
-        .await
-        .expect("apply");
-    let all = drain(store.as_ref(), "hook", NOW + 30).await;
+    svc.ticket_action(
+        &admin(),
+        first.ticket_id,
+        &TicketAction::Note("looking".into()),
+        NOW + 21,
+    )
+    .await
+    .expect("note");
+    svc.apply_report(
+        &tenant,
+        "a1",
+        &changes(3, NOW + 30, vec![disk(CheckState::Ok, 10.0)]),
+        NOW + 30,
+    )
+    .await
+    .expect("apply");
+    let all = drain(&svc, "hook", NOW + 30).await;
     let seen: Vec<_> = all.iter().map(|n| (n.event.as_str(), n.status)).collect();
     assert_eq!(
         seen,
@@ -182,7 +180,8 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(store: Arc<dyn Store
         "event ids grow"
     );
     assert!(all.iter().all(|x| x.episode_key() == first.episode_key()));
-    let delivered = store
+    let delivered = svc
+        .store()
         .list_outbox(&Scope::All, Some(OutboxState::Delivered), 100)
         .await
         .expect("list");
@@ -194,67 +193,63 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(store: Arc<dyn Store
     );
 }
 
-pub async fn outbox_routes_by_tenant_and_tier(store: Arc<dyn Store>) {
-    let acme = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let globex = tenant_with_agent(store.as_ref(), "globex", "b1").await;
-    store
-        .set_sink_routes(&[
-            route("all", &[], &[]),
-            route("acme", &["acme"], &[]),
-            route("globex-by-id", &[globex.as_str()], &[]),
-            route("l1", &[], &[1]),
-            route("l2", &[], &[2]),
-        ])
-        .await
-        .expect("routes");
-    store
-        .apply_report(
-            &acme,
-            "a1",
-            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
-    store
-        .apply_report(
-            &globex,
-            "b1",
-            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
+pub async fn outbox_routes_by_tenant_and_tier(svc: Service) {
+    let acme = tenant_with_agent(&svc, "acme", "a1").await;
+    let globex = tenant_with_agent(&svc, "globex", "b1").await;
+    svc.set_sink_routes(&[
+        route("all", &[], &[]),
+        route("acme", &["acme"], &[]),
+        route("globex-by-id", &[globex.as_str()], &[]),
+        route("l1", &[], &[1]),
+        route("l2", &[], &[2]),
+    ])
+    .await
+    .expect("routes");
+    svc.apply_report(
+        &acme,
+        "a1",
+        &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+        NOW,
+    )
+    .await
+    .expect("apply");
+    svc.apply_report(
+        &globex,
+        "b1",
+        &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+        NOW,
+    )
+    .await
+    .expect("apply");
     let events = |sink: &'static str| {
-        let store = store.clone();
+        let svc = svc.clone();
         async move {
-            drain(store.as_ref(), sink, NOW + 100)
+            drain(&svc, sink, NOW + 100)
                 .await
                 .into_iter()
                 .map(|n| format!("{}:{}", n.tenant_name, n.event))
                 .collect::<Vec<_>>()
         }
     };
-    let acme_ticket = store
+    let acme_ticket = svc
+        .store()
         .list_tickets(&Scope::Tenant(acme.clone()), None)
         .await
         .expect("list")[0]
         .id;
     // Escalated to L2: L2's sink hears of it from now on; L1's sink, which
     // got the opening, keeps hearing until it resolves.
-    store
-        .ticket_action(&admin(), acme_ticket, &TicketAction::Escalate, NOW + 1)
+    svc.ticket_action(&admin(), acme_ticket, &TicketAction::Escalate, NOW + 1)
         .await
         .expect("escalate");
-    store
-        .apply_report(
-            &acme,
-            "a1",
-            &changes(2, NOW + 2, vec![disk(CheckState::Ok, 10.0)]),
-            NOW + 2,
-        )
-        .await
-        .expect("apply");
+    svc.apply_report(
+        &acme,
+        "a1",
+        &changes(2, NOW + 2, vec![disk(CheckState::Ok, 10.0)]),
+        NOW + 2,
+    )
+    .await
+    .expect("apply");
     assert_eq!(
         events("all").await,
         [
@@ -281,7 +276,8 @@ pub async fn outbox_routes_by_tenant_and_tier(store: Arc<dyn Store>) {
     assert_eq!(events("l2").await, ["acme:escalated", "acme:resolved"]);
 
     // Scoped reads: a tenant sees only its own rows.
-    let only_globex = store
+    let only_globex = svc
+        .store()
         .list_outbox(&Scope::Tenant(globex.clone()), None, 100)
         .await
         .expect("list");
@@ -289,30 +285,25 @@ pub async fn outbox_routes_by_tenant_and_tier(store: Arc<dyn Store>) {
     assert!(only_globex.iter().all(|e| e.tenant_id == globex));
 
     // New routes replace the old: a removed sink gets nothing new.
-    store
-        .set_sink_routes(&[route("all", &[], &[])])
+    svc.set_sink_routes(&[route("all", &[], &[])])
         .await
         .expect("routes");
-    store
-        .apply_report(
-            &globex,
-            "b1",
-            &changes(2, NOW + 3, vec![disk(CheckState::Ok, 10.0)]),
-            NOW + 3,
-        )
-        .await
-        .expect("apply");
+    svc.apply_report(
+        &globex,
+        "b1",
+        &changes(2, NOW + 3, vec![disk(CheckState::Ok, 10.0)]),
+        NOW + 3,
+    )
+    .await
+    .expect("apply");
     assert_eq!(events("all").await, ["globex:resolved"]);
     assert!(events("globex-by-id").await.is_empty());
     assert!(events("l1").await.is_empty());
 }
 
-pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key(
-    store: Arc<dyn Store>,
-) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    store
-        .set_sink_routes(&[route("hook", &[], &[])])
+pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    svc.set_sink_routes(&[route("hook", &[], &[])])
         .await
         .expect("routes");
     let mut other = disk(CheckState::Crit, 99.0);
@@ -327,19 +318,18 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         let mut results = vec![disk(state, 90.0)];
         results.extend(extra);
         let seq = i as u64 + 1;
-        store
-            .apply_report(
-                &tenant,
-                "a1",
-                &changes(seq, NOW + seq as i64, results),
-                NOW + seq as i64,
-            )
-            .await
-            .expect("apply");
+        svc.apply_report(
+            &tenant,
+            "a1",
+            &changes(seq, NOW + seq as i64, results),
+            NOW + seq as i64,
+        )
+        .await
+        .expect("apply");
     }
     let at = NOW + 10;
     // One head per ticket: A's opening and B's opening, oldest first.
-    let due = store.outbox_due("hook", at, 100).await.expect("due");
+    let due = svc.store().outbox_due("hook", at, 100).await.expect("due");
     let heads: Vec<_> = due.iter().map(|i| (n(i).item, n(i).event)).collect();
     assert_eq!(
         heads,
@@ -351,7 +341,7 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     let a_open = due[0].clone();
     // The receiver is down for A's opening: A's later events wait behind
     // it; B is not held up.
-    store
+    svc.store()
         .outbox_attempted(
             a_open.id,
             &Attempt::Retry {
@@ -362,19 +352,20 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         )
         .await
         .expect("record");
-    store
+    svc.store()
         .outbox_attempted(due[1].id, &Attempt::Delivered, at)
         .await
         .expect("record");
     assert!(
-        store
+        svc.store()
             .outbox_due("hook", at + 999, 100)
             .await
             .expect("due")
             .is_empty(),
         "A's head is backing off and its later events must not overtake it"
     );
-    let pending = store
+    let pending = svc
+        .store()
         .list_outbox(&Scope::All, Some(OutboxState::Pending), 100)
         .await
         .expect("list");
@@ -387,16 +378,20 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     assert_eq!(retried.next_attempt_at, Some(at + 1000));
 
     // Due again: the same row, the same idempotency key, one attempt on.
-    let again = store.outbox_due("hook", at + 1000, 100).await.expect("due");
+    let again = svc
+        .store()
+        .outbox_due("hook", at + 1000, 100)
+        .await
+        .expect("due");
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, &again[0].key), (a_open.id, &a_open.key));
     assert_eq!(again[0].attempts, 1);
-    store
+    svc.store()
         .outbox_attempted(a_open.id, &Attempt::Delivered, at + 1000)
         .await
         .expect("record");
     // A late duplicate record does not change a delivered row.
-    store
+    svc.store()
         .outbox_attempted(
             a_open.id,
             &Attempt::Failed {
@@ -408,10 +403,14 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         .expect("record");
 
     // A refusal is final for that event, and does not block the next one.
-    let next = store.outbox_due("hook", at + 1000, 100).await.expect("due");
+    let next = svc
+        .store()
+        .outbox_due("hook", at + 1000, 100)
+        .await
+        .expect("due");
     assert_eq!(next.len(), 1);
     assert_eq!(n(&next[0]).event, "updated");
-    store
+    svc.store()
         .outbox_attempted(
             next[0].id,
             &Attempt::Failed {
@@ -421,15 +420,20 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         )
         .await
         .expect("record");
-    let last = store.outbox_due("hook", at + 1000, 100).await.expect("due");
+    let last = svc
+        .store()
+        .outbox_due("hook", at + 1000, 100)
+        .await
+        .expect("due");
     assert_eq!(last.len(), 1);
     assert_eq!(n(&last[0]).event, "resolved");
-    store
+    svc.store()
         .outbox_attempted(last[0].id, &Attempt::Delivered, at + 1000)
         .await
         .expect("record");
 
-    let failed = store
+    let failed = svc
+        .store()
         .list_outbox(&Scope::All, Some(OutboxState::Failed), 100)
         .await
         .expect("list");
@@ -437,7 +441,8 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     assert_eq!(failed[0].event, "updated");
     assert_eq!(failed[0].last_error.as_deref(), Some("HTTP 400: bad"));
     assert_eq!(failed[0].next_attempt_at, None);
-    let delivered = store
+    let delivered = svc
+        .store()
         .list_outbox(&Scope::All, Some(OutboxState::Delivered), 100)
         .await
         .expect("list");
@@ -448,7 +453,8 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         .expect("delivered");
     assert_eq!(a.attempts, 2);
     assert_eq!(a.delivered_at, Some(at + 1000));
-    let keys: std::collections::BTreeSet<_> = store
+    let keys: std::collections::BTreeSet<_> = svc
+        .store()
         .list_outbox(&Scope::All, None, 100)
         .await
         .expect("list")
@@ -459,12 +465,86 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
 
     // Finished rows of resolved tickets are pruned; B is still open, so its
     // rows stay (they say which sinks know it).
-    assert_eq!(store.prune_outbox(NOW).await.expect("prune"), 0);
-    assert_eq!(store.prune_outbox(at + 2000).await.expect("prune"), 3);
-    let left = store
+    assert_eq!(svc.store().prune_outbox(NOW).await.expect("prune"), 0);
+    assert_eq!(svc.store().prune_outbox(at + 2000).await.expect("prune"), 3);
+    let left = svc
+        .store()
         .list_outbox(&Scope::All, None, 100)
         .await
         .expect("list");
     assert_eq!(left.len(), 1);
     assert!(left[0].ticket_id != a_open.ticket_id);
+}
+
+/// SQLite only (the fault is a trigger in its dialect): the outbox row and
+/// the ticket change commit together or not at all.
+#[tokio::test]
+async fn a_failed_outbox_write_rolls_back_the_ticket_change() {
+    let store = SqliteStore::in_memory().await.expect("store");
+    let pool = store.pool().clone();
+    let store = Service::new(std::sync::Arc::new(store));
+    let tenant = tenant_with_agent(&store, "acme", "a1").await;
+    store
+        .set_sink_routes(&[SinkRoute {
+            name: "hook".into(),
+            kind: "webhook".into(),
+            tenants: vec![],
+            tiers: vec![],
+        }])
+        .await
+        .expect("routes");
+    sqlx::query(
+        "CREATE TRIGGER outbox_down BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'outbox down'); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    let report = |seq: u64| Report {
+        boot_id: "b".into(),
+        seq,
+        observed_at: 1_800_000_000_000,
+        payload: ReportPayload::StateChanges(vec![disk(CheckState::Crit, 99.0)]),
+    };
+    let now = 1_800_000_000_000;
+    assert!(
+        store
+            .apply_report(&tenant, "a1", &report(1), now)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .store()
+            .list_tickets(&Scope::All, None)
+            .await
+            .expect("list")
+            .is_empty(),
+        "no ticket without its notification"
+    );
+    // The report was not committed either, so the agent's resend works.
+    sqlx::query("DROP TRIGGER outbox_down")
+        .execute(&pool)
+        .await
+        .expect("drop");
+    let o = store
+        .apply_report(&tenant, "a1", &report(1), now)
+        .await
+        .expect("apply");
+    assert!(!o.duplicate);
+    let open = store
+        .store()
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    assert_eq!(open.len(), 1);
+    let rows = store
+        .store()
+        .list_outbox(&Scope::All, None, 10)
+        .await
+        .expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].event.as_str(), rows[0].ticket_id),
+        ("opened", open[0].id)
+    );
 }

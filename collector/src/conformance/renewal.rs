@@ -2,29 +2,26 @@
 //! entry are written together, scoped to the agent's tenant; a revoked or
 //! unknown agent (or a tenant mismatch) is refused and nothing is written.
 
-use std::sync::Arc;
-
-use super::Store;
-use super::conformance::{NOW, tenant_with_agent};
+use super::{NOW, tenant_with_agent};
 use crate::Error;
 use crate::domain::{ApiCaller, Scope};
+use crate::tickets::Service;
 
-pub async fn renewal_moves_the_expiry_and_is_audited(store: Arc<dyn Store>) {
-    let acme = tenant_with_agent(store.as_ref(), "acme", "r1").await;
-    let other = tenant_with_agent(store.as_ref(), "other", "r2").await;
+pub async fn renewal_moves_the_expiry_and_is_audited(svc: Service) {
+    let acme = tenant_with_agent(&svc, "acme", "r1").await;
+    let other = tenant_with_agent(&svc, "other", "r2").await;
     let scope = Scope::Tenant(acme.clone());
     let later = NOW + 7 * 86_400_000;
-    store
-        .renew_agent_cert(&acme, "r1", later, NOW, "renew:127.0.0.1:5")
+    svc.renew_agent_cert(&acme, "r1", later, NOW, "renew:127.0.0.1:5")
         .await
         .expect("renew");
-    let agent = store
+    let agent = svc
         .get_agent(&scope, "r1")
         .await
         .expect("get")
         .expect("agent");
     assert_eq!(agent.agent.cert_not_after, later);
-    let audit = store.audit_log(&scope, 100).await.expect("audit");
+    let audit = svc.store().audit_log(&scope, 100).await.expect("audit");
     assert!(
         audit.iter().any(|e| e.action == "agent.renewed"
             && e.target == "agent/r1"
@@ -33,7 +30,7 @@ pub async fn renewal_moves_the_expiry_and_is_audited(store: Arc<dyn Store>) {
         "{audit:?}"
     );
     assert!(
-        !store
+        !svc.store()
             .audit_log(&Scope::Tenant(other.clone()), 100)
             .await
             .expect("audit")
@@ -45,8 +42,7 @@ pub async fn renewal_moves_the_expiry_and_is_audited(store: Arc<dyn Store>) {
     // Wrong tenant, unknown agent, revoked agent: refused, nothing written.
     for (tenant, agent) in [(other.as_str(), "r1"), (acme.as_str(), "nobody")] {
         assert!(matches!(
-            store
-                .renew_agent_cert(tenant, agent, later + 1, NOW, "x")
+            svc.renew_agent_cert(tenant, agent, later + 1, NOW, "x")
                 .await,
             Err(Error::PermissionDenied(_))
         ));
@@ -56,23 +52,22 @@ pub async fn renewal_moves_the_expiry_and_is_audited(store: Arc<dyn Store>) {
         name: "key-admin".into(),
         role: "admin".into(),
     };
-    store
-        .revoke_agent(&admin, "r1", NOW + 1)
+    svc.revoke_agent(&admin, "r1", NOW + 1)
         .await
         .expect("revoke");
     assert!(matches!(
-        store
-            .renew_agent_cert(&acme, "r1", later + 1, NOW + 2, "x")
+        svc.renew_agent_cert(&acme, "r1", later + 1, NOW + 2, "x")
             .await,
         Err(Error::PermissionDenied(_))
     ));
-    let agent = store
+    let agent = svc
         .get_agent(&scope, "r1")
         .await
         .expect("get")
         .expect("agent");
     assert_eq!(agent.agent.cert_not_after, later, "refusals write nothing");
-    let renewed = store
+    let renewed = svc
+        .store()
         .audit_log(&Scope::All, 100)
         .await
         .expect("audit")

@@ -2,12 +2,11 @@
 //! revocation (tenant-scoped, closed to viewers, audited, refused like an
 //! expired token and leaving nothing behind) and the enrollment audit trail.
 
-use std::sync::Arc;
-
-use super::Store;
-use super::conformance::{NOW, new_agent as agent};
+use super::{NOW, new_agent as agent};
 use crate::Error;
 use crate::domain::{ApiCaller, NewEnrollmentToken, Scope};
+use crate::store::Audit;
+use crate::tickets::Service;
 
 fn caller(scope: Scope, role: &str) -> ApiCaller {
     ApiCaller {
@@ -29,24 +28,24 @@ fn token(id: &str, tenant_id: &str, hash: &str) -> NewEnrollmentToken {
     }
 }
 
-pub async fn revoked_enrollment_tokens_are_refused_scoped_and_audited(store: Arc<dyn Store>) {
-    let acme = store.create_tenant("acme").await.expect("tenant");
-    let other = store.create_tenant("other").await.expect("tenant");
-    store
+pub async fn revoked_enrollment_tokens_are_refused_scoped_and_audited(svc: Service) {
+    let acme = svc.store().create_tenant("acme").await.expect("tenant");
+    let other = svc.store().create_tenant("other").await.expect("tenant");
+    svc.store()
         .create_enrollment_token(&token("ta", &acme.id, "ha"))
         .await
         .expect("token");
-    store
+    svc.store()
         .create_enrollment_token(&token("tb", &other.id, "hb"))
         .await
         .expect("token");
-    store
-        .enroll_agent("ha", NOW, &agent("a1", &acme.id))
+    svc.enroll_agent("ha", NOW, &agent("a1", &acme.id))
         .await
         .expect("enroll");
 
     // Listing is scoped and shows uses.
-    let mine = store
+    let mine = svc
+        .store()
         .list_enrollment_tokens(&Scope::Tenant(acme.id.clone()))
         .await
         .expect("list");
@@ -58,7 +57,7 @@ pub async fn revoked_enrollment_tokens_are_refused_scoped_and_audited(store: Arc
     assert_eq!(mine[0].tenant_name, "acme");
     assert_eq!(mine[0].revoked_at, None);
     assert_eq!(
-        store
+        svc.store()
             .list_enrollment_tokens(&Scope::All)
             .await
             .expect("list")
@@ -69,96 +68,104 @@ pub async fn revoked_enrollment_tokens_are_refused_scoped_and_audited(store: Arc
     // Viewers may not revoke; another tenant's token is not found.
     let acme_scope = Scope::Tenant(acme.id.clone());
     assert!(matches!(
-        store
-            .revoke_enrollment_token(&caller(acme_scope.clone(), "viewer"), "ta", NOW)
+        svc.revoke_enrollment_token(&caller(acme_scope.clone(), "viewer"), "ta", NOW)
             .await,
         Err(Error::PermissionDenied(_))
     ));
     assert!(matches!(
-        store
-            .revoke_enrollment_token(&caller(acme_scope.clone(), "admin"), "tb", NOW)
+        svc.revoke_enrollment_token(&caller(acme_scope.clone(), "admin"), "tb", NOW)
             .await,
         Err(Error::NotFound(_))
     ));
-    let revoked = store
+    let revoked = svc
         .revoke_enrollment_token(&caller(acme_scope.clone(), "technician"), "ta", NOW + 1)
         .await
         .expect("revoke");
     assert_eq!(revoked.revoked_at, Some(NOW + 1));
     assert!(matches!(
-        store
-            .revoke_enrollment_token(&caller(acme_scope.clone(), "admin"), "ta", NOW + 2)
+        svc.revoke_enrollment_token(&caller(acme_scope.clone(), "admin"), "ta", NOW + 2)
             .await,
         Err(Error::Conflict(_))
     ));
 
     // Refused like an expired token; the refusal leaves no agent behind.
-    match store.check_enrollment_token("ha", NOW + 3).await {
+    match svc.check_enrollment_token("ha", NOW + 3).await {
         Err(Error::Unauthenticated(m)) => assert!(m.contains("revoked"), "{m}"),
         other => panic!("revoked token accepted: {other:?}"),
     }
     assert!(matches!(
-        store
-            .enroll_agent("ha", NOW + 3, &agent("a2", &acme.id))
+        svc.enroll_agent("ha", NOW + 3, &agent("a2", &acme.id))
             .await,
         Err(Error::Unauthenticated(_))
     ));
-    assert!(store.agent_auth("a2").await.expect("auth").is_none());
-    let listed = store
+    assert!(svc.store().agent_auth("a2").await.expect("auth").is_none());
+    let listed = svc
+        .store()
         .list_enrollment_tokens(&acme_scope)
         .await
         .expect("list");
     assert_eq!(listed[0].uses, 1, "no use consumed by the refusal");
     // The other tenant's token still works.
-    store
-        .enroll_agent("hb", NOW + 3, &agent("b1", &other.id))
+    svc.enroll_agent("hb", NOW + 3, &agent("b1", &other.id))
         .await
         .expect("other tenant unaffected");
 
     // Revocation is audited under the token's tenant only.
-    let audit = store.audit_log(&acme_scope, 100).await.expect("audit");
+    let audit = svc
+        .store()
+        .audit_log(&acme_scope, 100)
+        .await
+        .expect("audit");
     assert!(
         audit.iter().any(|e| e.action == "enrollment_token.revoked"
             && e.target == "enrollment_token/ta"
             && e.actor == "key-technician"),
         "{audit:?}"
     );
-    let theirs = store
+    let theirs = svc
+        .store()
         .audit_log(&Scope::Tenant(other.id.clone()), 100)
         .await
         .expect("audit");
     assert!(theirs.is_empty(), "{theirs:?}");
 }
 
-pub async fn enrollment_outcomes_are_audited_with_the_token_tenant(store: Arc<dyn Store>) {
-    let acme = store.create_tenant("acme").await.expect("tenant");
-    store
+pub async fn enrollment_outcomes_are_audited_with_the_token_tenant(svc: Service) {
+    let acme = svc.store().create_tenant("acme").await.expect("tenant");
+    svc.store()
         .create_enrollment_token(&token("ta", &acme.id, "ha"))
         .await
         .expect("token");
-    store
+    svc.store()
         .audit_enrollment(
             "ha",
-            NOW,
-            "enroll:127.0.0.1:5000",
-            "agent.enrolled",
-            "agent/a1",
-            "hostname \"h\"",
+            Audit {
+                tenant_id: None,
+                at: NOW,
+                actor: "enroll:127.0.0.1:5000",
+                action: "agent.enrolled",
+                target: "agent/a1",
+                detail: "hostname \"h\"",
+            },
         )
         .await
         .expect("audit");
-    store
+    svc.store()
         .audit_enrollment(
             "unknown-hash",
-            NOW + 1,
-            "enroll:10.0.0.9:5000",
-            "enrollment.refused",
-            "enrollment",
-            "unknown enrollment token",
+            Audit {
+                tenant_id: None,
+                at: NOW + 1,
+                actor: "enroll:10.0.0.9:5000",
+                action: "enrollment.refused",
+                target: "enrollment",
+                detail: "unknown enrollment token",
+            },
         )
         .await
         .expect("audit");
-    let mine = store
+    let mine = svc
+        .store()
         .audit_log(&Scope::Tenant(acme.id.clone()), 100)
         .await
         .expect("audit");
@@ -166,7 +173,11 @@ pub async fn enrollment_outcomes_are_audited_with_the_token_tenant(store: Arc<dy
     assert_eq!(mine[0].action, "agent.enrolled");
     assert_eq!(mine[0].actor, "enroll:127.0.0.1:5000");
     assert_eq!(mine[0].tenant_id.as_deref(), Some(acme.id.as_str()));
-    let all = store.audit_log(&Scope::All, 100).await.expect("audit");
+    let all = svc
+        .store()
+        .audit_log(&Scope::All, 100)
+        .await
+        .expect("audit");
     let refused = all
         .iter()
         .find(|e| e.action == "enrollment.refused")

@@ -3,15 +3,14 @@
 //! They need a store built with given limits, so every backend runs them
 //! through its own factory: `factory_conformance!(backend, factory; tests…)`.
 
-use std::sync::Arc;
-
-use super::Store;
-use super::conformance::{self, NOW, changes, new_agent};
-use super::conformance_tenants::{NewStore, factory_conformance, sqlite_file_with};
+use super::backends::{NewStore, postgres_with, sqlite_with};
+use super::tenants::factory_conformance;
+use super::{self as conformance, NOW, changes, new_agent};
 use crate::domain::{
     CheckResult, CheckState, HostFacts, Millis, NewAgent, Report, ReportPayload, Scope, TicketState,
 };
 use crate::limits::Limits;
+use crate::tickets::Service;
 
 /// Builds a fresh store that enforces `limits`.
 pub type Factory = fn(Limits) -> NewStore;
@@ -23,7 +22,7 @@ fn limits(toml_text: &str) -> Limits {
 }
 
 /// Enrolls server `id` on a host named `id`.
-async fn enroll(store: &dyn Store, tenant_id: &str, id: &str) {
+async fn enroll(svc: &Service, tenant_id: &str, id: &str) {
     let agent = NewAgent {
         facts: HostFacts {
             hostname: id.into(),
@@ -31,7 +30,7 @@ async fn enroll(store: &dyn Store, tenant_id: &str, id: &str) {
         },
         ..new_agent(id, tenant_id)
     };
-    conformance::enroll(store, &agent).await;
+    conformance::enroll(svc, &agent).await;
 }
 
 fn item(i: usize, state: CheckState, at: Millis) -> CheckResult {
@@ -50,9 +49,8 @@ fn items(range: std::ops::Range<usize>, state: CheckState, at: Millis) -> Vec<Ch
 }
 
 /// Series (stored check states) of `agent`.
-async fn series(store: &Arc<dyn Store>, agent: &str) -> Vec<String> {
-    store
-        .get_agent(&Scope::All, agent)
+async fn series(svc: &Service, agent: &str) -> Vec<String> {
+    svc.get_agent(&Scope::All, agent)
         .await
         .expect("get")
         .expect("exists")
@@ -63,24 +61,21 @@ async fn series(store: &Arc<dyn Store>, agent: &str) -> Vec<String> {
 }
 
 pub async fn new_series_beyond_the_agent_cap_are_dropped(make: Factory) {
-    let (store, _guard) = make(limits("max_series_per_agent = 3\n")).await;
-    let t = store.create_tenant("acme").await.expect("tenant").id;
-    enroll(store.as_ref(), &t, "a1").await;
-    enroll(store.as_ref(), &t, "a2").await;
+    let (svc, _guard) = make(limits("max_series_per_agent = 3\n")).await;
+    let t = svc.store().create_tenant("acme").await.expect("tenant").id;
+    enroll(&svc, &t, "a1").await;
+    enroll(&svc, &t, "a2").await;
 
     // Five new series in one report: three fit, two are dropped; the
     // report itself is committed (a resend is a duplicate).
     let report = changes(1, NOW, items(0..5, CheckState::Ok, NOW));
-    let o = store
+    let o = svc
         .apply_report(&t, "a1", &report, NOW)
         .await
         .expect("apply");
     assert_eq!((o.duplicate, o.series_dropped), (false, 2));
-    assert_eq!(
-        series(&store, "a1").await,
-        ["/mnt/00", "/mnt/01", "/mnt/02"]
-    );
-    let again = store
+    assert_eq!(series(&svc, "a1").await, ["/mnt/00", "/mnt/01", "/mnt/02"]);
+    let again = svc
         .apply_report(&t, "a1", &report, NOW)
         .await
         .expect("resend");
@@ -88,7 +83,7 @@ pub async fn new_series_beyond_the_agent_cap_are_dropped(make: Factory) {
 
     // Existing series keep updating (and open tickets); a dropped one
     // going CRIT opens nothing.
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "a1",
@@ -105,14 +100,15 @@ pub async fn new_series_beyond_the_agent_cap_are_dropped(make: Factory) {
         .await
         .expect("apply");
     assert_eq!((o.opened, o.series_dropped), (1, 1));
-    let open = store
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
     assert_eq!(open.len(), 1, "{open:#?}");
     assert_eq!(open[0].item, "/mnt/01");
     // A heartbeat with every series: the stored ones apply, the rest drop.
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "a1",
@@ -132,7 +128,7 @@ pub async fn new_series_beyond_the_agent_cap_are_dropped(make: Factory) {
     assert_eq!((o.resolved, o.series_dropped), (1, 2));
 
     // The cap is per agent: another agent of the tenant has its own.
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "a2",
@@ -142,48 +138,48 @@ pub async fn new_series_beyond_the_agent_cap_are_dropped(make: Factory) {
         .await
         .expect("apply");
     assert_eq!(o.series_dropped, 1);
-    assert_eq!(series(&store, "a2").await.len(), 3);
+    assert_eq!(series(&svc, "a2").await.len(), 3);
 }
 
 pub async fn the_tenant_cap_counts_all_its_agents_and_can_be_overridden(make: Factory) {
-    let (store, _guard) = make(limits(
+    let (svc, _guard) = make(limits(
         "max_series_per_agent = 10\nmax_series_per_tenant = 4\n\
          [tenants.big]\nmax_series_per_tenant = 0\n",
     ))
     .await;
-    let acme = store.create_tenant("acme").await.expect("tenant").id;
-    let other = store.create_tenant("other").await.expect("tenant").id;
-    let big = store.create_tenant("big").await.expect("tenant").id;
+    let acme = svc.store().create_tenant("acme").await.expect("tenant").id;
+    let other = svc.store().create_tenant("other").await.expect("tenant").id;
+    let big = svc.store().create_tenant("big").await.expect("tenant").id;
     for (t, a) in [(&acme, "a1"), (&acme, "a2"), (&other, "o1"), (&big, "b1")] {
-        enroll(store.as_ref(), t, a).await;
+        enroll(&svc, t, a).await;
     }
     let report = |n| changes(1, NOW, items(0..n, CheckState::Ok, NOW));
-    let o = store
+    let o = svc
         .apply_report(&acme, "a1", &report(3), NOW)
         .await
         .expect("a1");
     assert_eq!(o.series_dropped, 0);
-    let o = store
+    let o = svc
         .apply_report(&acme, "a2", &report(3), NOW)
         .await
         .expect("a2");
     assert_eq!(o.series_dropped, 2, "acme has 4 series in all");
-    assert_eq!(series(&store, "a2").await.len(), 1);
+    assert_eq!(series(&svc, "a2").await.len(), 1);
     // Tenants apart: another tenant has its own 4; `big` has no cap but
     // still the per-agent one.
-    let o = store
+    let o = svc
         .apply_report(&other, "o1", &report(5), NOW)
         .await
         .expect("o1");
     assert_eq!(o.series_dropped, 1);
-    let o = store
+    let o = svc
         .apply_report(&big, "b1", &report(12), NOW)
         .await
         .expect("b1");
     assert_eq!(o.series_dropped, 2);
-    assert_eq!(series(&store, "b1").await.len(), 10);
+    assert_eq!(series(&svc, "b1").await.len(), 10);
     // A full tenant still updates what it has.
-    let o = store
+    let o = svc
         .apply_report(
             &acme,
             "a2",
@@ -196,10 +192,10 @@ pub async fn the_tenant_cap_counts_all_its_agents_and_can_be_overridden(make: Fa
 }
 
 pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Factory) {
-    let (store, _guard) = make(limits("clock_skew_tolerance_secs = 30\n")).await;
-    let t = store.create_tenant("acme").await.expect("tenant").id;
+    let (svc, _guard) = make(limits("clock_skew_tolerance_secs = 30\n")).await;
+    let t = svc.store().create_tenant("acme").await.expect("tenant").id;
     for a in ["ahead", "fine", "old"] {
-        enroll(store.as_ref(), &t, a).await;
+        enroll(&svc, &t, a).await;
     }
     let facts = HostFacts::default();
     for (a, offset) in [
@@ -207,12 +203,11 @@ pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Fa
         ("fine", Some(1_200)),
         ("old", None),
     ] {
-        store
-            .start_session(&t, a, "boot-1", &facts, 15, offset, NOW)
+        svc.start_session(&t, a, "boot-1", &facts, 15, offset, NOW)
             .await
             .expect("start");
     }
-    let agents = store.list_agents(&Scope::All).await.expect("list");
+    let agents = svc.list_agents(&Scope::All).await.expect("list");
     let flags: Vec<_> = agents
         .iter()
         .map(|a| (a.id.as_str(), a.clock_offset_ms, a.clock_skewed))
@@ -225,7 +220,7 @@ pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Fa
             ("old", None, false)
         ]
     );
-    let detail = store
+    let detail = svc
         .get_agent(&Scope::All, "ahead")
         .await
         .expect("get")
@@ -235,7 +230,7 @@ pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Fa
     // The agent 10 minutes ahead stamps its failure 10 minutes ahead; the
     // ticket is dated in collector time all the same.
     let ahead = NOW + 600_000;
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "ahead",
@@ -245,18 +240,18 @@ pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Fa
         .await
         .expect("apply");
     assert_eq!(o.opened, 1);
-    let open = store
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
     assert_eq!((open[0].detected_at, open[0].opened_at), (Some(NOW), NOW));
 
     // A later session without the field (an older agent): unknown again.
-    store
-        .start_session(&t, "ahead", "boot-2", &facts, 15, None, NOW + 1)
+    svc.start_session(&t, "ahead", "boot-2", &facts, 15, None, NOW + 1)
         .await
         .expect("restart");
-    let a = store
+    let a = svc
         .get_agent(&Scope::All, "ahead")
         .await
         .expect("get")
@@ -278,9 +273,9 @@ fn heartbeat(seq: u64, at: Millis, checks: Vec<CheckResult>) -> Report {
 }
 
 pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: Factory) {
-    let (store, _guard) = make(limits("max_series_per_agent = 3\n")).await;
-    let t = store.create_tenant("acme").await.expect("tenant").id;
-    enroll(store.as_ref(), &t, "a1").await;
+    let (svc, _guard) = make(limits("max_series_per_agent = 3\n")).await;
+    let t = svc.store().create_tenant("acme").await.expect("tenant").id;
+    enroll(&svc, &t, "a1").await;
     let facts = HostFacts {
         hostname: "a1".into(),
         ..HostFacts::default()
@@ -288,8 +283,7 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
     let s = 1000;
     // A 15 s heartbeat interval: a check is retired once missing for 45 s
     // of one session.
-    store
-        .start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
+    svc.start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("session");
     let first = vec![
@@ -297,13 +291,13 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
         item(1, CheckState::Ok, NOW),
         item(2, CheckState::Ok, NOW),
     ];
-    let o = store
+    let o = svc
         .apply_report(&t, "a1", &heartbeat(1, NOW, first), NOW)
         .await
         .expect("apply");
     assert_eq!(o.opened, 1);
     // The config lost /mnt/00 and /mnt/02: 30 s later they are kept...
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "a1",
@@ -313,10 +307,10 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
         .await
         .expect("apply");
     assert_eq!(o.resolved, 0);
-    assert_eq!(series(&store, "a1").await.len(), 3);
+    assert_eq!(series(&svc, "a1").await.len(), 3);
     // ...50 s later they are retired: the CRIT one's ticket resolves, and
     // their places under the series cap are free again.
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "a1",
@@ -326,11 +320,15 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
         .await
         .expect("apply");
     assert_eq!(o.resolved, 1);
-    assert_eq!(series(&store, "a1").await, ["/mnt/01"]);
-    let all = store.list_tickets(&Scope::All, None).await.expect("list");
+    assert_eq!(series(&svc, "a1").await, ["/mnt/01"]);
+    let all = svc
+        .store()
+        .list_tickets(&Scope::All, None)
+        .await
+        .expect("list");
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].state, TicketState::Resolved, "{:#?}", all[0]);
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "a1",
@@ -343,11 +341,10 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
 
     // After a reconnect nothing is inferred until the session is old
     // enough: the first heartbeats may come before a slow probe's result.
-    store
-        .start_session(&t, "a1", "boot-2", &facts, 15, None, NOW + 100 * s)
+    svc.start_session(&t, "a1", "boot-2", &facts, 15, None, NOW + 100 * s)
         .await
         .expect("reconnect");
-    let o = store
+    let o = svc
         .apply_report(
             &t,
             "a1",
@@ -357,17 +354,24 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
         .await
         .expect("apply");
     assert_eq!((o.resolved, o.opened), (0, 0));
-    assert_eq!(
-        series(&store, "a1").await,
-        ["/mnt/01", "/mnt/03", "/mnt/04"]
-    );
+    assert_eq!(series(&svc, "a1").await, ["/mnt/01", "/mnt/03", "/mnt/04"]);
 }
 
 fn sqlite_with_limits(limits: Limits) -> NewStore {
-    sqlite_file_with(|store| store.with_limits(limits))
+    sqlite_with(|s| s.with_limits(limits))
+}
+
+fn postgres_with_limits(limits: Limits) -> NewStore {
+    postgres_with(|s| s.with_limits(limits))
 }
 
 factory_conformance!(sqlite, sqlite_with_limits;
+    new_series_beyond_the_agent_cap_are_dropped,
+    the_tenant_cap_counts_all_its_agents_and_can_be_overridden,
+    the_clock_offset_is_stored_and_flagged_but_decides_nothing,
+    checks_missing_from_heartbeats_within_a_session_are_retired,
+);
+factory_conformance!(postgres, postgres_with_limits;
     new_series_beyond_the_agent_cap_are_dropped,
     the_tenant_cap_counts_all_its_agents_and_can_be_overridden,
     the_clock_offset_is_stored_and_flagged_but_decides_nothing,

@@ -9,15 +9,15 @@
 //!
 //! A retired check is fed to the engine as OK ("no longer reported by the
 //! agent"), so its problem resolves by the usual recovery rule and any open
-//! ticket says why, and its row is deleted (which also frees its place
-//! under the series caps).
+//! ticket says why. Its check state is deleted (which frees its place under
+//! the series caps), and so is its problem once no ticket of it is open.
 
+use super::engine::Step;
+use super::policy::Policy;
+use super::problems::{self, AgentCtx};
+use super::service::Desk;
 use crate::Result;
 use crate::domain::{CheckState, Millis};
-use crate::tickets::engine::Step;
-use crate::tickets::policy::Policy;
-
-use super::problems::{self, AgentCtx, Tx};
 
 /// Heartbeat intervals a check may be missing before it is retired.
 pub const RETIRE_AFTER_HEARTBEATS: i64 = 3;
@@ -27,41 +27,36 @@ pub const RETIRED_MESSAGE: &str = "no longer reported by the agent (check remove
 
 /// Retires the checks of `ctx`'s agent that its heartbeats have left out
 /// for long enough; called while applying a heartbeat, after its results.
-pub(super) async fn retire_unreported(
-    tx: &mut Tx,
+pub async fn retire_unreported(
+    desk: &mut Desk<'_>,
     policy: &Policy,
     ctx: &AgentCtx,
     now: Millis,
 ) -> Result<Vec<Step>> {
     // `ctx` was read in this transaction; nothing since changes these two.
-    let window = RETIRE_AFTER_HEARTBEATS * ctx.interval_secs.max(1) * 1000;
+    let window = RETIRE_AFTER_HEARTBEATS * ctx.row.interval_secs.max(1) * 1000;
     let cutoff = now - window;
-    if ctx.connected_at.is_none_or(|at| at > cutoff) {
+    if ctx.row.connected_at.is_none_or(|at| at > cutoff) {
         return Ok(Vec::new());
     }
-    let gone: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT check_kind, item, state FROM check_states WHERE agent_id = ? AND updated_at < ?",
-    )
-    .bind(&ctx.agent_id)
-    .bind(cutoff)
-    .fetch_all(&mut **tx)
-    .await?;
+    let agent_id = ctx.row.agent_id.as_str();
+    let gone = desk.tx.stale_checks(agent_id, cutoff).await?;
     let mut steps = Vec::new();
-    for (check, item, state) in gone {
+    for g in gone {
         tracing::info!(
-            agent_id = ctx.agent_id,
-            check,
-            item,
+            agent_id,
+            check = g.check,
+            item = g.item,
             "check no longer reported by the agent: retired"
         );
-        if state != CheckState::Ok.as_str() {
+        if g.state != CheckState::Ok.as_str() {
             steps.extend(
                 problems::observe(
-                    tx,
+                    desk,
                     policy,
                     ctx,
-                    &check,
-                    &item,
+                    &g.check,
+                    &g.item,
                     CheckState::Ok,
                     RETIRED_MESSAGE,
                     now,
@@ -70,12 +65,17 @@ pub(super) async fn retire_unreported(
                 .await?,
             );
         }
-        sqlx::query("DELETE FROM check_states WHERE agent_id = ? AND check_kind = ? AND item = ?")
-            .bind(&ctx.agent_id)
-            .bind(&check)
-            .bind(&item)
-            .execute(&mut **tx)
+        desk.tx
+            .delete_check_state(agent_id, &g.check, &g.item)
             .await?;
+        // A problem with no open ticket has nothing left to decide: forget
+        // it. One whose ticket waits out its recovery time is forgotten by
+        // the sweep once that ticket resolves (`problems::tick`).
+        let p = problems::load_problem(desk.tx.as_mut(), ctx, &g.check, &g.item).await?;
+        if p.problem.open_ticket().is_none() {
+            let fp = super::fingerprint(agent_id, &g.check, &g.item);
+            desk.tx.delete_problem(&ctx.row.tenant_id, &fp).await?;
+        }
     }
     Ok(steps)
 }

@@ -3,15 +3,13 @@
 //! opens exactly one ticket when it ends, open tickets do not escalate, and
 //! windows are tenant-scoped, audited and closed to viewers.
 
-use std::sync::Arc;
-
-use super::conformance::{MIN, NOW, admin, changes, disk, open_crit, tenant_with_agent, ticket};
+use super::{MIN, NOW, admin, changes, disk, open_crit, tenant_with_agent, ticket};
 use crate::Error;
 use crate::domain::{ApiCaller, CheckState, Millis, Scope, TicketState};
 use crate::maintenance::request::{self, SilenceRequest, WindowRequest};
 use crate::maintenance::schedule::Weekly;
 use crate::maintenance::{Kind, NewWindow, Schedule, Target};
-use crate::store::Store;
+use crate::tickets::Service;
 
 fn host_window(tenant: &str, agent: &str, start: Millis, end: Millis) -> NewWindow {
     NewWindow {
@@ -26,57 +24,54 @@ fn host_window(tenant: &str, agent: &str, start: Millis, end: Millis) -> NewWind
     }
 }
 
-async fn open_count(store: &Arc<dyn Store>) -> usize {
-    store
+async fn open_count(svc: &Service) -> usize {
+    svc.store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list")
         .len()
 }
 
-async fn all_tickets(store: &Arc<dyn Store>) -> Vec<crate::domain::Ticket> {
-    store.list_tickets(&Scope::All, None).await.expect("list")
+async fn all_tickets(svc: &Service) -> Vec<crate::domain::Ticket> {
+    svc.store()
+        .list_tickets(&Scope::All, None)
+        .await
+        .expect("list")
 }
 
-pub async fn a_fault_inside_a_window_that_clears_opens_no_ticket(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    store
-        .create_maintenance(
-            &admin(),
-            &host_window(&tenant, "a1", NOW, NOW + 60 * MIN),
-            NOW,
-        )
-        .await
-        .expect("window");
+pub async fn a_fault_inside_a_window_that_clears_opens_no_ticket(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    svc.create_maintenance(
+        &admin(),
+        &host_window(&tenant, "a1", NOW, NOW + 60 * MIN),
+        NOW,
+    )
+    .await
+    .expect("window");
     let report = |seq: u64, at: Millis, state: CheckState| {
-        let store = store.clone();
+        let svc = svc.clone();
         let tenant = tenant.clone();
         async move {
-            store
-                .apply_report(
-                    &tenant,
-                    "a1",
-                    &changes(seq, at, vec![disk(state, 99.0)]),
-                    at,
-                )
-                .await
-                .expect("apply")
+            svc.apply_report(
+                &tenant,
+                "a1",
+                &changes(seq, at, vec![disk(state, 99.0)]),
+                at,
+            )
+            .await
+            .expect("apply")
         }
     };
     assert_eq!(report(1, NOW + MIN, CheckState::Crit).await.opened, 0);
     for (seq, m) in [(2, 5), (3, 20), (4, 40)] {
         report(seq, NOW + m * MIN, CheckState::Crit).await;
         assert_eq!(
-            store
-                .sweep(NOW + m * MIN + 1000)
-                .await
-                .expect("sweep")
-                .opened,
+            svc.sweep(NOW + m * MIN + 1000).await.expect("sweep").opened,
             0
         );
     }
     // Tracked all along: the problem is there, just without a ticket.
-    let agent = store
+    let agent = svc
         .get_agent(&Scope::All, "a1")
         .await
         .expect("get")
@@ -87,39 +82,37 @@ pub async fn a_fault_inside_a_window_that_clears_opens_no_ticket(store: Arc<dyn 
     // ...and nothing opens afterwards either (the agent keeps reporting).
     report(6, NOW + 60 * MIN - 5000, CheckState::Ok).await;
     for t in [NOW + 60 * MIN, NOW + 60 * MIN + 1000] {
-        store.sweep(t).await.expect("sweep");
+        svc.sweep(t).await.expect("sweep");
     }
     assert!(
-        all_tickets(&store).await.is_empty(),
+        all_tickets(&svc).await.is_empty(),
         "{:#?}",
-        all_tickets(&store).await
+        all_tickets(&svc).await
     );
 }
 
-pub async fn a_fault_that_outlasts_a_window_opens_one_ticket_when_it_ends(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+pub async fn a_fault_that_outlasts_a_window_opens_one_ticket_when_it_ends(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
     let end = NOW + 30 * MIN;
-    store
-        .create_maintenance(&admin(), &host_window(&tenant, "a1", NOW, end), NOW)
+    svc.create_maintenance(&admin(), &host_window(&tenant, "a1", NOW, end), NOW)
         .await
         .expect("window");
     let crit = |seq: u64, at: Millis| changes(seq, at, vec![disk(CheckState::Crit, 99.0)]);
-    let o = store
+    let o = svc
         .apply_report(&tenant, "a1", &crit(1, NOW + MIN), NOW + MIN)
         .await
         .expect("apply");
     assert_eq!(o.opened, 0, "held by the window");
     // Still failing in the last heartbeat of the window.
-    store
-        .apply_report(&tenant, "a1", &crit(2, end - 10_000), end - 10_000)
+    svc.apply_report(&tenant, "a1", &crit(2, end - 10_000), end - 10_000)
         .await
         .expect("apply");
-    assert_eq!(store.sweep(end - 1000).await.expect("sweep").opened, 0);
-    assert_eq!(open_count(&store).await, 0);
+    assert_eq!(svc.sweep(end - 1000).await.expect("sweep").opened, 0);
+    assert_eq!(open_count(&svc).await, 0);
     // The window ends: the sweep opens the one ticket at once.
-    assert_eq!(store.sweep(end).await.expect("sweep").opened, 1);
-    store.sweep(end + 1000).await.expect("sweep");
-    let all = all_tickets(&store).await;
+    assert_eq!(svc.sweep(end).await.expect("sweep").opened, 1);
+    svc.sweep(end + 1000).await.expect("sweep");
+    let all = all_tickets(&svc).await;
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(
         (all[0].check.as_str(), all[0].state),
@@ -128,9 +121,9 @@ pub async fn a_fault_that_outlasts_a_window_opens_one_ticket_when_it_ends(store:
     assert_eq!(all[0].opened_at, end);
 }
 
-pub async fn windows_hold_only_their_scope(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let other = tenant_with_agent(store.as_ref(), "globex", "b1").await;
+pub async fn windows_hold_only_their_scope(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    let other = tenant_with_agent(&svc, "globex", "b1").await;
     let until = NOW + 60 * MIN;
     let scoped = |target: Target, tenant: &str| NewWindow {
         tenant_id: tenant.into(),
@@ -161,12 +154,11 @@ pub async fn windows_hold_only_their_scope(store: Arc<dyn Store>) {
         ),
         (&other, Target::default()),
     ] {
-        store
-            .create_maintenance(&admin(), &scoped(target, t), NOW)
+        svc.create_maintenance(&admin(), &scoped(target, t), NOW)
             .await
             .expect("window");
     }
-    let o = store
+    let o = svc
         .apply_report(
             &tenant,
             "a1",
@@ -177,7 +169,7 @@ pub async fn windows_hold_only_their_scope(store: Arc<dyn Store>) {
         .expect("apply");
     assert_eq!(o.opened, 1, "not in any window's scope");
     // Globex's tenant-wide window covers b1, site hq included.
-    let o = store
+    let o = svc
         .apply_report(
             &other,
             "b1",
@@ -188,24 +180,23 @@ pub async fn windows_hold_only_their_scope(store: Arc<dyn Store>) {
         .expect("apply");
     assert_eq!(o.opened, 0);
     // A site window for hq does cover a1's other problems.
-    store
-        .create_maintenance(
-            &admin(),
-            &scoped(
-                Target {
-                    site: Some("hq".into()),
-                    ..Target::default()
-                },
-                &tenant,
-            ),
-            NOW,
-        )
-        .await
-        .expect("window");
+    svc.create_maintenance(
+        &admin(),
+        &scoped(
+            Target {
+                site: Some("hq".into()),
+                ..Target::default()
+            },
+            &tenant,
+        ),
+        NOW,
+    )
+    .await
+    .expect("window");
     let mut backup = disk(CheckState::Crit, 0.0);
     backup.check = "backup".into();
     backup.item = "nightly".into();
-    let o = store
+    let o = svc
         .apply_report(
             &tenant,
             "a1",
@@ -217,26 +208,25 @@ pub async fn windows_hold_only_their_scope(store: Arc<dyn Store>) {
     assert_eq!(o.opened, 0);
 }
 
-pub async fn open_tickets_do_not_escalate_during_a_window(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+pub async fn open_tickets_do_not_escalate_during_a_window(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
     // P1 on a server: acknowledge within 15 min, else L2.
-    let id = open_crit(&store, &tenant).await;
+    let id = open_crit(&svc, &tenant).await;
     let end = NOW + 60 * MIN;
-    store
-        .create_maintenance(
-            &admin(),
-            &host_window(&tenant, "a1", NOW + MIN, end),
-            NOW + MIN,
-        )
-        .await
-        .expect("window");
+    svc.create_maintenance(
+        &admin(),
+        &host_window(&tenant, "a1", NOW + MIN, end),
+        NOW + MIN,
+    )
+    .await
+    .expect("window");
     let sweep = |at: Millis| {
-        let store = store.clone();
-        async move { store.sweep(at).await.expect("sweep").escalated }
+        let svc = svc.clone();
+        async move { svc.sweep(at).await.expect("sweep").escalated }
     };
     assert_eq!(sweep(NOW + 16 * MIN).await, 0);
     assert_eq!(sweep(NOW + 16 * MIN).await, 0, "a re-run changes nothing");
-    let t = ticket(&store, id).await;
+    let t = ticket(&svc, id).await;
     assert_eq!(t.ticket.state, TicketState::Open, "stays open");
     assert_eq!(t.ticket.tier, 1);
     assert!(!t.ticket.ack_breached);
@@ -251,27 +241,27 @@ pub async fn open_tickets_do_not_escalate_during_a_window(store: Arc<dyn Store>)
     // Not the instant the window closes...
     assert_eq!(sweep(end).await, 0);
     assert_eq!(sweep(end + 14 * MIN).await, 0);
-    let t = ticket(&store, id).await;
+    let t = ticket(&svc, id).await;
     assert_eq!(t.ticket.tier, 1, "{:#?}", t.events);
     // ...but once nobody acknowledged it in the fresh period. (The silent
     // agent's liveness ticket, opened when the window ended, escalates too.)
     assert!(sweep(end + 16 * MIN).await >= 1);
-    assert_eq!(ticket(&store, id).await.ticket.tier, 2);
+    assert_eq!(ticket(&svc, id).await.ticket.tier, 2);
 }
 
-pub async fn weekly_windows_follow_the_tenant_time_zone(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    store
-        .set_tenant_time_zone(&admin(), &tenant, "Europe/Berlin", NOW)
+pub async fn weekly_windows_follow_the_tenant_time_zone(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    svc.set_tenant_time_zone(&admin(), &tenant, "Europe/Berlin", NOW)
         .await
         .expect("tz");
-    let t = store
+    let t = svc
+        .store()
         .list_tenants(&Scope::Tenant(tenant.clone()))
         .await
         .expect("list");
     assert_eq!(t[0].time_zone, "Europe/Berlin");
     // Daily 22:00 Berlin time for 1 h.
-    let w = store
+    let w = svc
         .create_maintenance(
             &admin(),
             &NewWindow {
@@ -293,7 +283,7 @@ pub async fn weekly_windows_follow_the_tenant_time_zone(store: Arc<dyn Store>) {
     };
     // 20:30 UTC in July is 22:30 CEST: inside.
     let inside = at("2027-07-01T20:30:00Z");
-    let o = store
+    let o = svc
         .apply_report(
             &tenant,
             "a1",
@@ -305,7 +295,7 @@ pub async fn weekly_windows_follow_the_tenant_time_zone(store: Arc<dyn Store>) {
     assert_eq!(o.opened, 0, "22:30 in Berlin");
     // 21:00 UTC is 23:00 CEST: the window is over.
     let after = at("2027-07-01T21:00:00Z");
-    let o = store
+    let o = svc
         .apply_report(
             &tenant,
             "a1",
@@ -317,9 +307,9 @@ pub async fn weekly_windows_follow_the_tenant_time_zone(store: Arc<dyn Store>) {
     assert_eq!(o.opened, 1);
 }
 
-pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(store: Arc<dyn Store>) {
-    let acme = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let globex = tenant_with_agent(store.as_ref(), "globex", "b1").await;
+pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(svc: Service) {
+    let acme = tenant_with_agent(&svc, "acme", "a1").await;
+    let globex = tenant_with_agent(&svc, "globex", "b1").await;
     let acme_tech = ApiCaller {
         scope: Scope::Tenant(acme.clone()),
         name: "acme-tech".into(),
@@ -337,7 +327,7 @@ pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(store: A
     // Through the request layer, as the API and CLI do: the tenant comes
     // from the key, the host may be named by hostname.
     let w = request::create_window(
-        store.as_ref(),
+        &svc,
         &acme_tech,
         WindowRequest {
             host: Some("host-a1".into()),
@@ -358,10 +348,10 @@ pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(store: A
     );
     assert_eq!(w.created_by, "acme-tech");
     let silence = |caller: ApiCaller, tenant: Option<&'static str>, host: Option<&'static str>| {
-        let store = store.clone();
+        let svc = svc.clone();
         async move {
             request::create_silence(
-                store.as_ref(),
+                &svc,
                 &caller,
                 SilenceRequest {
                     tenant: tenant.map(Into::into),
@@ -395,14 +385,12 @@ pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(store: A
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        store
-            .create_maintenance(&globex_tech, &host_window(&acme, "a1", NOW, NOW + MIN), NOW)
+        svc.create_maintenance(&globex_tech, &host_window(&acme, "a1", NOW, NOW + MIN), NOW)
             .await,
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        store
-            .create_maintenance(&acme_tech, &host_window(&acme, "b1", NOW, NOW + MIN), NOW)
+        svc.create_maintenance(&acme_tech, &host_window(&acme, "b1", NOW, NOW + MIN), NOW)
             .await,
         Err(Error::NotFound(_))
     ));
@@ -412,15 +400,14 @@ pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(store: A
         Err(Error::PermissionDenied(_))
     ));
     assert!(matches!(
-        store
-            .delete_maintenance(&viewer, w.id, &Kind::WINDOWS, NOW)
+        svc.delete_maintenance(&viewer, w.id, &Kind::WINDOWS, NOW)
             .await,
         Err(Error::PermissionDenied(_))
     ));
     // Each tenant lists its own; windows and silences are separate lists.
     let list = |scope: Scope, kinds: &'static [Kind]| {
-        let store = store.clone();
-        async move { store.list_maintenance(&scope, kinds).await.expect("list") }
+        let svc = svc.clone();
+        async move { svc.list_maintenance(&scope, kinds).await.expect("list") }
     };
     assert_eq!(
         list(Scope::Tenant(acme.clone()), &Kind::WINDOWS)
@@ -440,26 +427,24 @@ pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(store: A
             .is_empty()
     );
     assert!(matches!(
-        store
-            .delete_maintenance(&globex_tech, w.id, &Kind::WINDOWS, NOW)
+        svc.delete_maintenance(&globex_tech, w.id, &Kind::WINDOWS, NOW)
             .await,
         Err(Error::NotFound(_))
     ));
     assert!(
         matches!(
-            store
-                .delete_maintenance(&acme_tech, w.id, &Kind::SILENCES, NOW)
+            svc.delete_maintenance(&acme_tech, w.id, &Kind::SILENCES, NOW)
                 .await,
             Err(Error::NotFound(_))
         ),
         "a window is not a silence"
     );
-    store
-        .delete_maintenance(&acme_tech, s.id, &Kind::SILENCES, NOW + MIN)
+    svc.delete_maintenance(&acme_tech, s.id, &Kind::SILENCES, NOW + MIN)
         .await
         .expect("delete");
     assert!(list(Scope::All, &Kind::SILENCES).await.is_empty());
-    let audit = store
+    let audit = svc
+        .store()
         .audit_log(&Scope::Tenant(acme), 10)
         .await
         .expect("audit");

@@ -3,23 +3,17 @@
 //! a store built with a given policy, so every backend runs them through
 //! its own factory: `factory_conformance!(backend, factory; tests…)`.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
-use super::Store;
-use super::conformance::{self, MIN, NOW, changes, new_agent};
+use super::{self as conformance, MIN, NOW, changes, new_agent};
 use crate::domain::{
     CheckResult, CheckState, HostFacts, Millis, NewAgent, Scope, Ticket, TicketDetail, TicketState,
 };
+use crate::tickets::Service;
 use crate::tickets::policy::Policy;
 
 const SEC: Millis = 1000;
 
-/// Keeps a backend's resources (temp dir, server) alive for a test.
-pub type Guard = Box<dyn std::any::Any + Send>;
-/// A fresh store and what keeps it alive.
-pub type NewStore = Pin<Box<dyn Future<Output = (Arc<dyn Store>, Guard)> + Send>>;
+use super::backends::{NewStore, postgres_with, sqlite_with};
+
 /// Builds a fresh store that decides with `policy`.
 pub type Factory = fn(Policy) -> NewStore;
 
@@ -33,7 +27,7 @@ fn policy(toml_text: &str) -> Policy {
 }
 
 /// Enrolls `id` with `role` on a host named `id`.
-async fn enroll(store: &dyn Store, tenant_id: &str, id: &str, role: &str) {
+async fn enroll(svc: &Service, tenant_id: &str, id: &str, role: &str) {
     let agent = NewAgent {
         role: role.into(),
         facts: HostFacts {
@@ -42,7 +36,7 @@ async fn enroll(store: &dyn Store, tenant_id: &str, id: &str, role: &str) {
         },
         ..new_agent(id, tenant_id)
     };
-    conformance::enroll(store, &agent).await;
+    conformance::enroll(svc, &agent).await;
 }
 
 fn result(check: &str, item: &str, state: CheckState, at: Millis) -> CheckResult {
@@ -57,28 +51,24 @@ fn result(check: &str, item: &str, state: CheckState, at: Millis) -> CheckResult
 }
 
 /// One agent's report of one result at `at` (agent and collector agree on time).
-async fn report(
-    store: &Arc<dyn Store>,
-    tenant_id: &str,
-    agent: &str,
-    seq: u64,
-    r: CheckResult,
-    at: Millis,
-) {
-    store
-        .apply_report(tenant_id, agent, &changes(seq, at, vec![r]), at)
+async fn report(svc: &Service, tenant_id: &str, agent: &str, seq: u64, r: CheckResult, at: Millis) {
+    svc.apply_report(tenant_id, agent, &changes(seq, at, vec![r]), at)
         .await
         .expect("apply");
 }
 
-async fn tickets(store: &Arc<dyn Store>) -> Vec<Ticket> {
-    let mut t = store.list_tickets(&Scope::All, None).await.expect("list");
+async fn tickets(svc: &Service) -> Vec<Ticket> {
+    let mut t = svc
+        .store()
+        .list_tickets(&Scope::All, None)
+        .await
+        .expect("list");
     t.sort_by_key(|t| t.id);
     t
 }
 
-async fn detail(store: &Arc<dyn Store>, id: i64) -> TicketDetail {
-    store
+async fn detail(svc: &Service, id: i64) -> TicketDetail {
+    svc.store()
         .get_ticket(&Scope::All, id)
         .await
         .expect("get")
@@ -93,7 +83,7 @@ fn of_agent<'a>(all: &'a [Ticket], agent: &str) -> &'a Ticket {
 }
 
 pub async fn tenants_escalate_on_their_own_sla_and_priorities(make: Factory) {
-    let (store, _guard) = make(policy(
+    let (svc, _guard) = make(policy(
         r#"
         [tenants.acme]
         workstation_priority = { crit = "P1" }
@@ -101,12 +91,17 @@ pub async fn tenants_escalate_on_their_own_sla_and_priorities(make: Factory) {
         "#,
     ))
     .await;
-    let acme = store.create_tenant("acme").await.expect("tenant").id;
-    let globex = store.create_tenant("globex").await.expect("tenant").id;
-    enroll(store.as_ref(), &acme, "a-srv", "server").await;
-    enroll(store.as_ref(), &acme, "a-ws", "workstation").await;
-    enroll(store.as_ref(), &globex, "g-srv", "server").await;
-    enroll(store.as_ref(), &globex, "g-ws", "workstation").await;
+    let acme = svc.store().create_tenant("acme").await.expect("tenant").id;
+    let globex = svc
+        .store()
+        .create_tenant("globex")
+        .await
+        .expect("tenant")
+        .id;
+    enroll(&svc, &acme, "a-srv", "server").await;
+    enroll(&svc, &acme, "a-ws", "workstation").await;
+    enroll(&svc, &globex, "g-srv", "server").await;
+    enroll(&svc, &globex, "g-ws", "workstation").await;
     for (tenant, agent) in [
         (&acme, "a-srv"),
         (&acme, "a-ws"),
@@ -114,7 +109,7 @@ pub async fn tenants_escalate_on_their_own_sla_and_priorities(make: Factory) {
         (&globex, "g-ws"),
     ] {
         report(
-            &store,
+            &svc,
             tenant,
             agent,
             1,
@@ -123,7 +118,7 @@ pub async fn tenants_escalate_on_their_own_sla_and_priorities(make: Factory) {
         )
         .await;
     }
-    let all = tickets(&store).await;
+    let all = tickets(&svc).await;
     let prio = |a: &str| of_agent(&all, a).priority.clone();
     assert_eq!(prio("a-srv"), "P1");
     assert_eq!(prio("a-ws"), "P1", "acme: workstation crit → P1");
@@ -142,49 +137,49 @@ pub async fn tenants_escalate_on_their_own_sla_and_priorities(make: Factory) {
         "acme keeps the global P1 resolve time"
     );
 
-    let tiers = |store: Arc<dyn Store>| async move {
-        let all = tickets(&store).await;
+    let tiers = |svc: Service| async move {
+        let all = tickets(&svc).await;
         ["a-srv", "a-ws", "g-srv", "g-ws"].map(|a| of_agent(&all, a).tier)
     };
-    store.sweep(NOW + 4 * MIN).await.expect("sweep");
-    assert_eq!(tiers(store.clone()).await, [1, 1, 1, 1]);
-    store.sweep(NOW + 5 * MIN).await.expect("sweep");
+    svc.sweep(NOW + 4 * MIN).await.expect("sweep");
+    assert_eq!(tiers(svc.clone()).await, [1, 1, 1, 1]);
+    svc.sweep(NOW + 5 * MIN).await.expect("sweep");
     assert_eq!(
-        tiers(store.clone()).await,
+        tiers(svc.clone()).await,
         [2, 2, 1, 1],
         "acme's P1s at 5 min"
     );
-    store.sweep(NOW + 5 * MIN).await.expect("sweep");
+    svc.sweep(NOW + 5 * MIN).await.expect("sweep");
     assert_eq!(
-        tiers(store.clone()).await,
+        tiers(svc.clone()).await,
         [2, 2, 1, 1],
         "no double escalation"
     );
-    store.sweep(NOW + 10 * MIN).await.expect("sweep");
+    svc.sweep(NOW + 10 * MIN).await.expect("sweep");
     assert_eq!(
-        tiers(store.clone()).await,
+        tiers(svc.clone()).await,
         [3, 3, 1, 1],
         "L2 → L3 on acme's 5 min too"
     );
-    store.sweep(NOW + 15 * MIN).await.expect("sweep");
+    svc.sweep(NOW + 15 * MIN).await.expect("sweep");
     assert_eq!(
-        tiers(store.clone()).await,
+        tiers(svc.clone()).await,
         [3, 3, 2, 1],
         "globex P1 at 15 min"
     );
-    store.sweep(NOW + 60 * MIN).await.expect("sweep");
+    svc.sweep(NOW + 60 * MIN).await.expect("sweep");
     assert_eq!(
-        tiers(store.clone()).await,
+        tiers(svc.clone()).await,
         [3, 3, 3, 2],
         "globex P2 at 60 min"
     );
 
-    let all = tickets(&store).await;
+    let all = tickets(&svc).await;
     let breach = |a: &str| {
         let id = of_agent(&all, a).id;
-        let store = store.clone();
+        let svc = svc.clone();
         async move {
-            detail(&store, id)
+            detail(&svc, id)
                 .await
                 .events
                 .into_iter()
@@ -198,21 +193,26 @@ pub async fn tenants_escalate_on_their_own_sla_and_priorities(make: Factory) {
 }
 
 pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory) {
-    let (store, _guard) = make(policy(
+    let (svc, _guard) = make(policy(
         r#"
         [tenants.acme]
         group_same_check = { min_hosts = 3, window_secs = 120 }
         "#,
     ))
     .await;
-    let acme = store.create_tenant("acme").await.expect("tenant").id;
-    let globex = store.create_tenant("globex").await.expect("tenant").id;
+    let acme = svc.store().create_tenant("acme").await.expect("tenant").id;
+    let globex = svc
+        .store()
+        .create_tenant("globex")
+        .await
+        .expect("tenant")
+        .id;
     let hosts = ["h1", "h2", "h3", "h4", "h5"];
     for h in hosts {
-        enroll(store.as_ref(), &acme, h, "server").await;
+        enroll(&svc, &acme, h, "server").await;
     }
     for g in ["g1", "g2", "g3"] {
-        enroll(store.as_ref(), &globex, g, "server").await;
+        enroll(&svc, &globex, g, "server").await;
     }
     let backup = |state, at| result("backup", "nightly", state, at);
     let mut seq = 0;
@@ -224,24 +224,16 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
     // but globex does not group. h4's disk fails: another check.
     for (i, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
         let at = NOW + i as i64 * SEC;
-        report(&store, &acme, h, next(), backup(CheckState::Crit, at), at).await;
+        report(&svc, &acme, h, next(), backup(CheckState::Crit, at), at).await;
     }
     for g in ["g1", "g2", "g3"] {
-        report(
-            &store,
-            &globex,
-            g,
-            next(),
-            backup(CheckState::Crit, NOW),
-            NOW,
-        )
-        .await;
+        report(&svc, &globex, g, next(), backup(CheckState::Crit, NOW), NOW).await;
     }
     let disk = result("disk", "/", CheckState::Crit, NOW);
-    report(&store, &acme, "h4", next(), disk, NOW).await;
+    report(&svc, &acme, "h4", next(), disk, NOW).await;
     // Two hosts fail the weekly backup two minutes apart: never 2 in a window.
     report(
-        &store,
+        &svc,
         &acme,
         "h1",
         next(),
@@ -249,11 +241,11 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
         NOW,
     )
     .await;
-    let out = store.sweep(NOW + 3 * SEC).await.expect("sweep");
+    let out = svc.sweep(NOW + 3 * SEC).await.expect("sweep");
     assert_eq!(out.opened, 1, "one parent: {out:?}");
-    store.sweep(NOW + 3 * SEC).await.expect("sweep again");
+    svc.sweep(NOW + 3 * SEC).await.expect("sweep again");
 
-    let all = tickets(&store).await;
+    let all = tickets(&svc).await;
     let parents: Vec<&Ticket> = all.iter().filter(|t| t.kind == "group").collect();
     assert_eq!(parents.len(), 1, "{all:#?}");
     let parent = parents[0].clone();
@@ -285,7 +277,7 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
             .iter()
             .all(|t| t.state == TicketState::Open && t.kind == "check")
     );
-    let kinds: Vec<String> = detail(&store, children[0].id)
+    let kinds: Vec<String> = detail(&svc, children[0].id)
         .await
         .events
         .into_iter()
@@ -305,21 +297,13 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
     // Outside the window: h2 fails the weekly backup 3 min after h1.
     let at = NOW + 3 * MIN;
     let weekly = result("backup", "weekly", CheckState::Warn, at);
-    report(&store, &acme, "h2", next(), weekly, at).await;
-    store.sweep(at).await.expect("sweep");
+    report(&svc, &acme, "h2", next(), weekly, at).await;
+    svc.sweep(at).await.expect("sweep");
     // A host failing the nightly backup later joins the open group.
     let at = NOW + 4 * MIN;
-    report(
-        &store,
-        &acme,
-        "h5",
-        next(),
-        backup(CheckState::Crit, at),
-        at,
-    )
-    .await;
-    store.sweep(at).await.expect("sweep");
-    let all = tickets(&store).await;
+    report(&svc, &acme, "h5", next(), backup(CheckState::Crit, at), at).await;
+    svc.sweep(at).await.expect("sweep");
+    let all = tickets(&svc).await;
     assert_eq!(
         all.iter().filter(|t| t.kind == "group").count(),
         1,
@@ -327,7 +311,7 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
     );
     let h5 = all.iter().find(|t| t.agent_id == "h5").expect("h5 ticket");
     assert_eq!(h5.parent_id, Some(parent.id));
-    let p = detail(&store, parent.id).await;
+    let p = detail(&svc, parent.id).await;
     assert!(
         p.ticket.summary.contains("on 4 hosts: h1, h2, h3, h5"),
         "{}",
@@ -340,8 +324,8 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
 
     // P1 unacknowledged for 15 min: the parent escalates, its members don't;
     // globex's ungrouped tickets do.
-    store.sweep(NOW + 16 * MIN).await.expect("sweep");
-    let all = tickets(&store).await;
+    svc.sweep(NOW + 16 * MIN).await.expect("sweep");
+    let all = tickets(&svc).await;
     for t in &all {
         let expected = match (t.kind.as_str(), t.parent_id) {
             ("group", _) => 2,
@@ -356,21 +340,21 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
     // only with the last one.
     let mut at = NOW + 20 * MIN;
     for h in ["h1", "h2", "h3"] {
-        report(&store, &acme, h, next(), backup(CheckState::Ok, at), at).await;
-        store.sweep(at).await.expect("sweep");
+        report(&svc, &acme, h, next(), backup(CheckState::Ok, at), at).await;
+        svc.sweep(at).await.expect("sweep");
         at += SEC;
     }
     assert_eq!(
-        detail(&store, parent.id).await.ticket.state,
+        detail(&svc, parent.id).await.ticket.state,
         TicketState::Open
     );
-    report(&store, &acme, "h5", next(), backup(CheckState::Ok, at), at).await;
-    store.sweep(at).await.expect("sweep");
-    let p = detail(&store, parent.id).await;
+    report(&svc, &acme, "h5", next(), backup(CheckState::Ok, at), at).await;
+    svc.sweep(at).await.expect("sweep");
+    let p = detail(&svc, parent.id).await;
     assert_eq!(p.ticket.state, TicketState::Resolved);
     assert_eq!(p.ticket.resolved_by.as_deref(), Some("engine"));
     assert_eq!(p.events.last().map(|e| e.kind.as_str()), Some("resolved"));
-    let all = tickets(&store).await;
+    let all = tickets(&svc).await;
     assert!(
         all.iter()
             .filter(|t| t.parent_id == Some(parent.id))
@@ -382,10 +366,10 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
     // behind it) can be resolved by hand.
     for (i, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
         let at = NOW + 60 * MIN + i as i64 * SEC;
-        report(&store, &acme, h, next(), backup(CheckState::Crit, at), at).await;
+        report(&svc, &acme, h, next(), backup(CheckState::Crit, at), at).await;
     }
-    store.sweep(NOW + 61 * MIN).await.expect("sweep");
-    let all = tickets(&store).await;
+    svc.sweep(NOW + 61 * MIN).await.expect("sweep");
+    let all = tickets(&svc).await;
     let second = all
         .iter()
         .rfind(|t| t.kind == "group")
@@ -397,7 +381,7 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
         name: "alice".into(),
         role: "technician".into(),
     };
-    let out = store
+    let out = svc
         .ticket_action(
             &caller,
             second.id,
@@ -427,27 +411,19 @@ macro_rules! factory_conformance {
 }
 pub(super) use factory_conformance;
 
-/// A fresh SQLite file store, set up by `with` (its temp dir is the guard).
-pub fn sqlite_file_with(
-    with: impl FnOnce(super::sqlite::SqliteStore) -> super::sqlite::SqliteStore + Send + 'static,
-) -> NewStore {
-    Box::pin(async move {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = super::sqlite::SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("open");
-        (
-            Arc::new(with(store)) as Arc<dyn Store>,
-            Box::new(dir) as Guard,
-        )
-    })
+fn sqlite_with_policy(policy: Policy) -> NewStore {
+    sqlite_with(|s| s.with_policy(policy))
 }
 
-fn sqlite_with_policy(policy: Policy) -> NewStore {
-    sqlite_file_with(|store| store.with_policy(policy))
+fn postgres_with_policy(policy: Policy) -> NewStore {
+    postgres_with(|s| s.with_policy(policy))
 }
 
 factory_conformance!(sqlite, sqlite_with_policy;
+    tenants_escalate_on_their_own_sla_and_priorities,
+    same_check_on_many_hosts_is_one_parent_with_children,
+);
+factory_conformance!(postgres, postgres_with_policy;
     tenants_escalate_on_their_own_sla_and_priorities,
     same_check_on_many_hosts_is_one_parent_with_children,
 );

@@ -1,36 +1,46 @@
-//! The store conformance suite: every backend runs these same tests through
-//! the [`Store`] trait (`store_conformance!(backend, factory)`).
+//! The conformance suite: every storage backend runs these same tests of
+//! the collector's decisions and reads, through a [`Service`] over that
+//! backend (`store_conformance!(backend, factory)`; factories in
+//! [`backends`]).
 
-use std::sync::Arc;
+mod backends;
+mod limits;
+mod maintenance;
+mod outbox;
+mod renewal;
+mod tenants;
+mod tokens;
 
-use super::Store;
+pub use backends::{postgres_with, sqlite_with};
+
 #[allow(clippy::wildcard_imports)]
-use super::conformance_maintenance::*;
+use self::maintenance::*;
 #[allow(clippy::wildcard_imports)]
-use super::conformance_outbox::*;
+use self::outbox::*;
 #[allow(clippy::wildcard_imports)]
-use super::conformance_renewal::*;
+use self::renewal::*;
 #[allow(clippy::wildcard_imports)]
-use super::conformance_tokens::*;
+use self::tokens::*;
 use crate::Error;
 use crate::domain::{
     ApiCaller, CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent, NewApiKey,
     NewEnrollmentToken, Report, ReportPayload, Scope, TicketAction, TicketState,
 };
+use crate::tickets::Service;
 
 pub const NOW: Millis = 1_800_000_000_000;
 
 /// A new tenant named `tenant` with one server `agent` (site `hq`); the tenant's id.
-pub async fn tenant_with_agent(store: &dyn Store, tenant: &str, agent: &str) -> String {
-    let t = store.create_tenant(tenant).await.expect("tenant");
-    enroll(store, &new_agent(agent, &t.id)).await;
+pub async fn tenant_with_agent(svc: &Service, tenant: &str, agent: &str) -> String {
+    let t = svc.store().create_tenant(tenant).await.expect("tenant");
+    enroll(svc, &new_agent(agent, &t.id)).await;
     t.id
 }
 
 /// Enrolls `agent` at `NOW` through a one-use token of its own (same site and role).
-pub async fn enroll(store: &dyn Store, agent: &NewAgent) {
+pub async fn enroll(svc: &Service, agent: &NewAgent) {
     let hash = format!("hash-{}", agent.id);
-    store
+    svc.store()
         .create_enrollment_token(&NewEnrollmentToken {
             id: format!("tok-{}", agent.id),
             tenant_id: agent.tenant_id.clone(),
@@ -42,7 +52,7 @@ pub async fn enroll(store: &dyn Store, agent: &NewAgent) {
         })
         .await
         .expect("token");
-    store.enroll_agent(&hash, NOW, agent).await.expect("enroll");
+    svc.enroll_agent(&hash, NOW, agent).await.expect("enroll");
 }
 
 /// A server `id` on host `host-{id}`, site `hq`.
@@ -80,31 +90,36 @@ pub fn changes(seq: u64, observed_at: Millis, results: Vec<CheckResult>) -> Repo
     }
 }
 
-pub async fn tenants_are_unique_and_scoped(store: Arc<dyn Store>) {
-    let a = store.create_tenant("acme").await.expect("create");
+pub async fn tenants_are_unique_and_scoped(svc: Service) {
+    let a = svc.store().create_tenant("acme").await.expect("create");
     assert!(matches!(
-        store.create_tenant("acme").await,
+        svc.store().create_tenant("acme").await,
         Err(Error::Conflict(_))
     ));
-    let b = store.create_tenant("globex").await.expect("create");
+    let b = svc.store().create_tenant("globex").await.expect("create");
     assert_eq!(
-        store.list_tenants(&Scope::All).await.expect("list").len(),
+        svc.store()
+            .list_tenants(&Scope::All)
+            .await
+            .expect("list")
+            .len(),
         2
     );
-    let only_a = store
+    let only_a = svc
+        .store()
         .list_tenants(&Scope::Tenant(a.id.clone()))
         .await
         .expect("list");
     assert_eq!(only_a, vec![a.clone()]);
     assert_eq!(
-        store.tenant_by_name("globex").await.expect("by name"),
+        svc.store().tenant_by_name("globex").await.expect("by name"),
         Some(b)
     );
 }
 
-pub async fn enrollment_tokens_expire_and_run_out(store: Arc<dyn Store>) {
-    let t = store.create_tenant("acme").await.expect("tenant");
-    store
+pub async fn enrollment_tokens_expire_and_run_out(svc: Service) {
+    let t = svc.store().create_tenant("acme").await.expect("tenant");
+    svc.store()
         .create_enrollment_token(&NewEnrollmentToken {
             id: "t1".into(),
             tenant_id: t.id.clone(),
@@ -117,48 +132,42 @@ pub async fn enrollment_tokens_expire_and_run_out(store: Arc<dyn Store>) {
         .await
         .expect("token");
     assert!(matches!(
-        store.check_enrollment_token("nope", NOW).await,
+        svc.check_enrollment_token("nope", NOW).await,
         Err(Error::Unauthenticated(_))
     ));
     assert!(matches!(
-        store.check_enrollment_token("h1", NOW + 1000).await,
+        svc.check_enrollment_token("h1", NOW + 1000).await,
         Err(Error::Unauthenticated(_))
     ));
-    let grant = store
-        .check_enrollment_token("h1", NOW)
-        .await
-        .expect("valid");
+    let grant = svc.check_enrollment_token("h1", NOW).await.expect("valid");
     assert_eq!(grant.tenant_id, t.id);
     assert_eq!(grant.site, "hq");
-    store
-        .enroll_agent("h1", NOW, &new_agent("a1", &t.id))
+    svc.enroll_agent("h1", NOW, &new_agent("a1", &t.id))
         .await
         .expect("1st");
-    store
-        .enroll_agent("h1", NOW, &new_agent("a2", &t.id))
+    svc.enroll_agent("h1", NOW, &new_agent("a2", &t.id))
         .await
         .expect("2nd");
     assert!(matches!(
-        store.enroll_agent("h1", NOW, &new_agent("a3", &t.id)).await,
+        svc.enroll_agent("h1", NOW, &new_agent("a3", &t.id)).await,
         Err(Error::PermissionDenied(_))
     ));
     // Expired refusal leaves no agent behind either.
     assert!(
-        store
-            .enroll_agent("h1", NOW + 5000, &new_agent("a4", &t.id))
+        svc.enroll_agent("h1", NOW + 5000, &new_agent("a4", &t.id))
             .await
             .is_err()
     );
-    let agents = store.list_agents(&Scope::All).await.expect("agents");
+    let agents = svc.list_agents(&Scope::All).await.expect("agents");
     let ids: Vec<_> = agents.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
-    assert!(store.agent_auth("a3").await.expect("auth").is_none());
-    assert!(store.agent_auth("a4").await.expect("auth").is_none());
+    assert!(svc.store().agent_auth("a3").await.expect("auth").is_none());
+    assert!(svc.store().agent_auth("a4").await.expect("auth").is_none());
 }
 
-pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let o = store
+pub async fn tickets_open_update_resolve_and_reopen(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    let o = svc
         .apply_report(
             &tenant,
             "a1",
@@ -169,7 +178,7 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
         .expect("apply");
     assert_eq!((o.opened, o.duplicate), (1, false));
     // Same seq again: a duplicate, nothing changes.
-    let dup = store
+    let dup = svc
         .apply_report(
             &tenant,
             "a1",
@@ -179,7 +188,7 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
         .await
         .expect("dup");
     assert!(dup.duplicate);
-    let o = store
+    let o = svc
         .apply_report(
             &tenant,
             "a1",
@@ -189,7 +198,8 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
         .await
         .expect("apply");
     assert_eq!((o.opened, o.updated), (0, 1));
-    let open = store
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
@@ -200,7 +210,7 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
     assert_eq!(open[0].site, "hq");
     let first_id = open[0].id;
 
-    let o = store
+    let o = svc
         .apply_report(
             &tenant,
             "a1",
@@ -210,7 +220,8 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
         .await
         .expect("apply");
     assert_eq!(o.resolved, 1);
-    let t = store
+    let t = svc
+        .store()
         .get_ticket(&Scope::All, first_id)
         .await
         .expect("get")
@@ -222,25 +233,29 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
 
     // A relapse within the grace reopens the same ticket (same episode)...
     let apply = |seq: u64, at: Millis, state: CheckState| {
-        let store = store.clone();
+        let svc = svc.clone();
         let tenant = tenant.clone();
         async move {
-            store
-                .apply_report(
-                    &tenant,
-                    "a1",
-                    &changes(seq, at, vec![disk(state, 99.0)]),
-                    at,
-                )
-                .await
-                .expect("apply")
+            svc.apply_report(
+                &tenant,
+                "a1",
+                &changes(seq, at, vec![disk(state, 99.0)]),
+                at,
+            )
+            .await
+            .expect("apply")
         }
     };
     assert_eq!(apply(4, NOW + 3, CheckState::Crit).await.opened, 1);
-    let all = store.list_tickets(&Scope::All, None).await.expect("list");
+    let all = svc
+        .store()
+        .list_tickets(&Scope::All, None)
+        .await
+        .expect("list");
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].state, TicketState::Open);
-    let t = store
+    let t = svc
+        .store()
         .get_ticket(&Scope::All, first_id)
         .await
         .expect("get")
@@ -249,7 +264,11 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
     // ...a failure after the grace (default 300 s) is a new episode.
     assert_eq!(apply(5, NOW + 4, CheckState::Ok).await.resolved, 1);
     assert_eq!(apply(6, NOW + 400_000, CheckState::Crit).await.opened, 1);
-    let all = store.list_tickets(&Scope::All, None).await.expect("list");
+    let all = svc
+        .store()
+        .list_tickets(&Scope::All, None)
+        .await
+        .expect("list");
     assert_eq!(all.len(), 2);
     assert_ne!(all[0].id, first_id);
     assert_eq!(all[0].priority, "P1", "crit on a server");
@@ -257,131 +276,115 @@ pub async fn tickets_open_update_resolve_and_reopen(store: Arc<dyn Store>) {
     assert!(all[0].ack_due_at.is_some());
 }
 
-pub async fn stale_results_do_not_roll_back(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(2, NOW + 10, vec![disk(CheckState::Crit, 99.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
+pub async fn stale_results_do_not_roll_back(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    svc.apply_report(
+        &tenant,
+        "a1",
+        &changes(2, NOW + 10, vec![disk(CheckState::Crit, 99.0)]),
+        NOW,
+    )
+    .await
+    .expect("apply");
     // An older report arriving late (resend) must not resolve the ticket.
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(1, NOW, vec![disk(CheckState::Ok, 10.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
-    let open = store
+    svc.apply_report(
+        &tenant,
+        "a1",
+        &changes(1, NOW, vec![disk(CheckState::Ok, 10.0)]),
+        NOW,
+    )
+    .await
+    .expect("apply");
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
     assert_eq!(open.len(), 1);
 }
 
-pub async fn reads_are_tenant_scoped(store: Arc<dyn Store>) {
-    let ta = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let tb = tenant_with_agent(store.as_ref(), "globex", "b1").await;
-    store
-        .apply_report(
-            &ta,
-            "a1",
-            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
+pub async fn reads_are_tenant_scoped(svc: Service) {
+    let ta = tenant_with_agent(&svc, "acme", "a1").await;
+    let tb = tenant_with_agent(&svc, "globex", "b1").await;
+    svc.apply_report(
+        &ta,
+        "a1",
+        &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+        NOW,
+    )
+    .await
+    .expect("apply");
     // Tenant B writing for A's agent id finds nothing to write to.
     assert!(
-        store
-            .apply_report(
-                &tb,
-                "a1",
-                &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
-                NOW
-            )
-            .await
-            .is_err()
+        svc.apply_report(
+            &tb,
+            "a1",
+            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+            NOW
+        )
+        .await
+        .is_err()
     );
     let a_scope = Scope::Tenant(ta.clone());
     let b_scope = Scope::Tenant(tb.clone());
-    let ticket = store
+    let ticket = svc
+        .store()
         .list_tickets(&a_scope, None)
         .await
         .expect("list")
         .remove(0);
     assert!(
-        store
+        svc.store()
             .list_tickets(&b_scope, None)
             .await
             .expect("list")
             .is_empty()
     );
     assert!(
-        store
+        svc.store()
             .get_ticket(&b_scope, ticket.id)
             .await
             .expect("get")
             .is_none()
     );
-    assert!(
-        store
-            .get_agent(&b_scope, "a1")
-            .await
-            .expect("get")
-            .is_none()
-    );
-    assert!(
-        store
-            .get_agent(&a_scope, "a1")
-            .await
-            .expect("get")
-            .is_some()
-    );
-    let b_agents = store.list_agents(&b_scope).await.expect("agents");
+    assert!(svc.get_agent(&b_scope, "a1").await.expect("get").is_none());
+    assert!(svc.get_agent(&a_scope, "a1").await.expect("get").is_some());
+    let b_agents = svc.list_agents(&b_scope).await.expect("agents");
     assert_eq!(b_agents.len(), 1);
     assert_eq!(b_agents[0].id, "b1");
 }
 
-pub async fn sessions_and_snapshots(store: Arc<dyn Store>) {
-    let t = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+pub async fn sessions_and_snapshots(svc: Service) {
+    let t = tenant_with_agent(&svc, "acme", "a1").await;
     let facts = HostFacts {
         hostname: "renamed".into(),
         os_name: "Debian".into(),
         ..HostFacts::default()
     };
-    store
-        .start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
+    svc.start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("start");
     let snapshot = HostSnapshot {
         uptime_secs: 42,
         ..HostSnapshot::default()
     };
-    store
-        .apply_report(
-            &t,
-            "a1",
-            &Report {
-                boot_id: "boot-1".into(),
-                seq: 1,
-                observed_at: NOW,
-                payload: ReportPayload::Heartbeat {
-                    snapshot: snapshot.clone(),
-                    checks: vec![disk(CheckState::Ok, 10.0)],
-                },
+    svc.apply_report(
+        &t,
+        "a1",
+        &Report {
+            boot_id: "boot-1".into(),
+            seq: 1,
+            observed_at: NOW,
+            payload: ReportPayload::Heartbeat {
+                snapshot: snapshot.clone(),
+                checks: vec![disk(CheckState::Ok, 10.0)],
             },
-            NOW + 5,
-        )
-        .await
-        .expect("heartbeat");
-    let a = store
+        },
+        NOW + 5,
+    )
+    .await
+    .expect("heartbeat");
+    let a = svc
         .get_agent(&Scope::All, "a1")
         .await
         .expect("get")
@@ -392,11 +395,10 @@ pub async fn sessions_and_snapshots(store: Arc<dyn Store>) {
     assert_eq!(a.agent.snapshot, Some(snapshot));
     assert_eq!(a.checks.len(), 1);
     assert_eq!(a.checks[0].state, CheckState::Ok);
-    store
-        .end_session(&t, "a1", true, NOW + 10)
+    svc.end_session(&t, "a1", true, NOW + 10)
         .await
         .expect("end");
-    let a = store
+    let a = svc
         .get_agent(&Scope::All, "a1")
         .await
         .expect("get")
@@ -404,9 +406,9 @@ pub async fn sessions_and_snapshots(store: Arc<dyn Store>) {
     assert_eq!(a.agent.status, "offline");
 }
 
-pub async fn api_keys_grant_their_scope(store: Arc<dyn Store>) {
-    let t = store.create_tenant("acme").await.expect("tenant");
-    store
+pub async fn api_keys_grant_their_scope(svc: Service) {
+    let t = svc.store().create_tenant("acme").await.expect("tenant");
+    svc.store()
         .create_api_key(&NewApiKey {
             id: "k1".into(),
             tenant_id: Some(t.id.clone()),
@@ -416,7 +418,7 @@ pub async fn api_keys_grant_their_scope(store: Arc<dyn Store>) {
         })
         .await
         .expect("key");
-    store
+    svc.store()
         .create_api_key(&NewApiKey {
             id: "k2".into(),
             tenant_id: None,
@@ -426,21 +428,37 @@ pub async fn api_keys_grant_their_scope(store: Arc<dyn Store>) {
         })
         .await
         .expect("key");
-    let k1 = store.api_caller("kh1").await.expect("k1").expect("exists");
+    let k1 = svc
+        .store()
+        .api_caller("kh1")
+        .await
+        .expect("k1")
+        .expect("exists");
     assert_eq!(k1.scope, Scope::Tenant(t.id));
     assert!(!k1.can_write(), "viewer");
-    let k2 = store.api_caller("kh2").await.expect("k2").expect("exists");
+    let k2 = svc
+        .store()
+        .api_caller("kh2")
+        .await
+        .expect("k2")
+        .expect("exists");
     assert_eq!((k2.scope, k2.name.as_str()), (Scope::All, "msp-admin"));
-    assert!(store.api_caller("nope").await.expect("none").is_none());
+    assert!(
+        svc.store()
+            .api_caller("nope")
+            .await
+            .expect("none")
+            .is_none()
+    );
 }
 
 /// Many writers race to report the same failure; the database must end with
 /// exactly one open ticket.
-pub async fn one_open_ticket_under_concurrent_writers(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+pub async fn one_open_ticket_under_concurrent_writers(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
     let mut tasks = Vec::new();
     for seq in 1..=16u64 {
-        let store = store.clone();
+        let svc = svc.clone();
         let tenant = tenant.clone();
         tasks.push(tokio::spawn(async move {
             let state = if seq % 2 == 0 {
@@ -448,14 +466,13 @@ pub async fn one_open_ticket_under_concurrent_writers(store: Arc<dyn Store>) {
             } else {
                 CheckState::Warn
             };
-            store
-                .apply_report(
-                    &tenant,
-                    "a1",
-                    &changes(seq, NOW, vec![disk(state, 99.0)]),
-                    NOW,
-                )
-                .await
+            svc.apply_report(
+                &tenant,
+                "a1",
+                &changes(seq, NOW, vec![disk(state, 99.0)]),
+                NOW,
+            )
+            .await
         }));
     }
     let mut opened = 0;
@@ -463,22 +480,28 @@ pub async fn one_open_ticket_under_concurrent_writers(store: Arc<dyn Store>) {
         opened += t.await.expect("join").expect("apply").opened;
     }
     assert_eq!(opened, 1);
-    let open = store
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
     assert_eq!(open.len(), 1);
 }
 
-pub async fn prune_forgets_old_deliveries(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    store
-        .apply_report(&tenant, "a1", &changes(1, NOW, vec![]), NOW)
+pub async fn prune_forgets_old_deliveries(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    svc.apply_report(&tenant, "a1", &changes(1, NOW, vec![]), NOW)
         .await
         .expect("apply");
-    assert_eq!(store.prune_delivered(NOW - 1).await.expect("prune"), 0);
-    assert_eq!(store.prune_delivered(NOW + 1).await.expect("prune"), 1);
-    store.ping().await.expect("ping");
+    assert_eq!(
+        svc.store().prune_delivered(NOW - 1).await.expect("prune"),
+        0
+    );
+    assert_eq!(
+        svc.store().prune_delivered(NOW + 1).await.expect("prune"),
+        1
+    );
+    svc.store().ping().await.expect("ping");
 }
 
 pub const MIN: Millis = 60_000;
@@ -492,59 +515,58 @@ pub fn admin() -> ApiCaller {
 }
 
 /// A CRIT disk on `a1` at `NOW` (a P1 ticket on a server); its id.
-pub async fn open_crit(store: &Arc<dyn Store>, tenant: &str) -> i64 {
-    store
-        .apply_report(
-            tenant,
-            "a1",
-            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
-            NOW,
-        )
-        .await
-        .expect("apply");
-    store
+pub async fn open_crit(svc: &Service, tenant: &str) -> i64 {
+    svc.apply_report(
+        tenant,
+        "a1",
+        &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+        NOW,
+    )
+    .await
+    .expect("apply");
+    svc.store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list")[0]
         .id
 }
 
-pub async fn ticket(store: &Arc<dyn Store>, id: i64) -> crate::domain::TicketDetail {
-    store
+pub async fn ticket(svc: &Service, id: i64) -> crate::domain::TicketDetail {
+    svc.store()
         .get_ticket(&Scope::All, id)
         .await
         .expect("get")
         .expect("exists")
 }
 
-pub async fn unacknowledged_tickets_escalate_once_per_sla_window(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let id = open_crit(&store, &tenant).await;
-    let t = ticket(&store, id).await.ticket;
+pub async fn unacknowledged_tickets_escalate_once_per_sla_window(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    let id = open_crit(&svc, &tenant).await;
+    let t = ticket(&svc, id).await.ticket;
     assert_eq!((t.priority.as_str(), t.tier), ("P1", 1), "crit on a server");
     // P1: acknowledge within 15 min. (The agent also goes overdue as
     // nothing reports here; only the disk ticket is followed.)
-    let tier = |store: Arc<dyn Store>| async move { ticket(&store, id).await.ticket.tier };
-    store.sweep(NOW + 14 * MIN).await.expect("sweep");
-    assert_eq!(tier(store.clone()).await, 1);
-    store.sweep(NOW + 16 * MIN).await.expect("sweep");
-    assert_eq!(tier(store.clone()).await, 2);
+    let tier = |svc: Service| async move { ticket(&svc, id).await.ticket.tier };
+    svc.sweep(NOW + 14 * MIN).await.expect("sweep");
+    assert_eq!(tier(svc.clone()).await, 1);
+    svc.sweep(NOW + 16 * MIN).await.expect("sweep");
+    assert_eq!(tier(svc.clone()).await, 2);
     // The same moment again (a restart re-running the sweep): no double escalation.
-    store.sweep(NOW + 16 * MIN).await.expect("sweep");
-    let t = ticket(&store, id).await;
+    svc.sweep(NOW + 16 * MIN).await.expect("sweep");
+    let t = ticket(&svc, id).await;
     assert_eq!(t.ticket.tier, 2);
     assert!(t.ticket.ack_breached);
     let kinds: Vec<_> = t.events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["opened", "sla_breach", "escalated"]);
-    store.sweep(NOW + 32 * MIN).await.expect("sweep");
-    assert_eq!(tier(store.clone()).await, 3);
-    store.sweep(NOW + 90 * MIN).await.expect("sweep");
-    let t = ticket(&store, id).await.ticket;
+    svc.sweep(NOW + 32 * MIN).await.expect("sweep");
+    assert_eq!(tier(svc.clone()).await, 3);
+    svc.sweep(NOW + 90 * MIN).await.expect("sweep");
+    let t = ticket(&svc, id).await.ticket;
     assert_eq!((t.tier, t.escalations), (3, 2), "L3 is the top");
     // Not resolved within 4 h: a resolve breach, once.
-    store.sweep(NOW + 241 * MIN).await.expect("sweep");
-    store.sweep(NOW + 300 * MIN).await.expect("sweep");
-    let t = ticket(&store, id).await;
+    svc.sweep(NOW + 241 * MIN).await.expect("sweep");
+    svc.sweep(NOW + 300 * MIN).await.expect("sweep");
+    let t = ticket(&svc, id).await;
     assert!(t.ticket.resolve_breached);
     assert_eq!(
         t.events.iter().filter(|e| e.kind == "sla_breach").count(),
@@ -552,39 +574,33 @@ pub async fn unacknowledged_tickets_escalate_once_per_sla_window(store: Arc<dyn 
     );
 }
 
-pub async fn acknowledging_stops_escalation_and_actions_are_audited(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let id = open_crit(&store, &tenant).await;
+pub async fn acknowledging_stops_escalation_and_actions_are_audited(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    let id = open_crit(&svc, &tenant).await;
     let now = NOW + MIN;
-    let out = store
+    let out = svc
         .ticket_action(&admin(), id, &TicketAction::Acknowledge, now)
         .await
         .expect("ack");
     assert_eq!(out.ticket.ticket.acknowledged_by.as_deref(), Some("alice"));
     assert!(matches!(
-        store
-            .ticket_action(&admin(), id, &TicketAction::Acknowledge, now)
+        svc.ticket_action(&admin(), id, &TicketAction::Acknowledge, now)
             .await,
         Err(Error::Conflict(_))
     ));
-    assert_eq!(
-        store.sweep(NOW + 60 * MIN).await.expect("sweep").escalated,
-        0
-    );
-    store
-        .ticket_action(&admin(), id, &TicketAction::Assign("bob".into()), now)
+    assert_eq!(svc.sweep(NOW + 60 * MIN).await.expect("sweep").escalated, 0);
+    svc.ticket_action(&admin(), id, &TicketAction::Assign("bob".into()), now)
         .await
         .expect("assign");
-    store
-        .ticket_action(
-            &admin(),
-            id,
-            &TicketAction::Note("replacing disk".into()),
-            now,
-        )
-        .await
-        .expect("note");
-    let out = store
+    svc.ticket_action(
+        &admin(),
+        id,
+        &TicketAction::Note("replacing disk".into()),
+        now,
+    )
+    .await
+    .expect("note");
+    let out = svc
         .ticket_action(&admin(), id, &TicketAction::Escalate, now)
         .await
         .expect("escalate");
@@ -595,8 +611,7 @@ pub async fn acknowledging_stops_escalation_and_actions_are_audited(store: Arc<d
         ..admin()
     };
     assert!(matches!(
-        store
-            .ticket_action(&viewer, id, &TicketAction::Resolve, now)
+        svc.ticket_action(&viewer, id, &TicketAction::Resolve, now)
             .await,
         Err(Error::PermissionDenied(_))
     ));
@@ -605,12 +620,11 @@ pub async fn acknowledging_stops_escalation_and_actions_are_audited(store: Arc<d
         ..admin()
     };
     assert!(matches!(
-        store
-            .ticket_action(&other_tenant, id, &TicketAction::Resolve, now)
+        svc.ticket_action(&other_tenant, id, &TicketAction::Resolve, now)
             .await,
         Err(Error::NotFound(_))
     ));
-    let audit = store.audit_log(&Scope::All, 10).await.expect("audit");
+    let audit = svc.store().audit_log(&Scope::All, 10).await.expect("audit");
     let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -624,10 +638,10 @@ pub async fn acknowledging_stops_escalation_and_actions_are_audited(store: Arc<d
     assert!(audit.iter().all(|a| a.actor == "alice"));
 }
 
-pub async fn resolving_by_hand_a_present_problem_says_so_and_reopens(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
-    let id = open_crit(&store, &tenant).await;
-    let out = store
+pub async fn resolving_by_hand_a_present_problem_says_so_and_reopens(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    let id = open_crit(&svc, &tenant).await;
+    let out = svc
         .ticket_action(&admin(), id, &TicketAction::Resolve, NOW + MIN)
         .await
         .expect("resolve");
@@ -635,43 +649,41 @@ pub async fn resolving_by_hand_a_present_problem_says_so_and_reopens(store: Arc<
     assert_eq!(out.ticket.ticket.resolved_by.as_deref(), Some("alice"));
     // The engine still watches (the agent still reports): the next sweep
     // reopens the same ticket.
-    store
-        .apply_report(&tenant, "a1", &changes(2, NOW + MIN, vec![]), NOW + MIN)
+    svc.apply_report(&tenant, "a1", &changes(2, NOW + MIN, vec![]), NOW + MIN)
         .await
         .expect("alive");
-    store.sweep(NOW + MIN + 1000).await.expect("sweep");
-    let t = ticket(&store, id).await;
+    svc.sweep(NOW + MIN + 1000).await.expect("sweep");
+    let t = ticket(&svc, id).await;
     assert_eq!(t.ticket.state, TicketState::Open);
     assert_eq!(t.events.last().map(|e| e.kind.as_str()), Some("reopened"));
 }
 
-pub async fn silent_agents_go_overdue_and_come_back(store: Arc<dyn Store>) {
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "a1").await;
+pub async fn silent_agents_go_overdue_and_come_back(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
     let facts = HostFacts {
         hostname: "web1".into(),
         ..HostFacts::default()
     };
-    store
-        .start_session(&tenant, "a1", "boot-1", &facts, 15, None, NOW)
+    svc.start_session(&tenant, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("start");
-    open_crit(&store, &tenant).await;
+    open_crit(&svc, &tenant).await;
     // The stream breaks without a goodbye.
-    store
-        .end_session(&tenant, "a1", false, NOW)
+    svc.end_session(&tenant, "a1", false, NOW)
         .await
         .expect("end");
     // 3 × 15 s: overdue at 45 s, not before.
-    assert_eq!(store.sweep(NOW + 44_000).await.expect("sweep").overdue, 0);
-    assert_eq!(store.sweep(NOW + 46_000).await.expect("sweep").overdue, 1);
+    assert_eq!(svc.sweep(NOW + 44_000).await.expect("sweep").overdue, 0);
+    assert_eq!(svc.sweep(NOW + 46_000).await.expect("sweep").overdue, 1);
     assert_eq!(
-        store.sweep(NOW + 47_000).await.expect("sweep").overdue,
+        svc.sweep(NOW + 47_000).await.expect("sweep").overdue,
         0,
         "once"
     );
     // Liveness is confirmed for 10 s (so a site going dark groups first).
-    store.sweep(NOW + 57_000).await.expect("sweep");
-    let open = store
+    svc.sweep(NOW + 57_000).await.expect("sweep");
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
@@ -682,34 +694,34 @@ pub async fn silent_agents_go_overdue_and_come_back(store: Arc<dyn Store>) {
         "{}",
         liveness[0].summary
     );
-    let agent = store
+    let agent = svc
         .get_agent(&Scope::All, "a1")
         .await
         .expect("get")
         .expect("exists");
     assert!(agent.agent.overdue);
     // It reports again: liveness resolves by itself.
-    store
-        .apply_report(
-            &tenant,
-            "a1",
-            &changes(2, NOW + 60_000, vec![]),
-            NOW + 60_000,
-        )
-        .await
-        .expect("apply");
-    let open = store
+    svc.apply_report(
+        &tenant,
+        "a1",
+        &changes(2, NOW + 60_000, vec![]),
+        NOW + 60_000,
+    )
+    .await
+    .expect("apply");
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
     assert!(open.iter().all(|t| t.kind != "agent"), "{open:?}");
 }
 
-pub async fn clean_shutdown_opens_a_ticket_only_for_servers(store: Arc<dyn Store>) {
+pub async fn clean_shutdown_opens_a_ticket_only_for_servers(svc: Service) {
     // tenant_with_agent enrolls a server.
-    let tenant = tenant_with_agent(store.as_ref(), "acme", "srv").await;
-    let t2 = store.create_tenant("globex").await.expect("tenant");
-    store
+    let tenant = tenant_with_agent(&svc, "acme", "srv").await;
+    let t2 = svc.store().create_tenant("globex").await.expect("tenant");
+    svc.store()
         .create_enrollment_token(&NewEnrollmentToken {
             id: "tw".into(),
             tenant_id: t2.id.clone(),
@@ -723,46 +735,42 @@ pub async fn clean_shutdown_opens_a_ticket_only_for_servers(store: Arc<dyn Store
         .expect("token");
     let mut ws = new_agent("ws", &t2.id);
     ws.role = "workstation".into();
-    store.enroll_agent("hw", NOW, &ws).await.expect("enroll");
+    svc.enroll_agent("hw", NOW, &ws).await.expect("enroll");
     for (t, a) in [(&tenant, "srv"), (&t2.id, "ws")] {
-        store
-            .start_session(t, a, "b", &HostFacts::default(), 15, None, NOW)
+        svc.start_session(t, a, "b", &HostFacts::default(), 15, None, NOW)
             .await
             .expect("start");
-        store
-            .end_session(t, a, true, NOW + 1)
-            .await
-            .expect("goodbye");
+        svc.end_session(t, a, true, NOW + 1).await.expect("goodbye");
     }
     // And neither goes overdue: they said goodbye.
-    store.sweep(NOW + 3_600_000).await.expect("sweep");
-    let open = store
+    svc.sweep(NOW + 3_600_000).await.expect("sweep");
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].agent_id, "srv");
-    let ws = store
+    let ws = svc
         .get_agent(&Scope::All, "ws")
         .await
         .expect("get")
         .expect("exists");
     assert_eq!(ws.agent.status, "offline");
     // The server comes back: its ticket resolves.
-    store
-        .start_session(
-            &tenant,
-            "srv",
-            "b2",
-            &HostFacts::default(),
-            15,
-            None,
-            NOW + 5000,
-        )
-        .await
-        .expect("start");
+    svc.start_session(
+        &tenant,
+        "srv",
+        "b2",
+        &HostFacts::default(),
+        15,
+        None,
+        NOW + 5000,
+    )
+    .await
+    .expect("start");
     assert!(
-        store
+        svc.store()
             .list_tickets(&Scope::All, Some(TicketState::Open))
             .await
             .expect("list")
@@ -770,9 +778,9 @@ pub async fn clean_shutdown_opens_a_ticket_only_for_servers(store: Arc<dyn Store
     );
 }
 
-pub async fn a_site_going_dark_is_one_ticket(store: Arc<dyn Store>) {
-    let t = store.create_tenant("acme").await.expect("tenant");
-    store
+pub async fn a_site_going_dark_is_one_ticket(svc: Service) {
+    let t = svc.store().create_tenant("acme").await.expect("tenant");
+    svc.store()
         .create_enrollment_token(&NewEnrollmentToken {
             id: "site".into(),
             tenant_id: t.id.clone(),
@@ -788,25 +796,24 @@ pub async fn a_site_going_dark_is_one_ticket(store: Arc<dyn Store>) {
     for h in hosts {
         let mut a = new_agent(h, &t.id);
         a.role = "workstation".into();
-        store.enroll_agent("hs", NOW, &a).await.expect("enroll");
+        svc.enroll_agent("hs", NOW, &a).await.expect("enroll");
         let facts = HostFacts {
             hostname: h.into(),
             ..HostFacts::default()
         };
-        store
-            .start_session(&t.id, h, "b", &facts, 15, None, NOW)
+        svc.start_session(&t.id, h, "b", &facts, 15, None, NOW)
             .await
             .expect("start");
     }
     // h5 keeps reporting; h1..h4 go silent together (4 of 5 = 80 %).
     for s in [50_000, 55_000, 60_000, 65_000, 70_000] {
-        store
-            .apply_report(&t.id, "h5", &changes(s as u64, NOW + s, vec![]), NOW + s)
+        svc.apply_report(&t.id, "h5", &changes(s as u64, NOW + s, vec![]), NOW + s)
             .await
             .expect("h5 alive");
-        store.sweep(NOW + s).await.expect("sweep");
+        svc.sweep(NOW + s).await.expect("sweep");
     }
-    let open = store
+    let open = svc
+        .store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
         .await
         .expect("list");
@@ -822,18 +829,21 @@ pub async fn a_site_going_dark_is_one_ticket(store: Arc<dyn Store>) {
     }
     // They come back: the site ticket resolves, no host ticket ever opened.
     for (i, h) in ["h1", "h2", "h3", "h4"].into_iter().enumerate() {
-        store
-            .apply_report(
-                &t.id,
-                h,
-                &changes(100 + i as u64, NOW + 80_000, vec![]),
-                NOW + 80_000,
-            )
-            .await
-            .expect("back");
+        svc.apply_report(
+            &t.id,
+            h,
+            &changes(100 + i as u64, NOW + 80_000, vec![]),
+            NOW + 80_000,
+        )
+        .await
+        .expect("back");
     }
-    store.sweep(NOW + 81_000).await.expect("sweep");
-    let all = store.list_tickets(&Scope::All, None).await.expect("list");
+    svc.sweep(NOW + 81_000).await.expect("sweep");
+    let all = svc
+        .store()
+        .list_tickets(&Scope::All, None)
+        .await
+        .expect("list");
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0].state, TicketState::Resolved);
 }
@@ -878,19 +888,12 @@ macro_rules! store_conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
-                let (store, _guard) = $factory.await;
-                super::$test(store).await;
+                let (svc, _guard) = $factory.await;
+                super::$test(svc).await;
             }
         )*
     };
 }
 
-async fn sqlite_file() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = super::sqlite::SqliteStore::open(&dir.path().join("t.db"))
-        .await
-        .expect("open");
-    (Arc::new(store), dir)
-}
-
-store_conformance!(sqlite, sqlite_file());
+store_conformance!(sqlite, sqlite_with(|s| s));
+store_conformance!(postgres, postgres_with(|s| s));

@@ -1,0 +1,126 @@
+//! PostgreSQL store, for many agents and several collectors on one
+//! database. The queries are the shared ones in `../sql/`; this module adds
+//! the connection, the migrations, row locks (`SELECT … FOR UPDATE`) and the
+//! sweeper lease (a transaction-scoped advisory lock), so decisions taken by
+//! several replicas at once stay single.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+use crate::domain::{
+    Agent, AgentAuth, AgentDetail, ApiCaller, AuditEntry, CheckState, CheckStateRow,
+    EnrollmentToken, Millis, NewAgent, NewApiKey, NewEnrollmentToken, Scope, Tenant, Ticket,
+    TicketDetail, TicketEvent, TicketState,
+};
+use crate::{Error, Result};
+
+type Db = sqlx::Postgres;
+type DbRow = sqlx::postgres::PgRow;
+type Pooled = PostgresStore;
+
+/// Row locks for the rest of the transaction (`OF table` when joined).
+macro_rules! for_update {
+    () => {
+        " FOR UPDATE"
+    };
+    ($table:literal) => {
+        concat!(" FOR UPDATE OF ", $table)
+    };
+}
+
+include!("../sql/map.rs");
+include!("../sql/pool.rs");
+include!("../sql/agents.rs");
+include!("../sql/problems.rs");
+include!("../sql/tickets.rs");
+include!("../sql/grouping.rs");
+include!("../sql/outbox.rs");
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock key of the sweeper lease ("forewarn" in ASCII).
+const SWEEPER_LEASE: i64 = 0x666f_7265_7761_726e;
+
+/// The PostgreSQL-backed [`Storage`].
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// One PostgreSQL write transaction (READ COMMITTED, with row locks).
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Db>,
+}
+
+async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>> {
+    Ok(pool.begin().await?)
+}
+
+// === impl PostgresStore ===
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/db`) and
+    /// migrates the database. An unreachable server is an error that names
+    /// its host and port.
+    pub async fn open(url: &str) -> Result<Self> {
+        let opts: PgConnectOptions = url
+            .parse()
+            .map_err(|e| Error::Config(format!("[store] url: not a PostgreSQL url: {e}")))?;
+        let (host, port) = (opts.get_host().to_string(), opts.get_port());
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot reach PostgreSQL at {host}:{port} ([store] url): {e}"
+                ))
+            })?;
+        super::url::migrate(&MIGRATOR, &pool, "PostgreSQL").await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests and the copy command.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStore {
+    async fn begin(&self) -> Result<Box<dyn WriteTx>> {
+        Ok(Box::new(Tx {
+            tx: begin_write(&self.pool).await?,
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[async_trait]
+impl WriteTx for Tx {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_sweeper_lease(&mut self) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SWEEPER_LEASE)
+            .fetch_one(&mut *self.tx)
+            .await?)
+    }
+}

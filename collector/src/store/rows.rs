@@ -1,0 +1,343 @@
+//! Rows the storage traits read and write: plain data, no behaviour. The
+//! layers above turn them into decisions (`tickets`, `maintenance`,
+//! `sinks`); storage only maps them to and from SQL.
+
+use serde::Serialize;
+
+use crate::domain::{Millis, rfc3339};
+
+/// The agent facts ticket decisions need, read (and on PostgreSQL locked)
+/// inside a write transaction.
+#[derive(Debug, Clone)]
+pub struct AgentRow {
+    pub tenant_id: String,
+    /// The tenant's name: policy overrides are keyed by it.
+    pub tenant: String,
+    pub agent_id: String,
+    pub site: String,
+    pub host: String,
+    pub role: String,
+    pub overdue: bool,
+    pub revoked: bool,
+    pub interval_secs: i64,
+    pub connected_at: Option<Millis>,
+}
+
+/// What a new session records about the agent.
+#[derive(Debug, Clone)]
+pub struct SessionRow<'a> {
+    pub facts: &'a crate::domain::HostFacts,
+    pub boot_id: &'a str,
+    pub interval_secs: i64,
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// A stored problem: the engine's state as JSON and the latest text.
+#[derive(Debug, Clone)]
+pub struct StoredProblem {
+    pub engine: String,
+    pub message: String,
+}
+
+/// A problem to save (insert or update by fingerprint).
+#[derive(Debug, Clone)]
+pub struct SaveProblem<'a> {
+    pub tenant_id: &'a str,
+    pub fingerprint: &'a str,
+    pub agent_id: &'a str,
+    pub check: &'a str,
+    pub item: &'a str,
+    pub engine: &'a str,
+    pub message: &'a str,
+    pub waiting: bool,
+    pub now: Millis,
+}
+
+/// A problem waiting for time to pass (the sweep's work list).
+#[derive(Debug, Clone)]
+pub struct WaitingProblem {
+    pub tenant_id: String,
+    pub agent_id: String,
+    pub check: String,
+    pub item: String,
+    pub stored: StoredProblem,
+}
+
+/// One check's latest result, to store.
+#[derive(Debug, Clone)]
+pub struct CheckStateWrite<'a> {
+    pub tenant_id: &'a str,
+    pub agent_id: &'a str,
+    pub check: &'a str,
+    pub item: &'a str,
+    pub state: &'a str,
+    pub message: &'a str,
+    pub metrics: &'a str,
+    pub since: Millis,
+    pub observed_at: Millis,
+    pub now: Millis,
+}
+
+/// A check state the agent's heartbeats left out (retirement candidates).
+#[derive(Debug, Clone)]
+pub struct StaleCheck {
+    pub check: String,
+    pub item: String,
+    pub state: String,
+}
+
+/// An agent silent past its overdue time.
+#[derive(Debug, Clone)]
+pub struct OverdueAgent {
+    pub agent_id: String,
+    pub tenant_id: String,
+    pub interval_secs: i64,
+    pub last_seen_at: Millis,
+}
+
+/// A ticket to insert; every column is decided above storage.
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub tenant_id: &'a str,
+    pub kind: &'a str,
+    pub site: &'a str,
+    pub agent_id: &'a str,
+    pub host: &'a str,
+    pub check: &'a str,
+    pub item: &'a str,
+    pub fingerprint: &'a str,
+    pub severity: &'a str,
+    pub summary: &'a str,
+    pub priority: &'a str,
+    pub tier: i64,
+    pub flapping: bool,
+    pub detected_at: Millis,
+    pub ack_due_at: Millis,
+    pub resolve_due_at: Millis,
+    pub now: Millis,
+}
+
+/// An open, unacknowledged ticket whose acknowledgement is due.
+#[derive(Debug, Clone)]
+pub struct DueEscalation {
+    pub id: i64,
+    pub tenant_id: String,
+    pub site: String,
+    pub agent_id: String,
+    pub check: String,
+    pub priority: String,
+    pub tier: i64,
+    pub ack_breached: bool,
+}
+
+/// An open ticket past its resolve time, breach not yet recorded.
+#[derive(Debug, Clone)]
+pub struct LateTicket {
+    pub id: i64,
+    pub tenant_id: String,
+    pub priority: String,
+}
+
+/// A site with overdue hosts or an open site ticket.
+#[derive(Debug, Clone)]
+pub struct SiteCount {
+    pub tenant_id: String,
+    pub site: String,
+    pub down: i64,
+    pub hosts: i64,
+    /// The open site ticket, if any.
+    pub ticket: Option<i64>,
+}
+
+/// An open check ticket that belongs to no open group.
+#[derive(Debug, Clone)]
+pub struct GroupMember {
+    pub id: i64,
+    pub host: String,
+    pub site: String,
+    pub severity: String,
+    pub priority: String,
+    pub detected_at: Option<Millis>,
+}
+
+/// A stored window or silence, as its columns hold it.
+#[derive(Debug, Clone)]
+pub struct WindowRow {
+    pub id: i64,
+    pub tenant_id: String,
+    pub kind: String,
+    pub site: Option<String>,
+    pub agent_id: Option<String>,
+    pub check: Option<String>,
+    pub start_at: Option<Millis>,
+    pub end_at: Option<Millis>,
+    pub weekdays: Option<i64>,
+    pub start_minute: Option<i64>,
+    pub duration_secs: Option<i64>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: Millis,
+    /// The tenant's time zone.
+    pub time_zone: String,
+}
+
+/// A window or silence to insert (validated above storage).
+#[derive(Debug, Clone)]
+pub struct NewWindowRow<'a> {
+    pub tenant_id: &'a str,
+    pub kind: &'a str,
+    pub site: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    pub check: Option<&'a str>,
+    pub start_at: Option<Millis>,
+    pub end_at: Option<Millis>,
+    pub weekdays: Option<i64>,
+    pub start_minute: Option<i64>,
+    pub duration_secs: Option<i64>,
+    pub reason: &'a str,
+    pub created_by: &'a str,
+    pub created_at: Millis,
+}
+
+/// An enrollment token as stored (its secret only as a hash).
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub site: String,
+    pub role: String,
+    pub expires_at: Millis,
+    pub uses: i64,
+    pub max_uses: i64,
+    pub revoked_at: Option<Millis>,
+}
+
+/// One ticket's times and outcome, for KPIs.
+#[derive(Debug, Clone)]
+pub struct KpiRow {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub opened_at: Millis,
+    pub detected_at: Option<Millis>,
+    pub acknowledged_at: Option<Millis>,
+    pub resolved_at: Option<Millis>,
+    pub resolved_by: Option<String>,
+    pub escalations: i64,
+    pub ack_breached: bool,
+    pub resolve_breached: bool,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    pub tenant_id: Option<&'a str>,
+    pub at: Millis,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub detail: &'a str,
+}
+
+/// A timeline event to append to a ticket.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub tenant_id: &'a str,
+    pub ticket_id: i64,
+    pub at: Millis,
+    pub kind: &'a str,
+    pub detail: &'a str,
+    pub actor: &'a str,
+}
+
+/// An outbox row to insert: one delivery of one event to one sink.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOutboxRow<'a> {
+    pub key: &'a str,
+    pub tenant_id: &'a str,
+    pub sink: &'a str,
+    pub ticket_id: i64,
+    pub event_id: i64,
+    pub event: &'a str,
+    pub status: &'a str,
+    pub payload: &'a str,
+    pub at: Millis,
+}
+
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(OutboxState::Pending),
+            "delivered" => Some(OutboxState::Delivered),
+            "failed" => Some(OutboxState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A due delivery, as the loop gets it from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: i64,
+    /// Idempotency key: the same for every attempt.
+    pub key: String,
+    pub sink: String,
+    pub ticket_id: i64,
+    pub attempts: u32,
+    pub created_at: Millis,
+    /// The frozen notification, JSON.
+    pub payload: String,
+}
+
+/// What became of one attempt, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    Retry {
+        error: String,
+        next_attempt_at: Millis,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// One outbox row, for the API (`GET /api/v1/outbox`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub key: String,
+    pub sink: String,
+    pub tenant_id: String,
+    pub ticket_id: i64,
+    pub event_id: i64,
+    pub event: String,
+    pub status: String,
+    pub state: OutboxState,
+    pub attempts: u32,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    /// Set while pending.
+    #[serde(with = "rfc3339::option")]
+    pub next_attempt_at: Option<Millis>,
+    #[serde(with = "rfc3339::option")]
+    pub last_attempt_at: Option<Millis>,
+    #[serde(with = "rfc3339::option")]
+    pub delivered_at: Option<Millis>,
+    pub last_error: Option<String>,
+}

@@ -1,0 +1,165 @@
+// The outbox's queries both backends share: rows written inside a ticket's
+// transaction ([`OutboxTx`]) and the delivery loop's reads and writes.
+
+#[async_trait]
+impl OutboxStore for Pooled {
+    async fn outbox_due(&self, sink: &str, now: Millis, limit: u32) -> Result<Vec<OutboxItem>> {
+        // Only the oldest pending row of each ticket can be due: a ticket's
+        // events leave in order.
+        let rows = sqlx::query(
+            "SELECT o.id, o.key, o.sink, o.ticket_id, o.attempts, o.created_at, o.payload FROM outbox o
+             WHERE o.sink = $1 AND o.state = 'pending' AND o.next_attempt_at <= $2
+               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.sink = $1 AND e.ticket_id = o.ticket_id
+                                 AND e.state = 'pending' AND e.id < o.id)
+             ORDER BY o.next_attempt_at, o.id LIMIT $3",
+        )
+        .bind(sink)
+        .bind(now)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    id: r.try_get("id")?,
+                    key: r.try_get("key")?,
+                    sink: r.try_get("sink")?,
+                    ticket_id: r.try_get("ticket_id")?,
+                    attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                    created_at: r.try_get("created_at")?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_attempted(&self, id: i64, attempt: &Attempt, now: Millis) -> Result<()> {
+        // Only a pending row changes: a late record of an attempt never
+        // un-delivers a row.
+        let q = match attempt {
+            Attempt::Delivered => sqlx::query(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_attempt_at = $1,
+                        delivered_at = $1 WHERE id = $2 AND state = 'pending'",
+            )
+            .bind(now)
+            .bind(id),
+            Attempt::Retry {
+                error,
+                next_attempt_at,
+            } => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $1, next_attempt_at = $3,
+                        last_error = $4 WHERE id = $2 AND state = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(*next_attempt_at)
+            .bind(error),
+            Attempt::Failed { error } => sqlx::query(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_attempt_at = $1,
+                        last_error = $3 WHERE id = $2 AND state = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(error),
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn list_outbox(
+        &self,
+        scope: &Scope,
+        state: Option<OutboxState>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, key, sink, tenant_id, ticket_id, event_id, event, status, state, attempts,
+                    created_at, next_attempt_at, last_attempt_at, delivered_at, last_error
+             FROM outbox WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(scope_tenant(scope))
+        .bind(state.map(OutboxState::as_str))
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                let state = OutboxState::parse(&state)
+                    .ok_or_else(|| Error::Corrupt(format!("outbox state {state:?}")))?;
+                Ok(OutboxEntry {
+                    id: r.try_get("id")?,
+                    key: r.try_get("key")?,
+                    sink: r.try_get("sink")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    ticket_id: r.try_get("ticket_id")?,
+                    event_id: r.try_get("event_id")?,
+                    event: r.try_get("event")?,
+                    status: r.try_get("status")?,
+                    state,
+                    attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                    created_at: r.try_get("created_at")?,
+                    next_attempt_at: (state == OutboxState::Pending)
+                        .then(|| r.try_get("next_attempt_at"))
+                        .transpose()?,
+                    last_attempt_at: r.try_get("last_attempt_at")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_outbox(&self, before: Millis) -> Result<u64> {
+        // Rows of open tickets stay: they say which sinks know the ticket.
+        Ok(sqlx::query(
+            "DELETE FROM outbox WHERE state != 'pending' AND created_at < $1
+               AND ticket_id IN (SELECT id FROM tickets WHERE state = 'resolved')",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT sink, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY sink ORDER BY sink",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl OutboxTx for Tx {
+    async fn sinks_told(&mut self, ticket_id: i64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT sink FROM outbox WHERE ticket_id = $1")
+                .bind(ticket_id)
+                .fetch_all(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn insert_outbox(&mut self, r: &NewOutboxRow<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox (key, tenant_id, sink, ticket_id, event_id, event, status, payload,
+                                 created_at, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(r.key)
+        .bind(r.tenant_id)
+        .bind(r.sink)
+        .bind(r.ticket_id)
+        .bind(r.event_id)
+        .bind(r.event)
+        .bind(r.status)
+        .bind(r.payload)
+        .bind(r.at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}

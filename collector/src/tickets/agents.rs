@@ -1,0 +1,152 @@
+//! Agents and their identity, where a decision is involved: whether an
+//! enrollment token may enroll, certificate renewal and token revocation
+//! (audited), and agents as the API shows them (clock skew judged against
+//! the configured tolerance).
+
+use super::service::Service;
+use crate::domain::{
+    Agent, AgentDetail, ApiCaller, EnrollmentToken, Millis, NewAgent, Scope, TokenGrant,
+};
+use crate::store::{Audit, TokenRow};
+use crate::{Error, Result};
+
+/// Whether a stored token may enroll at `now`: `Unauthenticated` when
+/// unknown, revoked or expired, `PermissionDenied` when used up.
+fn grant(row: Option<TokenRow>, now: Millis) -> Result<TokenGrant> {
+    let row = row.ok_or_else(|| Error::Unauthenticated("unknown enrollment token".into()))?;
+    if row.revoked_at.is_some() {
+        return Err(Error::Unauthenticated("enrollment token revoked".into()));
+    }
+    if row.expires_at <= now {
+        return Err(Error::Unauthenticated("enrollment token expired".into()));
+    }
+    if row.uses >= row.max_uses {
+        return Err(Error::PermissionDenied(
+            "enrollment token has no uses left".into(),
+        ));
+    }
+    Ok(TokenGrant {
+        tenant_id: row.tenant_id,
+        tenant_name: row.tenant_name,
+        site: row.site,
+        role: row.role,
+    })
+}
+
+impl Service {
+    /// Whether a token may enroll right now. Consumes nothing.
+    pub async fn check_enrollment_token(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<TokenGrant> {
+        grant(self.store().token_by_hash(token_hash).await?, now)
+    }
+
+    /// Consumes one use of the token and creates the agent, atomically; the
+    /// same refusals as [`Service::check_enrollment_token`] leave nothing
+    /// behind.
+    pub async fn enroll_agent(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        agent: &NewAgent,
+    ) -> Result<()> {
+        if self.store().enroll_agent(token_hash, now, agent).await? {
+            return Ok(());
+        }
+        // Lost a race with another enrollment or the clock: say why.
+        self.check_enrollment_token(token_hash, now).await?;
+        Err(Error::PermissionDenied(
+            "enrollment token no longer valid".into(),
+        ))
+    }
+
+    /// Records a renewed client certificate: the agent's `cert_not_after`
+    /// and an `agent.renewed` audit entry, together. A revoked or unknown
+    /// agent is `PermissionDenied` and nothing is written.
+    pub async fn renew_agent_cert(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        cert_not_after: Millis,
+        now: Millis,
+        actor: &str,
+    ) -> Result<()> {
+        let mut desk = self.begin().await?;
+        if !desk
+            .tx
+            .set_cert_not_after(tenant_id, agent_id, cert_not_after)
+            .await?
+        {
+            return Err(Error::PermissionDenied(
+                "unknown or revoked agent".to_owned(),
+            ));
+        }
+        desk.tx
+            .insert_audit(Audit {
+                tenant_id: Some(tenant_id),
+                at: now,
+                actor,
+                action: "agent.renewed",
+                target: &format!("agent/{agent_id}"),
+                detail: &format!("certificate valid until {cert_not_after} (unix ms)"),
+            })
+            .await?;
+        desk.commit().await
+    }
+
+    /// Revokes an enrollment token (refused from now on) and audits it;
+    /// viewers are refused, another tenant's token is `NotFound`, a second
+    /// revoke is `Conflict`.
+    pub async fn revoke_enrollment_token(
+        &self,
+        caller: &ApiCaller,
+        id: &str,
+        now: Millis,
+    ) -> Result<EnrollmentToken> {
+        caller.require_write()?;
+        let mut desk = self.begin().await?;
+        let tenant = desk
+            .tx
+            .token_tenant(&caller.scope, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("enrollment token {id}")))?;
+        if !desk.tx.revoke_token(id, now).await? {
+            return Err(Error::Conflict(format!(
+                "enrollment token {id} is already revoked"
+            )));
+        }
+        desk.tx
+            .insert_audit(Audit {
+                tenant_id: Some(&tenant),
+                at: now,
+                actor: &caller.name,
+                action: "enrollment_token.revoked",
+                target: &format!("enrollment_token/{id}"),
+                detail: "refused from now on",
+            })
+            .await?;
+        let token = desk.tx.token(id).await?;
+        desk.commit().await?;
+        Ok(token)
+    }
+
+    /// Agents in scope, with `clock_skewed` judged against the tolerance.
+    pub async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>> {
+        let mut agents = self.store().list_agents(scope).await?;
+        for a in &mut agents {
+            a.clock_skewed = self.limits.clock_skewed(a.clock_offset_ms);
+        }
+        Ok(agents)
+    }
+
+    /// One agent with its checks, `clock_skewed` judged as in `list_agents`.
+    pub async fn get_agent(&self, scope: &Scope, agent_id: &str) -> Result<Option<AgentDetail>> {
+        let mut detail = self.store().get_agent(scope, agent_id).await?;
+        if let Some(d) = detail.as_mut() {
+            d.agent.clock_skewed = self.limits.clock_skewed(d.agent.clock_offset_ms);
+        }
+        Ok(detail)
+    }
+}

@@ -1,0 +1,275 @@
+//! Reports and sessions: what an agent's hello, reports and goodbye do to
+//! its state and tickets, each in one transaction.
+
+use super::engine::Step;
+use super::problems::{self, AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM};
+use super::service::{Desk, Service};
+use super::{policy::Policy, retire};
+use crate::domain::{
+    ApplyOutcome, CheckResult, CheckState, HostFacts, Millis, Report, ReportPayload,
+};
+use crate::limits::SeriesCaps;
+use crate::store::{CheckStateWrite, SessionRow};
+use crate::{Error, Result};
+
+impl Service {
+    /// Commits one report: deduplicates by (agent, boot_id, seq), stores
+    /// check states and the snapshot, and opens/updates/resolves tickets —
+    /// all in one transaction. Only after this returns may the report be
+    /// acknowledged.
+    pub async fn apply_report(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        report: &Report,
+        now: Millis,
+    ) -> Result<ApplyOutcome> {
+        let mut desk = self.begin().await?;
+        // The agent must belong to the writing tenant before anything else.
+        let ctx = AgentCtx::load(desk.tx.as_mut(), tenant_id, agent_id).await?;
+        if ctx.row.revoked {
+            return Err(Error::PermissionDenied("agent is revoked".into()));
+        }
+        let seq = i64::try_from(report.seq).unwrap_or(i64::MAX);
+        if !desk
+            .tx
+            .record_delivery(tenant_id, agent_id, &report.boot_id, seq, now)
+            .await?
+        {
+            return Ok(ApplyOutcome {
+                duplicate: true,
+                ..ApplyOutcome::default()
+            });
+        }
+        // The tenant's policy, resolved once per report.
+        let policy = self.policy.for_tenant(&ctx.row.tenant);
+        let mut outcome = ApplyOutcome::default();
+        let mut series = SeriesBudget::new(self.limits.series_caps(&ctx.row.tenant));
+        if ctx.row.overdue {
+            let steps = alive_again(&mut desk, &policy, &ctx, "reporting again", now).await?;
+            outcome.count(&steps);
+        }
+        for r in report.payload.results() {
+            let steps = apply_result(
+                &mut desk,
+                &policy,
+                &ctx,
+                &mut series,
+                report.observed_at,
+                r,
+                now,
+            )
+            .await?;
+            outcome.count(&steps);
+        }
+        outcome.series_dropped = series.dropped;
+        if matches!(report.payload, ReportPayload::Heartbeat { .. }) {
+            let steps = retire::retire_unreported(&mut desk, &policy, &ctx, now).await?;
+            outcome.count(&steps);
+        }
+        let snapshot = match &report.payload {
+            ReportPayload::Heartbeat { snapshot, .. } => serde_json::to_string(snapshot).ok(),
+            ReportPayload::StateChanges(_) => None,
+        };
+        desk.tx
+            .touch_agent(tenant_id, agent_id, snapshot.as_deref(), now)
+            .await?;
+        desk.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Records a new session (hello): facts, boot id, heartbeat interval,
+    /// online; resolves the agent's liveness ticket if it had one.
+    /// `clock_offset_ms` is `now` minus the agent's clock at hello (`None`:
+    /// the agent does not say); it is stored, shown as the agent's
+    /// `clock_offset_ms`/`clock_skewed` and logged when beyond the
+    /// tolerance. No ticket decision uses it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_session(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        boot_id: &str,
+        facts: &HostFacts,
+        interval_secs: u32,
+        clock_offset_ms: Option<i64>,
+        now: Millis,
+    ) -> Result<()> {
+        if self.limits.clock_skewed(clock_offset_ms) {
+            tracing::warn!(
+                agent_id,
+                clock_offset_ms,
+                tolerance_secs = self.limits.clock_skew_tolerance_secs,
+                "agent clock is skewed"
+            );
+        }
+        let mut desk = self.begin().await?;
+        let session = SessionRow {
+            facts,
+            boot_id,
+            interval_secs: i64::from(interval_secs.clamp(1, 3600)),
+            clock_offset_ms,
+        };
+        desk.tx
+            .start_session(tenant_id, agent_id, &session, now)
+            .await?;
+        // Back after being overdue or after a (server's) shutdown ticket.
+        let ctx = AgentCtx::load(desk.tx.as_mut(), tenant_id, agent_id).await?;
+        let policy = self.policy.for_tenant(&ctx.row.tenant);
+        alive_again(&mut desk, &policy, &ctx, "agent connected", now).await?;
+        desk.commit().await
+    }
+
+    /// Records the end of a session: `clean` = the agent said goodbye (a
+    /// clean shutdown: offline, no ticket unless the role says it must stay
+    /// up); a lost stream waits for the overdue sweep.
+    pub async fn end_session(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        clean: bool,
+        now: Millis,
+    ) -> Result<()> {
+        let mut desk = self.begin().await?;
+        let status = if clean { "offline" } else { "disconnected" };
+        desk.tx
+            .end_session(tenant_id, agent_id, status, now)
+            .await?;
+        let ctx = AgentCtx::load(desk.tx.as_mut(), tenant_id, agent_id).await?;
+        let policy = self.policy.for_tenant(&ctx.row.tenant);
+        if clean && policy.shutdown_ticket_roles.contains(&ctx.row.role) {
+            let message = format!(
+                "{} role: stopped cleanly, but this host must stay up",
+                ctx.row.role
+            );
+            problems::observe(
+                &mut desk,
+                &policy,
+                &ctx,
+                LIVENESS_CHECK,
+                LIVENESS_ITEM,
+                CheckState::Crit,
+                &message,
+                now,
+                now,
+            )
+            .await?;
+        }
+        desk.commit().await
+    }
+}
+
+/// The agent is heard from again: clear overdue, resolve liveness.
+async fn alive_again(
+    desk: &mut Desk<'_>,
+    policy: &Policy,
+    ctx: &AgentCtx,
+    why: &str,
+    now: Millis,
+) -> Result<Vec<Step>> {
+    desk.tx
+        .set_overdue(&ctx.row.tenant_id, &ctx.row.agent_id, None)
+        .await?;
+    problems::observe(
+        desk,
+        policy,
+        ctx,
+        LIVENESS_CHECK,
+        LIVENESS_ITEM,
+        CheckState::Ok,
+        why,
+        now,
+        now,
+    )
+    .await
+}
+
+/// Admission of new series for one report (see [`crate::limits`]): a
+/// result for a `(check, item)` the agent has never reported is stored only
+/// while the agent and its tenant are under their caps. The counts are kept
+/// by the database (triggers on `check_states`) inside the same
+/// transaction, so they are exact and cost two primary-key reads.
+struct SeriesBudget {
+    caps: SeriesCaps,
+    /// Results dropped so far: new series beyond a cap.
+    dropped: u32,
+}
+
+impl SeriesBudget {
+    fn new(caps: SeriesCaps) -> Self {
+        Self { caps, dropped: 0 }
+    }
+
+    /// Whether one more series fits (else the drop is counted).
+    async fn admit(&mut self, desk: &mut Desk<'_>, ctx: &AgentCtx) -> Result<bool> {
+        if self.caps.per_agent.is_none() && self.caps.per_tenant.is_none() {
+            return Ok(true);
+        }
+        let (agent, tenant) = desk
+            .tx
+            .series_counts(&ctx.row.tenant_id, &ctx.row.agent_id)
+            .await?;
+        let full = |cap: Option<u32>, n: i64| cap.is_some_and(|c| n >= i64::from(c));
+        if full(self.caps.per_agent, agent) || full(self.caps.per_tenant, tenant) {
+            self.dropped += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// Stores one agent result and runs it through the engine. A result that
+/// would create a series beyond a cap is dropped (counted in `series`):
+/// nothing is stored and no ticket decision is made for it.
+async fn apply_result(
+    desk: &mut Desk<'_>,
+    policy: &Policy,
+    ctx: &AgentCtx,
+    series: &mut SeriesBudget,
+    observed_at: Millis,
+    r: &CheckResult,
+    now: Millis,
+) -> Result<Vec<Step>> {
+    let row = &ctx.row;
+    // A result older than what is stored (a late resend) must not roll state back.
+    match desk
+        .tx
+        .check_observed_at(&row.agent_id, &r.check, &r.item)
+        .await?
+    {
+        Some(p) if p > observed_at => return Ok(Vec::new()),
+        Some(_) => {}
+        None => {
+            if !series.admit(desk, ctx).await? {
+                return Ok(Vec::new());
+            }
+        }
+    }
+    let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
+    desk.tx
+        .upsert_check_state(&CheckStateWrite {
+            tenant_id: &row.tenant_id,
+            agent_id: &row.agent_id,
+            check: &r.check,
+            item: &r.item,
+            state: r.state.as_str(),
+            message: &r.message,
+            metrics: &metrics,
+            since: r.since,
+            observed_at,
+            now,
+        })
+        .await?;
+    // The agent's clock may be off: express its `since` in collector time,
+    // shifted by how far the report's own timestamp is from our receive time
+    // (network latency is negligible next to the rules' seconds). This is
+    // not a skew measurement (a report replayed from the spool after an
+    // outage is old, not skewed): the agent's clock offset is measured at
+    // session start, from the hello.
+    let skew = now - observed_at;
+    let at = r.since.saturating_add(skew).min(now);
+    problems::observe(
+        desk, policy, ctx, &r.check, &r.item, r.state, &r.message, at, now,
+    )
+    .await
+}

@@ -1,0 +1,132 @@
+//! [`Service`]: the collector's decisions over a [`Storage`] backend. The
+//! edges (gRPC ingest, the HTTP API, the CLI, the sweeper) call it for
+//! anything that changes tickets or needs policy, and read through
+//! [`Service::store`] otherwise.
+//!
+//! Each operation takes one write transaction, decides with the policy in
+//! memory, and commits; the storage below only runs queries.
+
+use std::sync::{Arc, RwLock};
+
+use crate::Result;
+use crate::limits::Limits;
+use crate::sinks::SinkRoute;
+use crate::store::{Storage, WriteTx};
+use crate::tickets::policy::Policy;
+
+/// The decisions about agents, problems and tickets, written once for every
+/// storage backend.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Storage>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) limits: Arc<Limits>,
+    /// The configured sinks' routes, set at start: read once, not per event.
+    routes: Arc<RwLock<Arc<[SinkRoute]>>>,
+}
+
+// === impl Service ===
+
+impl Service {
+    /// Decisions over `store` with the default policy and limits.
+    pub fn new(store: Arc<dyn Storage>) -> Self {
+        Self {
+            store,
+            policy: Arc::default(),
+            limits: Arc::default(),
+            routes: Arc::new(RwLock::new(Arc::from(Vec::new()))),
+        }
+    }
+
+    /// Uses `policy` for ticket decisions.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// Uses `limits` (series caps, clock skew tolerance).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The storage, for reads.
+    pub fn store(&self) -> &Arc<dyn Storage> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Replaces the configured sinks' routes: every later ticket event that
+    /// notifies is filed, in its own transaction, for each matching sink.
+    /// Rows pending for a sink no longer configured stay (visible in the
+    /// API) and are delivered if it comes back under the same name.
+    pub async fn set_sink_routes(&self, routes: &[SinkRoute]) -> Result<()> {
+        *self
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::from(routes.to_vec());
+        for (sink, rows) in self.store.pending_by_sink().await? {
+            if !routes.iter().any(|r| r.name == sink) {
+                tracing::warn!(
+                    sink,
+                    rows,
+                    "outbox rows pending for a sink that is no longer configured"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn routes(&self) -> Arc<[SinkRoute]> {
+        self.routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A write transaction with what decisions inside it need.
+    pub(crate) async fn begin(&self) -> Result<Desk<'_>> {
+        Ok(Desk {
+            tx: self.store.begin().await?,
+            policy: &self.policy,
+            routes: self.routes(),
+        })
+    }
+}
+
+/// One write transaction and the policy and routes its decisions use.
+pub struct Desk<'s> {
+    pub tx: Box<dyn WriteTx>,
+    pub policy: &'s Policy,
+    pub routes: Arc<[SinkRoute]>,
+}
+
+impl Desk<'_> {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl<'s> Desk<'s> {
+    /// The policy as it applies to tenant `tenant_id` (overrides are keyed
+    /// by tenant name, rows carry the id). Without overrides: no query.
+    pub async fn policy_for(&mut self, tenant_id: &str) -> Result<std::borrow::Cow<'s, Policy>> {
+        let policy: &'s Policy = self.policy;
+        if policy.tenants.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(policy));
+        }
+        Ok(match self.tx.tenant_name(tenant_id).await? {
+            Some(name) => policy.for_tenant(&name),
+            None => std::borrow::Cow::Borrowed(policy),
+        })
+    }
+}
