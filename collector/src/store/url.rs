@@ -114,3 +114,59 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    /// A database nobody listens for is a clear error naming host and port.
+    #[tokio::test]
+    async fn an_unreachable_postgres_names_host_and_port() {
+        // Port 1 on loopback: nothing listens there.
+        let url = StoreUrl::parse("postgres://forewarn@127.0.0.1:1/forewarn").expect("url");
+        let e = open(&url).await.err().expect("unreachable").to_string();
+        assert!(e.contains("127.0.0.1:1"), "{e}");
+        assert!(e.contains("[store] url"), "{e}");
+    }
+
+    /// A database migrated by a newer collector is refused, not altered.
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = super::super::sqlite::SqliteStore::open(&path)
+            .await
+            .expect("open");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (9999, 'from the future', 1, x'00', 0)",
+        )
+        .execute(store.pool())
+        .await
+        .expect("newer migration row");
+        drop(store);
+        let e = open(&StoreUrl::Sqlite(path.clone()))
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("9999") && e.contains("newer"), "{e}");
+        // Nothing was changed: the row is still there, the tables too.
+        let store = super::super::sqlite::SqliteStore::in_memory()
+            .await
+            .expect("mem");
+        drop(store);
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+            "sqlite://{}",
+            path.display()
+        ))
+        .await
+        .expect("reopen");
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 9999")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count");
+        assert_eq!(n, 1);
+    }
+}

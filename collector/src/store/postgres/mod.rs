@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -72,16 +72,25 @@ impl PostgresStore {
             .parse()
             .map_err(|e| Error::Config(format!("[store] url: not a PostgreSQL url: {e}")))?;
         let (host, port) = (opts.get_host().to_string(), opts.get_port());
+        let unreachable = |e: sqlx::Error| {
+            Error::Unavailable(format!(
+                "cannot reach PostgreSQL at {host}:{port} ([store] url): {e}"
+            ))
+        };
+        // One connection first: a wrong host, port or password fails at
+        // once with the server's reason instead of after the pool's retries.
+        sqlx::PgConnection::connect_with(&opts)
+            .await
+            .map_err(unreachable)?
+            .close()
+            .await
+            .map_err(unreachable)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await
-            .map_err(|e| {
-                Error::Unavailable(format!(
-                    "cannot reach PostgreSQL at {host}:{port} ([store] url): {e}"
-                ))
-            })?;
+            .map_err(unreachable)?;
         super::url::migrate(&MIGRATOR, &pool, "PostgreSQL").await?;
         Ok(Self { pool })
     }
