@@ -299,7 +299,7 @@ fn log_attempt(sink: &str, item: &OutboxItem, record: &Attempt, now: Millis) {
 
 /// One attempt; a payload that no longer parses is a permanent failure.
 async fn attempt(sink: &dyn Sink, item: &OutboxItem) -> Outcome {
-    match notification(&item) {
+    match notification(item) {
         Ok(n) => sink.deliver(&n, &item.key).await,
         Err(e) => Outcome::Permanent(format!("unreadable outbox payload: {e}")),
     }
