@@ -40,6 +40,9 @@ include!("../sql/problems.rs");
 include!("../sql/tickets.rs");
 include!("../sql/grouping.rs");
 include!("../sql/outbox.rs");
+include!("../sql/backend.rs");
+
+const BACKEND: &str = "postgres";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -101,35 +104,10 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl Storage for PostgresStore {
-    async fn begin(&self) -> Result<Box<dyn WriteTx>> {
-        Ok(Box::new(Tx {
-            tx: begin_write(&self.pool).await?,
-        }))
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-}
-
-#[async_trait]
-impl WriteTx for Tx {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await?;
-        Ok(())
-    }
-
-    async fn try_sweeper_lease(&mut self) -> Result<bool> {
-        Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(SWEEPER_LEASE)
-            .fetch_one(&mut *self.tx)
-            .await?)
-    }
+/// A transaction-scoped advisory lock: one replica sweeps at a time.
+async fn sweeper_lease(tx: &mut sqlx::Transaction<'static, Db>) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(SWEEPER_LEASE)
+        .fetch_one(&mut **tx)
+        .await?)
 }

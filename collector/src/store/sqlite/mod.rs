@@ -43,6 +43,9 @@ include!("../sql/problems.rs");
 include!("../sql/tickets.rs");
 include!("../sql/grouping.rs");
 include!("../sql/outbox.rs");
+include!("../sql/backend.rs");
+
+const BACKEND: &str = "sqlite";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -112,35 +115,9 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Storage for SqliteStore {
-    async fn begin(&self) -> Result<Box<dyn WriteTx>> {
-        Ok(Box::new(Tx {
-            tx: begin_write(&self.pool).await?,
-        }))
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-}
-
-#[async_trait]
-impl WriteTx for Tx {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await?;
-        Ok(())
-    }
-
-    async fn try_sweeper_lease(&mut self) -> Result<bool> {
-        // `BEGIN IMMEDIATE` already made this the only writer.
-        Ok(true)
-    }
+/// `BEGIN IMMEDIATE` already made this transaction the only writer.
+async fn sweeper_lease(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<bool> {
+    Ok(true)
 }
 
 #[cfg(test)]
