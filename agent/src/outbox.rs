@@ -5,8 +5,9 @@
 //!
 //! The spool stores each report as an encoded `forewarn.v1.Report`, so
 //! what a restarted agent resends is byte for byte what the earlier run
-//! made. Appends run on tokio's blocking pool (a state change waits for its
-//! fsync there, not on the runtime thread).
+//! made. Appends and acks run on tokio's blocking pool: a state change
+//! waits for its fsync there, and an ack's dead-list append (or segment
+//! unlink) stays off the runtime thread too.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -82,8 +83,22 @@ impl Outbox {
 
     /// Forgets report `(boot_id, seq)`; false if it was not spooled (a
     /// repeat ack). `boot_id` may be an earlier run's.
-    pub fn ack(&mut self, boot_id: &str, seq: u64) -> bool {
-        self.spool().ack(boot_id, seq)
+    ///
+    /// Runs on the blocking pool. Once this returns the report is out of the
+    /// spool's memory (this connection never hands it out again) and its
+    /// dead mark is written, not fsynced: a restart resends it only if a
+    /// crash lost the mark, and the collector drops that repeat.
+    pub async fn ack(&mut self, boot_id: &str, seq: u64) -> bool {
+        let (spool, boot) = (self.spool.clone(), boot_id.to_owned());
+        match tokio::task::spawn_blocking(move || lock(&spool).ack(&boot, seq)).await {
+            Ok(acked) => acked,
+            // Only a panic in the spool gets here: the report stays queued
+            // and is resent, which the collector drops as a repeat.
+            Err(e) => {
+                error!(error = %e, %boot_id, seq, "ack could not be recorded");
+                false
+            }
+        }
     }
 
     /// After a reconnect: every unacknowledged report is unsent again.
@@ -270,16 +285,16 @@ mod tests {
             o.push(change()).await;
         }
         assert_eq!(drain(&mut o), [1, 2, 3, 4, 5]);
-        assert!(o.ack("b", 2));
-        assert!(o.ack("b", 4));
-        assert!(!o.ack("b", 4), "repeat ack");
-        assert!(!o.ack("other-boot", 1), "another boot's seq");
+        assert!(o.ack("b", 2).await);
+        assert!(o.ack("b", 4).await);
+        assert!(!o.ack("b", 4).await, "repeat ack");
+        assert!(!o.ack("other-boot", 1).await, "another boot's seq");
         // disconnect: queued while offline, then resent after reconnect
         o.push(change()).await;
         o.rewind();
         assert_eq!(drain(&mut o), [1, 3, 5, 6]);
         for seq in [1, 3, 5, 6] {
-            o.ack("b", seq);
+            o.ack("b", seq).await;
         }
         assert!(o.is_empty());
     }
@@ -326,7 +341,7 @@ mod tests {
             o.push(change()).await;
             o.push(heartbeat()).await;
             o.push(change()).await;
-            assert!(o.ack("boot-1", 1));
+            assert!(o.ack("boot-1", 1).await);
             // dropped without a clean stop, like kill -9
         }
         let mut o = open(tmp.path(), "boot-2").await;
@@ -343,9 +358,48 @@ mod tests {
                 ("boot-2".to_owned(), 1)
             ]
         );
-        assert!(o.ack("boot-1", 2) && o.ack("boot-1", 3) && o.ack("boot-2", 1));
+        for (boot, seq) in [("boot-1", 2), ("boot-1", 3), ("boot-2", 1)] {
+            assert!(o.ack(boot, seq).await, "{boot} {seq}");
+        }
         assert!(o.is_empty());
         drop(o);
         assert!(open(tmp.path(), "boot-3").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn acks_are_on_disk_when_ack_returns() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // A few records per segment: acks delete whole closed segments and
+        // dead-list single records, in closed segments and the open one.
+        let small = Options {
+            segment_bytes: 256,
+            ..options(tmp.path())
+        };
+        let segments = || {
+            let dir = std::fs::read_dir(tmp.path().join("spool")).expect("spool");
+            dir.flatten()
+                .filter(|f| f.path().extension().is_some_and(|e| e == "seg"))
+                .count()
+        };
+        {
+            let mut o = Outbox::open(small.clone(), "agent-1", "boot-1")
+                .await
+                .expect("open");
+            for _ in 0..12 {
+                o.push(change()).await;
+            }
+            let before = segments();
+            assert!(before >= 3, "{before} segments");
+            for seq in [1, 2, 3, 4, 5, 7, 12] {
+                assert!(o.ack("boot-1", seq).await, "{seq}");
+            }
+            assert!(segments() < before, "a fully acked segment is deleted");
+            assert_eq!(drain(&mut o), [6, 8, 9, 10, 11]);
+            // dropped without a clean stop (no sync), like kill -9
+        }
+        let mut o = Outbox::open(small, "agent-1", "boot-2")
+            .await
+            .expect("reopen");
+        assert_eq!(drain(&mut o), [6, 8, 9, 10, 11]);
     }
 }

@@ -230,7 +230,7 @@ async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut
             Ok(()) = io.credentials.changed() => break true,
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
-                    worked |= apply(config, message.into(), outbox, &io.interval);
+                    worked |= apply(config, message.into(), outbox, &io.interval).await;
                 }
                 Ok(None) => return End::Lost { error: "collector closed the session".to_owned(), worked },
                 Err(status) => {
@@ -272,7 +272,7 @@ async fn close_for_renewal(
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
-                        apply(config, message.into(), outbox, &io.interval);
+                        apply(config, message.into(), outbox, &io.interval).await;
                     }
                     _ => break,
                 },
@@ -297,7 +297,7 @@ fn send_next(permit: mpsc::Permit<'_, pb::AgentMessage>, outbox: &mut Outbox) {
 }
 
 /// Applies a collector message; true if it acknowledged one of our reports.
-fn apply(
+async fn apply(
     config: &SessionConfig,
     event: CollectorEvent,
     outbox: &mut Outbox,
@@ -307,7 +307,7 @@ fn apply(
         // An earlier run's boot id too: its spooled reports are resent
         // under their own (boot_id, seq).
         CollectorEvent::Ack { boot_id, seq } => {
-            if outbox.ack(&boot_id, seq) {
+            if outbox.ack(&boot_id, seq).await {
                 debug!(%boot_id, seq, "report acknowledged");
             } else {
                 debug!(%boot_id, seq, current_boot = %config.boot_id, "repeated ack");
@@ -351,7 +351,7 @@ async fn stop(
             _ = sleep_until(deadline) => break,
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
-                    apply(config, message.into(), outbox, &io.interval);
+                    apply(config, message.into(), outbox, &io.interval).await;
                 }
                 _ => break,
             },
@@ -371,7 +371,7 @@ async fn stop(
     drop(tx);
     let _ = tokio::time::timeout(STOP_CLOSE_WAIT, async {
         while let Ok(Some(message)) = inbound.message().await {
-            apply(config, message.into(), outbox, &io.interval);
+            apply(config, message.into(), outbox, &io.interval).await;
         }
     })
     .await;

@@ -56,8 +56,9 @@
 //! works, moves the reports held in memory to a new segment.
 //!
 //! I/O is plain blocking `std::fs`: the outbox runs appends (the writes that
-//! fsync) on tokio's blocking pool; reads of one record, dead-list appends
-//! and unlinks are short enough for the session task.
+//! fsync) and acks (dead-list appends, unlinks) on tokio's blocking pool;
+//! reading one record back (and, rarely, forgetting one that does not read
+//! back) is short enough for the session task.
 
 mod bound;
 mod read;
