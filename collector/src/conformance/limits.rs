@@ -321,6 +321,17 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
         .expect("apply");
     assert_eq!(o.resolved, 1);
     assert_eq!(series(&svc, "a1").await, ["/mnt/01"]);
+    // Their problems are forgotten too; the reported one stays.
+    for (i, kept) in [(0, false), (1, true), (2, false)] {
+        let check_item = format!("/mnt/{i:02}");
+        assert_eq!(
+            conformance::problem(&svc, &t, "a1", "disk", &check_item)
+                .await
+                .is_some(),
+            kept,
+            "{check_item}"
+        );
+    }
     let all = svc
         .store()
         .list_tickets(&Scope::All, None)

@@ -70,6 +70,21 @@ pub fn new_agent(id: &str, tenant_id: &str) -> NewAgent {
     }
 }
 
+/// The stored problem of `agent`'s `check`/`item`, read in a transaction of
+/// its own (rolled back).
+pub async fn problem(
+    svc: &Service,
+    tenant: &str,
+    agent: &str,
+    check: &str,
+    item: &str,
+) -> Option<crate::store::StoredProblem> {
+    let mut tx = svc.store().begin().await.expect("begin");
+    tx.problem_for_update(tenant, &crate::tickets::fingerprint(agent, check, item))
+        .await
+        .expect("problem")
+}
+
 pub fn disk(state: CheckState, pct: f64) -> CheckResult {
     CheckResult {
         check: "disk".into(),
@@ -848,6 +863,75 @@ pub async fn a_site_going_dark_is_one_ticket(svc: Service) {
     assert_eq!(all[0].state, TicketState::Resolved);
 }
 
+/// A problem row is written when the problem changes, not at every
+/// heartbeat that repeats it.
+pub async fn unchanged_heartbeats_do_not_rewrite_problems(svc: Service) {
+    let t = tenant_with_agent(&svc, "acme", "a1").await;
+    let beat = |seq: u64| Report {
+        boot_id: "boot-1".into(),
+        seq,
+        observed_at: NOW + 1000 * i64::try_from(seq).expect("seq"),
+        payload: ReportPayload::Heartbeat {
+            snapshot: HostSnapshot::default(),
+            checks: vec![disk(CheckState::Ok, 10.0)],
+        },
+    };
+    // Enough repeats for the engine's flap history to settle.
+    for seq in 1..=40 {
+        let r = beat(seq);
+        svc.apply_report(&t, "a1", &r, r.observed_at)
+            .await
+            .expect("heartbeat");
+    }
+    let settled = problem(&svc, &t, "a1", "disk", "/data")
+        .await
+        .expect("problem");
+    for seq in 41..=45 {
+        let r = beat(seq);
+        svc.apply_report(&t, "a1", &r, r.observed_at)
+            .await
+            .expect("heartbeat");
+    }
+    let later = problem(&svc, &t, "a1", "disk", "/data")
+        .await
+        .expect("problem");
+    assert_eq!(later.updated_at, settled.updated_at, "rewritten unchanged");
+    // A change is written.
+    let r = changes(46, NOW + 46_000, vec![disk(CheckState::Crit, 99.0)]);
+    svc.apply_report(&t, "a1", &r, NOW + 46_000)
+        .await
+        .expect("change");
+    let changed = problem(&svc, &t, "a1", "disk", "/data")
+        .await
+        .expect("problem");
+    assert_eq!(changed.updated_at, NOW + 46_000);
+}
+
+/// A revoked agent reports nothing more: its problems are forgotten.
+pub async fn revoking_an_agent_forgets_its_problems(svc: Service) {
+    let t = tenant_with_agent(&svc, "acme", "a1").await;
+    let other = tenant_with_agent(&svc, "globex", "b1").await;
+    for (tenant, agent) in [(&t, "a1"), (&other, "b1")] {
+        svc.apply_report(
+            tenant,
+            agent,
+            &changes(1, NOW, vec![disk(CheckState::Crit, 99.0)]),
+            NOW,
+        )
+        .await
+        .expect("apply");
+    }
+    assert!(problem(&svc, &t, "a1", "disk", "/data").await.is_some());
+    svc.revoke_agent(&admin(), "a1", NOW + 1)
+        .await
+        .expect("revoke");
+    assert!(problem(&svc, &t, "a1", "disk", "/data").await.is_none());
+    assert!(
+        problem(&svc, &other, "b1", "disk", "/data").await.is_some(),
+        "another agent's problems stay"
+    );
+}
+
 /// Runs the whole suite against a backend: `store_conformance!(name, async factory)`.
 macro_rules! store_conformance {
     ($backend:ident, $factory:expr) => {
@@ -881,6 +965,8 @@ macro_rules! store_conformance {
                 revoked_enrollment_tokens_are_refused_scoped_and_audited,
                 enrollment_outcomes_are_audited_with_the_token_tenant,
                 renewal_moves_the_expiry_and_is_audited,
+                unchanged_heartbeats_do_not_rewrite_problems,
+                revoking_an_agent_forgets_its_problems,
             );
         }
     };

@@ -37,6 +37,8 @@ pub struct SessionRow<'a> {
 pub struct StoredProblem {
     pub engine: String,
     pub message: String,
+    /// When the row was last written.
+    pub updated_at: Millis,
 }
 
 /// A problem to save (insert or update by fingerprint).

@@ -5,6 +5,7 @@ fn stored_problem(r: &DbRow) -> Result<StoredProblem> {
     Ok(StoredProblem {
         engine: r.try_get("engine")?,
         message: r.try_get("message")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 
@@ -16,7 +17,7 @@ impl ProblemTx for Tx {
         fingerprint: &str,
     ) -> Result<Option<StoredProblem>> {
         let row = sqlx::query(concat!(
-            "SELECT engine, message FROM problems WHERE tenant_id = $1 AND fingerprint = $2",
+            "SELECT engine, message, updated_at FROM problems WHERE tenant_id = $1 AND fingerprint = $2",
             for_update!()
         ))
         .bind(tenant_id)
@@ -68,7 +69,7 @@ impl ProblemTx for Tx {
 
     async fn waiting_problems(&mut self, limit: i64) -> Result<Vec<WaitingProblem>> {
         let rows = sqlx::query(
-            "SELECT tenant_id, agent_id, check_kind, item, engine, message FROM problems
+            "SELECT tenant_id, agent_id, check_kind, item, engine, message, updated_at FROM problems
              WHERE waiting = 1 ORDER BY tenant_id, agent_id LIMIT $1",
         )
         .bind(limit)
