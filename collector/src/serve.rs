@@ -26,13 +26,15 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Opens the configured store (creating the data dir) with the configured
-/// policy and limits.
+/// policy, limits and sink routes (so a ticket changed from the CLI
+/// notifies the same sinks as one changed by the server).
 pub async fn open_store(cfg: &Config) -> Result<Service> {
     crate::pki::create_private_dir(&cfg.data_dir)?;
     let store = crate::store::open(&cfg.store_url()?).await?;
     Ok(Service::new(store)
         .with_policy(cfg.tickets.clone())
-        .with_limits(cfg.limits.clone()))
+        .with_limits(cfg.limits.clone())
+        .with_sink_routes(cfg.sinks.routes()?))
 }
 
 /// Creates the configured default tenant if the collector has no tenant.
@@ -333,5 +335,25 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CLI's service files ticket events for the configured sinks, like
+    /// the server's (routes are config, held in memory).
+    #[tokio::test]
+    async fn the_opened_service_routes_to_the_configured_sinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = Config::parse(&format!(
+            "data_dir = {:?}\n[[sinks.webhook]]\nname = \"psa\"\nurl = \"https://psa.example/hook\"\nsecret = \"k\"\n",
+            dir.path()
+        ))
+        .expect("config");
+        let svc = open_store(&cfg).await.expect("open");
+        let names: Vec<String> = svc.routes().iter().map(|r| r.name.clone()).collect();
+        assert_eq!(names, ["psa"]);
     }
 }

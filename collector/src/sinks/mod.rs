@@ -354,6 +354,15 @@ impl std::fmt::Debug for SinksConfig {
 }
 
 impl SinksConfig {
+    /// The configured sinks' routes (what a ticket change files for whom);
+    /// the error lists every problem, as [`SinksConfig::parse`] does.
+    pub fn routes(&self) -> crate::Result<Vec<SinkRoute>> {
+        let parsed = self
+            .parse()
+            .map_err(|problems| crate::Error::Config(problems.join("; ")))?;
+        Ok(parsed.iter().map(|p| p.settings.route(p.kind)).collect())
+    }
+
     /// Validates every sink; the error lists every problem, each naming its
     /// key (`sinks.webhook[0].url …`).
     pub fn parse(&self) -> std::result::Result<Vec<Parsed>, Vec<String>> {

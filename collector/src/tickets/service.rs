@@ -52,6 +52,17 @@ impl Service {
         self
     }
 
+    /// Files ticket events for these sinks (no I/O: the CLI's service, so
+    /// its ticket changes notify the configured sinks like the server's).
+    #[must_use]
+    pub fn with_sink_routes(self, routes: Vec<SinkRoute>) -> Self {
+        *self
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::from(routes);
+        self
+    }
+
     /// The storage, for reads.
     pub fn store(&self) -> &Arc<dyn Storage> {
         &self.store
