@@ -42,6 +42,23 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether the store could not be reached at all (connection refused or
+    /// lost, pool timed out): worth retrying, not a bad request or a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Unavailable(_) => true,
+            Error::Store(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -67,10 +84,6 @@ impl From<Error> for tonic::Status {
             Error::InvalidArgument(m) => Status::invalid_argument(m),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
-            Error::Unavailable(m) => {
-                tracing::error!(error = %m, "unavailable");
-                Status::unavailable("collector temporarily unable to process the request")
-            }
             // Internal details (paths, SQL) stay in the collector's log.
             other => {
                 tracing::error!(error = %other, "internal error");
@@ -91,8 +104,8 @@ impl axum::response::IntoResponse for Error {
             Error::InvalidArgument(m) => (StatusCode::BAD_REQUEST, m.clone()),
             Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
             Error::PermissionDenied(m) => (StatusCode::FORBIDDEN, m.clone()),
-            Error::Unavailable(m) => {
-                tracing::error!(error = %m, "unavailable");
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "store unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store unavailable, try again".to_string(),
@@ -107,5 +120,26 @@ impl axum::response::IntoResponse for Error {
             }
         };
         (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    /// A store that cannot be reached is 503 with a JSON body (retry), not
+    /// a 500.
+    #[tokio::test]
+    async fn an_unreachable_store_is_503_json() {
+        let r = Error::Store(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(r.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(r.into_body(), 1024)
+            .await
+            .expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["error"], "store unavailable, try again");
+        let r = Error::Store(sqlx::Error::RowNotFound).into_response();
+        assert_eq!(r.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
