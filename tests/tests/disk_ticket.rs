@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AgentHome, Collector, Tmpfs, enroll_ok, eventually};
+use common::{AgentHome, Backend, Collector, Tmpfs, enroll_ok, eventually, on_each_backend};
 use serde_json::Value;
 
 fn agent_config(mount: &std::path::Path) -> String {
@@ -23,9 +23,9 @@ fn tickets_for<'a>(all: &'a Value, agent_id: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disk_fill_opens_one_ticket_and_drain_resolves_it() {
-    let collector = Collector::start();
+on_each_backend!(disk_fill_opens_one_ticket_and_drain_resolves_it);
+async fn disk_fill_opens_one_ticket_and_drain_resolves_it(backend: Backend) {
+    let collector = Collector::start_on(backend, "");
     let mnt = Tmpfs::mount("8m");
     let item = mnt.path().to_str().expect("utf-8 path").to_string();
     let home = AgentHome::new(&agent_config(mnt.path()));
@@ -155,9 +155,9 @@ async fn disk_fill_opens_one_ticket_and_drain_resolves_it() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tickets_and_agents_survive_a_collector_restart() {
-    let collector = Collector::start();
+on_each_backend!(tickets_and_agents_survive_a_collector_restart);
+async fn tickets_and_agents_survive_a_collector_restart(backend: Backend) {
+    let collector = Collector::start_on(backend, "");
     let mnt = Tmpfs::mount("8m");
     let home = AgentHome::new(&agent_config(mnt.path()));
     let agent_id = enroll_ok(&collector, &home, "default");

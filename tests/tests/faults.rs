@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::delivery::{self, ReportId, RssPeak, count_lines, line_with};
-use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
+use common::{AgentHome, Backend, Collector, Proc, Tmpfs, enroll_ok, eventually, on_each_backend};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -286,7 +286,7 @@ async fn all_delivered(
         "every spooled report acknowledged and stored",
         || async {
             let acked = delivery::acknowledged(&agent.log_text());
-            let rows = delivery::stored(collector.dir.path(), agent_id).await;
+            let rows = delivery::stored_in(&collector.store, agent_id).await;
             (sent.is_subset(&acked) && missing(sent, &rows).is_empty()).then_some(rows)
         },
     )
@@ -300,10 +300,10 @@ async fn all_delivered(
 const ITEMS: usize = 100;
 const KILLS: usize = 5;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
+on_each_backend!(collector_kill_9_loop_loses_nothing_and_doubles_nothing);
+async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing(backend: Backend) {
     let started = Instant::now();
-    let mut collector = Collector::start();
+    let mut collector = Collector::start_on(backend, "");
     let mounts: Vec<Tmpfs> = (0..ITEMS).map(|_| Tmpfs::mount("128k")).collect();
     let paths: Vec<&Path> = mounts.iter().map(Tmpfs::path).collect();
     let items: Vec<String> = paths
@@ -381,7 +381,7 @@ async fn collector_kill_9_loop_loses_nothing_and_doubles_nothing() {
             // with the collector dead (acknowledged only after commit).
             let log = agent.log_text();
             let acked = delivery::acknowledged(&log);
-            let rows = delivery::stored(killed.dir.path(), &agent_id).await;
+            let rows = delivery::stored_in(&killed.store, &agent_id).await;
             let lost = missing(&acked, &rows);
             assert!(
                 lost.is_empty(),

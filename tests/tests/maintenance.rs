@@ -9,7 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::sim::ms;
-use common::{AgentHome, Collector, Tmpfs, check_in, enroll_ok, eventually};
+use common::{
+    AgentHome, Backend, Collector, Tmpfs, check_in, enroll_ok, eventually, on_each_backend,
+};
 use serde_json::{Value, json};
 
 fn agent_config(mount: &std::path::Path) -> String {
@@ -56,9 +58,9 @@ async fn disk_check(c: &Collector, agent_id: &str, item: &str) -> Option<Value> 
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed() {
-    let collector = Collector::start();
+on_each_backend!(a_silenced_host_gets_no_ticket_until_the_silence_is_removed);
+async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Backend) {
+    let collector = Collector::start_on(backend, "");
     let mnt = Tmpfs::mount("8m");
     let item = mnt.path().to_str().expect("utf-8 path").to_string();
     let home = AgentHome::new(&agent_config(mnt.path()));
@@ -240,9 +242,9 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed() {
     assert_eq!(actions, ["silence.delete", "silence.create"], "{audit}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn windows_and_time_zones_from_the_cli() {
-    let collector = Collector::start();
+on_each_backend!(windows_and_time_zones_from_the_cli);
+async fn windows_and_time_zones_from_the_cli(backend: Backend) {
+    let collector = Collector::start_on(backend, "");
     // A bad zone is refused before anything is created.
     let out = collector.cli(&["tenant", "add", "acme", "--time-zone", "Mars/Olympus"]);
     assert!(!out.status.success());

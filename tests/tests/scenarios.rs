@@ -16,7 +16,7 @@ mod common;
 use std::time::Duration;
 
 use common::sim::{SimAgent, State, ms, now_ms};
-use common::{Collector, eventually};
+use common::{Backend, Collector, eventually, on_each_backend};
 use serde_json::Value;
 
 /// Generous: two cores run several collectors at once.
@@ -105,12 +105,12 @@ const FAST_P1: &str = "[tickets.sla.P1]\nack_mins = 0.05\nresolve_mins = 10\n";
 
 // === scenarios ===
 
+on_each_backend!(flapping_service_is_one_ticket_marked_flapping_without_churn);
 /// A service alternating OK/CRIT: before the flapping detector has enough
 /// history the ticket opens and closes; from detection on it is one open
 /// ticket marked flapping with no churn, until the check settles OK.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flapping_service_is_one_ticket_marked_flapping_without_churn() {
-    let c = Collector::start();
+async fn flapping_service_is_one_ticket_marked_flapping_without_churn(backend: Backend) {
+    let c = Collector::start_on(backend, "");
     let (token, _) = c.token("default", &[]);
     let mut a = SimAgent::enroll(&c, &token, "flappy").await;
     a.connect(60).await;
@@ -163,11 +163,11 @@ async fn flapping_service_is_one_ticket_marked_flapping_without_churn() {
     assert_eq!(all_tickets(&c).await.len(), 1, "exactly one ticket");
 }
 
+on_each_backend!(relapse_within_grace_reopens_the_same_ticket_and_later_opens_a_new_one);
 /// A relapse within `reopen_grace_secs` reopens the same ticket; after the
 /// grace a relapse is a new episode (a new ticket).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relapse_within_grace_reopens_the_same_ticket_and_later_opens_a_new_one() {
-    let c = Collector::start_with_config("[tickets.rules.service]\nreopen_grace_secs = 2\n");
+async fn relapse_within_grace_reopens_the_same_ticket_and_later_opens_a_new_one(backend: Backend) {
+    let c = Collector::start_on(backend, "[tickets.rules.service]\nreopen_grace_secs = 2\n");
     let (token, _) = c.token("default", &[]);
     let mut a = SimAgent::enroll(&c, &token, "relapse").await;
     a.connect(60).await;
@@ -209,11 +209,11 @@ async fn relapse_within_grace_reopens_the_same_ticket_and_later_opens_a_new_one(
     );
 }
 
+on_each_backend!(confirmation_needs_three_consecutive_failures);
 /// `confirm_count = 3`: two CRIT results then OK open nothing; three in a
 /// row open exactly one ticket, detected at the first of the three.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confirmation_needs_three_consecutive_failures() {
-    let c = Collector::start_with_config("[tickets.rules.service]\nconfirm_count = 3\n");
+async fn confirmation_needs_three_consecutive_failures(backend: Backend) {
+    let c = Collector::start_on(backend, "[tickets.rules.service]\nconfirm_count = 3\n");
     let (token, _) = c.token("default", &[]);
     let mut a = SimAgent::enroll(&c, &token, "confirm").await;
     a.connect(60).await;
@@ -257,12 +257,12 @@ async fn confirmation_needs_three_consecutive_failures() {
     assert_eq!(event_kinds(&detail(&c, id(&ts[0])).await), ["opened"]);
 }
 
+on_each_backend!(unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it);
 /// P1 on a server, acknowledgement due 3 s after opening at each tier:
 /// L1 → L2 → L3 in order, recorded in the timeline; an acknowledged
 /// ticket stops escalating.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it() {
-    let c = Collector::start_with_config(FAST_P1);
+async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it(backend: Backend) {
+    let c = Collector::start_on(backend, FAST_P1);
     let tech = c.cli_json(&[
         "api-key",
         "create",
@@ -353,11 +353,11 @@ async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it() {
     assert_eq!(all_tickets(&c).await.len(), 2);
 }
 
+on_each_backend!(collector_restart_mid_escalation_neither_loses_nor_repeats_it);
 /// A ticket at L2 with its next escalation pending survives a collector
 /// restart: exactly one more escalation happens, after the restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collector_restart_mid_escalation_neither_loses_nor_repeats_it() {
-    let c = Collector::start_with_config(FAST_P1);
+async fn collector_restart_mid_escalation_neither_loses_nor_repeats_it(backend: Backend) {
+    let c = Collector::start_on(backend, FAST_P1);
     let (token, _) = c.token("default", &["--role", "server"]);
     let mut a = SimAgent::enroll(&c, &token, "app01").await;
     a.connect(60).await;
@@ -403,12 +403,13 @@ async fn collector_restart_mid_escalation_neither_loses_nor_repeats_it() {
     assert_eq!(all_tickets(&c).await.len(), 1);
 }
 
+on_each_backend!(overdue_agent_gets_a_ticket_clean_shutdown_does_not_unless_server);
 /// Liveness: a workstation that says goodbye is offline without a ticket;
 /// one that vanishes is overdue (one `agent` ticket) until it reconnects; a
 /// server that says goodbye gets a ticket (servers must stay up).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overdue_agent_gets_a_ticket_clean_shutdown_does_not_unless_server() {
-    let c = Collector::start_with_config(
+async fn overdue_agent_gets_a_ticket_clean_shutdown_does_not_unless_server(backend: Backend) {
+    let c = Collector::start_on(
+        backend,
         "[tickets]\noverdue_after_intervals = 2\n[tickets.rules.agent]\nconfirm_secs = 0\n",
     );
     let (ws_token, _) = c.token("default", &["--role", "workstation", "--max-uses", "2"]);
@@ -477,13 +478,14 @@ async fn overdue_agent_gets_a_ticket_clean_shutdown_does_not_unless_server() {
     assert_eq!(all.len(), 2, "{all:?}");
 }
 
+on_each_backend!(overdue_host_check_problems_wait_for_fresh_data);
 /// Inhibition: while a host is overdue its check problems neither resolve
 /// (recovery) nor open (confirmation) on the stale data it sent last; a
 /// control host sent the same results later and is decided normally. Once
 /// the host is back, its fresh results decide.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overdue_host_check_problems_wait_for_fresh_data() {
-    let c = Collector::start_with_config(
+async fn overdue_host_check_problems_wait_for_fresh_data(backend: Backend) {
+    let c = Collector::start_on(
+        backend,
         "[tickets]\noverdue_after_intervals = 2\n\
          [tickets.rules.agent]\nconfirm_secs = 0\n\
          [tickets.rules.service]\nrecovery_secs = 4\n\
@@ -568,15 +570,15 @@ async fn connect_all(agents: Vec<SimAgent>, interval_secs: u32) -> Vec<SimAgent>
     all
 }
 
+on_each_backend!(site_outage_of_twenty_hosts_is_one_site_ticket);
 /// A site outage of 20 hosts: one `site` ticket listing them and no ticket
 /// per host. One host was already down (with its own ticket) before the
 /// outage: its ticket links to the site ticket. A host of another site that
 /// goes silent at the same moment is the control: it gets its own ticket,
 /// so by then the members would have theirs too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn site_outage_of_twenty_hosts_is_one_site_ticket() {
+async fn site_outage_of_twenty_hosts_is_one_site_ticket(backend: Backend) {
     // Default liveness rule (10 s confirmation) so grouping can happen.
-    let c = Collector::start_with_config("[tickets]\noverdue_after_intervals = 2\n");
+    let c = Collector::start_on(backend, "[tickets]\noverdue_after_intervals = 2\n");
     let (token, _) = c.token("default", &["--site", "branch-7", "--max-uses", "20"]);
     let (solo, _) = c.token("default", &["--site", "solo"]);
     let mut site = SimAgent::enroll_many(&c, &token, "br7", 20).await;

@@ -27,8 +27,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::Collector;
 use common::sim::{self, SimAgent, State, facts, now_ms, timestamp};
+use common::{Backend, Collector, on_each_backend};
 use forewarn_proto::v1 as pb;
 use forewarn_proto::v1::enrollment_client::EnrollmentClient;
 use forewarn_proto::v1::ingest_client::IngestClient;
@@ -125,16 +125,19 @@ fn arr(v: &Value) -> &Vec<Value> {
 }
 
 impl Fixture {
-    async fn new() -> Self {
+    async fn new(backend: Backend) -> Self {
         let secret = tempfile::NamedTempFile::new().expect("secret file");
         std::fs::write(secret.path(), "tenancy-webhook-secret-0123456789\n").expect("secret");
         // One attempt, then a retry an hour later: the rows stay pending.
-        let c = Collector::start_with_config(&format!(
-            "[[sinks.webhook]]\nname = \"down\"\nurl = \"http://127.0.0.1:{}/hook\"\n\
+        let c = Collector::start_on(
+            backend,
+            &format!(
+                "[[sinks.webhook]]\nname = \"down\"\nurl = \"http://127.0.0.1:{}/hook\"\n\
              secret_file = {:?}\nretry_initial_ms = 3600000\nretry_max_ms = 3600000\n",
-            closed_port(),
-            secret.path()
-        ));
+                closed_port(),
+                secret.path()
+            ),
+        );
         let acme = Self::tenant(&c, "acme").await;
         let globex = Self::tenant(&c, "globex").await;
         // Each ticket reached the (failing) sink: an outbox row per tenant.
@@ -565,9 +568,9 @@ async fn grpc_attacks(f: &Fixture, attacker: &Tenant, victim: &Tenant) -> usize 
     attempts
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agents_cannot_write_into_another_tenant_over_grpc() {
-    let mut f = Fixture::new().await;
+on_each_backend!(agents_cannot_write_into_another_tenant_over_grpc);
+async fn agents_cannot_write_into_another_tenant_over_grpc(backend: Backend) {
+    let mut f = Fixture::new(backend).await;
     let mut attempts = 0;
     for (attacker, victim) in f.rounds() {
         let before = f.snapshot(victim).await;
@@ -765,9 +768,9 @@ async fn list_attacks(f: &Fixture, attacker: &Tenant, victim: &Tenant) -> usize 
     lists.len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_keys_cannot_read_or_change_another_tenants_objects() {
-    let f = Fixture::new().await;
+on_each_backend!(api_keys_cannot_read_or_change_another_tenants_objects);
+async fn api_keys_cannot_read_or_change_another_tenants_objects(backend: Backend) {
+    let f = Fixture::new(backend).await;
     let (mut ids, mut creates, mut lists) = (0, 0, 0);
     for (attacker, victim) in f.rounds() {
         let before = f.snapshot(victim).await;
@@ -840,13 +843,13 @@ async fn api_keys_cannot_read_or_change_another_tenants_objects() {
 
 // === same names, different tenants ===
 
+on_each_backend!(a_silence_by_name_never_reaches_another_tenant_with_the_same_names);
 /// Site names and hostnames are only unique within a tenant: acme and
 /// globex both have a site `hq` with a host `srv-01`. acme silences (its)
 /// site `hq` and (its) host `srv-01` by name — acme's CRIT opens no ticket
 /// (the silence works), globex's CRIT on the same check opens one at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silence_by_name_never_reaches_another_tenant_with_the_same_names() {
-    let c = Collector::start();
+async fn a_silence_by_name_never_reaches_another_tenant_with_the_same_names(backend: Backend) {
+    let c = Collector::start_on(backend, "");
     let mut agents = Vec::new();
     let mut keys = Vec::new();
     for name in ["acme", "globex"] {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::{AgentHome, Collector, Tmpfs, enroll_ok, eventually};
+use common::{AgentHome, Backend, Collector, Tmpfs, enroll_ok, eventually, on_each_backend};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -124,8 +124,8 @@ async fn ticket_state(c: &Collector, id: i64) -> Value {
     c.get(&format!("/api/v1/tickets/{id}")).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_gets_every_ticket_event_signed_once_and_in_order() {
+on_each_backend!(webhook_gets_every_ticket_event_signed_once_and_in_order);
+async fn webhook_gets_every_ticket_event_signed_once_and_in_order(backend: Backend) {
     let (receiver, hook) = Receiver::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let key_file = dir.path().join("hook.key");
@@ -136,7 +136,7 @@ async fn webhook_gets_every_ticket_event_signed_once_and_in_order() {
         collector_config(&dir.path().join("data"), &key_file, hook),
     )
     .expect("config");
-    let collector = Collector::start_with(dir, config);
+    let collector = Collector::start_with_on(backend, dir, config);
 
     let mnt = Tmpfs::mount("8m");
     let item = mnt.path().to_str().expect("utf-8 path").to_string();

@@ -1,7 +1,8 @@
 //! Delivery bookkeeping for the fault tests: which reports an agent spooled
 //! and had acknowledged (from its debug log), which ones the collector's
-//! store committed (its delivery records, read with sqlx), the
-//! collector's report counters, an agent's peak memory, and log-line search.
+//! store committed (its delivery records, read with sqlx on either backend),
+//! the collector's report counters, an agent's peak memory, and log-line
+//! search.
 //!
 //! The agent's log lines used here: `agent starting … boot_id=…` (info),
 //! `report spooled seq=…` (`forewarn_agent::outbox=debug`) and
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::Collector;
+use super::{Collector, Store};
 
 /// `RUST_LOG` for an agent whose log the functions below read.
 pub const AGENT_LOG: &str =
@@ -82,29 +83,56 @@ pub fn acknowledged(log: &str) -> BTreeSet<ReportId> {
         .collect()
 }
 
-/// The delivery records of `agent_id` in the store of the collector whose
-/// temp dir is `collector_dir` (running or not), one row each: a report
-/// committed twice would appear twice. Read with sqlx, the collector's own
-/// SQLite driver, on a connection of the test's own.
+/// The delivery records of `agent_id` in the default SQLite store of the
+/// collector whose temp dir is `collector_dir` (running or not); see
+/// [`stored_in`].
 pub async fn stored(collector_dir: &Path, agent_id: &str) -> Vec<ReportId> {
+    stored_in(
+        &Store::Sqlite(collector_dir.join("data/forewarn.db")),
+        agent_id,
+    )
+    .await
+}
+
+/// The delivery records of `agent_id` in a collector's store (running or
+/// not), one row each: a report committed twice would appear twice. Read
+/// with sqlx, the collector's own driver, on a connection of the test's
+/// own; the same query on either backend.
+pub async fn stored_in(store: &Store, agent_id: &str) -> Vec<ReportId> {
     use sqlx::ConnectOptions as _;
     use sqlx::Connection as _;
 
-    let db = collector_dir.join("data/forewarn.db");
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .busy_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT boot_id, seq FROM delivered_reports WHERE agent_id = ? ORDER BY boot_id, seq",
-    )
-    .bind(agent_id)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_else(|e| panic!("read delivered_reports in {}: {e}", db.display()));
-    let _ = conn.close().await;
+    const QUERY: &str =
+        "SELECT boot_id, seq FROM delivered_reports WHERE agent_id = $1 ORDER BY boot_id, seq";
+    let rows: Vec<(String, i64)> = match store {
+        Store::Sqlite(db) => {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(db)
+                .busy_timeout(Duration::from_secs(10))
+                .connect()
+                .await
+                .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+            let rows = sqlx::query_as(QUERY)
+                .bind(agent_id)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("read delivered_reports in {}: {e}", db.display()));
+            let _ = conn.close().await;
+            rows
+        }
+        Store::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+            let rows = sqlx::query_as(QUERY)
+                .bind(agent_id)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("read delivered_reports in {url}: {e}"));
+            let _ = conn.close().await;
+            rows
+        }
+    };
     rows.into_iter()
         .map(|(boot, seq)| (boot, u64::try_from(seq).expect("seq")))
         .collect()

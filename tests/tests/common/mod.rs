@@ -4,9 +4,16 @@
 //! The binaries must be built first (`cargo build --workspace --bins`, which
 //! the test command in the README does). Everything waits by polling with a
 //! deadline, never by sleeping a fixed time.
+//!
+//! A collector runs on either store [`Backend`]: embedded SQLite (the
+//! default) or a fresh database of its own on the test PostgreSQL server
+//! (`FOREWARN_TEST_POSTGRES_URL`, set by `./tests/run-all.sh` or
+//! `source tests/postgres.sh`). [`on_each_backend!`] runs a test body once
+//! per backend.
 
 #![allow(dead_code)]
 
+use std::hash::{BuildHasher, RandomState};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,10 +99,138 @@ impl Drop for Proc {
     }
 }
 
-/// A running collector with its data dir, addresses and an MSP-wide API key.
+// === backends ===
+
+/// The store backend a collector runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite, the collector's default (`<data_dir>/forewarn.db`).
+    Sqlite,
+    /// A fresh database of its own on the test PostgreSQL server.
+    Postgres,
+}
+
+/// Where a collector's store lives; tests read it directly (e.g. the
+/// delivery records in [`delivery::stored_in`]).
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// The SQLite file.
+    Sqlite(PathBuf),
+    /// The PostgreSQL database's URL.
+    Postgres(String),
+}
+
+impl Backend {
+    /// A new, empty store on this backend for a collector whose temp dir is
+    /// `dir` (its `data_dir` is `dir/data`, as everywhere in these tests).
+    pub fn new_store(self, dir: &Path) -> Store {
+        match self {
+            Backend::Sqlite => Store::Sqlite(dir.join("data/forewarn.db")),
+            Backend::Postgres => {
+                let url = fresh_postgres_database();
+                eprintln!("collector store: {url}");
+                Store::Postgres(url)
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The collector config selecting this store: nothing for the default
+    /// SQLite file, a `[store]` table for PostgreSQL.
+    pub fn config(&self) -> String {
+        match self {
+            Store::Sqlite(_) => String::new(),
+            Store::Postgres(url) => format!("[store]\nurl = {url:?}\n"),
+        }
+    }
+}
+
+/// The variable naming the test PostgreSQL server (an admin URL; each test
+/// creates a database of its own there).
+pub const POSTGRES_URL_VAR: &str = "FOREWARN_TEST_POSTGRES_URL";
+
+/// Creates an empty database on the test PostgreSQL server; its URL.
+/// Panics, saying how to get a server, when there is none: a PostgreSQL
+/// test never passes by skipping.
+pub fn fresh_postgres_database() -> String {
+    let admin = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{POSTGRES_URL_VAR} is not set: the PostgreSQL tests need a server. Run \
+             ./tests/run-all.sh, or `source tests/postgres.sh` in the shell that runs cargo"
+        )
+    });
+    // 64 random bits and the pid: unique among every test of a run.
+    let name = format!(
+        "t_{:016x}_{}",
+        RandomState::new().hash_one((std::process::id(), Instant::now())),
+        std::process::id()
+    );
+    let (base, _) = admin
+        .rsplit_once('/')
+        .unwrap_or_else(|| panic!("{POSTGRES_URL_VAR}={admin:?} names no database"));
+    let url = format!("{base}/{name}");
+    // On a thread of its own with its own runtime, so that starting a
+    // collector stays a plain blocking call inside any test runtime.
+    std::thread::spawn(move || {
+        use sqlx::Connection as _;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin}: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("CREATE DATABASE {name} at {admin}: {e}"));
+            let _ = conn.close().await;
+        });
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    url
+}
+
+/// Runs each named `async fn(Backend)` as two tests, `<name>::sqlite` and
+/// `<name>::postgres`:
+///
+/// ```ignore
+/// common::on_each_backend!(disk_fill_opens_a_ticket);
+/// async fn disk_fill_opens_a_ticket(backend: Backend) {
+///     let collector = Collector::start_on(backend, "");
+/// }
+/// ```
+#[allow(unused_macros)] // test files that run on SQLite only
+macro_rules! on_each_backend {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    )+};
+}
+#[allow(unused_imports)] // test files that run on SQLite only
+pub(crate) use on_each_backend;
+
+// === impl Collector ===
+
+/// A running collector with its data dir, store, addresses and an
+/// MSP-wide API key.
 pub struct Collector {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// Where its store lives (the same across restarts).
+    pub store: Store,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     pub api_key: String,
@@ -103,13 +238,39 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts `forewarn-collector serve` on free loopback ports.
+    /// Starts `forewarn-collector serve` on free loopback ports (SQLite).
     pub fn start() -> Self {
-        Self::start_with_config("")
+        Self::start_on(Backend::Sqlite, "")
     }
 
-    /// Starts on an existing data dir/config (used for restarts).
+    /// Starts on an existing data dir and config (SQLite, the default store
+    /// in `<dir>/data`); the config's `data_dir` must be `<dir>/data`.
     pub fn start_with(dir: tempfile::TempDir, config: PathBuf) -> Self {
+        Self::start_with_on(Backend::Sqlite, dir, config)
+    }
+
+    /// Like [`Collector::start_with`], on a new store of `backend`: for
+    /// PostgreSQL, a `[store]` table naming a fresh database is appended to
+    /// `config` (which must not have one).
+    pub fn start_with_on(backend: Backend, dir: tempfile::TempDir, config: PathBuf) -> Self {
+        let store = backend.new_store(dir.path());
+        let extra = store.config();
+        if !extra.is_empty() {
+            let mut text = std::fs::read_to_string(&config).expect("read config");
+            assert!(
+                !text.contains("[store]"),
+                "{}: has a [store]",
+                config.display()
+            );
+            text.push('\n');
+            text.push_str(&extra);
+            std::fs::write(&config, text).expect("write config");
+        }
+        Self::launch(dir, config, store)
+    }
+
+    /// Starts a process on `config`, whose store is `store`.
+    fn launch(dir: tempfile::TempDir, config: PathBuf, store: Store) -> Self {
         let log = dir.path().join("collector.log");
         let mut child = Command::new(bin("forewarn-collector"))
             .arg("--config")
@@ -144,6 +305,7 @@ impl Collector {
             http: field("http="),
             dir,
             config,
+            store,
             api_key: String::new(),
             proc,
         };
@@ -153,7 +315,7 @@ impl Collector {
     }
 
     /// Stops the collector (SIGTERM) and starts it again on the same data
-    /// dir and the same ports, so enrolled agents find it again.
+    /// dir, store and ports, so enrolled agents find it again.
     pub fn restart(self) -> Self {
         self.stop().start()
     }
@@ -181,6 +343,7 @@ impl Collector {
         let Collector {
             dir,
             config,
+            store,
             grpc,
             http,
             proc,
@@ -189,6 +352,7 @@ impl Collector {
         let stopped = Stopped {
             dir,
             config,
+            store,
             grpc,
             http,
         };
@@ -285,21 +449,23 @@ pub fn check_in(detail: &Value, check: &str, item: &str) -> Option<Value> {
         .cloned()
 }
 
-/// A collector that is no longer running: its data dir, config and the
-/// ports it had.
+/// A collector that is no longer running: its data dir, config, store and
+/// the ports it had.
 pub struct Stopped {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    pub store: Store,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
 }
 
 impl Stopped {
-    /// A new collector process on the same data dir and the same ports.
+    /// A new collector process on the same data dir, store and ports.
     pub fn start(self) -> Collector {
         let Stopped {
             dir,
             config,
+            store,
             grpc,
             http,
         } = self;
@@ -310,7 +476,7 @@ impl Stopped {
             .replacen(any, &format!("listen_addr = \"{grpc}\""), 1)
             .replacen(any, &format!("listen_addr = \"{http}\""), 1);
         std::fs::write(&config, text).expect("rewrite config");
-        Collector::start_with(dir, config)
+        Collector::launch(dir, config, store)
     }
 }
 
@@ -445,6 +611,12 @@ impl Collector {
     /// config (e.g. a `[tickets]` section with short test timers). The
     /// `[grpc]` section must stay before `[http]` for [`Collector::restart`].
     pub fn start_with_config(extra: &str) -> Self {
+        Self::start_on(Backend::Sqlite, extra)
+    }
+
+    /// Starts on a new store of `backend` with `extra` TOML appended to the
+    /// config, as [`Collector::start_with_config`] does.
+    pub fn start_on(backend: Backend, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("collector.toml");
         std::fs::write(
@@ -455,7 +627,7 @@ impl Collector {
             ),
         )
         .expect("write config");
-        Self::start_with(dir, config)
+        Self::start_with_on(backend, dir, config)
     }
 }
 
