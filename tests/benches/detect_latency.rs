@@ -13,6 +13,9 @@
 //!
 //!     cargo build --release --bins
 //!     cargo bench -p forewarn-tests --bench detect_latency -- [ROUNDS]
+//!
+//! On PostgreSQL: `source tests/postgres.sh` (a private server), then the
+//! same with `FOREWARN_BENCH_BACKEND=postgres`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -97,7 +100,10 @@ async fn main() {
     // Filling and draining the same disk every round would (rightly) be seen
     // as flapping after a few rounds; the bench measures detection, so
     // flapping detection is off for it.
-    let collector = Collector::start_with_config(
+    let backend = common::Backend::for_bench();
+    println!("store: {backend:?}");
+    let collector = Collector::start_on(
+        backend,
         "[tickets.rules.disk]\nflap_start_percent = 100.0\nflap_stop_percent = 99.0\n",
     );
     let mnt = Tmpfs::mount("8m");

@@ -12,6 +12,9 @@
 //!
 //!     cargo build --release --bins
 //!     cargo bench -p forewarn-tests --bench ticket_latency -- [EVENTS]
+//!
+//! On PostgreSQL: `source tests/postgres.sh` (a private server), then the
+//! same with `FOREWARN_BENCH_BACKEND=postgres`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -73,9 +76,14 @@ async fn main() {
     let hook_addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let collector = Collector::start_with_config(&format!(
-        "[[sinks.webhook]]\nname = \"bench\"\nurl = \"http://{hook_addr}/hook\"\nsecret = \"bench-secret\"\n"
-    ));
+    let backend = common::Backend::for_bench();
+    println!("store: {backend:?}");
+    let collector = Collector::start_on(
+        backend,
+        &format!(
+            "[[sinks.webhook]]\nname = \"bench\"\nurl = \"http://{hook_addr}/hook\"\nsecret = \"bench-secret\"\n"
+        ),
+    );
     let (token, _) = collector.token("default", &["--role", "server"]);
     let mut agent = SimAgent::enroll(&collector, &token, "bench-host").await;
     agent.connect(15).await;

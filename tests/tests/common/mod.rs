@@ -121,6 +121,18 @@ pub enum Store {
 }
 
 impl Backend {
+    /// The backend a benchmark runs on: `FOREWARN_BENCH_BACKEND` =
+    /// `sqlite` (default) or `postgres` (needs the test server, see
+    /// [`fresh_postgres_database`]).
+    #[allow(dead_code)] // used by the benches only
+    pub fn for_bench() -> Self {
+        match std::env::var("FOREWARN_BENCH_BACKEND").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            Ok("sqlite") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("FOREWARN_BENCH_BACKEND={other:?}: sqlite or postgres"),
+        }
+    }
+
     /// A new, empty store on this backend for a collector whose temp dir is
     /// `dir` (its `data_dir` is `dir/data`, as everywhere in these tests).
     pub fn new_store(self, dir: &Path) -> Store {
