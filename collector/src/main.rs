@@ -53,6 +53,9 @@ enum Command {
     /// The collector's certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// The store: copy a whole install into a new one (SQLite -> PostgreSQL).
+    #[command(subcommand)]
+    Store(forewarn_collector::store::copy::StoreCommand),
     /// Planned maintenance windows: no tickets open for their scope.
     #[command(subcommand)]
     Maintenance(forewarn_collector::maintenance::cli::MaintenanceCommand),
@@ -346,6 +349,7 @@ fn main() -> ExitCode {
                 commands::tickets_list(&cfg, state, tenant.as_deref(), json).await
             }
             Command::Ca(CaCommand::Fingerprint) => commands::ca_fingerprint(&cfg),
+            Command::Store(cmd) => forewarn_collector::store::copy::run(cmd).await,
             Command::Agents(AgentsCommand::List { tenant, json }) => {
                 commands::agents_list(&cfg, tenant.as_deref(), json).await
             }

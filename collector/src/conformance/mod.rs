@@ -4,6 +4,7 @@
 //! [`backends`]).
 
 mod backends;
+mod copy;
 mod limits;
 mod maintenance;
 mod outbox;

@@ -18,6 +18,7 @@
 //! which SQLite reads too) and included by each backend, so a query exists
 //! once; a backend adds only its connection, migrations and dialect bits.
 
+pub mod copy;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
