@@ -233,7 +233,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
                             "ticket sweep"
                         );
                     }
-                    Ok(_) => {}
+                    // It did reach the store, though: clears an unreachable-store error.
+                    Ok(_) => crate::health::STORE_HEALTH.reached(),
                     Err(error) => {
                         warn!(%error, "ticket sweep failed");
                         crate::health::STORE_HEALTH.record(&swept);
