@@ -1,0 +1,713 @@
+//! The collector's PostgreSQL goes away while it runs, then comes back.
+//!
+//! The test starts a private PostgreSQL server of its own (never the shared
+//! one the other tests use, since it stops it mid-test), a collector on it
+//! and a real agent with two disks on tmpfs. A CRIT opens a ticket; then
+//! the server crashes (`pg_ctl stop -m immediate`). While it is down,
+//! `/healthz` must answer 503 and the collector must acknowledge nothing,
+//! while the agent keeps observing (the first disk recovers, the second
+//! fills) and keeps those reports in its on-disk spool. The server starts
+//! again on the same port and data dir with the agent frozen (SIGSTOP):
+//! the collector must turn healthy by itself, not because a report
+//! happened to commit. Then the agent resumes and every report must arrive
+//! once: the store's delivery records against the agent's log of what it
+//! spooled and had acknowledged, one ticket per problem, the first
+//! resolved and the second open. It prints the figures (`--no-capture`).
+//!
+//! Local helpers rather than `common/`: the server itself ([`PgServer`])
+//! and reading delivery records from PostgreSQL ([`stored`]), where
+//! `common::delivery::stored` reads SQLite.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::delivery::{self, ReportId, count_lines, line_with};
+use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
+use serde_json::Value;
+use sqlx::Connection as _;
+
+// ---------------------------------------------------------------------------
+// A private PostgreSQL server (the flags of tests/postgres.sh)
+// ---------------------------------------------------------------------------
+
+/// A throwaway PostgreSQL server on a free loopback port, run as the
+/// `postgres` user when the test runs as root; stopped (and its files
+/// removed) on drop, also when the test fails.
+struct PgServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PgServer {
+    /// initdb, trust on loopback and its own socket only, then start.
+    fn start() -> Self {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("forewarn-pg-outage.")
+            .tempdir_in("/tmp")
+            .expect("temp dir for the PostgreSQL server");
+        if is_root() {
+            let out = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .output()
+                .expect("run chown");
+            assert!(out.status.success(), "chown postgres: {}", text(&out));
+        }
+        let mut pg = PgServer { bin, dir, port: 0 };
+        let data = pg.data();
+        let out = pg.as_owner("initdb", |c| {
+            c.arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8"])
+                .args(["--no-locale", "--no-sync"]);
+        });
+        assert!(out.status.success(), "initdb failed: {}", text(&out));
+        // Existing files keep their owner when rewritten or appended to.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        append(
+            &data.join("postgresql.conf"),
+            &format!(
+                "\n# forewarn store outage test\nlisten_addresses = '127.0.0.1'\n\
+                 unix_socket_directories = '{}'\nmax_connections = 50\nfsync = on\n\
+                 timezone = 'UTC'\nlogging_collector = off\n",
+                pg.dir.path().display()
+            ),
+        );
+        // A port free now may be taken before the server binds it.
+        for attempt in 1..=5 {
+            pg.port = free_port();
+            append(
+                &data.join("postgresql.conf"),
+                &format!("port = {}\n", pg.port),
+            );
+            let out = pg.pg_ctl_start();
+            if out.status.success() {
+                return pg;
+            }
+            let log = pg.log();
+            if attempt < 5 && log.contains("could not bind") {
+                continue;
+            }
+            panic!("pg_ctl start failed: {}\n{log}", text(&out));
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/<db>`.
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs one of the server's programs as its owner, from `/` (the
+    /// test's cwd may be unreadable to `postgres`).
+    fn as_owner(&self, program: &str, args: impl FnOnce(&mut Command)) -> Output {
+        let exe = self.bin.join(program);
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        c.current_dir("/");
+        args(&mut c);
+        c.output().unwrap_or_else(|e| panic!("run {program}: {e}"))
+    }
+
+    /// Starts the server on its data dir and port; waits until it is ready.
+    fn pg_ctl_start(&self) -> Output {
+        let (data, log) = (self.data(), self.dir.path().join("server.log"));
+        self.as_owner("pg_ctl", |c| {
+            c.arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "start"]);
+        })
+    }
+
+    /// Starts it again (same port, same data dir) after [`Self::stop`].
+    fn restart(&self) {
+        let out = self.pg_ctl_start();
+        assert!(
+            out.status.success(),
+            "pg_ctl start (again) failed: {}\n{}",
+            text(&out),
+            self.log()
+        );
+    }
+
+    /// `pg_ctl stop -m <mode>`, waiting until the server is gone.
+    fn stop(&self, mode: &str) -> Output {
+        let data = self.data();
+        self.as_owner("pg_ctl", |c| {
+            c.arg("-D")
+                .arg(&data)
+                .args(["-m", mode, "-w", "-t", "30", "stop"]);
+        })
+    }
+
+    fn running(&self) -> bool {
+        self.data().join("postmaster.pid").exists()
+    }
+
+    /// A new database on this server.
+    async fn create_db(&self, name: &str) {
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connect to the private PostgreSQL");
+        // `name` is one of this file's literals.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let _ = conn.close().await;
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if !self.running() {
+            return;
+        }
+        if self.stop("immediate").status.success() {
+            return;
+        }
+        // Not stopping: kill the postmaster it started, by its pid.
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_string));
+        if let Some(pid) = pid {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` holding initdb and pg_ctl.
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e
+                .file_name()
+                .to_str()?
+                .split('.')
+                .map(|p| p.parse().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").exists() && bin.join("pg_ctl").exists()).then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!(
+            "no /usr/lib/postgresql/*/bin with initdb and pg_ctl: install Debian's postgresql \
+             package (tests/run-all.sh does, through tests/postgres.sh)"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("run id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn append(path: &Path, more: &str) {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(more.as_bytes()))
+        .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Reading the collector and its database
+// ---------------------------------------------------------------------------
+
+/// `GET /healthz`: status, JSON body and how long the answer took; `None`
+/// if it did not answer.
+async fn healthz(collector: &Collector) -> Option<(u16, Value, Duration)> {
+    let asked = Instant::now();
+    let resp = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client")
+        .get(format!("http://{}/healthz", collector.http))
+        .send()
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    Some((status, body, asked.elapsed()))
+}
+
+/// The delivery records of `agent_id` in PostgreSQL, one row each (the
+/// PostgreSQL twin of `common::delivery::stored`).
+async fn stored(url: &str, agent_id: &str) -> Vec<ReportId> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT boot_id, seq FROM delivered_reports WHERE agent_id = $1 ORDER BY boot_id, seq",
+    )
+    .bind(agent_id)
+    .fetch_all(&mut conn)
+    .await
+    .expect("read delivered_reports");
+    let _ = conn.close().await;
+    rows.into_iter()
+        .map(|(boot, seq)| (boot, u64::try_from(seq).expect("seq")))
+        .collect()
+}
+
+/// One ticket row as the database holds it.
+#[derive(Debug, sqlx::FromRow)]
+struct TicketRow {
+    id: i64,
+    check_kind: String,
+    item: String,
+    fingerprint: String,
+    state: String,
+}
+
+async fn tickets(url: &str, agent_id: &str) -> Vec<TicketRow> {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let rows = sqlx::query_as(
+        "SELECT id, check_kind, item, fingerprint, state FROM tickets \
+         WHERE agent_id = $1 ORDER BY id",
+    )
+    .bind(agent_id)
+    .fetch_all(&mut conn)
+    .await
+    .expect("read tickets");
+    let _ = conn.close().await;
+    rows
+}
+
+/// Event kinds of one ticket's timeline, in order.
+async fn events(url: &str, ticket: i64) -> Vec<String> {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let kinds =
+        sqlx::query_scalar("SELECT kind FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+            .bind(ticket)
+            .fetch_all(&mut conn)
+            .await
+            .expect("read ticket_events");
+    let _ = conn.close().await;
+    kinds
+}
+
+/// Open tickets sharing a (tenant, fingerprint) with another open one.
+async fn open_twins(url: &str) -> Vec<(String, String, i64)> {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let rows = sqlx::query_as(
+        "SELECT tenant_id, fingerprint, COUNT(*) FROM tickets WHERE state = 'open' \
+         GROUP BY tenant_id, fingerprint HAVING COUNT(*) > 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("read tickets");
+    let _ = conn.close().await;
+    rows
+}
+
+/// The disk ticket of `item` as the API lists it, if any.
+async fn disk_ticket(collector: &Collector, agent_id: &str, item: &str) -> Option<Value> {
+    let all = collector.get("/api/v1/tickets?state=all").await;
+    all.as_array()?
+        .iter()
+        .find(|t| t["agent_id"] == agent_id && t["check"] == "disk" && t["item"] == item)
+        .cloned()
+}
+
+// ---------------------------------------------------------------------------
+// The agent
+// ---------------------------------------------------------------------------
+
+fn disk_config(mounts: &[&Path]) -> String {
+    format!(
+        "[checks.disk]\nmounts = {mounts:?}\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
+         poll_interval_ms = 200\ntrend_enabled = false\n\
+         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
+    )
+}
+
+/// Fills a 1 MiB tmpfs to ~95 % (CRIT at 90 %).
+fn fill(mount: &Path) -> PathBuf {
+    let path = mount.join("fill.bin");
+    std::fs::write(&path, vec![0xA5u8; 1024 * 1024 - 48 * 1024]).expect("fill tmpfs");
+    path
+}
+
+/// Waits until the agent has logged `item` changing to `state` (after log
+/// line `after`, or anywhere) and spooled a state-change report after that; returns the
+/// index of the spool line.
+async fn agent_spooled_change(
+    agent: &Proc,
+    after: Option<usize>,
+    item: &str,
+    state: &str,
+) -> usize {
+    eventually(
+        Duration::from_secs(20),
+        &format!("agent sees and spools {item} {state}"),
+        || async {
+            let log = agent.log_text();
+            let seen = line_with(&log, after, &["check state changed", item, state])?;
+            line_with(&log, Some(seen), &["report spooled", "state_changes"])
+        },
+    )
+    .await
+}
+
+/// `kill -<sig>` to an agent process (STOP freezes it, CONT resumes it).
+fn signal(agent: &Proc, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(agent.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {}", agent.child.id());
+}
+
+/// Failed delivery attempts the agent logged: sessions lost and sessions
+/// that could not open.
+fn failed_attempts(log: &str) -> usize {
+    count_lines(log, &["session lost"]) + count_lines(log, &["cannot open session"])
+}
+
+/// The `queued=` count of the agent's latest "session lost" line.
+fn last_queued(log: &str) -> Option<String> {
+    log.lines()
+        .rfind(|l| l.contains("session lost"))
+        .and_then(|l| delivery::field(l, "queued"))
+        .map(str::to_string)
+}
+
+// ---------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------
+
+/// The collector's PostgreSQL pool waits this long for a connection before
+/// a store call fails (`collector/src/store/postgres/mod.rs`).
+const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_stops_acks_and_recovers_by_itself() {
+    let started = Instant::now();
+    // Declared first, dropped last: the server outlives the collector.
+    let pg = PgServer::start();
+    pg.create_db("forewarn").await;
+    let url = pg.url("forewarn");
+    println!("store outage: private PostgreSQL on {url}");
+
+    // The outage silences the agent for a while; an "agent overdue" ticket
+    // is not what this test is about.
+    let collector = Collector::start_with_config(&format!(
+        "[store]\nurl = {url:?}\n[tickets]\noverdue_after_intervals = 20\n"
+    ));
+    let (status, body, _) = healthz(&collector).await.expect("healthz answers");
+    assert_eq!(status, 200, "healthy at the start: {body}");
+
+    let mounts = [Tmpfs::mount("1m"), Tmpfs::mount("1m")];
+    let paths: Vec<&Path> = mounts.iter().map(Tmpfs::path).collect();
+    let items: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_str().expect("utf-8 path").to_string())
+        .collect();
+    let (a, b) = (items[0].as_str(), items[1].as_str());
+    let home = AgentHome::new(&disk_config(&paths));
+    let agent_id = enroll_ok(&collector, &home, "default");
+    let agent = home.run_with("agent.log", delivery::AGENT_LOG);
+    eventually(
+        Duration::from_secs(30),
+        "agent online with both disks OK",
+        || async {
+            let detail = collector.agent(&agent_id).await?;
+            let ok = |item: &str| {
+                common::check_in(&detail, "disk", item).is_some_and(|c| c["state"] == "ok")
+            };
+            (ok(a) && ok(b)).then_some(())
+        },
+    )
+    .await;
+
+    // A problem before the outage: disk A CRIT, ticket open.
+    let fill_a = fill(paths[0]);
+    let ticket_a = eventually(Duration::from_secs(30), "ticket on disk A", || async {
+        disk_ticket(&collector, &agent_id, a)
+            .await
+            .filter(|t| t["state"] == "open")
+    })
+    .await;
+    // Start the outage with nothing in flight.
+    eventually(
+        Duration::from_secs(30),
+        "everything spooled so far acknowledged",
+        || async {
+            let log = agent.log_text();
+            delivery::spooled(&log)
+                .is_subset(&delivery::acknowledged(&log))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // The database crashes.
+    let before = agent.log_text();
+    let spooled_before = delivery::spooled(&before);
+    // Index of the agent's last log line before the outage.
+    let last_before = before.lines().count().checked_sub(1);
+    let failed_before = failed_attempts(&before);
+    let out = pg.stop("immediate");
+    assert!(out.status.success(), "pg_ctl stop failed: {}", text(&out));
+    let down = Instant::now();
+    let collector_lines_before = collector.proc.log_text().lines().count();
+
+    let (status, health, took) = eventually(
+        Duration::from_secs(60),
+        "/healthz answers 503 with PostgreSQL down",
+        || async { healthz(&collector).await.filter(|(s, ..)| *s == 503) },
+    )
+    .await;
+    let to_503 = down.elapsed();
+    assert!(
+        health["status"].as_str().is_some_and(|s| s != "ok"),
+        "503 with a JSON status: {health}"
+    );
+    let committed_at_503 = delivery::reports_counted(&collector, "committed").await;
+    println!(
+        "store outage: PostgreSQL stopped (immediate) -> /healthz {status} after {to_503:?} \
+         (that request took {took:?}): {health}"
+    );
+
+    // The agent keeps observing: A recovers, B fills.
+    std::fs::remove_file(&fill_a).expect("drain disk A");
+    let spool_a = agent_spooled_change(&agent, last_before, a, "ok").await;
+    let _fill_b = fill(paths[1]);
+    agent_spooled_change(&agent, Some(spool_a), b, "crit").await;
+    // It has tried to deliver them (and failed) more than once, and a
+    // heartbeat was spooled during the outage too.
+    eventually(
+        Duration::from_secs(90),
+        "two failed deliveries and a heartbeat spooled during the outage",
+        || async {
+            let log = agent.log_text();
+            let heartbeat = line_with(&log, last_before, &["report spooled", "heartbeat"]);
+            (failed_attempts(&log) >= failed_before + 2 && heartbeat.is_some()).then_some(())
+        },
+    )
+    .await;
+
+    // Nothing acknowledged while the database is down.
+    let log = agent.log_text();
+    let during: BTreeSet<ReportId> = delivery::spooled(&log)
+        .difference(&spooled_before)
+        .cloned()
+        .collect();
+    let acked = delivery::acknowledged(&log);
+    let acked_during: Vec<&ReportId> = during.intersection(&acked).collect();
+    assert!(
+        acked_during.is_empty(),
+        "acknowledged with PostgreSQL down: {acked_during:?}\ncollector log:\n{}",
+        collector.proc.log_text()
+    );
+    let committed = delivery::reports_counted(&collector, "committed").await;
+    assert_eq!(
+        committed, committed_at_503,
+        "the collector counted commits with PostgreSQL down"
+    );
+    let (status, health, took) = healthz(&collector).await.expect("healthz answers");
+    assert_eq!(
+        status, 503,
+        "still unhealthy at the end of the outage: {health}"
+    );
+    assert_eq!(collector.metric("forewarn_store_writable").await, 0.0);
+    let outage = down.elapsed();
+    let queued = last_queued(&log).unwrap_or_else(|| "?".into());
+    let attempts = failed_attempts(&log) - failed_before;
+    let collector_log = collector.proc.log_text();
+    let excerpt: Vec<&str> = collector_log
+        .lines()
+        .skip(collector_lines_before)
+        .filter(|l| l.contains("forewarn_collector") && l.contains("error="))
+        .take(5)
+        .collect();
+    println!(
+        "store outage: {outage:?} down, {} reports spooled meanwhile, 0 acknowledged, \
+         {attempts} failed deliveries (agent queue {queued}); /healthz then answers in \
+         {took:?}: {health}; collector log:\n  {}",
+        during.len(),
+        excerpt.join("\n  ")
+    );
+
+    // Freeze the agent while the database returns: the collector must
+    // turn healthy on its own, not because a report happened to commit.
+    // A report already at the collector fails within the pool's acquire
+    // timeout, so the freeze lasts that long first (a deliberate pacing
+    // step; the commit count below proves nothing slipped through).
+    signal(&agent, "STOP");
+    tokio::time::sleep(POOL_ACQUIRE_TIMEOUT + Duration::from_secs(2)).await;
+    let committed_frozen = delivery::reports_counted(&collector, "committed").await;
+
+    // The database returns, on the same port and data dir.
+    let restart = Instant::now();
+    pg.restart();
+    let up = Instant::now();
+    let pg_start = up - restart;
+    let healthy = eventually(
+        Duration::from_secs(60),
+        "/healthz answers 200 again, with the agent frozen",
+        || async { healthz(&collector).await.filter(|(s, ..)| *s == 200) },
+    )
+    .await;
+    let to_200 = up.elapsed();
+    assert_eq!(
+        delivery::reports_counted(&collector, "committed").await,
+        committed_frozen,
+        "a report committed while the agent was frozen: not a recovery by itself"
+    );
+    println!(
+        "store outage: PostgreSQL back after {pg_start:?} (pg_ctl start) -> /healthz 200 after \
+         {to_200:?} with no report committed: {}",
+        healthy.1
+    );
+
+    // The agent resumes: everything it spooled arrives, once.
+    signal(&agent, "CONT");
+    let resumed = Instant::now();
+    let rows = eventually(
+        Duration::from_secs(90),
+        "every spooled report acknowledged and stored",
+        || async {
+            let log = agent.log_text();
+            let sent = delivery::spooled(&log);
+            let rows = stored(&url, &agent_id).await;
+            let have: BTreeSet<&ReportId> = rows.iter().collect();
+            (sent.is_subset(&delivery::acknowledged(&log)) && sent.iter().all(|r| have.contains(r)))
+                .then_some(rows)
+        },
+    )
+    .await;
+    let to_delivered = resumed.elapsed();
+    let (ticket_a_now, ticket_b) = eventually(
+        Duration::from_secs(30),
+        "ticket A resolved and ticket B open",
+        || async {
+            let ta = disk_ticket(&collector, &agent_id, a)
+                .await
+                .filter(|t| t["state"] == "resolved")?;
+            let tb = disk_ticket(&collector, &agent_id, b)
+                .await
+                .filter(|t| t["state"] == "open")?;
+            Some((ta, tb))
+        },
+    )
+    .await;
+    let to_tickets = resumed.elapsed();
+    assert_eq!(
+        ticket_a_now["id"], ticket_a["id"],
+        "the same ticket resolved"
+    );
+
+    // Exactly once, in the database itself.
+    let log = agent.log_text();
+    let sent = delivery::spooled(&log);
+    let acked = delivery::acknowledged(&log);
+    let twice = delivery::repeats(&rows);
+    assert_eq!(twice, 0, "stored twice: {rows:?}");
+    let phantom: Vec<&ReportId> = rows.iter().filter(|r| !sent.contains(r)).collect();
+    assert!(phantom.is_empty(), "stored but never spooled: {phantom:?}");
+    let all = tickets(&url, &agent_id).await;
+    let of = |item: &str| -> Vec<&TicketRow> {
+        all.iter()
+            .filter(|t| t.check_kind == "disk" && t.item == item)
+            .collect()
+    };
+    let (in_a, in_b) = (of(a), of(b));
+    assert_eq!(in_a.len(), 1, "one ticket for disk A: {all:?}");
+    assert_eq!(in_b.len(), 1, "one ticket for disk B: {all:?}");
+    assert_eq!(in_a[0].state, "resolved", "{all:?}");
+    assert_eq!(in_b[0].state, "open", "{all:?}");
+    assert_eq!(ticket_b["id"], in_b[0].id, "the API and the database agree");
+    let fingerprints: BTreeSet<&str> = all.iter().map(|t| t.fingerprint.as_str()).collect();
+    assert_eq!(
+        fingerprints.len(),
+        all.len(),
+        "one ticket per fingerprint: {all:?}"
+    );
+    let twins = open_twins(&url).await;
+    assert!(twins.is_empty(), "open tickets twice: {twins:?}");
+    let events_a = events(&url, in_a[0].id).await;
+    let count = |kinds: &[String], k: &str| kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(count(&events_a, "opened"), 1, "{events_a:?}");
+    assert_eq!(count(&events_a, "resolved"), 1, "{events_a:?}");
+    let events_b = events(&url, in_b[0].id).await;
+    assert_eq!(count(&events_b, "opened"), 1, "{events_b:?}");
+    assert_eq!(collector.metric("forewarn_store_writable").await, 1.0);
+    assert!(
+        !collector.proc.log_text().contains("panicked"),
+        "{}",
+        collector.proc.log_text()
+    );
+    let deduplicated = delivery::reports_counted(&collector, "duplicate").await;
+    let sessions = count_lines(&log, &["session open"]);
+
+    println!(
+        "store outage: agent resumed -> every report acknowledged and stored after \
+         {to_delivered:?}, tickets right after {to_tickets:?}"
+    );
+    println!(
+        "store outage: reports sent (spooled) {}, acknowledged {}, stored {}, stored twice \
+         {twice}, sent during the outage {}, resends deduplicated {deduplicated}, agent \
+         sessions {sessions}; tickets {} (disk A #{} {:?}, disk B #{} {:?}), duplicates 0; \
+         total {:?}",
+        sent.len(),
+        acked.len(),
+        rows.len(),
+        during.len(),
+        all.len(),
+        in_a[0].id,
+        events_a,
+        in_b[0].id,
+        events_b,
+        started.elapsed()
+    );
+    drop(agent);
+}
