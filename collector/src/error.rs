@@ -47,6 +47,12 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Error::Unavailable(_) => true,
+            Error::Store(sqlx::Error::Database(db)) => {
+                // PostgreSQL: connection exceptions (08…) and the server
+                // shutting down or restarting (57P01–57P03).
+                db.code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+            }
             Error::Store(e) => matches!(
                 e,
                 sqlx::Error::Io(_)

@@ -74,6 +74,9 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// How long `/healthz` waits for the store to answer.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// 200 `{"status":"ok"}`; 503 when the store cannot be read, or when its
 /// most recent write failed (`{"status":"store not writable","error":…}`,
 /// e.g. a full disk: reports are then not acknowledged and agents keep them).
@@ -84,7 +87,10 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
             Json(serde_json::json!({"status": "store not writable", "error": error})),
         );
     }
-    match s.store.ping().await {
+    // A probe must answer fast: a database that does not answer within
+    // HEALTH_TIMEOUT is unavailable (the pool would wait 10 s for it).
+    let ping = tokio::time::timeout(HEALTH_TIMEOUT, s.store.ping()).await;
+    match ping.unwrap_or_else(|_| Err(Error::Unavailable("store ping timed out".into()))) {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
         Err(error) => {
             tracing::error!(%error, "health check failed");
