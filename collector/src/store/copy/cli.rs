@@ -40,8 +40,9 @@ Switching over:
   #   url = \"postgres://forewarn@db.example:5432/forewarn\"
   systemctl start forewarn-collector
 
-Keep the SQLite file until the new store has served for a while; to go back, \
-stop the collector and restore the old [store] setting.";
+Keep the SQLite file until the new store has served for a while. Going back \
+is restoring the old [store] setting; what the new store received meanwhile \
+is not in the old one.";
 
 /// Store maintenance.
 #[derive(clap::Subcommand)]

@@ -318,3 +318,69 @@ async fn a_value_of_the_wrong_type_is_an_error_naming_the_column() {
         .expect("count");
     assert_eq!(n, 0);
 }
+
+/// A collector writing to the source while it is copied: the copy is one
+/// snapshot, so pages read later do not see rows committed after it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_in_use_is_copied_as_one_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (from, source) = filled(dir.path()).await;
+    let audit = "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) \
+                 VALUES ('e1', 0, 'w', 'x', 'y', 'z')";
+    for _ in 0..20 {
+        sqlx::query(audit)
+            .execute(source.pool())
+            .await
+            .expect("audit");
+    }
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(source.pool())
+            .await
+            .expect("count")
+    };
+    let before = count().await;
+    // At the copy's first progress report (its snapshot taken, no row of
+    // audit_log read yet), another connection commits 20 more rows.
+    let path = dir.path().join("source.db");
+    let mut wrote = false;
+    let to_path = dir.path().join("dest.db");
+    let summary = copy(&from, &StoreUrl::Sqlite(to_path.clone()), &mut |_| {
+        if std::mem::replace(&mut wrote, true) {
+            return;
+        }
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let writer = SqliteStore::open(&path).await.expect("writer");
+                for _ in 0..20 {
+                    sqlx::query(audit)
+                        .execute(writer.pool())
+                        .await
+                        .expect("write during the copy");
+                }
+            });
+        })
+        .join()
+        .expect("writer thread");
+    })
+    .await
+    .expect("copy of a store in use");
+    assert!(wrote);
+    assert_eq!(count().await, before + 20, "the writes landed");
+    let copied = summary
+        .tables
+        .iter()
+        .find(|c| c.table == "audit_log")
+        .expect("audit_log")
+        .rows;
+    assert_eq!(
+        i64::try_from(copied).expect("rows"),
+        before,
+        "the copy saw rows committed after its snapshot"
+    );
+}
