@@ -11,10 +11,10 @@ use forewarn_collector::domain::{TicketAction, TicketState};
 use forewarn_collector::{Config, commands, serve};
 
 /// Forewarn collector: receives agent reports over mutual TLS, keeps the
-/// fleet's state in an embedded SQLite store, opens and resolves tickets,
-/// and serves the operator HTTP API.
+/// fleet's state in an embedded SQLite store or on PostgreSQL ([store] url),
+/// opens and resolves tickets, and serves the operator HTTP API.
 ///
-/// With no config file it runs on built-in defaults: data in
+/// With no config file it runs on built-in defaults: data (SQLite) in
 /// /var/lib/forewarn-collector, gRPC on 127.0.0.1:4443, HTTP on
 /// 127.0.0.1:8080, a self-generated CA and a tenant named "default".
 #[derive(Parser)]
@@ -249,7 +249,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .init();
     let mut cfg = match Config::load(cli.config.as_deref()) {
