@@ -14,247 +14,21 @@
 //! spooled and had acknowledged, one ticket per problem, the first
 //! resolved and the second open. It prints the figures (`--no-capture`).
 //!
-//! Local helpers rather than `common/`: the server itself ([`PgServer`])
-//! and reading delivery records from PostgreSQL ([`stored`]), where
-//! `common::delivery::stored` reads SQLite.
+//! The server is `common::postgres_server::PostgresServer`; the delivery
+//! records are read with `common::delivery::stored_in`.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::delivery::{self, ReportId, count_lines, line_with};
-use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
+use common::postgres_server::PostgresServer;
+use common::{AgentHome, Collector, Proc, Store, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 use sqlx::Connection as _;
-
-// ---------------------------------------------------------------------------
-// A private PostgreSQL server (the flags of tests/postgres.sh)
-// ---------------------------------------------------------------------------
-
-/// A throwaway PostgreSQL server on a free loopback port, run as the
-/// `postgres` user when the test runs as root; stopped (and its files
-/// removed) on drop, also when the test fails.
-struct PgServer {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl PgServer {
-    /// initdb, trust on loopback and its own socket only, then start.
-    fn start() -> Self {
-        let bin = pg_bin();
-        let dir = tempfile::Builder::new()
-            .prefix("forewarn-pg-outage.")
-            .tempdir_in("/tmp")
-            .expect("temp dir for the PostgreSQL server");
-        if is_root() {
-            let out = Command::new("chown")
-                .arg("postgres:")
-                .arg(dir.path())
-                .output()
-                .expect("run chown");
-            assert!(out.status.success(), "chown postgres: {}", text(&out));
-        }
-        let mut pg = PgServer { bin, dir, port: 0 };
-        let data = pg.data();
-        let out = pg.as_owner("initdb", |c| {
-            c.arg("-D")
-                .arg(&data)
-                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8"])
-                .args(["--no-locale", "--no-sync"]);
-        });
-        assert!(out.status.success(), "initdb failed: {}", text(&out));
-        // Existing files keep their owner when rewritten or appended to.
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "local all all trust\nhost all all 127.0.0.1/32 trust\n",
-        )
-        .expect("write pg_hba.conf");
-        append(
-            &data.join("postgresql.conf"),
-            &format!(
-                "\n# forewarn store outage test\nlisten_addresses = '127.0.0.1'\n\
-                 unix_socket_directories = '{}'\nmax_connections = 50\nfsync = on\n\
-                 timezone = 'UTC'\nlogging_collector = off\n",
-                pg.dir.path().display()
-            ),
-        );
-        // A port free now may be taken before the server binds it.
-        for attempt in 1..=5 {
-            pg.port = free_port();
-            append(
-                &data.join("postgresql.conf"),
-                &format!("port = {}\n", pg.port),
-            );
-            let out = pg.pg_ctl_start();
-            if out.status.success() {
-                return pg;
-            }
-            let log = pg.log();
-            if attempt < 5 && log.contains("could not bind") {
-                continue;
-            }
-            panic!("pg_ctl start failed: {}\n{log}", text(&out));
-        }
-        unreachable!("the loop returns or panics")
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    /// `postgres://postgres@127.0.0.1:<port>/<db>`.
-    fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
-    }
-
-    /// Runs one of the server's programs as its owner, from `/` (the
-    /// test's cwd may be unreadable to `postgres`).
-    fn as_owner(&self, program: &str, args: impl FnOnce(&mut Command)) -> Output {
-        let exe = self.bin.join(program);
-        let mut c = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        };
-        c.current_dir("/");
-        args(&mut c);
-        c.output().unwrap_or_else(|e| panic!("run {program}: {e}"))
-    }
-
-    /// Starts the server on its data dir and port; waits until it is ready.
-    fn pg_ctl_start(&self) -> Output {
-        let (data, log) = (self.data(), self.dir.path().join("server.log"));
-        self.as_owner("pg_ctl", |c| {
-            c.arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "start"]);
-        })
-    }
-
-    /// Starts it again (same port, same data dir) after [`Self::stop`].
-    fn restart(&self) {
-        let out = self.pg_ctl_start();
-        assert!(
-            out.status.success(),
-            "pg_ctl start (again) failed: {}\n{}",
-            text(&out),
-            self.log()
-        );
-    }
-
-    /// `pg_ctl stop -m <mode>`, waiting until the server is gone.
-    fn stop(&self, mode: &str) -> Output {
-        let data = self.data();
-        self.as_owner("pg_ctl", |c| {
-            c.arg("-D")
-                .arg(&data)
-                .args(["-m", mode, "-w", "-t", "30", "stop"]);
-        })
-    }
-
-    fn running(&self) -> bool {
-        self.data().join("postmaster.pid").exists()
-    }
-
-    /// A new database on this server.
-    async fn create_db(&self, name: &str) {
-        let mut conn = sqlx::PgConnection::connect(&self.url("postgres"))
-            .await
-            .expect("connect to the private PostgreSQL");
-        // `name` is one of this file's literals.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        let _ = conn.close().await;
-    }
-}
-
-impl Drop for PgServer {
-    fn drop(&mut self) {
-        if !self.running() {
-            return;
-        }
-        if self.stop("immediate").status.success() {
-            return;
-        }
-        // Not stopping: kill the postmaster it started, by its pid.
-        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
-            .ok()
-            .and_then(|s| s.lines().next().map(str::to_string));
-        if let Some(pid) = pid {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-        }
-    }
-}
-
-/// The newest `/usr/lib/postgresql/<version>/bin` holding initdb and pg_ctl.
-fn pg_bin() -> PathBuf {
-    let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let version = e
-                .file_name()
-                .to_str()?
-                .split('.')
-                .map(|p| p.parse().ok())
-                .collect::<Option<Vec<u32>>>()?;
-            let bin = e.path().join("bin");
-            (bin.join("initdb").exists() && bin.join("pg_ctl").exists()).then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
-        panic!(
-            "no /usr/lib/postgresql/*/bin with initdb and pg_ctl: install Debian's postgresql \
-             package (tests/run-all.sh does, through tests/postgres.sh)"
-        )
-    })
-}
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("run id -u");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-fn append(path: &Path, more: &str) {
-    use std::io::Write as _;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(more.as_bytes()))
-        .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 // ---------------------------------------------------------------------------
 // Reading the collector and its database
@@ -275,25 +49,6 @@ async fn healthz(collector: &Collector) -> Option<(u16, Value, Duration)> {
     let status = resp.status().as_u16();
     let body = resp.json().await.unwrap_or(Value::Null);
     Some((status, body, asked.elapsed()))
-}
-
-/// The delivery records of `agent_id` in PostgreSQL, one row each (the
-/// PostgreSQL twin of `common::delivery::stored`).
-async fn stored(url: &str, agent_id: &str) -> Vec<ReportId> {
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT boot_id, seq FROM delivered_reports WHERE agent_id = $1 ORDER BY boot_id, seq",
-    )
-    .bind(agent_id)
-    .fetch_all(&mut conn)
-    .await
-    .expect("read delivered_reports");
-    let _ = conn.close().await;
-    rows.into_iter()
-        .map(|(boot, seq)| (boot, u64::try_from(seq).expect("seq")))
-        .collect()
 }
 
 /// One ticket row as the database holds it.
@@ -432,10 +187,11 @@ const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn a_lost_database_stops_acks_and_recovers_by_itself() {
     let started = Instant::now();
     // Declared first, dropped last: the server outlives the collector.
-    let pg = PgServer::start();
+    let pg = PostgresServer::start();
     pg.create_db("forewarn").await;
     let url = pg.url("forewarn");
     println!("store outage: private PostgreSQL on {url}");
+    let store = Store::Postgres(url.clone());
 
     // The outage silences the agent for a while; an "agent overdue" ticket
     // is not what this test is about.
@@ -495,8 +251,7 @@ async fn a_lost_database_stops_acks_and_recovers_by_itself() {
     // Index of the agent's last log line before the outage.
     let last_before = before.lines().count().checked_sub(1);
     let failed_before = failed_attempts(&before);
-    let out = pg.stop("immediate");
-    assert!(out.status.success(), "pg_ctl stop failed: {}", text(&out));
+    pg.stop("immediate");
     let down = Instant::now();
     let collector_lines_before = collector.proc.log_text().lines().count();
 
@@ -618,7 +373,7 @@ async fn a_lost_database_stops_acks_and_recovers_by_itself() {
         || async {
             let log = agent.log_text();
             let sent = delivery::spooled(&log);
-            let rows = stored(&url, &agent_id).await;
+            let rows = delivery::stored_in(&store, &agent_id).await;
             let have: BTreeSet<&ReportId> = rows.iter().collect();
             (sent.is_subset(&delivery::acknowledged(&log)) && sent.iter().all(|r| have.contains(r)))
                 .then_some(rows)
