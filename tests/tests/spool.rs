@@ -12,8 +12,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::delivery::{self, ReportId, count_lines, line_with};
-use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
+use common::delivery::{self, ReportId, count_lines, line_with, state_change_spooled};
+use common::{AgentHome, Collector, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 
 fn agent_config(mounts: &[&Path], extra: &str) -> String {
@@ -94,27 +94,6 @@ fn sum_field(log: &str, message: &str, key: &str) -> u64 {
         .filter(|l| l.contains(message))
         .filter_map(|l| delivery::field(l, key)?.parse::<u64>().ok())
         .sum()
-}
-
-/// Waits until the agent logged the disk check on `item` changing to
-/// `state` (after its log line `after`, if given) and then spooled a
-/// state-change report; the index of that report's line.
-async fn state_change_spooled(
-    agent: &Proc,
-    after: Option<usize>,
-    item: &str,
-    state: &str,
-) -> usize {
-    eventually(
-        Duration::from_secs(20),
-        &format!("disk {item} {state} observed and spooled"),
-        || async {
-            let log = agent.log_text();
-            let changed = line_with(&log, after, &["check state changed", item, state])?;
-            line_with(&log, Some(changed), &["report spooled", "state_changes"])
-        },
-    )
-    .await
 }
 
 /// The spool status in the agent's record at the collector (from its last

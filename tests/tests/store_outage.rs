@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::delivery::{self, ReportId, count_lines, line_with};
+use common::delivery::{self, ReportId, count_lines, line_with, state_change_spooled};
 use common::postgres_server::PostgresServer;
 use common::{AgentHome, Collector, Proc, Store, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
@@ -128,27 +128,6 @@ fn fill(mount: &Path) -> PathBuf {
     let path = mount.join("fill.bin");
     std::fs::write(&path, vec![0xA5u8; 1024 * 1024 - 48 * 1024]).expect("fill tmpfs");
     path
-}
-
-/// Waits until the agent has logged `item` changing to `state` (after log
-/// line `after`, or anywhere) and spooled a state-change report after that; returns the
-/// index of the spool line.
-async fn agent_spooled_change(
-    agent: &Proc,
-    after: Option<usize>,
-    item: &str,
-    state: &str,
-) -> usize {
-    eventually(
-        Duration::from_secs(20),
-        &format!("agent sees and spools {item} {state}"),
-        || async {
-            let log = agent.log_text();
-            let seen = line_with(&log, after, &["check state changed", item, state])?;
-            line_with(&log, Some(seen), &["report spooled", "state_changes"])
-        },
-    )
-    .await
 }
 
 /// `kill -<sig>` to an agent process (STOP freezes it, CONT resumes it).
@@ -274,9 +253,9 @@ async fn a_lost_database_stops_acks_and_recovers_by_itself() {
 
     // The agent keeps observing: A recovers, B fills.
     std::fs::remove_file(&fill_a).expect("drain disk A");
-    let spool_a = agent_spooled_change(&agent, last_before, a, "ok").await;
+    let spool_a = state_change_spooled(&agent, last_before, a, "ok").await;
     let _fill_b = fill(paths[1]);
-    agent_spooled_change(&agent, Some(spool_a), b, "crit").await;
+    state_change_spooled(&agent, Some(spool_a), b, "crit").await;
     // It has tried to deliver them (and failed) more than once, and a
     // heartbeat was spooled during the outage too.
     eventually(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Collector, Store};
+use super::{Collector, Proc, Store, eventually};
 
 /// `RUST_LOG` for an agent whose log the functions below read.
 pub const AGENT_LOG: &str =
@@ -195,4 +195,25 @@ pub fn vm_rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Waits until the agent logged the disk check on `item` changing to
+/// `state` (after its log line `after`, if given) and then spooled a
+/// state-change report; the index of that report's line.
+pub async fn state_change_spooled(
+    agent: &Proc,
+    after: Option<usize>,
+    item: &str,
+    state: &str,
+) -> usize {
+    eventually(
+        Duration::from_secs(20),
+        &format!("disk {item} {state} observed and spooled"),
+        || async {
+            let log = agent.log_text();
+            let changed = line_with(&log, after, &["check state changed", item, state])?;
+            line_with(&log, Some(changed), &["report spooled", "state_changes"])
+        },
+    )
+    .await
 }
