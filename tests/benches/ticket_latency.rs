@@ -137,7 +137,7 @@ async fn main() {
             .await;
     }
     println!(
-        "failure -> ticket over {events} events (loopback, release binaries, SQLite, confirmation off)"
+        "failure -> ticket over {events} events (loopback, release binaries, {backend:?}, confirmation off)"
     );
     report("report committed (ack)", acked);
     report("ticket visible in the API", visible);
