@@ -77,3 +77,29 @@ fn missing_config_file_is_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/forewarn.toml"));
 }
+
+#[test]
+fn collector_names_a_bad_or_unreachable_store() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = format!("data_dir = {:?}\n", data.path());
+    // Not a store url: the key is named, and the password is not echoed.
+    let (code, err) = run(
+        "forewarn-collector",
+        &format!("{data_dir}[store]\nurl = \"mysql://me:hunter2@db/f\"\n"),
+        &["serve"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("[store] url"), "{err}");
+    assert!(!err.contains("hunter2"), "password in the error: {err}");
+    // Nothing listens on port 1: the error names the host and port.
+    let (code, err) = run(
+        "forewarn-collector",
+        &format!("{data_dir}[store]\nurl = \"postgres://forewarn@127.0.0.1:1/forewarn\"\n"),
+        &["serve"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("PostgreSQL"),
+        "{err}"
+    );
+}
