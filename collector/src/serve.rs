@@ -31,10 +31,11 @@ const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 pub async fn open_store(cfg: &Config) -> Result<Service> {
     crate::pki::create_private_dir(&cfg.data_dir)?;
     let store = crate::store::open(&cfg.store_url()?).await?;
-    Ok(Service::new(store)
+    let svc = Service::new(store)
         .with_policy(cfg.tickets.clone())
-        .with_limits(cfg.limits.clone())
-        .with_sink_routes(cfg.sinks.routes()?))
+        .with_limits(cfg.limits.clone());
+    svc.set_sink_routes(&cfg.sinks.routes()?);
+    Ok(svc)
 }
 
 /// Creates the configured default tenant if the collector has no tenant.

@@ -32,7 +32,8 @@ impl FromRequestParts<AppState> for Caller {
                 Error::Unauthenticated("expected Authorization: Bearer <api key>".into())
             })?;
         let caller = state
-            .store
+            .svc
+            .store()
             .api_caller(&secrets::hash(key))
             .await?
             .ok_or_else(|| Error::Unauthenticated("unknown API key".into()))?;

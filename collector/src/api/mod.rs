@@ -10,8 +10,6 @@ mod maintenance;
 mod outbox;
 mod tokens;
 
-use std::sync::Arc;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -23,7 +21,6 @@ use crate::domain::{
     ActionOutcome, Agent, AgentDetail, AuditEntry, Tenant, Ticket, TicketAction, TicketDetail,
     TicketState, now_millis,
 };
-use crate::store::Storage;
 use crate::tickets::Service;
 use crate::{Error, Result};
 use auth::Caller;
@@ -31,15 +28,13 @@ use auth::Caller;
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
-    /// Decisions (anything that changes state or needs policy).
+    /// Decisions (anything that changes state or needs policy); reads go
+    /// through its `store()`.
     pub svc: Service,
-    /// Reads.
-    pub store: Arc<dyn Storage>,
 }
 
 /// The API router.
 pub fn router(svc: Service) -> Router {
-    let store = svc.store().clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -60,7 +55,7 @@ pub fn router(svc: Service) -> Router {
         .merge(maintenance::routes())
         .merge(tokens::routes())
         .fallback(|| async { Error::NotFound("no such route".into()) })
-        .with_state(AppState { svc, store })
+        .with_state(AppState { svc })
 }
 
 /// Prometheus text format (counts only, no tenant data: no key needed).
@@ -89,7 +84,7 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     }
     // A probe must answer fast: a database that does not answer within
     // HEALTH_TIMEOUT is unavailable (the pool would wait 10 s for it).
-    let ping = tokio::time::timeout(HEALTH_TIMEOUT, s.store.ping()).await;
+    let ping = tokio::time::timeout(HEALTH_TIMEOUT, s.svc.store().ping()).await;
     match ping.unwrap_or_else(|_| Err(Error::Unavailable("store ping timed out".into()))) {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
         Err(error) => {
@@ -103,7 +98,7 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn list_tenants(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Tenant>>> {
-    Ok(Json(s.store.list_tenants(&caller.0.scope).await?))
+    Ok(Json(s.svc.store().list_tenants(&caller.0.scope).await?))
 }
 
 async fn list_agents(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Agent>>> {
@@ -140,7 +135,9 @@ async fn list_tickets(
             Error::InvalidArgument(format!("state must be open, resolved or all, not {v:?}"))
         })?),
     };
-    Ok(Json(s.store.list_tickets(&caller.0.scope, state).await?))
+    Ok(Json(
+        s.svc.store().list_tickets(&caller.0.scope, state).await?,
+    ))
 }
 
 async fn get_ticket(
@@ -148,7 +145,8 @@ async fn get_ticket(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TicketDetail>> {
-    s.store
+    s.svc
+        .store()
         .get_ticket(&caller.0.scope, ticket_id(&id)?)
         .await?
         .map(Json)
@@ -241,7 +239,8 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>> {
     Ok(Json(
-        s.store
+        s.svc
+            .store()
             .audit_log(&caller.0.scope, q.limit.unwrap_or(100))
             .await?,
     ))

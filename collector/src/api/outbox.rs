@@ -39,7 +39,8 @@ async fn list(
         })?),
     };
     Ok(Json(
-        s.store
+        s.svc
+            .store()
             .list_outbox(&caller.0.scope, state, q.limit.unwrap_or(100))
             .await?,
     ))

@@ -19,7 +19,12 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn list(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<EnrollmentToken>>> {
-    Ok(Json(s.store.list_enrollment_tokens(&caller.0.scope).await?))
+    Ok(Json(
+        s.svc
+            .store()
+            .list_enrollment_tokens(&caller.0.scope)
+            .await?,
+    ))
 }
 
 async fn revoke(

@@ -44,9 +44,7 @@ async fn fill(store: &SqliteStore) {
         kind: "webhook".into(),
         tenants: vec![],
         tiers: vec![],
-    }])
-    .await
-    .expect("routes");
+    }]);
     let acme = tenant_with_agent(&svc, "acme", "a1").await;
     let globex = tenant_with_agent(&svc, "globex", "b1").await;
     let facts = HostFacts {

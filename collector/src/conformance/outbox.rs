@@ -71,9 +71,7 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(svc: Service) {
             .is_empty()
     );
 
-    svc.set_sink_routes(&[route("hook", &[], &[])])
-        .await
-        .expect("routes");
+    svc.set_sink_routes(&[route("hook", &[], &[])]);
     // Severity change: `updated` → firing, frozen as the ticket was then.
     svc.apply_report(
         &tenant,
@@ -202,9 +200,7 @@ pub async fn outbox_routes_by_tenant_and_tier(svc: Service) {
         route("globex-by-id", &[globex.as_str()], &[]),
         route("l1", &[], &[1]),
         route("l2", &[], &[2]),
-    ])
-    .await
-    .expect("routes");
+    ]);
     svc.apply_report(
         &acme,
         "a1",
@@ -285,9 +281,7 @@ pub async fn outbox_routes_by_tenant_and_tier(svc: Service) {
     assert!(only_globex.iter().all(|e| e.tenant_id == globex));
 
     // New routes replace the old: a removed sink gets nothing new.
-    svc.set_sink_routes(&[route("all", &[], &[])])
-        .await
-        .expect("routes");
+    svc.set_sink_routes(&[route("all", &[], &[])]);
     svc.apply_report(
         &globex,
         "b1",
@@ -303,9 +297,7 @@ pub async fn outbox_routes_by_tenant_and_tier(svc: Service) {
 
 pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key(svc: Service) {
     let tenant = tenant_with_agent(&svc, "acme", "a1").await;
-    svc.set_sink_routes(&[route("hook", &[], &[])])
-        .await
-        .expect("routes");
+    svc.set_sink_routes(&[route("hook", &[], &[])]);
     let mut other = disk(CheckState::Crit, 99.0);
     other.item = "/var".into();
     // Ticket A: opened, updated, resolved. Ticket B: opened.
@@ -484,15 +476,12 @@ async fn a_failed_outbox_write_rolls_back_the_ticket_change() {
     let pool = store.pool().clone();
     let store = Service::new(std::sync::Arc::new(store));
     let tenant = tenant_with_agent(&store, "acme", "a1").await;
-    store
-        .set_sink_routes(&[SinkRoute {
-            name: "hook".into(),
-            kind: "webhook".into(),
-            tenants: vec![],
-            tiers: vec![],
-        }])
-        .await
-        .expect("routes");
+    store.set_sink_routes(&[SinkRoute {
+        name: "hook".into(),
+        kind: "webhook".into(),
+        tenants: vec![],
+        tiers: vec![],
+    }]);
     sqlx::query(
         "CREATE TRIGGER outbox_down BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'outbox down'); END",
     )

@@ -60,9 +60,9 @@ struct Running {
     sink: Arc<dyn Sink>,
 }
 
-/// Builds every configured sink, files their routes with the store and
-/// starts delivering. The returned task ends after `stop` turns true (the
-/// attempt in flight finishes first, so no answer is lost).
+/// Builds every configured sink and starts delivering. The returned task
+/// ends after `stop` turns true (the attempt in flight finishes first, so
+/// no answer is lost).
 pub async fn start(
     svc: &crate::tickets::Service,
     sinks: &SinksConfig,
@@ -82,8 +82,8 @@ pub async fn start(
             sink,
         });
     }
-    let routes: Vec<_> = running.iter().map(|r| r.settings.route(r.kind)).collect();
-    svc.set_sink_routes(&routes).await?;
+    // The routes came with the service (`serve::open_store`, same config).
+    svc.warn_about_orphaned_outbox_rows().await?;
     let store = svc.store().clone();
     warn_about_unknown_tenants(store.as_ref(), &running).await?;
 

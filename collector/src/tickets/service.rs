@@ -52,17 +52,6 @@ impl Service {
         self
     }
 
-    /// Files ticket events for these sinks (no I/O: the CLI's service, so
-    /// its ticket changes notify the configured sinks like the server's).
-    #[must_use]
-    pub fn with_sink_routes(self, routes: Vec<SinkRoute>) -> Self {
-        *self
-            .routes
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::from(routes);
-        self
-    }
-
     /// The storage, for reads.
     pub fn store(&self) -> &Arc<dyn Storage> {
         &self.store
@@ -76,15 +65,22 @@ impl Service {
         &self.limits
     }
 
-    /// Replaces the configured sinks' routes: every later ticket event that
-    /// notifies is filed, in its own transaction, for each matching sink.
-    /// Rows pending for a sink no longer configured stay (visible in the
-    /// API) and are delivered if it comes back under the same name.
-    pub async fn set_sink_routes(&self, routes: &[SinkRoute]) -> Result<()> {
+    /// Replaces the configured sinks' routes (config, held in memory): every
+    /// later ticket event that notifies is filed, in its own transaction,
+    /// for each matching sink. The CLI's service has them too, so a ticket
+    /// changed from the CLI notifies like one changed by the server.
+    pub fn set_sink_routes(&self, routes: &[SinkRoute]) {
         *self
             .routes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::from(routes.to_vec());
+    }
+
+    /// Logs outbox rows pending for a sink the routes no longer name: they
+    /// stay (visible in the API) and are delivered if it comes back under
+    /// the same name.
+    pub async fn warn_about_orphaned_outbox_rows(&self) -> Result<()> {
+        let routes = self.routes();
         for (sink, rows) in self.store.pending_by_sink().await? {
             if !routes.iter().any(|r| r.name == sink) {
                 tracing::warn!(
