@@ -259,16 +259,17 @@ pub trait ProblemTx {
     async fn delete_agent_problems(&mut self, tenant_id: &str, agent_id: &str) -> Result<()>;
     /// Problems waiting for time to pass, at most `limit`.
     async fn waiting_problems(&mut self, limit: i64) -> Result<Vec<WaitingProblem>>;
-    /// When the stored state of a check was observed, if there is one.
-    async fn check_observed_at(
+    /// Every problem of an agent with its fingerprint, locked for this
+    /// transaction on PostgreSQL: one query for a whole report.
+    async fn agent_problems_for_update(
         &mut self,
+        tenant_id: &str,
         agent_id: &str,
-        check: &str,
-        item: &str,
-    ) -> Result<Option<Millis>>;
-    async fn upsert_check_state(&mut self, s: &CheckStateWrite<'_>) -> Result<()>;
-    /// Check states of the agent not updated since `before`.
-    async fn stale_checks(&mut self, agent_id: &str, before: Millis) -> Result<Vec<StaleCheck>>;
+    ) -> Result<Vec<(String, StoredProblem)>>;
+    /// Every stored check state of an agent (what a report is compared with).
+    async fn agent_check_states(&mut self, agent_id: &str) -> Result<Vec<StoredCheck>>;
+    /// Inserts or updates check states, all in one statement.
+    async fn upsert_check_states(&mut self, states: &[CheckStateWrite<'_>]) -> Result<()>;
     async fn delete_check_state(&mut self, agent_id: &str, check: &str, item: &str) -> Result<()>;
 }
 

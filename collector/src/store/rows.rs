@@ -80,12 +80,16 @@ pub struct CheckStateWrite<'a> {
     pub now: Millis,
 }
 
-/// A check state the agent's heartbeats left out (retirement candidates).
+/// A stored check state, as a report is compared with it.
 #[derive(Debug, Clone)]
-pub struct StaleCheck {
+pub struct StoredCheck {
     pub check: String,
     pub item: String,
     pub state: String,
+    /// The agent's time of the stored result.
+    pub observed_at: Millis,
+    /// When the collector last wrote it.
+    pub updated_at: Millis,
 }
 
 /// An agent silent past its overdue time.

@@ -2,6 +2,8 @@
 //! (or the passing of time) goes through the engine, and its steps become
 //! ticket changes, timeline events and the problem's saved state.
 
+use std::collections::HashMap;
+
 use super::engine::{self, Hold, Problem, Step};
 use super::lifecycle::ENGINE;
 use super::policy::{Policy, mins_ms};
@@ -94,7 +96,30 @@ pub async fn load_problem(
     ))
 }
 
-/// Saves the problem unless nothing about it changed.
+/// An agent's problems, read in one query when a report starts (and, on
+/// PostgreSQL, locked with it), so each result needs no read of its own.
+pub struct AgentProblems(HashMap<String, StoredProblem>);
+
+impl AgentProblems {
+    pub async fn load(tx: &mut dyn WriteTx, ctx: &AgentCtx) -> Result<Self> {
+        let rows = tx
+            .agent_problems_for_update(&ctx.row.tenant_id, &ctx.row.agent_id)
+            .await?;
+        Ok(Self(rows.into_iter().collect()))
+    }
+
+    /// The problem of `check`/`item` as stored (taken: each result is
+    /// applied once per report).
+    pub fn take(&mut self, ctx: &AgentCtx, check: &str, item: &str) -> ProblemRow {
+        let stored = self.0.remove(&fingerprint(&ctx.row.agent_id, check, item));
+        ProblemRow::from_stored(check.to_string(), item.to_string(), stored)
+    }
+}
+
+/// Saves the problem unless nothing about it that a decision reads
+/// changed: the engine state, and the message while it can still end up
+/// in a ticket (a healthy problem with no ticket keeps its old text, so a
+/// heartbeat whose OK message carries a changing figure writes nothing).
 pub async fn save_problem(
     tx: &mut dyn WriteTx,
     ctx: &AgentCtx,
@@ -102,9 +127,10 @@ pub async fn save_problem(
     now: Millis,
 ) -> Result<()> {
     let engine = serde_json::to_string(&p.problem).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let quiet = p.problem.state == CheckState::Ok && p.problem.ticket.is_none();
     if p.stored
         .as_ref()
-        .is_some_and(|s| s.engine == engine && s.message == p.message)
+        .is_some_and(|s| s.engine == engine && (s.message == p.message || quiet))
     {
         return Ok(());
     }
@@ -135,13 +161,29 @@ pub async fn observe(
     at: Millis,
     now: Millis,
 ) -> Result<Vec<Step>> {
-    let mut row = load_problem(desk.tx.as_mut(), ctx, check, item).await?;
-    row.message = message.to_string();
+    let row = load_problem(desk.tx.as_mut(), ctx, check, item).await?;
+    observe_row(desk, policy, ctx, row, state, message, at, now).await
+}
+
+/// [`observe`] for a problem already read (see [`AgentProblems`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn observe_row(
+    desk: &mut Desk<'_>,
+    policy: &Policy,
+    ctx: &AgentCtx,
+    mut row: ProblemRow,
+    state: CheckState,
+    message: &str,
+    at: Millis,
+    now: Millis,
+) -> Result<Vec<Step>> {
+    let check = row.check.clone();
+    message.clone_into(&mut row.message);
     let hold = Hold {
-        open: ctx.in_maintenance(check, now),
+        open: ctx.in_maintenance(&check, now),
         resolve: false,
     };
-    let steps = engine::observe(&mut row.problem, state, at, now, &policy.rule(check), hold);
+    let steps = engine::observe(&mut row.problem, state, at, now, &policy.rule(&check), hold);
     carry_out(desk, policy, ctx, &mut row, &steps, now).await?;
     save_problem(desk.tx.as_mut(), ctx, &row, now).await?;
     Ok(steps)

@@ -2,14 +2,16 @@
 //! its state and tickets, each in one transaction.
 
 use super::engine::Step;
-use super::problems::{self, AgentCtx, LIVENESS_CHECK, LIVENESS_ITEM};
+use std::collections::HashMap;
+
+use super::problems::{self, AgentCtx, AgentProblems, LIVENESS_CHECK, LIVENESS_ITEM};
 use super::service::{Desk, Service};
 use super::{policy::Policy, retire};
 use crate::domain::{
     ApplyOutcome, CheckResult, CheckState, HostFacts, Millis, Report, ReportPayload,
 };
 use crate::limits::SeriesCaps;
-use crate::store::{CheckStateWrite, SessionRow};
+use crate::store::{CheckStateWrite, SessionRow, StoredCheck};
 use crate::{Error, Result};
 
 impl Service {
@@ -44,29 +46,15 @@ impl Service {
         // The tenant's policy, resolved once per report.
         let policy = self.policy.for_tenant(&ctx.row.tenant);
         let mut outcome = ApplyOutcome::default();
-        let mut series = SeriesBudget::new(self.limits.series_caps(&ctx.row.tenant));
         if ctx.row.overdue {
             let steps = alive_again(&mut desk, &policy, &ctx, "reporting again", now).await?;
             outcome.count(&steps);
         }
-        for r in report.payload.results() {
-            let steps = apply_result(
-                &mut desk,
-                &policy,
-                &ctx,
-                &mut series,
-                report.observed_at,
-                r,
-                now,
-            )
-            .await?;
-            outcome.count(&steps);
-        }
-        outcome.series_dropped = series.dropped;
-        if matches!(report.payload, ReportPayload::Heartbeat { .. }) {
-            let steps = retire::retire_unreported(&mut desk, &policy, &ctx, now).await?;
-            outcome.count(&steps);
-        }
+        let caps = self.limits.series_caps(&ctx.row.tenant);
+        let (steps, series_dropped) =
+            apply_results(&mut desk, &policy, &ctx, caps, report, now).await?;
+        outcome.count(&steps);
+        outcome.series_dropped = series_dropped;
         let snapshot = match &report.payload {
             ReportPayload::Heartbeat { snapshot, .. } => serde_json::to_string(snapshot).ok(),
             ReportPayload::StateChanges(_) => None,
@@ -187,17 +175,27 @@ async fn alive_again(
 /// Admission of new series for one report (see [`crate::limits`]): a
 /// result for a `(check, item)` the agent has never reported is stored only
 /// while the agent and its tenant are under their caps. The counts are kept
-/// by the database (triggers on `check_states`) inside the same
-/// transaction, so they are exact and cost two primary-key reads.
+/// by the database (triggers on `check_states`); they are read once per
+/// report, at its first new series, and the series admitted since are
+/// added here, since the report's states are written together.
 struct SeriesBudget {
     caps: SeriesCaps,
+    /// (agent, tenant) series as stored when the report began.
+    stored: Option<(i64, i64)>,
+    /// New series admitted so far in this report.
+    admitted: i64,
     /// Results dropped so far: new series beyond a cap.
     dropped: u32,
 }
 
 impl SeriesBudget {
     fn new(caps: SeriesCaps) -> Self {
-        Self { caps, dropped: 0 }
+        Self {
+            caps,
+            stored: None,
+            admitted: 0,
+            dropped: 0,
+        }
     }
 
     /// Whether one more series fits (else the drop is counted).
@@ -205,61 +203,85 @@ impl SeriesBudget {
         if self.caps.per_agent.is_none() && self.caps.per_tenant.is_none() {
             return Ok(true);
         }
-        let (agent, tenant) = desk
-            .tx
-            .series_counts(&ctx.row.tenant_id, &ctx.row.agent_id)
-            .await?;
-        let full = |cap: Option<u32>, n: i64| cap.is_some_and(|c| n >= i64::from(c));
+        let (agent, tenant) = match self.stored {
+            Some(counts) => counts,
+            None => {
+                let counts = desk
+                    .tx
+                    .series_counts(&ctx.row.tenant_id, &ctx.row.agent_id)
+                    .await?;
+                *self.stored.insert(counts)
+            }
+        };
+        let full =
+            |cap: Option<u32>, n: i64| cap.is_some_and(|c| n + self.admitted >= i64::from(c));
         if full(self.caps.per_agent, agent) || full(self.caps.per_tenant, tenant) {
             self.dropped += 1;
             return Ok(false);
         }
+        self.admitted += 1;
         Ok(true)
     }
 }
 
-/// Stores one agent result and runs it through the engine. A result that
-/// would create a series beyond a cap is dropped (counted in `series`):
-/// nothing is stored and no ticket decision is made for it.
-async fn apply_result(
+/// Stores a report's results and runs each through the engine, then (for a
+/// heartbeat) retires the checks it left out. The agent's check states and
+/// problems are read once and its states written in one statement, so a
+/// report costs a handful of queries however many results it carries.
+///
+/// A result older than what is stored (a late resend) is skipped: it must
+/// not roll state back. A result that would create a series beyond a cap
+/// is dropped (counted): nothing is stored and no ticket decision is made.
+async fn apply_results(
     desk: &mut Desk<'_>,
     policy: &Policy,
     ctx: &AgentCtx,
-    series: &mut SeriesBudget,
-    observed_at: Millis,
-    r: &CheckResult,
+    caps: SeriesCaps,
+    report: &Report,
     now: Millis,
-) -> Result<Vec<Step>> {
+) -> Result<(Vec<Step>, u32)> {
     let row = &ctx.row;
-    // A result older than what is stored (a late resend) must not roll state back.
-    match desk
+    let observed_at = report.observed_at;
+    let mut known: HashMap<(String, String), StoredCheck> = desk
         .tx
-        .check_observed_at(&row.agent_id, &r.check, &r.item)
+        .agent_check_states(&row.agent_id)
         .await?
-    {
-        Some(p) if p > observed_at => return Ok(Vec::new()),
-        Some(_) => {}
-        None => {
-            if !series.admit(desk, ctx).await? {
-                return Ok(Vec::new());
+        .into_iter()
+        .map(|c| ((c.check.clone(), c.item.clone()), c))
+        .collect();
+    let mut series = SeriesBudget::new(caps);
+    let mut accepted: Vec<(&CheckResult, String)> = Vec::new();
+    for r in report.payload.results() {
+        match known.remove(&(r.check.clone(), r.item.clone())) {
+            Some(stored) if stored.observed_at > observed_at => continue,
+            Some(_) => {}
+            None => {
+                if !series.admit(desk, ctx).await? {
+                    continue;
+                }
             }
         }
+        let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
+        accepted.push((r, metrics));
     }
-    let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
-    desk.tx
-        .upsert_check_state(&CheckStateWrite {
+    let writes: Vec<CheckStateWrite<'_>> = accepted
+        .iter()
+        .map(|(r, metrics)| CheckStateWrite {
             tenant_id: &row.tenant_id,
             agent_id: &row.agent_id,
             check: &r.check,
             item: &r.item,
             state: r.state.as_str(),
             message: &r.message,
-            metrics: &metrics,
+            metrics,
             since: r.since,
             observed_at,
             now,
         })
-        .await?;
+        .collect();
+    desk.tx.upsert_check_states(&writes).await?;
+    drop(writes);
+
     // The agent's clock may be off: express its `since` in collector time,
     // shifted by how far the report's own timestamp is from our receive time
     // (network latency is negligible next to the rules' seconds). This is
@@ -267,9 +289,19 @@ async fn apply_result(
     // outage is old, not skewed): the agent's clock offset is measured at
     // session start, from the hello.
     let skew = now - observed_at;
-    let at = r.since.saturating_add(skew).min(now);
-    problems::observe(
-        desk, policy, ctx, &r.check, &r.item, r.state, &r.message, at, now,
-    )
-    .await
+    let mut problems = AgentProblems::load(desk.tx.as_mut(), ctx).await?;
+    let mut steps = Vec::new();
+    for (r, _) in &accepted {
+        let at = r.since.saturating_add(skew).min(now);
+        let problem = problems.take(ctx, &r.check, &r.item);
+        steps.extend(
+            problems::observe_row(desk, policy, ctx, problem, r.state, &r.message, at, now).await?,
+        );
+    }
+    if matches!(report.payload, ReportPayload::Heartbeat { .. }) {
+        // What is left of `known` is what this heartbeat left out.
+        let unreported = known.into_values().collect();
+        steps.extend(retire::retire_unreported(desk, policy, ctx, unreported, now).await?);
+    }
+    Ok((steps, series.dropped))
 }

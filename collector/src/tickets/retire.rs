@@ -18,6 +18,7 @@ use super::problems::{self, AgentCtx};
 use super::service::Desk;
 use crate::Result;
 use crate::domain::{CheckState, Millis};
+use crate::store::StoredCheck;
 
 /// Heartbeat intervals a check may be missing before it is retired.
 pub const RETIRE_AFTER_HEARTBEATS: i64 = 3;
@@ -26,11 +27,13 @@ pub const RETIRE_AFTER_HEARTBEATS: i64 = 3;
 pub const RETIRED_MESSAGE: &str = "no longer reported by the agent (check removed or item gone)";
 
 /// Retires the checks of `ctx`'s agent that its heartbeats have left out
-/// for long enough; called while applying a heartbeat, after its results.
+/// for long enough; called while applying a heartbeat, after its results,
+/// with the stored check states that heartbeat did not carry.
 pub async fn retire_unreported(
     desk: &mut Desk<'_>,
     policy: &Policy,
     ctx: &AgentCtx,
+    unreported: Vec<StoredCheck>,
     now: Millis,
 ) -> Result<Vec<Step>> {
     // `ctx` was read in this transaction; nothing since changes these two.
@@ -40,9 +43,8 @@ pub async fn retire_unreported(
         return Ok(Vec::new());
     }
     let agent_id = ctx.row.agent_id.as_str();
-    let gone = desk.tx.stale_checks(agent_id, cutoff).await?;
     let mut steps = Vec::new();
-    for g in gone {
+    for g in unreported.into_iter().filter(|c| c.updated_at < cutoff) {
         tracing::info!(
             agent_id,
             check = g.check,

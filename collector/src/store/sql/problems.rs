@@ -88,57 +88,71 @@ impl ProblemTx for Tx {
             .collect()
     }
 
-    async fn check_observed_at(
+    async fn agent_problems_for_update(
         &mut self,
+        tenant_id: &str,
         agent_id: &str,
-        check: &str,
-        item: &str,
-    ) -> Result<Option<Millis>> {
-        Ok(sqlx::query_scalar(
-            "SELECT observed_at FROM check_states WHERE agent_id = $1 AND check_kind = $2 AND item = $3",
-        )
+    ) -> Result<Vec<(String, StoredProblem)>> {
+        let rows = sqlx::query(concat!(
+            "SELECT fingerprint, engine, message, updated_at FROM problems
+             WHERE tenant_id = $1 AND agent_id = $2",
+            for_update!()
+        ))
+        .bind(tenant_id)
         .bind(agent_id)
-        .bind(check)
-        .bind(item)
-        .fetch_optional(&mut *self.tx)
-        .await?)
-    }
-
-    async fn upsert_check_state(&mut self, s: &CheckStateWrite<'_>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO check_states (tenant_id, agent_id, check_kind, item, state, message, metrics, since, observed_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (agent_id, check_kind, item) DO UPDATE SET
-               state = excluded.state, message = excluded.message, metrics = excluded.metrics,
-               since = excluded.since, observed_at = excluded.observed_at, updated_at = excluded.updated_at",
-        )
-        .bind(s.tenant_id)
-        .bind(s.agent_id)
-        .bind(s.check)
-        .bind(s.item)
-        .bind(s.state)
-        .bind(s.message)
-        .bind(s.metrics)
-        .bind(s.since)
-        .bind(s.observed_at)
-        .bind(s.now)
-        .execute(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await?;
-        Ok(())
+        rows.iter()
+            .map(|r| Ok((r.try_get("fingerprint")?, stored_problem(r)?)))
+            .collect()
     }
 
-    async fn stale_checks(&mut self, agent_id: &str, before: Millis) -> Result<Vec<StaleCheck>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT check_kind, item, state FROM check_states WHERE agent_id = $1 AND updated_at < $2",
+    async fn agent_check_states(&mut self, agent_id: &str) -> Result<Vec<StoredCheck>> {
+        let rows: Vec<(String, String, String, Millis, Millis)> = sqlx::query_as(
+            "SELECT check_kind, item, state, observed_at, updated_at FROM check_states WHERE agent_id = $1",
         )
         .bind(agent_id)
-        .bind(before)
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(check, item, state)| StaleCheck { check, item, state })
+            .map(|(check, item, state, observed_at, updated_at)| StoredCheck {
+                check,
+                item,
+                state,
+                observed_at,
+                updated_at,
+            })
             .collect())
+    }
+
+    async fn upsert_check_states(&mut self, states: &[CheckStateWrite<'_>]) -> Result<()> {
+        // Bound by the statement's parameter limit (10 a row): a report
+        // carries far fewer results than that allows per chunk.
+        for chunk in states.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO check_states (tenant_id, agent_id, check_kind, item, state, message, metrics, since, observed_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.tenant_id)
+                    .push_bind(s.agent_id)
+                    .push_bind(s.check)
+                    .push_bind(s.item)
+                    .push_bind(s.state)
+                    .push_bind(s.message)
+                    .push_bind(s.metrics)
+                    .push_bind(s.since)
+                    .push_bind(s.observed_at)
+                    .push_bind(s.now);
+            });
+            q.push(
+                " ON CONFLICT (agent_id, check_kind, item) DO UPDATE SET
+                   state = excluded.state, message = excluded.message, metrics = excluded.metrics,
+                   since = excluded.since, observed_at = excluded.observed_at, updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
     }
 
     async fn delete_check_state(&mut self, agent_id: &str, check: &str, item: &str) -> Result<()> {
