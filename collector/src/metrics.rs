@@ -15,6 +15,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,6 +90,8 @@ pub struct Metrics {
     pub sessions_refused: Family<ResultLabel, Counter>,
     /// Input refused or held back at the edge, by reason ([`REJECT_REASONS`]).
     pub rejected: Family<ReasonLabel, Counter>,
+    /// Ingest writes (hellos, reports, session ends) per group commit.
+    pub write_batch: Histogram,
 }
 
 /// The process-wide metrics.
@@ -130,6 +133,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     for &reason in REJECT_REASONS {
         let _ = rejected.get_or_create(&ReasonLabel { reason });
     }
+    let write_batch = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+    registry.register(
+        "write_batch",
+        "Ingest writes (hellos, reports, session ends) committed per transaction",
+        write_batch.clone(),
+    );
     Metrics {
         registry,
         reports,
@@ -138,6 +147,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         store_writable,
         sessions_refused,
         rejected,
+        write_batch,
     }
 });
 
@@ -149,6 +159,10 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    pub fn write_batch(&self, writes: usize) {
+        self.write_batch.observe(writes as f64);
     }
 
     pub fn report(&self, result: &'static str) {

@@ -104,7 +104,7 @@ pub fn server_names(cfg: &Config) -> Vec<String> {
 
 /// Runs the collector until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config) -> Result<()> {
-    let svc = open_store(&cfg).await?;
+    let svc = open_store(&cfg).await?.serving_since(now_millis());
     info!(store = %cfg.store_url()?.display(), backend = svc.store().backend(), "store open");
     let store = svc.store().clone();
     ensure_default_tenant(store.as_ref(), &cfg).await?;

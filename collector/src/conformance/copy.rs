@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::backends::fresh_postgres_database;
-use super::{NOW, admin, changes, disk, tenant_with_agent};
+use super::{NOW, admin, changes, disk, start_session, tenant_with_agent};
 use crate::Error;
 use crate::domain::{
     CheckResult, CheckState, HostFacts, HostSnapshot, NewApiKey, Report, ReportPayload, Scope,
@@ -52,7 +52,7 @@ async fn fill(store: &SqliteStore) {
         os_name: "Debian".into(),
         ..HostFacts::default()
     };
-    svc.start_session(&acme, "a1", "boot-1", &facts, 15, Some(-40), NOW)
+    start_session(&svc, &acme, "a1", "boot-1", &facts, 15, Some(-40), NOW)
         .await
         .expect("session");
     let beat = Report {

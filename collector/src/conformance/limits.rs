@@ -5,7 +5,7 @@
 
 use super::backends::{NewStore, postgres_with, sqlite_with};
 use super::tenants::factory_conformance;
-use super::{self as conformance, NOW, changes, new_agent};
+use super::{self as conformance, NOW, changes, new_agent, start_session};
 use crate::domain::{
     CheckResult, CheckState, HostFacts, Millis, NewAgent, Report, ReportPayload, Scope, TicketState,
 };
@@ -203,7 +203,7 @@ pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Fa
         ("fine", Some(1_200)),
         ("old", None),
     ] {
-        svc.start_session(&t, a, "boot-1", &facts, 15, offset, NOW)
+        start_session(&svc, &t, a, "boot-1", &facts, 15, offset, NOW)
             .await
             .expect("start");
     }
@@ -248,7 +248,7 @@ pub async fn the_clock_offset_is_stored_and_flagged_but_decides_nothing(make: Fa
     assert_eq!((open[0].detected_at, open[0].opened_at), (Some(NOW), NOW));
 
     // A later session without the field (an older agent): unknown again.
-    svc.start_session(&t, "ahead", "boot-2", &facts, 15, None, NOW + 1)
+    start_session(&svc, &t, "ahead", "boot-2", &facts, 15, None, NOW + 1)
         .await
         .expect("restart");
     let a = svc
@@ -283,7 +283,7 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
     let s = 1000;
     // A 15 s heartbeat interval: a check is retired once missing for 45 s
     // of one session.
-    svc.start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
+    start_session(&svc, &t, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("session");
     let first = vec![
@@ -352,7 +352,7 @@ pub async fn checks_missing_from_heartbeats_within_a_session_are_retired(make: F
 
     // After a reconnect nothing is inferred until the session is old
     // enough: the first heartbeats may come before a slow probe's result.
-    svc.start_session(&t, "a1", "boot-2", &facts, 15, None, NOW + 100 * s)
+    start_session(&svc, &t, "a1", "boot-2", &facts, 15, None, NOW + 100 * s)
         .await
         .expect("reconnect");
     let o = svc

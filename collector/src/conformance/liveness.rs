@@ -1,8 +1,83 @@
 //! Conformance: silent agents, clean shutdowns and site outages.
 
-use super::{NOW, changes, new_agent, open_crit, tenant_with_agent};
+use super::{NOW, changes, end_session, new_agent, open_crit, start_session, tenant_with_agent};
 use crate::domain::{HostFacts, NewEnrollmentToken, Scope, TicketState};
 use crate::tickets::Service;
+
+/// A session that ends without a goodbye makes its agent overdue after the
+/// reconnect grace (15 s), not after 3 intervals; reconnecting within the
+/// grace (to any collector) makes none, and the late end of an older
+/// session changes nothing once a newer one started.
+pub async fn lost_sessions_go_overdue_after_the_reconnect_grace(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    let facts = HostFacts::default();
+    start_session(&svc, &tenant, "a1", "boot-1", &facts, 15, None, NOW)
+        .await
+        .expect("start");
+    end_session(&svc, &tenant, "a1", NOW, false, NOW + 1_000)
+        .await
+        .expect("end");
+    assert_eq!(svc.sweep(NOW + 15_000).await.expect("sweep").overdue, 0);
+    assert_eq!(svc.sweep(NOW + 16_500).await.expect("sweep").overdue, 1);
+    // Liveness confirmed 10 s later: a ticket 26.5 s after the session died.
+    svc.sweep(NOW + 26_500).await.expect("sweep");
+    let open = svc
+        .store()
+        .list_tickets(&Scope::All, Some(TicketState::Open))
+        .await
+        .expect("list");
+    assert_eq!(
+        open.iter().filter(|t| t.kind == "agent").count(),
+        1,
+        "{open:?}"
+    );
+    assert!(
+        open[0].summary.contains("without a goodbye"),
+        "{}",
+        open[0].summary
+    );
+
+    // Another agent moves: its session breaks, and it reconnects within the
+    // grace; the broken session's end is only noticed after that.
+    let t2 = tenant_with_agent(&svc, "beta", "b1").await;
+    let later = NOW + 100_000;
+    start_session(&svc, &t2, "b1", "boot-1", &facts, 15, None, later)
+        .await
+        .expect("start");
+    start_session(&svc, &t2, "b1", "boot-1", &facts, 15, None, later + 2_000)
+        .await
+        .expect("reconnect");
+    end_session(&svc, &t2, "b1", later, false, later + 3_000)
+        .await
+        .expect("late end of the old session");
+    let b1 = svc
+        .get_agent(&Scope::All, "b1")
+        .await
+        .expect("get")
+        .expect("b1");
+    assert_eq!(
+        b1.agent.status, "online",
+        "the old session's end must not win"
+    );
+    assert_eq!(svc.sweep(later + 30_000).await.expect("sweep").overdue, 0);
+}
+
+/// A collector that just started gives agents its reconnect grace plus
+/// their longest backoff before it judges any overdue.
+pub async fn a_starting_collector_waits_before_judging(svc: Service) {
+    let svc = svc.serving_since(NOW + 60_000);
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    let facts = HostFacts::default();
+    start_session(&svc, &tenant, "a1", "boot-1", &facts, 15, None, NOW)
+        .await
+        .expect("start");
+    end_session(&svc, &tenant, "a1", NOW, false, NOW)
+        .await
+        .expect("end");
+    // Started at +60 s: nothing judged before +60 + 30 + 15 s.
+    assert_eq!(svc.sweep(NOW + 104_000).await.expect("sweep").overdue, 0);
+    assert_eq!(svc.sweep(NOW + 106_000).await.expect("sweep").overdue, 1);
+}
 
 pub async fn silent_agents_go_overdue_and_come_back(svc: Service) {
     let tenant = tenant_with_agent(&svc, "acme", "a1").await;
@@ -10,15 +85,12 @@ pub async fn silent_agents_go_overdue_and_come_back(svc: Service) {
         hostname: "web1".into(),
         ..HostFacts::default()
     };
-    svc.start_session(&tenant, "a1", "boot-1", &facts, 15, None, NOW)
+    start_session(&svc, &tenant, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("start");
     open_crit(&svc, &tenant).await;
-    // The stream breaks without a goodbye.
-    svc.end_session(&tenant, "a1", false, NOW)
-        .await
-        .expect("end");
-    // 3 × 15 s: overdue at 45 s, not before.
+    // The agent goes silent with its session still open (a black-holed
+    // link): 3 × 15 s, overdue at 45 s, not before.
     assert_eq!(svc.sweep(NOW + 44_000).await.expect("sweep").overdue, 0);
     assert_eq!(svc.sweep(NOW + 46_000).await.expect("sweep").overdue, 1);
     assert_eq!(
@@ -83,10 +155,12 @@ pub async fn clean_shutdown_opens_a_ticket_only_for_servers(svc: Service) {
     ws.role = "workstation".into();
     svc.enroll_agent("hw", NOW, &ws).await.expect("enroll");
     for (t, a) in [(&tenant, "srv"), (&t2.id, "ws")] {
-        svc.start_session(t, a, "b", &HostFacts::default(), 15, None, NOW)
+        start_session(&svc, t, a, "b", &HostFacts::default(), 15, None, NOW)
             .await
             .expect("start");
-        svc.end_session(t, a, true, NOW + 1).await.expect("goodbye");
+        end_session(&svc, t, a, NOW, true, NOW + 1)
+            .await
+            .expect("goodbye");
     }
     // And neither goes overdue: they said goodbye.
     svc.sweep(NOW + 3_600_000).await.expect("sweep");
@@ -104,7 +178,8 @@ pub async fn clean_shutdown_opens_a_ticket_only_for_servers(svc: Service) {
         .expect("exists");
     assert_eq!(ws.agent.status, "offline");
     // The server comes back: its ticket resolves.
-    svc.start_session(
+    start_session(
+        &svc,
         &tenant,
         "srv",
         "b2",
@@ -147,7 +222,7 @@ pub async fn a_site_going_dark_is_one_ticket(svc: Service) {
             hostname: h.into(),
             ..HostFacts::default()
         };
-        svc.start_session(&t.id, h, "b", &facts, 15, None, NOW)
+        start_session(&svc, &t.id, h, "b", &facts, 15, None, NOW)
             .await
             .expect("start");
     }

@@ -63,6 +63,47 @@ pub async fn enroll(svc: &Service, agent: &NewAgent) {
 }
 
 /// A server `id` on host `host-{id}`, site `hq`.
+/// Records a session start (hello) at `now`.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_session(
+    svc: &Service,
+    tenant_id: &str,
+    agent_id: &str,
+    boot_id: &str,
+    facts: &crate::domain::HostFacts,
+    interval_secs: u32,
+    clock_offset_ms: Option<i64>,
+    now: Millis,
+) -> crate::Result<()> {
+    let hello = crate::tickets::report::Hello {
+        tenant_id,
+        agent_id,
+        boot_id,
+        facts,
+        interval_secs,
+        clock_offset_ms,
+    };
+    svc.start_session(&hello, now).await
+}
+
+/// Records the end, at `now`, of the session started at `started_at`.
+pub async fn end_session(
+    svc: &Service,
+    tenant_id: &str,
+    agent_id: &str,
+    started_at: Millis,
+    clean: bool,
+    now: Millis,
+) -> crate::Result<()> {
+    let end = crate::tickets::report::SessionEnd {
+        tenant_id,
+        agent_id,
+        started_at,
+        clean,
+    };
+    svc.end_session(&end, now).await
+}
+
 pub fn new_agent(id: &str, tenant_id: &str) -> NewAgent {
     NewAgent {
         id: id.into(),
@@ -245,7 +286,7 @@ pub async fn sessions_and_snapshots(svc: Service) {
         os_name: "Debian".into(),
         ..HostFacts::default()
     };
-    svc.start_session(&t, "a1", "boot-1", &facts, 15, None, NOW)
+    start_session(&svc, &t, "a1", "boot-1", &facts, 15, None, NOW)
         .await
         .expect("start");
     let snapshot = HostSnapshot {
@@ -279,7 +320,7 @@ pub async fn sessions_and_snapshots(svc: Service) {
     assert_eq!(a.agent.snapshot, Some(snapshot));
     assert_eq!(a.checks.len(), 1);
     assert_eq!(a.checks[0].state, CheckState::Ok);
-    svc.end_session(&t, "a1", true, NOW + 10)
+    end_session(&svc, &t, "a1", NOW, true, NOW + 10)
         .await
         .expect("end");
     let a = svc
@@ -406,6 +447,8 @@ macro_rules! store_conformance {
                 acknowledging_stops_escalation_and_actions_are_audited,
                 resolving_by_hand_a_present_problem_says_so_and_reopens,
                 silent_agents_go_overdue_and_come_back,
+                lost_sessions_go_overdue_after_the_reconnect_grace,
+                a_starting_collector_waits_before_judging,
                 clean_shutdown_opens_a_ticket_only_for_servers,
                 a_site_going_dark_is_one_ticket,
                 outbox_rows_are_written_with_the_ticket_change,

@@ -11,7 +11,7 @@
 //! (flow control pushes back), never dropped. Every refusal is counted in
 //! `forewarn_rejected_total{reason}`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use forewarn_proto::v1 as pb;
@@ -25,11 +25,13 @@ use tracing::{debug, info, warn};
 use super::convert;
 use super::rate::{Limiters, RateLimits, retry_secs};
 use super::sessions::{MAX_SESSIONS_PER_AGENT, Registration, Sessions};
+use crate::domain::Millis;
 use crate::domain::now_millis;
 use crate::metrics::METRICS;
 use crate::pki::{PeerIdentity, peer_identity};
 use crate::store::Audit;
 use crate::tickets::Service;
+use crate::tickets::writer::{Write, Writer};
 use crate::{Error, Result};
 
 /// How long a new session may take to say hello.
@@ -38,6 +40,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The ingest service.
 pub struct IngestService {
     pub(super) svc: Service,
+    /// Group commit of hellos, reports and session ends.
+    writer: Writer,
     shutdown: watch::Receiver<bool>,
     sessions: Sessions,
     outbox_wake: watch::Sender<u64>,
@@ -59,8 +63,10 @@ impl IngestService {
         sessions: Sessions,
         outbox_wake: watch::Sender<u64>,
     ) -> Self {
+        let writer = Writer::start(&svc, Writer::lanes_for(svc.store().backend()));
         Self {
             svc,
+            writer,
             shutdown,
             sessions,
             outbox_wake,
@@ -190,6 +196,7 @@ impl Ingest for IngestService {
         self.authorize(&id).await.map_err(refused)?;
         let (tx, rx) = mpsc::channel(64);
         let svc = self.svc.clone();
+        let writer = self.writer.clone();
         let inbound = request.into_inner();
         let mut shutdown = self.shutdown.clone();
         let mut revoked = registration.revoked.clone();
@@ -197,7 +204,10 @@ impl Ingest for IngestService {
         let limits = self.limits.clone();
         tokio::spawn(async move {
             let agent_id = id.agent_id.clone();
+            let started = OnceLock::new();
             let link = Link {
+                writer: &writer,
+                started: &started,
                 tx: &tx,
                 outbox_wake: &outbox_wake,
                 registration: &registration,
@@ -208,12 +218,12 @@ impl Ingest for IngestService {
                 () = async { let _ = revoked.wait_for(|r| *r).await; } => {
                     warn!(agent_id, "agent revoked: closing its session");
                     METRICS.rejected("revoked");
-                    let _ = svc.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
+                    end_session(&writer, &id, started.get(), false).await;
                     let _ = tx.send(Err(Status::permission_denied("agent is revoked"))).await;
                     return;
                 }
                 () = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                    let _ = svc.end_session(&id.tenant_id, &id.agent_id, false, now_millis()).await;
+                    end_session(&writer, &id, started.get(), false).await;
                     let _ = tx.send(Err(Status::unavailable("collector shutting down"))).await;
                     return;
                 }
@@ -263,9 +273,28 @@ async fn refuse_broken(tx: &Outbound, status: Status, agent_id: &str) {
     }
 }
 
+/// Records the end of the session that started at `started` (none: it
+/// never got past its hello, so there is nothing to end).
+async fn end_session(writer: &Writer, id: &PeerIdentity, started: Option<&Millis>, clean: bool) {
+    let Some(&started_at) = started else { return };
+    let end = Write::End {
+        tenant_id: id.tenant_id.clone(),
+        agent_id: id.agent_id.clone(),
+        started_at,
+        clean,
+        now: now_millis(),
+    };
+    if let Err(error) = writer.apply(end).await {
+        warn!(%error, agent_id = id.agent_id, "could not record session end");
+    }
+}
+
 /// What a session's loop talks to besides the store.
 #[derive(Clone, Copy)]
 struct Link<'a> {
+    writer: &'a Writer,
+    /// When the session's start was recorded (names it in the store).
+    started: &'a OnceLock<Millis>,
     tx: &'a Outbound,
     outbox_wake: &'a watch::Sender<u64>,
     registration: &'a Registration,
@@ -279,6 +308,8 @@ async fn run(
     link: Link<'_>,
 ) -> Result<()> {
     let Link {
+        writer,
+        started,
         tx,
         outbox_wake,
         registration,
@@ -308,16 +339,18 @@ async fn run(
     let received = now_millis();
     let clock_offset_ms =
         convert::clock_offset(hello.sent_at.as_ref(), received).inspect_err(count_refusal)?;
-    svc.start_session(
-        &id.tenant_id,
-        &id.agent_id,
-        &boot_id,
-        &facts,
-        hello.interval_secs.clamp(1, 3600),
-        clock_offset_ms,
-        received,
-    )
-    .await?;
+    writer
+        .apply(Write::Hello {
+            tenant_id: id.tenant_id.clone(),
+            agent_id: id.agent_id.clone(),
+            boot_id: boot_id.clone(),
+            facts: facts.clone(),
+            interval_secs: hello.interval_secs.clamp(1, 3600),
+            clock_offset_ms,
+            now: received,
+        })
+        .await?;
+    let _ = started.set(received);
     info!(
         agent_id = id.agent_id,
         hostname = facts.hostname,
@@ -375,8 +408,14 @@ async fn run(
                         break Err(e);
                     }
                 };
-                let applied = svc
-                    .apply_report(&id.tenant_id, &id.agent_id, &report, now)
+                let (boot, seq) = (report.boot_id.clone(), report.seq);
+                let applied = writer
+                    .apply(Write::Report {
+                        tenant_id: id.tenant_id.clone(),
+                        agent_id: id.agent_id.clone(),
+                        report,
+                        now,
+                    })
                     .await;
                 crate::health::STORE_HEALTH.record(&applied);
                 let outcome = match applied {
@@ -406,18 +445,14 @@ async fn run(
                     outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
                     info!(
                         agent_id = id.agent_id,
-                        seq = report.seq,
+                        seq,
                         opened = outcome.opened,
                         updated = outcome.updated,
                         resolved = outcome.resolved,
                         "tickets changed"
                     );
                 }
-                if tx
-                    .send(Ok(convert::ack(&report.boot_id, report.seq)))
-                    .await
-                    .is_err()
-                {
+                if tx.send(Ok(convert::ack(&boot, seq))).await.is_err() {
                     break Ok(());
                 }
             }
@@ -434,12 +469,7 @@ async fn run(
             None => break Err(invalid("empty message")),
         }
     };
-    if let Err(error) = svc
-        .end_session(&id.tenant_id, &id.agent_id, clean, now_millis())
-        .await
-    {
-        warn!(%error, agent_id = id.agent_id, "could not record session end");
-    }
+    end_session(writer, &id, started.get(), clean).await;
     if !clean {
         info!(agent_id = id.agent_id, "agent session closed");
     }

@@ -180,15 +180,17 @@ pub trait AgentTx {
         session: &SessionRow<'_>,
         now: Millis,
     ) -> Result<()>;
-    /// Sets `status` and `last_seen_at = max(last_seen_at, now)` unless
-    /// the agent is already offline.
+    /// Sets `status` and `last_seen_at = max(last_seen_at, now)` if the
+    /// agent's latest session is the one started at `started_at` and the
+    /// agent is not already offline; `false` if nothing changed.
     async fn end_session(
         &mut self,
         tenant_id: &str,
         agent_id: &str,
+        started_at: Millis,
         status: &str,
         now: Millis,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// Records a report: last seen, online, and the snapshot if any.
     async fn touch_agent(
         &mut self,
@@ -212,12 +214,13 @@ pub trait AgentTx {
         agent_id: &str,
         overdue_since: Option<Millis>,
     ) -> Result<()>;
-    /// Online or disconnected, unrevoked agents not yet overdue whose
-    /// `last_seen_at + interval_secs · intervals` is before `now`.
+    /// Online or disconnected, unrevoked agents not yet overdue, last seen
+    /// at or after `seen_since`, whose `last_seen_at + interval_secs ·
+    /// intervals` is before `now`, or that are disconnected and were last
+    /// seen before `disconnected_before`.
     async fn overdue_candidates(
         &mut self,
-        intervals: i64,
-        now: Millis,
+        c: &OverdueCutoffs,
         limit: i64,
     ) -> Result<Vec<OverdueAgent>>;
     /// The agent's and its tenant's series counts (kept by the database).

@@ -92,6 +92,16 @@ pub struct StoredCheck {
     pub updated_at: Millis,
 }
 
+/// What makes an agent an overdue candidate (see
+/// [`super::AgentTx::overdue_candidates`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OverdueCutoffs {
+    pub intervals: i64,
+    pub now: Millis,
+    pub disconnected_before: Millis,
+    pub seen_since: Millis,
+}
+
 /// An agent silent past its overdue time.
 #[derive(Debug, Clone)]
 pub struct OverdueAgent {
@@ -99,6 +109,8 @@ pub struct OverdueAgent {
     pub tenant_id: String,
     pub interval_secs: i64,
     pub last_seen_at: Millis,
+    /// Its session ended without a goodbye (else it just went silent).
+    pub disconnected: bool,
 }
 
 /// A ticket to insert; every column is decided above storage.

@@ -25,6 +25,7 @@ pub mod service;
 pub mod sites;
 pub mod sweep;
 pub mod tenant;
+pub mod writer;
 
 pub use service::Service;
 

@@ -36,6 +36,11 @@ pub struct Policy {
     pub max_tier: u8,
     /// An agent is overdue after this many missed heartbeat intervals.
     pub overdue_after_intervals: u32,
+    /// A session that ended without a goodbye (the agent crashed, the host
+    /// rebooted, the link was reset) makes the agent overdue this long
+    /// after, unless it reconnects (to any collector) meanwhile. Also how
+    /// long a starting collector gives agents to reconnect before judging.
+    pub reconnect_grace_secs: u32,
     /// Roles whose clean shutdown still opens a ticket (servers must stay up).
     pub shutdown_ticket_roles: Vec<String>,
     /// Site outage: at least this many of a site's hosts overdue at once…
@@ -96,6 +101,7 @@ impl Default for Policy {
             start_tier: 1,
             max_tier: 3,
             overdue_after_intervals: 3,
+            reconnect_grace_secs: 15,
             shutdown_ticket_roles: vec!["server".to_string()],
             site_outage_min_hosts: 3,
             site_outage_min_percent: 50.0,

@@ -27,6 +27,23 @@ impl Service {
         now: Millis,
     ) -> Result<ApplyOutcome> {
         let mut desk = self.begin().await?;
+        let outcome = self
+            .apply_report_in(&mut desk, tenant_id, agent_id, report, now)
+            .await?;
+        desk.commit().await?;
+        Ok(outcome)
+    }
+
+    /// [`Service::apply_report`] inside `desk`'s transaction (which a batch
+    /// of ingest writes shares: see [`super::writer`]).
+    pub(crate) async fn apply_report_in(
+        &self,
+        desk: &mut Desk<'_>,
+        tenant_id: &str,
+        agent_id: &str,
+        report: &Report,
+        now: Millis,
+    ) -> Result<ApplyOutcome> {
         // The agent must belong to the writing tenant before anything else.
         let ctx = AgentCtx::load(desk.tx.as_mut(), tenant_id, agent_id).await?;
         if ctx.row.revoked {
@@ -47,12 +64,11 @@ impl Service {
         let policy = self.policy.for_tenant(&ctx.row.tenant);
         let mut outcome = ApplyOutcome::default();
         if ctx.row.overdue {
-            let steps = alive_again(&mut desk, &policy, &ctx, "reporting again", now).await?;
+            let steps = alive_again(desk, &policy, &ctx, "reporting again", now).await?;
             outcome.count(&steps);
         }
         let caps = self.limits.series_caps(&ctx.row.tenant);
-        let (steps, series_dropped) =
-            apply_results(&mut desk, &policy, &ctx, caps, report, now).await?;
+        let (steps, series_dropped) = apply_results(desk, &policy, &ctx, caps, report, now).await?;
         outcome.count(&steps);
         outcome.series_dropped = series_dropped;
         let snapshot = match &report.payload {
@@ -62,7 +78,6 @@ impl Service {
         desk.tx
             .touch_agent(tenant_id, agent_id, snapshot.as_deref(), now)
             .await?;
-        desk.commit().await?;
         Ok(outcome)
     }
 
@@ -71,32 +86,38 @@ impl Service {
     /// `clock_offset_ms` is `now` minus the agent's clock at hello (`None`:
     /// the agent does not say); it is stored, shown as the agent's
     /// `clock_offset_ms`/`clock_skewed` and logged when beyond the
-    /// tolerance. No ticket decision uses it.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn start_session(
+    /// tolerance. No ticket decision uses it. `now` names the session: its
+    /// end ([`Service::end_session`]) passes it back.
+    pub async fn start_session(&self, hello: &Hello<'_>, now: Millis) -> Result<()> {
+        let mut desk = self.begin().await?;
+        self.start_session_in(&mut desk, hello, now).await?;
+        desk.commit().await
+    }
+
+    pub(crate) async fn start_session_in(
         &self,
-        tenant_id: &str,
-        agent_id: &str,
-        boot_id: &str,
-        facts: &HostFacts,
-        interval_secs: u32,
-        clock_offset_ms: Option<i64>,
+        desk: &mut Desk<'_>,
+        hello: &Hello<'_>,
         now: Millis,
     ) -> Result<()> {
-        if self.limits.clock_skewed(clock_offset_ms) {
+        let Hello {
+            tenant_id,
+            agent_id,
+            ..
+        } = *hello;
+        if self.limits.clock_skewed(hello.clock_offset_ms) {
             tracing::warn!(
                 agent_id,
-                clock_offset_ms,
+                clock_offset_ms = hello.clock_offset_ms,
                 tolerance_secs = self.limits.clock_skew_tolerance_secs,
                 "agent clock is skewed"
             );
         }
-        let mut desk = self.begin().await?;
         let session = SessionRow {
-            facts,
-            boot_id,
-            interval_secs: i64::from(interval_secs.clamp(1, 3600)),
-            clock_offset_ms,
+            facts: hello.facts,
+            boot_id: hello.boot_id,
+            interval_secs: i64::from(hello.interval_secs.clamp(1, 3600)),
+            clock_offset_ms: hello.clock_offset_ms,
         };
         desk.tx
             .start_session(tenant_id, agent_id, &session, now)
@@ -104,25 +125,43 @@ impl Service {
         // Back after being overdue or after a (server's) shutdown ticket.
         let ctx = AgentCtx::load(desk.tx.as_mut(), tenant_id, agent_id).await?;
         let policy = self.policy.for_tenant(&ctx.row.tenant);
-        alive_again(&mut desk, &policy, &ctx, "agent connected", now).await?;
+        alive_again(desk, &policy, &ctx, "agent connected", now).await?;
+        Ok(())
+    }
+
+    /// Records the end of the session that started at `started_at`:
+    /// `clean` = the agent said goodbye (a clean shutdown: offline, no
+    /// ticket unless the role says it must stay up); a lost stream leaves
+    /// it disconnected, and the sweep declares it overdue unless it
+    /// reconnects (to any collector) within the reconnect grace. A session
+    /// that is no longer the agent's latest (it has reconnected meanwhile)
+    /// changes nothing.
+    pub async fn end_session(&self, end: &SessionEnd<'_>, now: Millis) -> Result<()> {
+        let mut desk = self.begin().await?;
+        self.end_session_in(&mut desk, end, now).await?;
         desk.commit().await
     }
 
-    /// Records the end of a session: `clean` = the agent said goodbye (a
-    /// clean shutdown: offline, no ticket unless the role says it must stay
-    /// up); a lost stream waits for the overdue sweep.
-    pub async fn end_session(
+    pub(crate) async fn end_session_in(
         &self,
-        tenant_id: &str,
-        agent_id: &str,
-        clean: bool,
+        desk: &mut Desk<'_>,
+        end: &SessionEnd<'_>,
         now: Millis,
     ) -> Result<()> {
-        let mut desk = self.begin().await?;
+        let SessionEnd {
+            tenant_id,
+            agent_id,
+            started_at,
+            clean,
+        } = *end;
         let status = if clean { "offline" } else { "disconnected" };
-        desk.tx
-            .end_session(tenant_id, agent_id, status, now)
-            .await?;
+        if !desk
+            .tx
+            .end_session(tenant_id, agent_id, started_at, status, now)
+            .await?
+        {
+            return Ok(());
+        }
         let ctx = AgentCtx::load(desk.tx.as_mut(), tenant_id, agent_id).await?;
         let policy = self.policy.for_tenant(&ctx.row.tenant);
         if clean && policy.shutdown_ticket_roles.contains(&ctx.row.role) {
@@ -131,7 +170,7 @@ impl Service {
                 ctx.row.role
             );
             problems::observe(
-                &mut desk,
+                desk,
                 &policy,
                 &ctx,
                 LIVENESS_CHECK,
@@ -143,8 +182,30 @@ impl Service {
             )
             .await?;
         }
-        desk.commit().await
+        Ok(())
     }
+}
+
+/// An agent's hello: what a new session records.
+#[derive(Debug, Clone, Copy)]
+pub struct Hello<'a> {
+    pub tenant_id: &'a str,
+    pub agent_id: &'a str,
+    pub boot_id: &'a str,
+    pub facts: &'a HostFacts,
+    pub interval_secs: u32,
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// The end of one session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionEnd<'a> {
+    pub tenant_id: &'a str,
+    pub agent_id: &'a str,
+    /// The `now` its start was recorded with: names the session.
+    pub started_at: Millis,
+    /// The agent said goodbye.
+    pub clean: bool,
 }
 
 /// The agent is heard from again: clear overdue, resolve liveness.

@@ -23,6 +23,9 @@ pub struct Service {
     pub(crate) limits: Arc<Limits>,
     /// The configured sinks' routes, set at start: read once, not per event.
     routes: Arc<RwLock<Arc<[SinkRoute]>>>,
+    /// When this collector started serving agents (`None`: a CLI or a test):
+    /// the sweep gives agents time to reconnect after it.
+    pub(crate) started_at: Option<crate::domain::Millis>,
 }
 
 // === impl Service ===
@@ -35,7 +38,15 @@ impl Service {
             policy: Arc::default(),
             limits: Arc::default(),
             routes: Arc::new(RwLock::new(Arc::from(Vec::new()))),
+            started_at: None,
         }
+    }
+
+    /// Marks the moment this collector starts serving agents.
+    #[must_use]
+    pub fn serving_since(mut self, now: crate::domain::Millis) -> Self {
+        self.started_at = Some(now);
+        self
     }
 
     /// Uses `policy` for ticket decisions.

@@ -17,6 +17,7 @@ use super::service::{Desk, Service};
 use super::{engine::Step, groups, sites};
 use crate::domain::{CheckState, Millis, SweepOutcome, rfc3339};
 use crate::maintenance::ActiveWindows;
+use crate::store::OverdueCutoffs;
 use crate::{Error, Result};
 
 /// Most problems or tickets handled per sweep (the rest wait a second).
@@ -33,7 +34,7 @@ impl Service {
         if !desk.tx.try_sweeper_lease().await? {
             return Ok(out);
         }
-        overdue(&mut desk, &mut out, now).await?;
+        overdue(&mut desk, &mut out, self.started_at, now).await?;
         let (opened, resolved) = sites::group(&mut desk, now).await?;
         out.opened += opened;
         out.resolved += resolved;
@@ -48,21 +49,49 @@ impl Service {
     }
 }
 
-/// Agents gone silent (not said goodbye) past their overdue time.
-async fn overdue(desk: &mut Desk<'_>, out: &mut SweepOutcome, now: Millis) -> Result<()> {
-    let intervals = i64::from(desk.policy.overdue_after_intervals);
-    for a in desk.tx.overdue_candidates(intervals, now, BATCH).await? {
+/// How long a starting collector leaves agents it has not heard from since
+/// it started before it judges them: their longest reconnect backoff (30 s,
+/// full jitter) plus the reconnect grace, so a collector restart (or a new
+/// leader) does not find the whole fleet overdue while it reconnects.
+const AGENT_BACKOFF_CAP_MS: Millis = 30_000;
+
+/// Agents gone silent (not said goodbye) past their overdue time, and
+/// agents whose session ended without a goodbye past the reconnect grace.
+async fn overdue(
+    desk: &mut Desk<'_>,
+    out: &mut SweepOutcome,
+    started_at: Option<Millis>,
+    now: Millis,
+) -> Result<()> {
+    let grace = i64::from(desk.policy.reconnect_grace_secs) * 1000;
+    let seen_since = match started_at {
+        Some(at) if now < at + AGENT_BACKOFF_CAP_MS + grace => at,
+        _ => Millis::MIN,
+    };
+    let cutoffs = OverdueCutoffs {
+        intervals: i64::from(desk.policy.overdue_after_intervals),
+        now,
+        disconnected_before: now - grace,
+        seen_since,
+    };
+    for a in desk.tx.overdue_candidates(&cutoffs, BATCH).await? {
         desk.tx
             .set_overdue(&a.tenant_id, &a.agent_id, Some(a.last_seen_at))
             .await?;
         let ctx = AgentCtx::load(desk.tx.as_mut(), &a.tenant_id, &a.agent_id).await?;
         let base = desk.policy;
         let policy = base.for_tenant(&ctx.row.tenant);
-        let message = format!(
-            "agent overdue: no report for {} s (expected every {} s)",
-            (now - a.last_seen_at) / 1000,
-            a.interval_secs
-        );
+        let silent = (now - a.last_seen_at) / 1000;
+        let message = if a.disconnected {
+            format!(
+                "agent overdue: its session ended without a goodbye {silent} s ago and it has not reconnected"
+            )
+        } else {
+            format!(
+                "agent overdue: no report for {silent} s (expected every {} s)",
+                a.interval_secs
+            )
+        };
         // Confirmation counts from the moment it became overdue.
         let steps = problems::observe(
             desk,

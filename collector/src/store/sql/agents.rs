@@ -74,21 +74,23 @@ impl AgentTx for Tx {
         &mut self,
         tenant_id: &str,
         agent_id: &str,
+        started_at: Millis,
         status: &str,
         now: Millis,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE agents SET status = $1,
                     last_seen_at = CASE WHEN last_seen_at > $2 THEN last_seen_at ELSE $2 END
-             WHERE id = $3 AND tenant_id = $4 AND status != 'offline'",
+             WHERE id = $3 AND tenant_id = $4 AND status != 'offline' AND connected_at = $5",
         )
         .bind(status)
         .bind(now)
         .bind(agent_id)
         .bind(tenant_id)
+        .bind(started_at)
         .execute(&mut *self.tx)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn touch_agent(
@@ -155,17 +157,21 @@ impl AgentTx for Tx {
 
     async fn overdue_candidates(
         &mut self,
-        intervals: i64,
-        now: Millis,
+        c: &OverdueCutoffs,
         limit: i64,
     ) -> Result<Vec<OverdueAgent>> {
         let rows = sqlx::query(
-            "SELECT id, tenant_id, interval_secs, last_seen_at FROM agents
+            "SELECT id, tenant_id, interval_secs, last_seen_at, status FROM agents
              WHERE status IN ('online', 'disconnected') AND overdue = 0 AND revoked_at IS NULL
-               AND last_seen_at + interval_secs * 1000 * $1 < $2 ORDER BY last_seen_at LIMIT $3",
+               AND last_seen_at >= $4
+               AND (last_seen_at + interval_secs * 1000 * $1 < $2
+                    OR (status = 'disconnected' AND last_seen_at < $3))
+             ORDER BY last_seen_at LIMIT $5",
         )
-        .bind(intervals)
-        .bind(now)
+        .bind(c.intervals)
+        .bind(c.now)
+        .bind(c.disconnected_before)
+        .bind(c.seen_since)
         .bind(limit)
         .fetch_all(&mut *self.tx)
         .await?;
@@ -176,6 +182,7 @@ impl AgentTx for Tx {
                     tenant_id: r.try_get("tenant_id")?,
                     interval_secs: r.try_get("interval_secs")?,
                     last_seen_at: r.try_get("last_seen_at")?,
+                    disconnected: r.try_get::<String, _>("status")? == "disconnected",
                 })
             })
             .collect()
