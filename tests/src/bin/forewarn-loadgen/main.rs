@@ -162,8 +162,8 @@ async fn run(args: Args) -> Result<bool> {
         let timeout = Duration::from_secs(args.reconnect_timeout_secs);
         match runner.reconnect(n, timeout).await {
             Ok((step, secs)) => {
+                // The agent that completed it printed "reconnected N agents in X s".
                 step.print("reconnect");
-                println!("reconnected {n} agents in {secs:.2} s");
                 merge(&mut result, serde_json::to_value(&step)?);
                 merge(
                     &mut result,
