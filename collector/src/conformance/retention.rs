@@ -242,3 +242,35 @@ pub async fn retention_prunes_old_rows_and_keeps_the_rest(svc: Service) {
             .is_empty()
     );
 }
+
+/// PostgreSQL only (SQLite has one writer, so one collector): while another
+/// replica holds the retention lease, a round does nothing and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_the_retention_lease_leaves_the_round_alone() {
+    let (svc, _guard) = super::postgres_with(|s| s).await;
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    svc.apply_report(&tenant, "a1", &changes(1, NOW, vec![]), NOW)
+        .await
+        .expect("apply");
+    let cut = crate::retention::RetentionConfig::default().cutoffs(NOW + 30 * DAY);
+    let mut leader = svc.store().begin().await.expect("begin");
+    assert!(leader.try_retention_lease().await.expect("lease"));
+    // The sweeper lease is another lock: held at the same time.
+    let mut sweeper = svc.store().begin().await.expect("begin");
+    assert!(sweeper.try_sweeper_lease().await.expect("sweeper lease"));
+    sweeper.commit().await.expect("commit");
+    assert_eq!(
+        run_once(svc.store().as_ref(), &cut, 10)
+            .await
+            .expect("round"),
+        None
+    );
+    // Committing ends the transaction and its lock at once (a dropped one
+    // rolls back in the background).
+    leader.commit().await.expect("commit");
+    let pruned = run_once(svc.store().as_ref(), &cut, 10)
+        .await
+        .expect("round")
+        .expect("the lease is free again");
+    assert_eq!(pruned.delivered_reports, 1);
+}
