@@ -8,7 +8,6 @@ use serde_json::json;
 use crate::domain::{
     ApiCaller, NewApiKey, NewEnrollmentToken, Scope, TicketState, now_millis, rfc3339,
 };
-use crate::pki::Ca;
 use crate::serve::{ensure_default_tenant, open_store};
 use crate::tickets::Service;
 use crate::{Config, Error, Result, secrets};
@@ -117,7 +116,7 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
     }
     let s = store(cfg).await?;
     let tenant_id = tenant_id(&s, o.tenant).await?;
-    let ca = Ca::load_or_create(&cfg.pki_dir())?;
+    let ca = crate::serve::open_ca(cfg, s.store().as_ref()).await?;
     let token = secrets::generate(secrets::TOKEN_PREFIX);
     let expires_at = now_millis() + i64::try_from(o.expires_in.as_millis()).unwrap_or(i64::MAX / 2);
     s.store()
@@ -252,9 +251,22 @@ pub async fn tickets_list(
 }
 
 /// `ca fingerprint`
-pub fn ca_fingerprint(cfg: &Config) -> Result<()> {
-    let ca = Ca::load_or_create(&cfg.pki_dir())?;
+pub async fn ca_fingerprint(cfg: &Config) -> Result<()> {
+    let s = store(cfg).await?;
+    let ca = crate::serve::open_ca(cfg, s.store().as_ref()).await?;
     println!("{}", ca.fingerprint());
+    Ok(())
+}
+
+/// `ca kek-create PATH`: a new key-encryption key for `[pki] kek_file`.
+pub fn kek_create(path: &std::path::Path) -> Result<()> {
+    crate::pki::Kek::create_file(path)?;
+    eprintln!(
+        "wrote a new key-encryption key to {} (mode 0600): copy it to every replica and set \
+         [pki] kek_file = {:?}; without it the CA key in the database cannot be opened",
+        path.display(),
+        path.display().to_string()
+    );
     Ok(())
 }
 

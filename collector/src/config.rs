@@ -40,6 +40,9 @@ pub struct Config {
     /// Series caps and clock skew tolerance (see `limits.rs`).
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// How long old records are kept (see `retention.rs`).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// The agent-facing gRPC listener (enrollment over TLS, sessions over mTLS).
@@ -114,6 +117,13 @@ pub struct StoreConfig {
     pub sqlite_path: Option<PathBuf>,
 }
 
+/// Why a PostgreSQL store needs `[pki] kek_file`, and how to make one.
+pub(crate) const KEK_MISSING: &str = "[pki] kek_file is required with a PostgreSQL store: the CA every \
+     replica shares is kept in the database, its key sealed with that key-encryption key. \
+     Create one (32 random bytes, hex) with `forewarn-collector ca kek-create /etc/forewarn/kek` \
+     (or `openssl rand -hex 32 > /etc/forewarn/kek; chmod 600 /etc/forewarn/kek`), copy it to \
+     every replica and set `[pki] kek_file = \"/etc/forewarn/kek\"`";
+
 /// The collector's certificate authority.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +134,12 @@ pub struct PkiConfig {
     /// Overrides `agent_cert_validity_days` in seconds (tests); at least 60.
     #[serde(default)]
     pub agent_cert_validity_secs: Option<u64>,
+    /// The key-encryption key sealing the CA key in a PostgreSQL store
+    /// (required there; unused with SQLite, whose CA stays in `pki/`):
+    /// 32 random bytes as 64 hex digits (`forewarn-collector ca kek-create
+    /// PATH`, or `openssl rand -hex 32`), the same file on every replica.
+    #[serde(default)]
+    pub kek_file: Option<PathBuf>,
 }
 
 impl PkiConfig {
@@ -213,6 +229,7 @@ impl Default for PkiConfig {
         Self {
             agent_cert_validity_days: default_agent_cert_validity_days(),
             agent_cert_validity_secs: None,
+            kek_file: None,
         }
     }
 }
@@ -228,6 +245,7 @@ impl Default for Config {
             tickets: crate::tickets::policy::Policy::default(),
             sinks: crate::sinks::SinksConfig::default(),
             limits: crate::limits::Limits::default(),
+            retention: crate::retention::RetentionConfig::default(),
         }
     }
 }
@@ -402,12 +420,17 @@ impl Config {
         }
         problems.extend(self.sinks.problems());
         problems.extend(self.limits.problems());
+        problems.extend(self.retention.problems());
         if let Some(url) = &self.store.url {
             if self.store.sqlite_path.is_some() {
                 problems.push("[store] url and [store] sqlite_path: set one of them".to_string());
             }
-            if let Err(e) = crate::store::StoreUrl::parse(url) {
-                problems.push(e.to_string().trim_start_matches("config: ").to_string());
+            match crate::store::StoreUrl::parse(url) {
+                Err(e) => problems.push(e.to_string().trim_start_matches("config: ").to_string()),
+                Ok(crate::store::StoreUrl::Postgres(_)) if self.pki.kek_file.is_none() => {
+                    problems.push(KEK_MISSING.to_string());
+                }
+                Ok(_) => {}
             }
         }
         if problems.is_empty() {

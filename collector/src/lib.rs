@@ -22,6 +22,7 @@ pub mod limits;
 pub mod maintenance;
 pub mod metrics;
 pub mod pki;
+pub mod retention;
 pub mod secrets;
 pub mod serve;
 pub mod sinks;

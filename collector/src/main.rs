@@ -239,6 +239,13 @@ enum AgentsCommand {
 enum CaCommand {
     /// Print the CA fingerprint agents pin at enrollment.
     Fingerprint,
+    /// Write a new key-encryption key (32 random bytes, hex, mode 0600) for
+    /// `[pki] kek_file`: needed with a PostgreSQL store, the same file on
+    /// every replica.
+    KekCreate {
+        /// Where to write it; an existing file is never overwritten.
+        path: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -252,6 +259,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .init();
+    // Before the config: it is how one makes the file a PostgreSQL config needs.
+    if let Command::Ca(CaCommand::KekCreate { path }) = &cli.command {
+        return match commands::kek_create(path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("forewarn-collector: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -348,7 +365,8 @@ fn main() -> ExitCode {
                 };
                 commands::tickets_list(&cfg, state, tenant.as_deref(), json).await
             }
-            Command::Ca(CaCommand::Fingerprint) => commands::ca_fingerprint(&cfg),
+            Command::Ca(CaCommand::Fingerprint) => commands::ca_fingerprint(&cfg).await,
+            Command::Ca(CaCommand::KekCreate { path }) => commands::kek_create(&path),
             Command::Store(cmd) => forewarn_collector::store::copy::run(cmd).await,
             Command::Agents(AgentsCommand::List { tenant, json }) => {
                 commands::agents_list(&cfg, tenant.as_deref(), json).await

@@ -13,8 +13,8 @@ use tracing::{error, info, warn};
 
 use crate::domain::now_millis;
 use crate::ingest::{EnrollmentService, IngestService};
-use crate::pki::Ca;
-use crate::store::Storage;
+use crate::pki::{Ca, Kek};
+use crate::store::{Storage, StoreUrl};
 use crate::tickets::Service;
 use crate::{Config, Error, Result, api};
 
@@ -22,8 +22,6 @@ use crate::{Config, Error, Result, api};
 const MAX_ENROLL_MESSAGE_BYTES: usize = 64 * 1024;
 /// How often the ticket engine's clock ticks.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// How long delivery records are kept for deduplication.
-const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Opens the configured store (creating the data dir) with the configured
 /// policy, limits and sink routes (so a ticket changed from the CLI
@@ -36,6 +34,24 @@ pub async fn open_store(cfg: &Config) -> Result<Service> {
         .with_limits(cfg.limits.clone());
     svc.set_sink_routes(&cfg.sinks.routes()?);
     Ok(svc)
+}
+
+/// The CA: with SQLite the one in `<data_dir>/pki/` (made on first use);
+/// with PostgreSQL the one every replica shares in the database, its key
+/// sealed with `[pki] kek_file` (see `pki/shared.rs`).
+pub async fn open_ca(cfg: &Config, store: &dyn Storage) -> Result<Ca> {
+    match cfg.store_url()? {
+        StoreUrl::Sqlite(_) => Ca::load_or_create(&cfg.pki_dir()),
+        StoreUrl::Postgres(_) => {
+            let path = cfg
+                .pki
+                .kek_file
+                .as_ref()
+                .ok_or_else(|| Error::Config(crate::config::KEK_MISSING.to_string()))?;
+            let kek = Kek::read(path)?;
+            crate::pki::load_or_create_shared(store, &kek, &cfg.pki_dir()).await
+        }
+    }
 }
 
 /// Creates the configured default tenant if the collector has no tenant.
@@ -109,7 +125,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let store = svc.store().clone();
     ensure_default_tenant(store.as_ref(), &cfg).await?;
     warn_unknown_tenant_overrides(store.as_ref(), &cfg).await?;
-    let ca = Arc::new(Ca::load_or_create(&cfg.pki_dir())?);
+    let ca = Arc::new(open_ca(&cfg, store.as_ref()).await?);
     let names = server_names(&cfg);
     let (chain, key) = ca.server_identity(&names)?;
 
@@ -189,20 +205,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
                 .await
         })
     };
-    let prune_task = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                tick.tick().await;
-                match store.prune_delivered(now_millis() - DEDUP_WINDOW_MS).await {
-                    Ok(n) if n > 0 => info!(rows = n, "pruned old delivery records"),
-                    Ok(_) => {}
-                    Err(error) => warn!(%error, "pruning delivery records failed"),
-                }
-            }
-        })
-    };
+    // Forgetting old records, on the replica holding the retention lease.
+    let prune_task = tokio::spawn(crate::retention::run(store.clone(), cfg.retention.clone()));
 
     // The engine's clock: overdue agents, confirmation/recovery timers,
     // escalations. State lives in the store, so a restart loses nothing.
@@ -245,13 +249,16 @@ pub async fn serve(cfg: Config) -> Result<()> {
         })
     };
 
-    // Ticket sinks: deliver the outbox the ticket transactions fill.
+    // Ticket sinks: deliver the outbox the ticket transactions fill, rows
+    // claimed by this replica.
+    let replica = crate::sinks::outbox::replica_id();
     let sinks_task = crate::sinks::outbox::start(
         &svc,
         &cfg.sinks,
         &crate::sinks::SinkContext {
             public_url: cfg.http.public_url(http_addr),
         },
+        &replica,
         stop_rx.clone(),
         outbox_wake_rx,
     )
@@ -289,6 +296,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         grpc = %grpc_addr,
         http = %http_addr,
         ca_fingerprint = ca.fingerprint(),
+        replica,
         data_dir = %cfg.data_dir.display(),
         "collector ready"
     );

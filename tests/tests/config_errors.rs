@@ -92,9 +92,13 @@ fn collector_names_a_bad_or_unreachable_store() {
     assert!(err.contains("[store] url"), "{err}");
     assert!(!err.contains("hunter2"), "password in the error: {err}");
     // Nothing listens on port 1: the error names the host and port.
+    let kek = data.path().join("kek");
     let (code, err) = run(
         "forewarn-collector",
-        &format!("{data_dir}[store]\nurl = \"postgres://forewarn@127.0.0.1:1/forewarn\"\n"),
+        &format!(
+            "{data_dir}[pki]\nkek_file = {kek:?}\n\
+             [store]\nurl = \"postgres://forewarn@127.0.0.1:1/forewarn\"\n"
+        ),
         &["serve"],
     );
     assert_ne!(code, 0);
@@ -102,4 +106,42 @@ fn collector_names_a_bad_or_unreachable_store() {
         err.contains("127.0.0.1:1") && err.contains("PostgreSQL"),
         "{err}"
     );
+}
+
+#[test]
+fn a_postgres_store_needs_a_kek_file_and_the_cli_makes_one() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let postgres = format!(
+        "data_dir = {:?}\n[store]\nurl = \"postgres://forewarn@127.0.0.1:1/forewarn\"\n",
+        data.path()
+    );
+    // No kek_file: the key is named, and how to make one.
+    let (code, err) = run("forewarn-collector", &postgres, &["serve"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("[pki] kek_file") && err.contains("ca kek-create"),
+        "{err}"
+    );
+    // `ca kek-create` works before the config does, and never overwrites.
+    let kek = data.path().join("kek");
+    let kek_arg = kek.to_str().expect("utf-8 path");
+    let (code, err) = run(
+        "forewarn-collector",
+        &postgres,
+        &["ca", "kek-create", kek_arg],
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&kek).expect("kek written");
+    assert_eq!(text.trim().len(), 64, "{text}");
+    assert!(text.trim().chars().all(|c| c.is_ascii_hexdigit()), "{text}");
+    let (code, _) = run(
+        "forewarn-collector",
+        &postgres,
+        &["ca", "kek-create", kek_arg],
+    );
+    assert_ne!(
+        code, 0,
+        "an existing key-encryption key must not be overwritten"
+    );
+    assert_eq!(std::fs::read_to_string(&kek).expect("kek"), text);
 }

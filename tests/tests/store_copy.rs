@@ -40,7 +40,8 @@ fn write_plugin(path: &Path, control: &Path) {
 }
 
 /// Points the config's `[store]` at `url`: an existing `[store]` table is
-/// dropped (up to the next table) and a new one appended.
+/// dropped (up to the next table) and a new one appended, with the
+/// `[pki] kek_file` a PostgreSQL store needs.
 fn use_store(config: &Path, url: &str) {
     let text = std::fs::read_to_string(config).expect("read config");
     let mut out = String::new();
@@ -54,7 +55,8 @@ fn use_store(config: &Path, url: &str) {
             out.push('\n');
         }
     }
-    out.push_str(&format!("[store]\nurl = {url:?}\n"));
+    let dir = config.parent().expect("config dir");
+    let out = Store::Postgres(url.to_string()).select_in(&out, dir);
     std::fs::write(config, out).expect("write config");
 }
 
@@ -148,6 +150,13 @@ async fn an_install_copied_to_postgres_keeps_its_agents_and_their_tickets() {
     .await;
     assert_eq!(home.identity(), identity, "the agent enrolled again");
     let pg = sqlx::PgPool::connect(&pg_url).await.expect("connect");
+    // The CA of the files went into the database (that is why the agent
+    // could come back), for every replica.
+    let origin: String = sqlx::query_scalar("SELECT origin FROM ca")
+        .fetch_one(&pg)
+        .await
+        .expect("the CA row");
+    assert_eq!(origin, "imported");
     let agents: Vec<String> = sqlx::query_scalar("SELECT id FROM agents")
         .fetch_all(&pg)
         .await

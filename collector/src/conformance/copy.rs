@@ -134,6 +134,22 @@ async fn fill(store: &SqliteStore) {
             .await
             .expect("api key");
     }
+    // Replicas: a claimed outbox row and the shared CA's row.
+    let claimed = svc
+        .store()
+        .outbox_claim("hook", "replica-1", NOW + 100_000, NOW + 700_000, 1)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    svc.store()
+        .store_ca_if_absent(&crate::store::StoredCa {
+            cert_pem: "-----BEGIN CERTIFICATE-----\n...\n".into(),
+            key_sealed: "v1:AAAA".into(),
+            origin: "generated".into(),
+            created_at: NOW,
+        })
+        .await
+        .expect("ca");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,8 @@ mod liveness;
 mod maintenance;
 mod outbox;
 mod renewal;
+mod replicas;
+mod retention;
 mod tenants;
 mod tickets;
 mod tokens;
@@ -24,6 +26,10 @@ use self::maintenance::*;
 use self::outbox::*;
 #[allow(clippy::wildcard_imports)]
 use self::renewal::*;
+#[allow(clippy::wildcard_imports)]
+use self::replicas::*;
+#[allow(clippy::wildcard_imports)]
+use self::retention::*;
 #[allow(clippy::wildcard_imports)]
 use self::tickets::*;
 #[allow(clippy::wildcard_imports)]
@@ -382,14 +388,23 @@ pub async fn prune_forgets_old_deliveries(svc: Service) {
     svc.apply_report(&tenant, "a1", &changes(1, NOW, vec![]), NOW)
         .await
         .expect("apply");
-    assert_eq!(
-        svc.store().prune_delivered(NOW - 1).await.expect("prune"),
-        0
-    );
-    assert_eq!(
-        svc.store().prune_delivered(NOW + 1).await.expect("prune"),
-        1
-    );
+    let prune = |before| {
+        let svc = svc.clone();
+        async move {
+            let mut tx = svc.store().begin().await.expect("begin");
+            let n = tx.prune_delivered(before, 10).await.expect("prune");
+            tx.commit().await.expect("commit");
+            n
+        }
+    };
+    assert_eq!(prune(NOW - 1).await, 0);
+    assert_eq!(prune(NOW + 1).await, 1);
+    // Forgotten: the same report is new again.
+    let o = svc
+        .apply_report(&tenant, "a1", &changes(1, NOW, vec![]), NOW)
+        .await
+        .expect("apply");
+    assert!(!o.duplicate);
     svc.store().ping().await.expect("ping");
 }
 
@@ -465,6 +480,12 @@ macro_rules! store_conformance {
                 renewal_moves_the_expiry_and_is_audited,
                 unchanged_heartbeats_do_not_rewrite_problems,
                 revoking_an_agent_forgets_its_problems,
+                outbox_claims_never_hand_one_row_to_two_replicas,
+                a_claimed_row_waits_for_its_claim_to_expire_or_be_released,
+                the_shared_ca_is_stored_once_and_opens_only_with_its_kek,
+                a_ca_in_files_is_imported_into_the_store,
+                revocations_are_read_from_the_store,
+                retention_prunes_old_rows_and_keeps_the_rest,
             );
         }
     };

@@ -12,6 +12,10 @@ use crate::sinks::{Notification, SinkRoute, Status};
 use crate::store::sqlite::SqliteStore;
 use crate::tickets::Service;
 
+/// The replica the single-replica tests claim as.
+const R1: &str = "replica-1";
+const CLAIM_MS: Millis = 600_000;
+
 fn route(name: &str, tenants: &[&str], tiers: &[u8]) -> SinkRoute {
     SinkRoute {
         name: name.into(),
@@ -38,14 +42,18 @@ fn n(item: &OutboxItem) -> Notification {
 async fn drain(svc: &Service, sink: &str, now: Millis) -> Vec<Notification> {
     let mut out = Vec::new();
     loop {
-        let due = svc.store().outbox_due(sink, now, 100).await.expect("due");
+        let due = svc
+            .store()
+            .outbox_claim(sink, R1, now, now + CLAIM_MS, 100)
+            .await
+            .expect("due");
         if due.is_empty() {
             return out;
         }
         for item in due {
             out.push(n(&item));
             svc.store()
-                .outbox_attempted(item.id, &Attempt::Delivered, now)
+                .outbox_attempted(item.id, R1, &Attempt::Delivered, now)
                 .await
                 .expect("record");
         }
@@ -92,7 +100,7 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(svc: Service) {
     .expect("dup");
     let due = svc
         .store()
-        .outbox_due("hook", NOW + 10, 100)
+        .outbox_claim("hook", R1, NOW + 10, NOW + 10 + CLAIM_MS, 100)
         .await
         .expect("due");
     assert_eq!(due.len(), 1, "{due:?}");
@@ -117,7 +125,7 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(svc: Service) {
     // Not due before its time.
     assert!(
         svc.store()
-            .outbox_due("hook", NOW + 9, 100)
+            .outbox_claim("hook", R1, NOW + 9, NOW + 9 + CLAIM_MS, 100)
             .await
             .expect("due")
             .is_empty()
@@ -125,7 +133,7 @@ pub async fn outbox_rows_are_written_with_the_ticket_change(svc: Service) {
     // Another sink's queue is its own.
     assert!(
         svc.store()
-            .outbox_due("other", NOW + 10, 100)
+            .outbox_claim("other", R1, NOW + 10, NOW + 10 + CLAIM_MS, 100)
             .await
             .expect("due")
             .is_empty()
@@ -321,7 +329,11 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     }
     let at = NOW + 10;
     // One head per ticket: A's opening and B's opening, oldest first.
-    let due = svc.store().outbox_due("hook", at, 100).await.expect("due");
+    let due = svc
+        .store()
+        .outbox_claim("hook", R1, at, at + CLAIM_MS, 100)
+        .await
+        .expect("due");
     let heads: Vec<_> = due.iter().map(|i| (n(i).item, n(i).event)).collect();
     assert_eq!(
         heads,
@@ -336,6 +348,7 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     svc.store()
         .outbox_attempted(
             a_open.id,
+            R1,
             &Attempt::Retry {
                 error: "HTTP 503".into(),
                 next_attempt_at: at + 1000,
@@ -345,12 +358,12 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         .await
         .expect("record");
     svc.store()
-        .outbox_attempted(due[1].id, &Attempt::Delivered, at)
+        .outbox_attempted(due[1].id, R1, &Attempt::Delivered, at)
         .await
         .expect("record");
     assert!(
         svc.store()
-            .outbox_due("hook", at + 999, 100)
+            .outbox_claim("hook", R1, at + 999, at + 999 + CLAIM_MS, 100)
             .await
             .expect("due")
             .is_empty(),
@@ -372,20 +385,21 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     // Due again: the same row, the same idempotency key, one attempt on.
     let again = svc
         .store()
-        .outbox_due("hook", at + 1000, 100)
+        .outbox_claim("hook", R1, at + 1000, at + 1000 + CLAIM_MS, 100)
         .await
         .expect("due");
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, &again[0].key), (a_open.id, &a_open.key));
     assert_eq!(again[0].attempts, 1);
     svc.store()
-        .outbox_attempted(a_open.id, &Attempt::Delivered, at + 1000)
+        .outbox_attempted(a_open.id, R1, &Attempt::Delivered, at + 1000)
         .await
         .expect("record");
     // A late duplicate record does not change a delivered row.
     svc.store()
         .outbox_attempted(
             a_open.id,
+            R1,
             &Attempt::Failed {
                 error: "late".into(),
             },
@@ -397,7 +411,7 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     // A refusal is final for that event, and does not block the next one.
     let next = svc
         .store()
-        .outbox_due("hook", at + 1000, 100)
+        .outbox_claim("hook", R1, at + 1000, at + 1000 + CLAIM_MS, 100)
         .await
         .expect("due");
     assert_eq!(next.len(), 1);
@@ -405,6 +419,7 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
     svc.store()
         .outbox_attempted(
             next[0].id,
+            R1,
             &Attempt::Failed {
                 error: "HTTP 400: bad".into(),
             },
@@ -414,13 +429,13 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         .expect("record");
     let last = svc
         .store()
-        .outbox_due("hook", at + 1000, 100)
+        .outbox_claim("hook", R1, at + 1000, at + 1000 + CLAIM_MS, 100)
         .await
         .expect("due");
     assert_eq!(last.len(), 1);
     assert_eq!(n(&last[0]).event, "resolved");
     svc.store()
-        .outbox_attempted(last[0].id, &Attempt::Delivered, at + 1000)
+        .outbox_attempted(last[0].id, R1, &Attempt::Delivered, at + 1000)
         .await
         .expect("record");
 
@@ -457,8 +472,8 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
 
     // Finished rows of resolved tickets are pruned; B is still open, so its
     // rows stay (they say which sinks know it).
-    assert_eq!(svc.store().prune_outbox(NOW).await.expect("prune"), 0);
-    assert_eq!(svc.store().prune_outbox(at + 2000).await.expect("prune"), 3);
+    assert_eq!(prune_outbox(&svc, NOW).await, 0);
+    assert_eq!(prune_outbox(&svc, at + 2000).await, 3);
     let left = svc
         .store()
         .list_outbox(&Scope::All, None, 100)
@@ -466,6 +481,13 @@ pub async fn outbox_hands_out_each_ticket_in_order_and_retries_with_the_same_key
         .expect("list");
     assert_eq!(left.len(), 1);
     assert!(left[0].ticket_id != a_open.ticket_id);
+}
+
+async fn prune_outbox(svc: &Service, before: Millis) -> u64 {
+    let mut tx = svc.store().begin().await.expect("begin");
+    let n = tx.prune_outbox(before, 1000).await.expect("prune");
+    tx.commit().await.expect("commit");
+    n
 }
 
 /// SQLite only (the fault is a trigger in its dialect): the outbox row and

@@ -15,7 +15,7 @@ pub mod request;
 pub mod schedule;
 mod windows;
 
-pub use windows::{ActiveWindows, RETENTION_MS};
+pub use windows::ActiveWindows;
 
 use jiff::tz::TimeZone;
 use serde::Serialize;

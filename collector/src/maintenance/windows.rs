@@ -4,9 +4,9 @@
 //!
 //! Cost: one indexed query per engine transaction loads the windows that
 //! can cover one agent; the sweep loads all active windows once for its
-//! escalation pass. Ended one-off windows and silences are kept
-//! [`RETENTION_MS`] (listed as ended), then removed whenever a new one is
-//! created; the audit log keeps the record.
+//! escalation pass. Ended one-off windows and silences stay listed (as
+//! ended) for `[retention] maintenance_days`, then retention removes them
+//! (`crate::retention`); the audit log keeps the record.
 
 use std::collections::HashMap;
 
@@ -16,9 +16,6 @@ use crate::domain::{ApiCaller, Millis, Scope};
 use crate::store::{Audit, NewWindowRow, WindowRow};
 use crate::tickets::Service;
 use crate::{Error, Result};
-
-/// How long ended one-off windows and silences stay listed.
-pub const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
 impl TryFrom<WindowRow> for Window {
     type Error = Error;
@@ -171,8 +168,6 @@ impl Service {
         {
             return Err(Error::NotFound(format!("host {agent}")));
         }
-        // Housekeeping on write: forget long-ended one-off windows/silences.
-        desk.tx.prune_windows(now - RETENTION_MS).await?;
         let (start_at, end_at, weekly) = match w.schedule {
             Schedule::Between { start, end } => (Some(start), Some(end), None),
             Schedule::Weekly(s) => (None, None, Some(s)),

@@ -1,17 +1,21 @@
 //! The collector's own certificate authority.
 //!
-//! Generated on first use and kept in `<data_dir>/pki/` (`ca.key` mode 0600).
-//! It signs the collector's server certificate (minted at every start) and
+//! With SQLite it is generated on first use and kept in `<data_dir>/pki/`
+//! (`ca.key` mode 0600). With PostgreSQL every replica shares one CA kept in
+//! the database, its key sealed with `[pki] kek_file` (`shared.rs`). It signs the collector's server certificate (minted at every start) and
 //! the client certificates agents receive at enrollment. Agent identity is
 //! written into those certificates by the collector — requested names in a
 //! CSR are ignored — and read back from the peer certificate on every session.
 
 mod files;
+mod identity;
+mod kek;
+mod shared;
 
 pub(crate) use files::create_private_dir;
-mod identity;
-
 pub use identity::{PeerIdentity, peer_identity};
+pub use kek::Kek;
+pub use shared::load_or_create_shared;
 
 use std::path::Path;
 
@@ -46,25 +50,13 @@ pub struct AgentCertificate {
 impl Ca {
     /// Loads the CA from `dir`, generating it on first use.
     pub fn load_or_create(dir: &Path) -> Result<Self> {
-        let key_path = dir.join("ca.key");
-        let cert_path = dir.join("ca.crt");
+        let (key_path, cert_path) = file_paths(dir);
         if !key_path.exists() {
             files::create_private_dir(dir)?;
-            let key = KeyPair::generate()?;
-            let mut params = CertificateParams::default();
-            let mut dn = DistinguishedName::new();
-            dn.push(DnType::CommonName, "Forewarn collector CA");
-            dn.push(DnType::OrganizationName, "Forewarn");
-            params.distinguished_name = dn;
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            let now = OffsetDateTime::now_utc();
-            params.not_before = now - Duration::hours(1);
-            params.not_after = now + Duration::days(3650);
-            let cert = params.self_signed(&key)?;
+            let (cert_pem, key_pem) = generate()?;
             // Key first, create_new: two processes racing both generate, one wins.
-            match files::write_new_private(&key_path, key.serialize_pem().as_bytes()) {
-                Ok(()) => files::write_atomic(&cert_path, cert.pem().as_bytes())?,
+            match files::write_new_private(&key_path, key_pem.as_bytes()) {
+                Ok(()) => files::write_atomic(&cert_path, cert_pem.as_bytes())?,
                 Err(Error::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
@@ -73,10 +65,24 @@ impl Ca {
         Self::load(&key_path, &cert_path)
     }
 
+    /// The CA in `dir` if there is one (its key file exists).
+    pub fn load_existing(dir: &Path) -> Result<Option<Self>> {
+        let (key_path, cert_path) = file_paths(dir);
+        if !key_path.exists() {
+            return Ok(None);
+        }
+        Self::load(&key_path, &cert_path).map(Some)
+    }
+
     fn load(key_path: &Path, cert_path: &Path) -> Result<Self> {
         let key_pem = files::read_retry(key_path)?;
         let cert_pem = files::read_retry(cert_path)?;
-        let key = KeyPair::from_pem(&key_pem)?;
+        Self::from_pem(cert_pem, &key_pem)
+    }
+
+    /// A CA from its certificate and key (PEM).
+    pub fn from_pem(cert_pem: String, key_pem: &str) -> Result<Self> {
+        let key = KeyPair::from_pem(key_pem)?;
         let der = pem_to_der(&cert_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
         Ok(Self {
@@ -84,6 +90,11 @@ impl Ca {
             cert_der: der,
             issuer,
         })
+    }
+
+    /// The CA key (PEM), to seal it for the shared store.
+    fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
     }
 
     /// The CA certificate (PEM).
@@ -152,6 +163,28 @@ impl Ca {
             not_after: params.not_after,
         })
     }
+}
+
+/// `ca.key`, `ca.crt` in `dir`.
+fn file_paths(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    (dir.join("ca.key"), dir.join("ca.crt"))
+}
+
+/// A new self-signed CA: (certificate PEM, key PEM).
+fn generate() -> Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Forewarn collector CA");
+    dn.push(DnType::OrganizationName, "Forewarn");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(3650);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// `sha256:<lowercase hex>` of DER bytes.

@@ -12,6 +12,13 @@
 //!   carries the row's idempotency key; a row is marked delivered only
 //!   after a 2xx, so the only repeats a receiver can see are attempts whose
 //!   answer got lost, with the key it already has.
+//! - **Several replicas**: each round a sink's loop *claims* its due rows
+//!   for this replica (its [`replica_id`]) for [`CLAIM`], so another
+//!   replica never sends them at the same time; a replica that dies
+//!   mid-delivery leaves claims that expire, and the rows are claimed again.
+//!   An attempt starts only while the claim has [`ATTEMPT_MARGIN`] left
+//!   (more than any sink's request timeout), so a claim never runs out
+//!   under an attempt; a clean shutdown releases the claims at once.
 //! - **A receiver that is down** is not hammered: after a retryable failure
 //!   the whole sink pauses (growing with consecutive failures) before it
 //!   tries again, instead of trying every ticket in turn.
@@ -31,10 +38,21 @@ use crate::{Error, Result};
 /// How often an idle sink looks for new rows (the latency a receiver sees
 /// on top of the ticket itself).
 const POLL: Duration = Duration::from_millis(100);
-/// Rows fetched per round.
+/// Rows claimed per round.
 const BATCH: u32 = 100;
-/// Finished deliveries of resolved tickets are kept this long.
-const KEEP_FINISHED_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How long a claim holds rows for this replica.
+pub const CLAIM: Duration = Duration::from_secs(600);
+/// No attempt starts with less of its claim left than this: well above the
+/// longest request timeout a sink may have (`timeout_ms` ≤ 120 s).
+pub const ATTEMPT_MARGIN: Duration = Duration::from_secs(180);
+
+/// This process's replica id, as outbox claims name it:
+/// `<hostname>/<random uuid>`, made once per start (so a restarted
+/// replica never mistakes an old claim for its own).
+pub fn replica_id() -> String {
+    let host = crate::config::hostname().unwrap_or_else(|| "collector".to_string());
+    format!("{host}/{}", uuid::Uuid::new_v4().simple())
+}
 
 pub use crate::store::{Attempt, OutboxEntry, OutboxItem, OutboxState};
 
@@ -67,6 +85,7 @@ pub async fn start(
     svc: &crate::tickets::Service,
     sinks: &SinksConfig,
     ctx: &SinkContext,
+    replica: &str,
     stop: watch::Receiver<bool>,
     wake: watch::Receiver<u64>,
 ) -> Result<tokio::task::JoinHandle<()>> {
@@ -96,27 +115,14 @@ pub async fn start(
             tiers = ?r.settings.tiers,
             "ticket sink ready"
         );
-        tasks.spawn(run_sink(store.clone(), r, stop.clone(), wake.clone()));
+        tasks.spawn(run_sink(
+            store.clone(),
+            r,
+            replica.to_string(),
+            stop.clone(),
+            wake.clone(),
+        ));
     }
-    let prune_store = store.clone();
-    let mut prune_stop = stop.clone();
-    tasks.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = prune_stop.wait_for(|s| *s) => return,
-            }
-            match prune_store
-                .prune_outbox(now_millis() - KEEP_FINISHED_MS)
-                .await
-            {
-                Ok(n) if n > 0 => info!(rows = n, "pruned finished outbox rows"),
-                Ok(_) => {}
-                Err(error) => warn!(%error, "pruning the outbox failed"),
-            }
-        }
-    });
     Ok(tokio::spawn(async move {
         while tasks.join_next().await.is_some() {}
     }))
@@ -194,6 +200,7 @@ impl RetryPolicy {
 async fn run_sink(
     store: Arc<dyn Storage>,
     r: Running,
+    owner: String,
     mut stop: watch::Receiver<bool>,
     mut wake: watch::Receiver<u64>,
 ) {
@@ -203,9 +210,14 @@ async fn run_sink(
     let mut failures: u32 = 0;
     while !*stop.borrow() {
         let mut wait = POLL;
-        match store.outbox_due(name, now_millis(), BATCH).await {
+        let claimed_at = now_millis();
+        let last_start = claimed_at + millis(CLAIM) - millis(ATTEMPT_MARGIN);
+        match store
+            .outbox_claim(name, &owner, claimed_at, claimed_at + millis(CLAIM), BATCH)
+            .await
+        {
             Err(error) => {
-                warn!(sink = name, %error, "reading the outbox failed");
+                warn!(sink = name, %error, "claiming outbox rows failed");
                 wait = policy.max.min(Duration::from_secs(5));
             }
             Ok(due) => {
@@ -213,16 +225,37 @@ async fn run_sink(
                     if *stop.borrow() {
                         break;
                     }
+                    if now_millis() > last_start {
+                        // The rest of the batch is claimed again (renewed)
+                        // next round.
+                        wait = Duration::ZERO;
+                        break;
+                    }
                     let outcome = attempt(r.sink.as_ref(), &item).await;
                     let now = now_millis();
                     let unit = rand::random::<f64>();
                     let record = policy.record(outcome, item.attempts, item.created_at, now, unit);
                     log_attempt(name, &item, &record, now);
-                    if let Err(error) = store.outbox_attempted(item.id, &record, now).await {
-                        // The row stays pending as it was: it is tried again,
-                        // with the same key, which the receiver may drop.
-                        warn!(sink = name, key = item.key, %error, "recording a delivery failed");
-                        break;
+                    match store.outbox_attempted(item.id, &owner, &record, now).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Only if this replica stalled past its claim:
+                            // another one took the row over, and its
+                            // attempt is the one recorded.
+                            warn!(
+                                sink = name,
+                                key = item.key,
+                                "outbox claim lost to another replica"
+                            );
+                            continue;
+                        }
+                        Err(error) => {
+                            // The row stays pending as it was: it is tried
+                            // again, with the same key, which the receiver
+                            // may drop.
+                            warn!(sink = name, key = item.key, %error, "recording a delivery failed");
+                            break;
+                        }
                     }
                     match record {
                         Attempt::Delivered => {
@@ -260,6 +293,14 @@ async fn run_sink(
             }
         }
     }
+    // Rows claimed but not attempted go to another replica at once.
+    if let Err(error) = store.outbox_release(name, &owner).await {
+        warn!(sink = name, %error, "releasing outbox claims failed");
+    }
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX / 4)
 }
 
 /// The delivery log, per attempt.

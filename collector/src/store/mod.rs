@@ -47,6 +47,7 @@ pub trait Storage:
     + OutboxStore
     + MaintenanceStore
     + AuditStore
+    + CaStore
     + Send
     + Sync
     + 'static
@@ -80,8 +81,6 @@ pub trait AgentStore {
     async fn get_agent(&self, scope: &Scope, agent_id: &str) -> Result<Option<AgentDetail>>;
     /// Agents revoked at or after `since` (for closing their open sessions).
     async fn revoked_since(&self, since: Millis) -> Result<Vec<String>>;
-    /// Forgets delivery records older than `before` (dedup window).
-    async fn prune_delivered(&self, before: Millis) -> Result<u64>;
 }
 
 #[async_trait]
@@ -113,11 +112,37 @@ pub trait KeyStore {
 
 #[async_trait]
 pub trait OutboxStore {
-    /// Pending deliveries of `sink` due at `now`, oldest first, at most one
-    /// per ticket (its oldest pending one), so a ticket's events leave in order.
-    async fn outbox_due(&self, sink: &str, now: Millis, limit: u32) -> Result<Vec<OutboxItem>>;
-    /// Records one delivery attempt of a pending row (attempts + 1).
-    async fn outbox_attempted(&self, id: i64, attempt: &Attempt, now: Millis) -> Result<()>;
+    /// Claims pending deliveries of `sink` due at `now` for `owner` (a
+    /// replica id) until `claim_until`, and returns them oldest first: at
+    /// most one per ticket (its oldest pending one), so a ticket's events
+    /// leave in order. Rows claimed by another owner until after `now` are
+    /// skipped; an expired claim (its replica died mid-delivery) is taken
+    /// over; `owner`'s own claims are renewed. Atomic: two owners claiming
+    /// at once never get the same row (`FOR UPDATE SKIP LOCKED` on
+    /// PostgreSQL, the single writer on SQLite).
+    async fn outbox_claim(
+        &self,
+        sink: &str,
+        owner: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>>;
+    /// Records one delivery attempt of a pending row claimed by `owner`
+    /// (attempts + 1) and clears the claim. `false` (nothing written) if
+    /// the row is no longer pending or `owner` lost its claim to another
+    /// replica, whose attempt is the one that counts.
+    async fn outbox_attempted(
+        &self,
+        id: i64,
+        owner: &str,
+        attempt: &Attempt,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Releases the claims `owner` holds on `sink`'s rows (a clean
+    /// shutdown), so another replica takes them at once rather than when
+    /// the claims expire.
+    async fn outbox_release(&self, sink: &str, owner: &str) -> Result<u64>;
     /// Outbox rows in scope, newest first.
     async fn list_outbox(
         &self,
@@ -125,10 +150,19 @@ pub trait OutboxStore {
         state: Option<OutboxState>,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>>;
-    /// Forgets finished deliveries older than `before` of resolved tickets.
-    async fn prune_outbox(&self, before: Millis) -> Result<u64>;
     /// Pending rows per sink name.
     async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>>;
+}
+
+/// The CA every replica on one database shares (its key sealed by the
+/// caller: the store never sees it in the clear).
+#[async_trait]
+pub trait CaStore {
+    /// The stored CA, if there is one.
+    async fn stored_ca(&self) -> Result<Option<StoredCa>>;
+    /// Stores `ca` unless a CA is stored already; the stored one either
+    /// way, so replicas starting at once agree on one CA.
+    async fn store_ca_if_absent(&self, ca: &StoredCa) -> Result<StoredCa>;
 }
 
 #[async_trait]
@@ -154,13 +188,25 @@ pub trait AuditStore {
 /// everything back.
 #[async_trait]
 pub trait WriteTx:
-    AgentTx + ProblemTx + TicketTx + GroupingTx + OutboxTx + MaintenanceTx + AuditTx + Send
+    AgentTx
+    + ProblemTx
+    + TicketTx
+    + GroupingTx
+    + OutboxTx
+    + MaintenanceTx
+    + AuditTx
+    + RetentionTx
+    + Send
 {
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Whether this transaction holds the sweeper lease (released at its
     /// end): on PostgreSQL an advisory lock, so one replica sweeps at a
     /// time; always true under SQLite's single writer.
     async fn try_sweeper_lease(&mut self) -> Result<bool>;
+    /// Whether this transaction holds the retention lease (released at its
+    /// end), like [`WriteTx::try_sweeper_lease`] but its own lock, so long
+    /// deletions never make the sweep skip a tick.
+    async fn try_retention_lease(&mut self) -> Result<bool>;
 }
 
 #[async_trait]
@@ -402,6 +448,25 @@ pub trait MaintenanceTx {
 #[async_trait]
 pub trait AuditTx {
     async fn insert_audit(&mut self, entry: Audit<'_>) -> Result<()>;
+}
+
+/// Retention: each deletes at most `limit` rows older than `before` (the
+/// caller computes the cutoff and runs batches until one comes back short).
+#[async_trait]
+pub trait RetentionTx {
+    /// Delivery records (the report dedup window) received before `before`.
+    async fn prune_delivered(&mut self, before: Millis, limit: i64) -> Result<u64>;
+    /// Delivered or failed outbox rows created before `before`, of resolved
+    /// tickets only (an open ticket's rows say which sinks know it).
+    async fn prune_outbox(&mut self, before: Millis, limit: i64) -> Result<u64>;
+    /// Tickets resolved before `before`, with their events and outbox rows.
+    /// A group or site parent goes only once no ticket points at it (its
+    /// members go first). The audit log is not touched.
+    async fn prune_resolved_tickets(&mut self, before: Millis, limit: i64) -> Result<u64>;
+    /// Audit entries written before `before`.
+    async fn prune_audit(&mut self, before: Millis, limit: i64) -> Result<u64>;
+    /// One-off windows and silences that ended before `before`.
+    async fn prune_ended_windows(&mut self, before: Millis, limit: i64) -> Result<u64>;
 }
 
 /// The tenant a scope narrows to (`None`: all).

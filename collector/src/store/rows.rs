@@ -359,3 +359,15 @@ pub struct OutboxEntry {
     pub delivered_at: Option<Millis>,
     pub last_error: Option<String>,
 }
+
+/// The shared CA as stored: its certificate and its key sealed with the
+/// key-encryption key (see `pki::kek`); the store never sees the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCa {
+    pub cert_pem: String,
+    /// `v1:` + base64 of nonce || AES-256-GCM ciphertext.
+    pub key_sealed: String,
+    /// `generated` or `imported` (from a collector's `pki/` files).
+    pub origin: String,
+    pub created_at: Millis,
+}

@@ -53,14 +53,32 @@ impl Backend {
     }
 }
 
+/// The key-encryption key of every test collector on PostgreSQL (the same
+/// for all, as for the replicas of one install).
+const TEST_KEK: &str = "5e1f0c4d2b3a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
 impl Store {
-    /// The collector config selecting this store: nothing for the default
-    /// SQLite file, a `[store]` table for PostgreSQL.
-    pub fn config(&self) -> String {
-        match self {
-            Store::Sqlite(_) => String::new(),
-            Store::Postgres(url) => format!("[store]\nurl = {url:?}\n"),
-        }
+    /// Collector config `text` with this store selected: unchanged for the
+    /// default SQLite file; for PostgreSQL a `[store]` table and the
+    /// `[pki] kek_file` it needs (written into `dir`). `text` must have no
+    /// `[store]` table.
+    pub fn select_in(&self, text: &str, dir: &Path) -> String {
+        let Store::Postgres(url) = self else {
+            return text.to_string();
+        };
+        assert!(
+            !text.contains("[store]"),
+            "the config has a [store] already"
+        );
+        let kek = dir.join("kek");
+        std::fs::write(&kek, TEST_KEK).expect("write kek");
+        let kek_line = format!("kek_file = {:?}\n", kek.display().to_string());
+        let mut text = match text.split_once("[pki]\n") {
+            Some((before, after)) => format!("{before}[pki]\n{kek_line}{after}"),
+            None => format!("{text}\n[pki]\n{kek_line}"),
+        };
+        text.push_str(&format!("\n[store]\nurl = {url:?}\n"));
+        text
     }
 }
 

@@ -134,17 +134,10 @@ impl Collector {
     /// `config` (which must not have one).
     pub fn start_with_on(backend: Backend, dir: tempfile::TempDir, config: PathBuf) -> Self {
         let store = backend.new_store(dir.path());
-        let extra = store.config();
-        if !extra.is_empty() {
-            let mut text = std::fs::read_to_string(&config).expect("read config");
-            assert!(
-                !text.contains("[store]"),
-                "{}: has a [store]",
-                config.display()
-            );
-            text.push('\n');
-            text.push_str(&extra);
-            std::fs::write(&config, text).expect("write config");
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let selected = store.select_in(&text, dir.path());
+        if selected != text {
+            std::fs::write(&config, selected).expect("write config");
         }
         Self::launch(dir, config, store)
     }

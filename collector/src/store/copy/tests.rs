@@ -175,6 +175,11 @@ pub(crate) async fn fill_edges(pool: &SqlitePool) {
          created_at) VALUES \
          (2, 'e1', 'weekly', 'hq', NULL, 'disk', NULL, NULL, 127, 1439, 60, $1, 'me', 0), \
          (8, 'e2', 'once', NULL, 'ea2', NULL, $3, $2, NULL, NULL, NULL, '', 'me', 0)",
+        "INSERT INTO outbox (id, key, tenant_id, sink, ticket_id, event_id, event, status, \
+         payload, created_at, next_attempt_at, claimed_by, claim_until) VALUES \
+         (4, 'ok2', 'e1', 'hook', 5, 100, 'opened', 'firing', '{}', 0, 0, $1, $2)",
+        "INSERT INTO ca (id, cert_pem, key_sealed, origin, created_at) VALUES \
+         (1, $1, 'v1:', 'imported', $2)",
         "INSERT INTO delivered_reports (tenant_id, agent_id, boot_id, seq, received_at) VALUES \
          ('e1', 'ea1', 'b', $2, 0), ('e1', 'ea1', 'b', 0, $3), ('e2', 'ea2', $1, 1, 1)",
     ];
@@ -221,7 +226,7 @@ async fn sqlite_to_sqlite_keeps_every_row_id_and_counter() {
     })
     .await
     .expect("copy");
-    assert_eq!(summary.rows(), 25, "{:?}", summary.tables);
+    assert_eq!(summary.rows(), 27, "{:?}", summary.tables);
     let order: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     let pos = |t: &str| order.iter().position(|o| *o == t).expect(t);
     assert!(pos("tenants") < pos("agents") && pos("agents") < pos("check_states"));

@@ -33,6 +33,15 @@ macro_rules! for_update {
     };
 }
 
+/// Locks the rows a claim takes, skipping rows another replica is claiming
+/// at this moment (so concurrent claims never wait for, nor get, each
+/// other's rows).
+macro_rules! skip_locked {
+    () => {
+        " FOR UPDATE SKIP LOCKED"
+    };
+}
+
 include!("../sql/map.rs");
 include!("../sql/pool.rs");
 include!("../sql/agents.rs");
@@ -40,6 +49,8 @@ include!("../sql/problems.rs");
 include!("../sql/tickets.rs");
 include!("../sql/grouping.rs");
 include!("../sql/outbox.rs");
+include!("../sql/ca.rs");
+include!("../sql/retention.rs");
 include!("../sql/backend.rs");
 
 const BACKEND: &str = "postgres";
@@ -48,6 +59,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 /// The advisory lock key of the sweeper lease ("forewarn" in ASCII).
 const SWEEPER_LEASE: i64 = 0x666f_7265_7761_726e;
+/// The advisory lock key of the retention lease ("retain" + 2 in ASCII).
+const RETENTION_LEASE: i64 = 0x7265_7461_696e_0002;
 
 /// The PostgreSQL-backed [`Storage`].
 #[derive(Clone)]
@@ -106,8 +119,18 @@ impl PostgresStore {
 
 /// A transaction-scoped advisory lock: one replica sweeps at a time.
 async fn sweeper_lease(tx: &mut sqlx::Transaction<'static, Db>) -> Result<bool> {
+    try_lease(tx, SWEEPER_LEASE).await
+}
+
+/// Another advisory lock: one replica prunes at a time, and never holds up
+/// the sweep.
+async fn retention_lease(tx: &mut sqlx::Transaction<'static, Db>) -> Result<bool> {
+    try_lease(tx, RETENTION_LEASE).await
+}
+
+async fn try_lease(tx: &mut sqlx::Transaction<'static, Db>, key: i64) -> Result<bool> {
     Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(SWEEPER_LEASE)
+        .bind(key)
         .fetch_one(&mut **tx)
         .await?)
 }

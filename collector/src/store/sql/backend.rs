@@ -1,6 +1,6 @@
 // The backend-level trait impls both backends share (included by each
-// backend module, which defines `BACKEND`, `begin_write` and
-// `sweeper_lease`).
+// backend module, which defines `BACKEND`, `begin_write`, `sweeper_lease`
+// and `retention_lease`).
 
 #[async_trait]
 impl Storage for Pooled {
@@ -29,5 +29,9 @@ impl WriteTx for Tx {
 
     async fn try_sweeper_lease(&mut self) -> Result<bool> {
         sweeper_lease(&mut self.tx).await
+    }
+
+    async fn try_retention_lease(&mut self) -> Result<bool> {
+        retention_lease(&mut self.tx).await
     }
 }

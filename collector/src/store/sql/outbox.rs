@@ -3,67 +3,117 @@
 
 #[async_trait]
 impl OutboxStore for Pooled {
-    async fn outbox_due(&self, sink: &str, now: Millis, limit: u32) -> Result<Vec<OutboxItem>> {
-        // Only the oldest pending row of each ticket can be due: a ticket's
-        // events leave in order.
-        let rows = sqlx::query(
-            "SELECT o.id, o.key, o.sink, o.ticket_id, o.attempts, o.created_at, o.payload FROM outbox o
-             WHERE o.sink = $1 AND o.state = 'pending' AND o.next_attempt_at <= $2
-               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.sink = $1 AND e.ticket_id = o.ticket_id
-                                 AND e.state = 'pending' AND e.id < o.id)
-             ORDER BY o.next_attempt_at, o.id LIMIT $3",
-        )
+    async fn outbox_claim(
+        &self,
+        sink: &str,
+        owner: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>> {
+        // Only the oldest pending row of each ticket can be claimed: a
+        // ticket's events leave in order, whichever replica sends them. On
+        // PostgreSQL a row another replica is claiming right now is locked
+        // and skipped (`skip_locked!`), and so is every later row of its
+        // ticket, since the locked head is still pending.
+        let rows = sqlx::query(concat!(
+            "UPDATE outbox SET claimed_by = $2, claim_until = $4 WHERE id IN (
+               SELECT o.id FROM outbox o
+               WHERE o.sink = $1 AND o.state = 'pending' AND o.next_attempt_at <= $3
+                 AND (o.claimed_by IS NULL OR o.claimed_by = $2 OR o.claim_until <= $3)
+                 AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.sink = $1 AND e.ticket_id = o.ticket_id
+                                   AND e.state = 'pending' AND e.id < o.id)
+               ORDER BY o.next_attempt_at, o.id LIMIT $5",
+            skip_locked!(),
+            ")
+             RETURNING id, key, sink, ticket_id, attempts, created_at, payload, next_attempt_at"
+        ))
         .bind(sink)
+        .bind(owner)
         .bind(now)
+        .bind(claim_until)
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut due = rows
+            .iter()
             .map(|r| {
-                Ok(OutboxItem {
-                    id: r.try_get("id")?,
-                    key: r.try_get("key")?,
-                    sink: r.try_get("sink")?,
-                    ticket_id: r.try_get("ticket_id")?,
-                    attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                    created_at: r.try_get("created_at")?,
-                    payload: r.try_get("payload")?,
-                })
+                let next: Millis = r.try_get("next_attempt_at")?;
+                Ok((
+                    next,
+                    OutboxItem {
+                        id: r.try_get("id")?,
+                        key: r.try_get("key")?,
+                        sink: r.try_get("sink")?,
+                        ticket_id: r.try_get("ticket_id")?,
+                        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?)
+                            .unwrap_or(u32::MAX),
+                        created_at: r.try_get("created_at")?,
+                        payload: r.try_get("payload")?,
+                    },
+                ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING keeps no order.
+        due.sort_by_key(|(next, item)| (*next, item.id));
+        Ok(due.into_iter().map(|(_, item)| item).collect())
     }
 
-    async fn outbox_attempted(&self, id: i64, attempt: &Attempt, now: Millis) -> Result<()> {
-        // Only a pending row changes: a late record of an attempt never
-        // un-delivers a row.
+    async fn outbox_attempted(
+        &self,
+        id: i64,
+        owner: &str,
+        attempt: &Attempt,
+        now: Millis,
+    ) -> Result<bool> {
+        // Only a pending row this owner still holds changes: a late record
+        // of an attempt never un-delivers a row, and a replica whose claim
+        // expired and was taken over leaves the record to the new owner.
         let q = match attempt {
             Attempt::Delivered => sqlx::query(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_attempt_at = $1,
-                        delivered_at = $1 WHERE id = $2 AND state = 'pending'",
+                        delivered_at = $1, claimed_by = NULL, claim_until = NULL
+                 WHERE id = $2 AND state = 'pending' AND claimed_by = $3",
             )
             .bind(now)
-            .bind(id),
+            .bind(id)
+            .bind(owner),
             Attempt::Retry {
                 error,
                 next_attempt_at,
             } => sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $1, next_attempt_at = $3,
-                        last_error = $4 WHERE id = $2 AND state = 'pending'",
+                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $1, next_attempt_at = $4,
+                        last_error = $5, claimed_by = NULL, claim_until = NULL
+                 WHERE id = $2 AND state = 'pending' AND claimed_by = $3",
             )
             .bind(now)
             .bind(id)
+            .bind(owner)
             .bind(*next_attempt_at)
             .bind(error),
             Attempt::Failed { error } => sqlx::query(
                 "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_attempt_at = $1,
-                        last_error = $3 WHERE id = $2 AND state = 'pending'",
+                        last_error = $4, claimed_by = NULL, claim_until = NULL
+                 WHERE id = $2 AND state = 'pending' AND claimed_by = $3",
             )
             .bind(now)
             .bind(id)
+            .bind(owner)
             .bind(error),
         };
-        q.execute(&self.pool).await?;
-        Ok(())
+        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn outbox_release(&self, sink: &str, owner: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET claimed_by = NULL, claim_until = NULL
+             WHERE state = 'pending' AND claimed_by = $2 AND sink = $1",
+        )
+        .bind(sink)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     async fn list_outbox(
@@ -109,18 +159,6 @@ impl OutboxStore for Pooled {
                 })
             })
             .collect()
-    }
-
-    async fn prune_outbox(&self, before: Millis) -> Result<u64> {
-        // Rows of open tickets stay: they say which sinks know the ticket.
-        Ok(sqlx::query(
-            "DELETE FROM outbox WHERE state != 'pending' AND created_at < $1
-               AND ticket_id IN (SELECT id FROM tickets WHERE state = 'resolved')",
-        )
-        .bind(before)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
     }
 
     async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>> {

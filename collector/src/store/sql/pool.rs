@@ -117,16 +117,6 @@ impl AgentStore for Pooled {
                 .await?,
         )
     }
-
-    async fn prune_delivered(&self, before: Millis) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM delivered_reports WHERE received_at < $1")
-                .bind(before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
-    }
 }
 
 #[async_trait]

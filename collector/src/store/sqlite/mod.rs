@@ -36,6 +36,13 @@ macro_rules! for_update {
     };
 }
 
+/// Nothing to skip under SQLite's single writer: a claim is one statement.
+macro_rules! skip_locked {
+    () => {
+        ""
+    };
+}
+
 include!("../sql/map.rs");
 include!("../sql/pool.rs");
 include!("../sql/agents.rs");
@@ -43,6 +50,8 @@ include!("../sql/problems.rs");
 include!("../sql/tickets.rs");
 include!("../sql/grouping.rs");
 include!("../sql/outbox.rs");
+include!("../sql/ca.rs");
+include!("../sql/retention.rs");
 include!("../sql/backend.rs");
 
 const BACKEND: &str = "sqlite";
@@ -117,6 +126,11 @@ impl SqliteStore {
 
 /// `BEGIN IMMEDIATE` already made this transaction the only writer.
 async fn sweeper_lease(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<bool> {
+    Ok(true)
+}
+
+/// Likewise for retention.
+async fn retention_lease(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<bool> {
     Ok(true)
 }
 
