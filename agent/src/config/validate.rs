@@ -22,11 +22,7 @@ pub fn validate(config: &Config) -> Vec<String> {
     if let Some(problem) = log_level_problem(&config.log_level) {
         p.push(problem);
     }
-    if let Some(url) = &config.collector.url
-        && let Err(e) = CollectorUrl::parse(url)
-    {
-        p.push(format!("collector.url: {e}"));
-    }
+    validate_collector(&config.collector, &mut p);
     if config.collector.server_name.as_deref() == Some("") {
         p.push("collector.server_name must not be empty".to_owned());
     }
@@ -62,6 +58,34 @@ pub fn validate(config: &Config) -> Vec<String> {
     super::net::validate_http(&config.checks.http, &mut p);
     super::certificate::validate_certificate(&config.checks.certificate, &mut p);
     p
+}
+
+/// `[collector]`: `url` or `urls` (not both), each a valid, distinct URL.
+fn validate_collector(c: &super::CollectorConfig, p: &mut Vec<String>) {
+    if let Some(url) = &c.url
+        && let Err(e) = CollectorUrl::parse(url)
+    {
+        p.push(format!("collector.url: {e}"));
+    }
+    let Some(urls) = &c.urls else { return };
+    if c.url.is_some() {
+        p.push("collector.url and collector.urls are both set: use one of them".to_owned());
+    }
+    if urls.is_empty() {
+        p.push("collector.urls must list at least one https://HOST:PORT".to_owned());
+    }
+    let mut seen: Vec<(usize, CollectorUrl)> = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        match CollectorUrl::parse(url) {
+            Err(e) => p.push(format!("collector.urls[{i}]: {e}")),
+            Ok(parsed) => match seen.iter().find(|(_, u)| *u == parsed) {
+                Some((j, _)) => p.push(format!(
+                    "collector.urls[{i}] ({url:?}) repeats collector.urls[{j}]"
+                )),
+                None => seen.push((i, parsed)),
+            },
+        }
+    }
 }
 
 /// A bare word must be a level (a typo like "inf" would otherwise parse as
