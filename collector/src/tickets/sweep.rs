@@ -33,6 +33,7 @@ impl Service {
         if !desk.tx.try_sweeper_lease().await? {
             return Ok(out);
         }
+        out.leader = true;
         overdue(&mut desk, &mut out, now).await?;
         let (opened, resolved) = sites::group(&mut desk, now).await?;
         out.opened += opened;

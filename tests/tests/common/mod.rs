@@ -541,5 +541,6 @@ impl Collector {
 
 mod backend;
 pub mod delivery;
+pub mod netns;
 pub mod postgres_server;
 pub mod sim;
