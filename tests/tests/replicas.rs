@@ -20,11 +20,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use axum::http::{HeaderMap, StatusCode};
 use common::delivery::{AGENT_LOG, count_lines, field, line_with};
 use common::netns::Lab;
 use common::postgres_server::PostgresServer;
+use common::replica::Replica;
 use common::{AgentHome, Proc, bin, eventually};
 use serde_json::Value;
 
@@ -112,97 +112,6 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
 }
 
 // === replicas ===
-
-/// One `forewarn-collector serve` in namespace `i` of the lab.
-struct Replica {
-    i: usize,
-    config: PathBuf,
-    grpc: SocketAddr,
-    http: SocketAddr,
-    proc: Option<Proc>,
-}
-
-impl Replica {
-    fn start(lab: &Lab, i: usize, config: PathBuf) -> Self {
-        let log = config.with_file_name("collector.log");
-        let mut child = lab
-            .command(i, &bin("forewarn-collector"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn collector");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("forewarn-collector ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let proc = Proc { child, log };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("replica {i} did not become ready:\n{}", proc.log_text()));
-        let addr = |k: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-        };
-        Replica {
-            i,
-            grpc: addr("grpc="),
-            http: addr("http="),
-            config,
-            proc: Some(proc),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.grpc)
-    }
-
-    fn kill9(&mut self) {
-        let mut proc = self.proc.take().expect("running");
-        proc.child.kill().expect("kill -9 replica");
-        proc.child.wait().expect("reap replica");
-    }
-
-    /// A collector CLI command on this replica's config, from the root
-    /// namespace (the database is reachable from there too).
-    fn cli_json(&self, args: &[&str]) -> Value {
-        let out = Command::new(bin("forewarn-collector"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run collector cli");
-        assert!(
-            out.status.success(),
-            "collector {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("json")
-    }
-
-    async fn metric(&self, series: &str) -> Option<f64> {
-        let text = reqwest::get(format!("http://{}/metrics", self.http))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-    }
-}
 
 /// The API of one replica with an MSP-wide key.
 struct Api {

@@ -265,6 +265,59 @@ fn validate_load(l: &crate::config::LoadConfig, p: &mut Vec<String>) {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> crate::Result<Config> {
+        Config::parse(text, std::path::Path::new("agent.toml"))
+    }
+
+    #[test]
+    fn collector_urls_list_several_addresses() {
+        let config = parse(
+            "[collector]\nurls = [\"https://a:7443\", \"https://b:7443\"]\nserver_name = \"forewarn\"\n",
+        )
+        .expect("parses");
+        assert_eq!(config.validate(), Vec::<String>::new());
+        assert_eq!(
+            config.collector.addresses(),
+            Some(vec![
+                "https://a:7443".to_owned(),
+                "https://b:7443".to_owned()
+            ])
+        );
+        let one = parse("[collector]\nurl = \"https://a:7443\"\n").expect("parses");
+        assert_eq!(
+            one.collector.addresses(),
+            Some(vec!["https://a:7443".to_owned()])
+        );
+        assert_eq!(Config::default().collector.addresses(), None);
+    }
+
+    #[test]
+    fn bad_collector_urls_are_named() {
+        let problems = |text: &str| parse(text).expect("parses").validate().join("\n");
+        let both = problems("[collector]\nurl = \"https://a:7443\"\nurls = [\"https://b:7443\"]\n");
+        assert!(
+            both.contains("collector.url and collector.urls are both set"),
+            "{both}"
+        );
+        let empty = problems("[collector]\nurls = []\n");
+        assert!(
+            empty.contains("collector.urls must list at least one"),
+            "{empty}"
+        );
+        let bad = problems("[collector]\nurls = [\"https://a:7443\", \"http://b:7443\"]\n");
+        assert!(bad.contains("collector.urls[1]"), "{bad}");
+        assert!(!bad.contains("collector.urls[0]"), "{bad}");
+        let twice = problems("[collector]\nurls = [\"https://a:7443\", \"https://a:7443/\"]\n");
+        assert!(
+            twice.contains("collector.urls[1] (\"https://a:7443/\") repeats collector.urls[0]"),
+            "{twice}"
+        );
+        let err = parse("[collector]\nurls = \"https://a:7443\"\n")
+            .expect_err("a string, not a list")
+            .to_string();
+        assert!(err.contains("collector.urls"), "{err}");
+    }
+
     #[test]
     fn log_level_must_be_a_level_or_a_directive() {
         assert_eq!(log_level_problem("info"), None);

@@ -543,4 +543,5 @@ mod backend;
 pub mod delivery;
 pub mod netns;
 pub mod postgres_server;
+pub mod replica;
 pub mod sim;
