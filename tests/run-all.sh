@@ -8,6 +8,8 @@
 # The PostgreSQL backend's tests get a private server (tests/postgres.sh:
 # installs Debian's postgresql when missing, exports
 # FOREWARN_TEST_POSTGRES_URL, stops it on exit); no server fails the run.
+# The replica test (tests/tests/replicas.rs) makes network namespaces with
+# `ip`: Debian's iproute2 is installed when missing; no `ip` fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,13 @@ step() { printf '\n==> %s\n' "$*"; }
 step "private PostgreSQL for the tests (stopped when this script exits)"
 # Sets an EXIT trap that stops the server, whether the run passes or fails.
 source tests/postgres.sh
+
+step "iproute2 for the replica tests (network namespaces)"
+if ! command -v ip >/dev/null 2>&1; then
+    install_ip=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends iproute2)
+    "${install_ip[@]}" || { env DEBIAN_FRONTEND=noninteractive apt-get update -q && "${install_ip[@]}"; }
+fi
+ip netns list >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -52,7 +52,7 @@ impl Backoff {
 
 /// A uniform draw in `[0, 1)`. uuid already brings the OS random source for
 /// boot ids; reusing it spares a second RNG crate in a small binary.
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     let bits = uuid::Uuid::new_v4().as_u64_pair().0 >> 11;
     #[allow(clippy::cast_precision_loss)]
     let unit = bits as f64 / (1u64 << 53) as f64;

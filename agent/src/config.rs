@@ -74,8 +74,24 @@ impl Default for Config {
 pub struct CollectorConfig {
     /// `https://HOST:PORT` of the collector's gRPC listener.
     pub url: Option<String>,
-    /// TLS name to expect in the collector's certificate.
+    /// Several collectors (replicas on one database), each
+    /// `https://HOST:PORT`; the agent reports to one at a time and moves to
+    /// another when it fails (`collectors.rs`). Not together with `url`.
+    pub urls: Option<Vec<String>>,
+    /// TLS name to expect in the collector's certificate; one name for
+    /// every address, so every collector's certificate must carry it.
     pub server_name: Option<String>,
+}
+
+impl CollectorConfig {
+    /// The configured addresses (`urls`, or `url` as a list of one), if any.
+    pub fn addresses(&self) -> Option<Vec<String>> {
+        match (&self.urls, &self.url) {
+            (Some(urls), _) => Some(urls.clone()),
+            (None, Some(url)) => Some(vec![url.clone()]),
+            (None, None) => None,
+        }
+    }
 }
 
 /// `[spool]`: reports not yet acknowledged, kept in `<state_dir>/spool/`

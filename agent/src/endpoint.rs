@@ -57,6 +57,15 @@ impl CollectorUrl {
         })
     }
 
+    /// `https://ADDR:PORT` for one resolved address.
+    pub fn from_addr(addr: std::net::SocketAddr) -> Self {
+        Self {
+            url: format!("https://{addr}"),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+
     /// The normalised URL, `https://HOST:PORT`.
     pub fn as_str(&self) -> &str {
         &self.url
@@ -140,6 +149,13 @@ mod tests {
         assert_eq!((u.host(), u.port()), ("127.0.0.1", 443));
         let u = CollectorUrl::parse("https://[::1]:4443").expect("valid");
         assert_eq!((u.host(), u.as_str()), ("::1", "https://[::1]:4443"));
+        let addr = "[::1]:4443".parse().expect("addr");
+        assert_eq!(CollectorUrl::from_addr(addr), u);
+        let addr = "10.0.0.1:7443".parse().expect("addr");
+        assert_eq!(
+            CollectorUrl::from_addr(addr),
+            CollectorUrl::parse("https://10.0.0.1:7443").expect("valid")
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{info, warn};
 
-use crate::endpoint::{self, CollectorUrl, Tls};
+use crate::collectors::{Collectors, Target};
+use crate::endpoint::{self, Tls};
 use crate::error::{Error, Result};
 use crate::host::HostFacts;
 use crate::identity::{Credentials, Identity, StateDir};
@@ -23,10 +24,13 @@ use crate::pin::{self, Fingerprint};
 /// What `enroll` was asked to do.
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
-    pub collector: CollectorUrl,
+    /// One URL, or several (replicas): tried address by address until one
+    /// answers.
+    pub collectors: Collectors,
     pub token: String,
     pub ca_fingerprint: Fingerprint,
-    /// TLS name of the collector; defaults to the URL's host.
+    /// TLS name of the collector (every one); defaults to the first URL's
+    /// host.
     pub server_name: Option<String>,
     /// Enroll again even if the state dir holds an identity.
     pub force: bool,
@@ -71,14 +75,11 @@ pub async fn enroll(
         });
     }
 
-    let url = &options.collector;
+    let collectors = &options.collectors;
     let server_name = options
         .server_name
         .clone()
-        .unwrap_or_else(|| url.host().to_owned());
-    let ca_pem = pin::fetch_pinned_ca(url, &server_name, &options.ca_fingerprint).await?;
-    info!(collector = %url, fingerprint = %options.ca_fingerprint, "collector ca pinned");
-
+        .unwrap_or_else(|| collectors.first().host().to_owned());
     let key = KeyPair::generate()?;
     let csr_pem = CertificateParams::default()
         .serialize_request(&key)?
@@ -88,21 +89,9 @@ pub async fn enroll(
         csr_pem,
         facts,
     };
-
-    let channel = endpoint::connect(
-        url,
-        &Tls {
-            ca_pem: &ca_pem,
-            server_name: &server_name,
-            client: None,
-        },
-    )
-    .await?;
-    let response = EnrollmentClient::new(channel)
-        .enroll(pb::EnrollRequest::from(&request))
-        .await
-        .map_err(|status| Error::rejected("enrollment", &status))?
-        .into_inner();
+    let (ca_pem, response) = collectors
+        .first_answer(|target| enroll_at(target, &options, &server_name, &request))
+        .await?;
     let enrolled = Enrolled::try_from(response)?;
     check_chain(&enrolled.certificate_chain_pem)?;
     if !same_certificate(&enrolled.ca_pem, &ca_pem) {
@@ -118,7 +107,12 @@ pub async fn enroll(
         tenant_id: enrolled.tenant_id,
         tenant_name: enrolled.tenant_name,
         site: enrolled.site,
-        collector_url: url.to_string(),
+        collector_url: collectors.first().to_string(),
+        collector_urls: if collectors.urls().len() > 1 {
+            collectors.urls().iter().map(ToString::to_string).collect()
+        } else {
+            Vec::new()
+        },
         server_name,
         enrolled_at: OffsetDateTime::now_utc()
             .format(&Rfc3339)
@@ -133,6 +127,34 @@ pub async fn enroll(
     let state = state.clone();
     tokio::task::spawn_blocking(move || state.save(&credentials)).await??;
     Ok(identity)
+}
+
+/// Pins the CA at one address and enrolls there: the pinned CA and the
+/// answer.
+async fn enroll_at(
+    target: Target,
+    options: &EnrollOptions,
+    server_name: &str,
+    request: &EnrollRequest,
+) -> Result<(String, pb::EnrollResponse)> {
+    let url = target.dial();
+    let ca_pem = pin::fetch_pinned_ca(&url, server_name, &options.ca_fingerprint).await?;
+    info!(collector = %target, fingerprint = %options.ca_fingerprint, "collector ca pinned");
+    let channel = endpoint::connect(
+        &url,
+        &Tls {
+            ca_pem: &ca_pem,
+            server_name,
+            client: None,
+        },
+    )
+    .await?;
+    let response = EnrollmentClient::new(channel)
+        .enroll(pb::EnrollRequest::from(request))
+        .await
+        .map_err(|status| Error::rejected("enrollment", &status))?
+        .into_inner();
+    Ok((ca_pem, response))
 }
 
 fn check_chain(pem: &str) -> Result<()> {

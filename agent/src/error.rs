@@ -139,6 +139,25 @@ impl Error {
         )
     }
 
+    /// Whether another collector address might answer differently: it
+    /// could not be reached, or answered as a collector that cannot serve
+    /// now would (unavailable, its database away). A refusal (token,
+    /// identity, CA mismatch, rate limit) would be the same everywhere.
+    pub fn try_elsewhere(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Transport { .. } => true,
+            Self::Rejected { code, .. } => matches!(
+                code,
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
+                    | tonic::Code::Internal
+            ),
+            _ => false,
+        }
+    }
+
     /// A gRPC status from `call`, keeping only what a person needs to read.
     pub fn rejected(call: &'static str, status: &tonic::Status) -> Self {
         Self::Rejected {

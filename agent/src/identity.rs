@@ -40,7 +40,12 @@ pub struct Identity {
     pub tenant_id: String,
     pub tenant_name: String,
     pub site: String,
+    /// The (first) collector URL given at enrollment.
     pub collector_url: String,
+    /// Every collector URL given at enrollment, when there were several
+    /// (replicas); absent in files written before there could be several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collector_urls: Vec<String>,
     pub server_name: String,
     /// RFC 3339.
     pub enrolled_at: String,
@@ -53,6 +58,17 @@ pub struct Credentials {
     pub key_pem: String,
     pub chain_pem: String,
     pub ca_pem: String,
+}
+
+impl Identity {
+    /// The collector URLs recorded at enrollment.
+    pub fn collector_urls(&self) -> Vec<String> {
+        if self.collector_urls.is_empty() {
+            vec![self.collector_url.clone()]
+        } else {
+            self.collector_urls.clone()
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -242,6 +258,7 @@ mod tests {
                 tenant_name: "Acme".into(),
                 site: "HQ".into(),
                 collector_url: "https://c:4443".into(),
+                collector_urls: Vec::new(),
                 server_name: "c".into(),
                 enrolled_at: "2025-01-01T00:00:00Z".into(),
             },
@@ -283,6 +300,21 @@ mod tests {
         again.identity.agent_id = "a-2".into();
         state.save(&again).expect("save again");
         assert_eq!(state.load().expect("load").identity.agent_id, "a-2");
+    }
+
+    #[test]
+    fn an_identity_without_collector_urls_has_its_one_url() {
+        let old = r#"{"agent_id":"a","tenant_id":"t","tenant_name":"T","site":"",
+            "collector_url":"https://c:4443","server_name":"c","enrolled_at":""}"#;
+        let identity: Identity = serde_json::from_str(old).expect("old file");
+        assert_eq!(identity.collector_urls(), ["https://c:4443"]);
+        let text = serde_json::to_string(&identity).expect("json");
+        assert!(!text.contains("collector_urls"), "{text}");
+        let several = Identity {
+            collector_urls: vec!["https://a:1".into(), "https://b:1".into()],
+            ..identity
+        };
+        assert_eq!(several.collector_urls(), ["https://a:1", "https://b:1"]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Data flow: [`host`] reads the machine → [`checks`] decide OK / WARN /
 //! CRIT / UNKNOWN → [`scheduler`] turns results into state changes and
 //! heartbeats → [`outbox`] numbers and keeps them until acknowledged →
-//! [`session`] streams them to the collector. [`enroll`] and [`pin`] set up
+//! [`session`] streams them to the collector ([`collectors`]: which of
+//! several, in what order). [`enroll`] and [`pin`] set up
 //! the identity that [`identity`] keeps in the state dir and [`renew`]
 //! renews before it expires; [`convert`] is the
 //! only module that knows the wire types; [`run`] wires it all for `main`.
@@ -13,6 +14,7 @@
 
 pub mod backoff;
 pub mod checks;
+pub mod collectors;
 pub mod config;
 pub mod convert;
 pub mod endpoint;

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use forewarn_agent::checks::{CheckState, output};
+use forewarn_agent::collectors::Collectors;
 use forewarn_agent::config::Config;
-use forewarn_agent::endpoint::CollectorUrl;
 use forewarn_agent::enroll::EnrollOptions;
 use forewarn_agent::pin::Fingerprint;
 use forewarn_agent::run;
@@ -59,9 +59,12 @@ enum Command {
 
 #[derive(Args)]
 struct EnrollArgs {
-    /// Collector gRPC address, https://HOST:PORT.
-    #[arg(long, value_name = "URL")]
-    collector: String,
+    /// Collector gRPC address, https://HOST:PORT. Several collectors
+    /// (replicas on one database): repeat it or separate with commas; they
+    /// are tried in turn, and `run` uses them all unless the config's
+    /// `[collector]` says otherwise.
+    #[arg(long, value_name = "URL", required = true, value_delimiter = ',')]
+    collector: Vec<String>,
     /// Enrollment token from `forewarn-collector token create`.
     #[arg(long, env = "FOREWARN_ENROLL_TOKEN", hide_env_values = true)]
     token: String,
@@ -69,7 +72,7 @@ struct EnrollArgs {
     /// (prefix, `:` separators and case are optional).
     #[arg(long, value_name = "FINGERPRINT")]
     ca_fingerprint: String,
-    /// Name the collector's certificate must carry [default: the URL's host].
+    /// Name every collector's certificate must carry [default: the first URL's host].
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
     /// Enroll again even if this agent is already enrolled.
@@ -148,7 +151,7 @@ fn execute(
         }
         Command::Enroll(args) => {
             let options = EnrollOptions {
-                collector: CollectorUrl::parse(&args.collector)?,
+                collectors: Collectors::parse(&args.collector)?,
                 token: args.token,
                 ca_fingerprint: args.ca_fingerprint.parse::<Fingerprint>()?,
                 server_name: args.server_name,

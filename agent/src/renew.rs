@@ -22,7 +22,8 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::endpoint::{self, CollectorUrl, Tls};
+use crate::collectors::{Collectors, Target};
+use crate::endpoint::{self, Tls};
 use crate::error::{Error, Result, chain};
 use crate::identity::{Credentials, StateDir};
 
@@ -30,7 +31,8 @@ use crate::identity::{Credentials, StateDir};
 #[derive(Debug, Clone)]
 pub struct RenewConfig {
     pub state: StateDir,
-    pub url: CollectorUrl,
+    /// Tried address by address until one answers.
+    pub collectors: Collectors,
     pub server_name: String,
     /// Fraction of the lifetime after which the certificate is renewed.
     pub fraction: f64,
@@ -148,21 +150,10 @@ async fn renew_once(config: &RenewConfig, current: &Credentials) -> Result<Crede
     let csr_pem = CertificateParams::default()
         .serialize_request(&key)?
         .pem()?;
-    let channel = endpoint::connect(
-        &config.url,
-        &Tls {
-            ca_pem: &current.ca_pem,
-            server_name: &config.server_name,
-            client: Some((&current.chain_pem, &current.key_pem)),
-        },
-    )
-    .await?;
-    let response = IngestClient::new(channel)
-        .renew(pb::RenewRequest { csr_pem })
-        .await
-        .map_err(|status| Error::rejected("renewal", &status))?
-        .into_inner();
-    let chain_pem = response.certificate_chain_pem;
+    let chain_pem = config
+        .collectors
+        .first_answer(|target| renew_at_target(target, config, current, csr_pem.clone()))
+        .await?;
     check_for_key(&chain_pem, &key)?;
     let next = Credentials {
         key_pem: key.serialize_pem(),
@@ -176,6 +167,30 @@ async fn renew_once(config: &RenewConfig, current: &Credentials) -> Result<Crede
     );
     tokio::task::spawn_blocking(move || state.replace_key_pair(&key_pem, &chain_pem)).await??;
     Ok(next)
+}
+
+/// `Ingest/Renew` at one address; the new chain.
+async fn renew_at_target(
+    target: Target,
+    config: &RenewConfig,
+    current: &Credentials,
+    csr_pem: String,
+) -> Result<String> {
+    let channel = endpoint::connect(
+        &target.dial(),
+        &Tls {
+            ca_pem: &current.ca_pem,
+            server_name: &config.server_name,
+            client: Some((&current.chain_pem, &current.key_pem)),
+        },
+    )
+    .await?;
+    let response = IngestClient::new(channel)
+        .renew(pb::RenewRequest { csr_pem })
+        .await
+        .map_err(|status| Error::rejected("renewal", &status))?
+        .into_inner();
+    Ok(response.certificate_chain_pem)
 }
 
 /// The leaf of `chain_pem` certifies `key`.

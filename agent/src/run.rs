@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::checks::{CheckResult, Mode};
+use crate::collectors::Collectors;
 use crate::config::Config;
-use crate::endpoint::CollectorUrl;
 use crate::enroll::{self, EnrollOptions};
 use crate::error::{Error, Result};
 use crate::host::{Host, MINIMUM_CPU_SAMPLE};
@@ -33,12 +33,11 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     let state = StateDir::new(&config.state_dir);
     let credentials = tokio::task::spawn_blocking(move || state.load()).await??;
     let identity = &credentials.identity;
-    let url = CollectorUrl::parse(
-        config
+    let collectors = Collectors::parse(
+        &config
             .collector
-            .url
-            .as_deref()
-            .unwrap_or(&identity.collector_url),
+            .addresses()
+            .unwrap_or_else(|| identity.collector_urls()),
     )?;
     let server_name = config
         .collector
@@ -52,7 +51,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
         agent_id = %identity.agent_id,
         tenant = %identity.tenant_name,
         %boot_id,
-        collector = %url,
+        collectors = %collectors,
         version = env!("CARGO_PKG_VERSION"),
         "agent starting"
     );
@@ -81,7 +80,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     tokio::spawn(crate::renew::run(
         RenewConfig {
             state: StateDir::new(&config.state_dir),
-            url: url.clone(),
+            collectors: collectors.clone(),
             server_name: server_name.clone(),
             fraction: config.renew_at_fraction,
         },
@@ -99,7 +98,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     ));
     let mut session = tokio::spawn(session::run(
         SessionConfig {
-            url,
+            collectors,
             server_name,
             credentials,
             boot_id,

@@ -2,8 +2,11 @@
 //! Says Hello, resends every unacknowledged report in spool order (an
 //! earlier run's first, under their own boot id), then forwards
 //! observations as numbered reports — each spooled before it is sent — and
-//! forgets each one only when the collector acknowledges it. Reconnects
-//! with backoff; observations made while disconnected wait in the spool.
+//! forgets each one only when the collector acknowledges it. When a session
+//! fails or cannot open, the next collector address is tried at once
+//! (`collectors.rs`), with backoff between full rounds of addresses;
+//! observations made while disconnected wait in the spool, and whatever the
+//! last collector did not acknowledge is resent to the next one.
 //! On stop: waits briefly for pending acks, says Goodbye. When the
 //! certificate was renewed, the stream is closed gracefully (collected acks
 //! first) and reopened at once with the new identity.
@@ -19,7 +22,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::endpoint::{self, CollectorUrl, Tls};
+use crate::collectors::{Collectors, Rotation, Step, Target};
+use crate::endpoint::{self, Tls};
 use crate::error::{Error, Result, chain};
 use crate::host::HostFacts;
 use crate::identity::Credentials;
@@ -42,7 +46,8 @@ const RENEW_CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Who connects where, with what.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    pub url: CollectorUrl,
+    /// Every collector address; one session at a time.
+    pub collectors: Collectors,
     pub server_name: String,
     pub credentials: Credentials,
     pub boot_id: String,
@@ -80,9 +85,11 @@ enum End {
     Lost { error: String, worked: bool },
 }
 
-/// Runs sessions until shutdown; every connection failure is retried.
+/// Runs sessions until shutdown; every connection failure is retried, at
+/// the next collector address first.
 pub async fn run(mut config: SessionConfig, mut outbox: Outbox, mut io: SessionIo) {
     let mut backoff = Backoff::default();
+    let mut rotation = Rotation::default();
     let mut first_session = true;
     loop {
         {
@@ -91,35 +98,37 @@ pub async fn run(mut config: SessionConfig, mut outbox: Outbox, mut io: SessionI
                 config.credentials = latest.clone();
             }
         }
-        let open = open(&config, *io.interval.borrow());
-        let Some(opened) = queue_while(open, &mut outbox, &mut io).await else {
-            return stopped_offline(&outbox).await;
+        if rotation.needs_round() {
+            let round = config.collectors.round(rotation.last_failed());
+            let Some(round) = queue_while(round, &mut outbox, &mut io).await else {
+                return stopped_offline(&outbox).await;
+            };
+            rotation.start_round(round);
+        }
+        let step = match rotation.take_next() {
+            None => {
+                warn!(collectors = %config.collectors, "no collector address resolved");
+                Step::Backoff
+            }
+            Some(target) => {
+                let Some(step) = attempt(
+                    &config,
+                    target,
+                    &mut rotation,
+                    &mut backoff,
+                    &mut outbox,
+                    &mut io,
+                    &mut first_session,
+                )
+                .await
+                else {
+                    return;
+                };
+                step
+            }
         };
-        match opened {
-            Ok(link) => {
-                info!(collector = %config.url, queued = outbox.len(), "session open");
-                report_losses(&mut outbox);
-                if !std::mem::take(&mut first_session) {
-                    io.resync.notify_one();
-                }
-                match serve(&config, link, &mut outbox, &mut io).await {
-                    End::Stopped => return,
-                    End::Renewed => {
-                        info!(collector = %config.url, "reconnecting with the renewed certificate");
-                        backoff.reset();
-                        continue;
-                    }
-                    End::Lost { error, worked } => {
-                        if worked {
-                            backoff.reset();
-                        }
-                        warn!(%error, collector = %config.url, queued = outbox.len(), "session lost");
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(error = %chain(&e), collector = %config.url, "cannot open session");
-            }
+        if step == Step::Now {
+            continue;
         }
         let delay = backoff.next_delay();
         debug!(?delay, "reconnecting after delay");
@@ -128,6 +137,52 @@ pub async fn run(mut config: SessionConfig, mut outbox: Outbox, mut io: SessionI
             .is_none()
         {
             return stopped_offline(&outbox).await;
+        }
+    }
+}
+
+/// One session at `target`, from connecting to its end; `None` when the
+/// agent stopped, else what to do next.
+async fn attempt(
+    config: &SessionConfig,
+    target: Target,
+    rotation: &mut Rotation,
+    backoff: &mut Backoff,
+    outbox: &mut Outbox,
+    io: &mut SessionIo,
+    first_session: &mut bool,
+) -> Option<Step> {
+    let open = open(config, &target, *io.interval.borrow());
+    let Some(opened) = queue_while(open, outbox, io).await else {
+        stopped_offline(outbox).await;
+        return None;
+    };
+    let link = match opened {
+        Ok(link) => link,
+        Err(e) => {
+            warn!(error = %chain(&e), collector = %target, "cannot open session");
+            return Some(rotation.failed(&target, false));
+        }
+    };
+    info!(collector = %target, queued = outbox.len(), "session open");
+    report_losses(outbox);
+    if !std::mem::take(first_session) {
+        io.resync.notify_one();
+    }
+    match serve(config, link, outbox, io).await {
+        End::Stopped => None,
+        End::Renewed => {
+            info!(collector = %target, "reconnecting with the renewed certificate");
+            backoff.reset();
+            rotation.again(target);
+            Some(Step::Now)
+        }
+        End::Lost { error, worked } => {
+            if worked {
+                backoff.reset();
+            }
+            warn!(%error, collector = %target, queued = outbox.len(), "session lost");
+            Some(rotation.failed(&target, worked))
         }
     }
 }
@@ -186,10 +241,10 @@ async fn queue_while<F: Future>(
 }
 
 /// Connects, opens the stream and queues Hello as its first message.
-async fn open(config: &SessionConfig, interval: Duration) -> Result<Link> {
+async fn open(config: &SessionConfig, target: &Target, interval: Duration) -> Result<Link> {
     let c = &config.credentials;
     let channel = endpoint::connect(
-        &config.url,
+        &target.dial(),
         &Tls {
             ca_pem: &c.ca_pem,
             server_name: &config.server_name,

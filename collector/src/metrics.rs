@@ -86,6 +86,10 @@ pub struct Metrics {
     /// 1 while the store's most recent write succeeded, 0 after a failed one
     /// (e.g. a full disk); see `health`.
     pub store_writable: Gauge,
+    /// 1 while this collector's latest sweep held the sweeper lease (the
+    /// replica that ran the engine's clock), 0 when another one held it or
+    /// the sweep failed.
+    pub sweeper_leader: Gauge,
     /// Sessions refused: unauthenticated, revoked, too many per agent.
     pub sessions_refused: Family<ResultLabel, Counter>,
     /// Input refused or held back at the edge, by reason ([`REJECT_REASONS`]).
@@ -118,6 +122,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Agent sessions open now",
         sessions_open.clone(),
     );
+    let sweeper_leader = Gauge::default();
+    registry.register(
+        "sweeper_leader",
+        "1 while this collector's latest sweep held the sweeper lease",
+        sweeper_leader.clone(),
+    );
     let sessions_refused = Family::<ResultLabel, Counter>::default();
     registry.register(
         "sessions_refused",
@@ -145,6 +155,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ticket_changes,
         sessions_open,
         store_writable,
+        sweeper_leader,
         sessions_refused,
         rejected,
         write_batch,

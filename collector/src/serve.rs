@@ -219,6 +219,9 @@ pub async fn serve(cfg: Config) -> Result<()> {
             loop {
                 tick.tick().await;
                 let swept = svc.sweep(now_millis()).await;
+                crate::metrics::METRICS
+                    .sweeper_leader
+                    .set(i64::from(swept.as_ref().is_ok_and(|o| o.leader)));
                 // A sweep with nothing to change commits an empty
                 // transaction, which succeeds even on a full disk: only a
                 // failure, or a sweep that wrote, says anything about writes.

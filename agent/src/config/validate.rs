@@ -22,11 +22,7 @@ pub fn validate(config: &Config) -> Vec<String> {
     if let Some(problem) = log_level_problem(&config.log_level) {
         p.push(problem);
     }
-    if let Some(url) = &config.collector.url
-        && let Err(e) = CollectorUrl::parse(url)
-    {
-        p.push(format!("collector.url: {e}"));
-    }
+    validate_collector(&config.collector, &mut p);
     if config.collector.server_name.as_deref() == Some("") {
         p.push("collector.server_name must not be empty".to_owned());
     }
@@ -62,6 +58,34 @@ pub fn validate(config: &Config) -> Vec<String> {
     super::net::validate_http(&config.checks.http, &mut p);
     super::certificate::validate_certificate(&config.checks.certificate, &mut p);
     p
+}
+
+/// `[collector]`: `url` or `urls` (not both), each a valid, distinct URL.
+fn validate_collector(c: &super::CollectorConfig, p: &mut Vec<String>) {
+    if let Some(url) = &c.url
+        && let Err(e) = CollectorUrl::parse(url)
+    {
+        p.push(format!("collector.url: {e}"));
+    }
+    let Some(urls) = &c.urls else { return };
+    if c.url.is_some() {
+        p.push("collector.url and collector.urls are both set: use one of them".to_owned());
+    }
+    if urls.is_empty() {
+        p.push("collector.urls must list at least one https://HOST:PORT".to_owned());
+    }
+    let mut seen: Vec<(usize, CollectorUrl)> = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        match CollectorUrl::parse(url) {
+            Err(e) => p.push(format!("collector.urls[{i}]: {e}")),
+            Ok(parsed) => match seen.iter().find(|(_, u)| *u == parsed) {
+                Some((j, _)) => p.push(format!(
+                    "collector.urls[{i}] ({url:?}) repeats collector.urls[{j}]"
+                )),
+                None => seen.push((i, parsed)),
+            },
+        }
+    }
 }
 
 /// A bare word must be a level (a typo like "inf" would otherwise parse as
@@ -240,6 +264,59 @@ fn validate_load(l: &crate::config::LoadConfig, p: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> crate::Result<Config> {
+        Config::parse(text, std::path::Path::new("agent.toml"))
+    }
+
+    #[test]
+    fn collector_urls_list_several_addresses() {
+        let config = parse(
+            "[collector]\nurls = [\"https://a:7443\", \"https://b:7443\"]\nserver_name = \"forewarn\"\n",
+        )
+        .expect("parses");
+        assert_eq!(config.validate(), Vec::<String>::new());
+        assert_eq!(
+            config.collector.addresses(),
+            Some(vec![
+                "https://a:7443".to_owned(),
+                "https://b:7443".to_owned()
+            ])
+        );
+        let one = parse("[collector]\nurl = \"https://a:7443\"\n").expect("parses");
+        assert_eq!(
+            one.collector.addresses(),
+            Some(vec!["https://a:7443".to_owned()])
+        );
+        assert_eq!(Config::default().collector.addresses(), None);
+    }
+
+    #[test]
+    fn bad_collector_urls_are_named() {
+        let problems = |text: &str| parse(text).expect("parses").validate().join("\n");
+        let both = problems("[collector]\nurl = \"https://a:7443\"\nurls = [\"https://b:7443\"]\n");
+        assert!(
+            both.contains("collector.url and collector.urls are both set"),
+            "{both}"
+        );
+        let empty = problems("[collector]\nurls = []\n");
+        assert!(
+            empty.contains("collector.urls must list at least one"),
+            "{empty}"
+        );
+        let bad = problems("[collector]\nurls = [\"https://a:7443\", \"http://b:7443\"]\n");
+        assert!(bad.contains("collector.urls[1]"), "{bad}");
+        assert!(!bad.contains("collector.urls[0]"), "{bad}");
+        let twice = problems("[collector]\nurls = [\"https://a:7443\", \"https://a:7443/\"]\n");
+        assert!(
+            twice.contains("collector.urls[1] (\"https://a:7443/\") repeats collector.urls[0]"),
+            "{twice}"
+        );
+        let err = parse("[collector]\nurls = \"https://a:7443\"\n")
+            .expect_err("a string, not a list")
+            .to_string();
+        assert!(err.contains("collector.urls"), "{err}");
+    }
 
     #[test]
     fn log_level_must_be_a_level_or_a_directive() {

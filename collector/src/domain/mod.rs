@@ -463,6 +463,10 @@ pub struct ActionOutcome {
 /// What one engine sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepOutcome {
+    /// This collector held the sweeper lease for this sweep (with several
+    /// collectors on one database, the others' sweeps at the same moment
+    /// do nothing).
+    pub leader: bool,
     pub opened: u32,
     pub resolved: u32,
     pub escalated: u32,

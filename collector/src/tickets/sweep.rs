@@ -34,6 +34,7 @@ impl Service {
         if !desk.tx.try_sweeper_lease().await? {
             return Ok(out);
         }
+        out.leader = true;
         overdue(&mut desk, &mut out, self.started_at, now).await?;
         let (opened, resolved) = sites::group(&mut desk, now).await?;
         out.opened += opened;

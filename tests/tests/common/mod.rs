@@ -534,5 +534,7 @@ impl Collector {
 
 mod backend;
 pub mod delivery;
+pub mod netns;
 pub mod postgres_server;
+pub mod replica;
 pub mod sim;

@@ -21,6 +21,13 @@ pub struct PostgresServer {
 impl PostgresServer {
     /// initdb, trust on loopback and its own socket only, then start.
     pub fn start() -> Self {
+        Self::start_listening(&[], &[])
+    }
+
+    /// Like [`PostgresServer::start`], also listening on `extra` addresses
+    /// (which must exist) and trusting clients from the `allow` networks
+    /// (CIDR), e.g. network namespaces of the test's own.
+    pub fn start_listening(extra: &[std::net::IpAddr], allow: &[&str]) -> Self {
         let bin = pg_bin();
         let dir = tempfile::Builder::new()
             .prefix("forewarn-pg-private.")
@@ -44,17 +51,21 @@ impl PostgresServer {
         });
         assert!(out.status.success(), "initdb failed: {}", text(&out));
         // Existing files keep their owner when rewritten or appended to.
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "local all all trust\nhost all all 127.0.0.1/32 trust\n",
-        )
-        .expect("write pg_hba.conf");
+        let mut hba = "local all all trust\nhost all all 127.0.0.1/32 trust\n".to_string();
+        for net in allow {
+            hba.push_str(&format!("host all all {net} trust\n"));
+        }
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
+        let listen: Vec<String> = std::iter::once("127.0.0.1".to_string())
+            .chain(extra.iter().map(ToString::to_string))
+            .collect();
         append(
             &data.join("postgresql.conf"),
             &format!(
-                "\n# forewarn private test server\nlisten_addresses = '127.0.0.1'\n\
-                 unix_socket_directories = '{}'\nmax_connections = 50\nfsync = on\n\
+                "\n# forewarn private test server\nlisten_addresses = '{}'\n\
+                 unix_socket_directories = '{}'\nmax_connections = 100\nfsync = on\n\
                  timezone = 'UTC'\nlogging_collector = off\n",
+                listen.join(","),
                 pg.dir.path().display()
             ),
         );
@@ -81,6 +92,12 @@ impl PostgresServer {
     /// `postgres://postgres@127.0.0.1:<port>/<db>`.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// `postgres://postgres@<ip>:<port>/<db>`, for a client reaching it at
+    /// one of its extra addresses.
+    pub fn url_at(&self, ip: std::net::IpAddr, db: &str) -> String {
+        format!("postgres://postgres@{ip}:{}/{db}", self.port)
     }
 
     /// The server's log so far.
