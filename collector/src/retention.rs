@@ -193,11 +193,21 @@ async fn prune(tx: &mut dyn WriteTx, kind: Kind, cut: &Cutoffs, batch: i64) -> R
 }
 
 /// Prunes once a minute until the task is aborted.
-pub async fn run(store: std::sync::Arc<dyn Storage>, cfg: RetentionConfig) {
+pub async fn run(store: std::sync::Arc<dyn Storage>, cfg: RetentionConfig, replica: String) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Only the leader (the sweeper lease's holder) prunes.
+        let leader = crate::tickets::sweep::SWEEPER_LEASE;
+        match store.lease_holder(leader, now_millis()).await {
+            Ok(Some(holder)) if holder == replica => {}
+            Ok(_) => continue,
+            Err(error) => {
+                warn!(%error, "retention: reading the sweeper lease failed");
+                continue;
+            }
+        }
         match run_once(store.as_ref(), &cfg.cutoffs(now_millis()), BATCH).await {
             Ok(Some(p)) if p.total() > 0 => info!(
                 delivered_reports = p.delivered_reports,

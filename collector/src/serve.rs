@@ -205,20 +205,28 @@ pub async fn serve(cfg: Config) -> Result<()> {
                 .await
         })
     };
-    // Forgetting old records, on the replica holding the retention lease.
-    let prune_task = tokio::spawn(crate::retention::run(store.clone(), cfg.retention.clone()));
+    // This process among the replicas: names its sweeper lease and its
+    // outbox claims.
+    let replica = crate::sinks::outbox::replica_id();
+    // Forgetting old records, on the leader.
+    let prune_task = tokio::spawn(crate::retention::run(
+        store.clone(),
+        cfg.retention.clone(),
+        replica.clone(),
+    ));
 
     // The engine's clock: overdue agents, confirmation/recovery timers,
     // escalations. State lives in the store, so a restart loses nothing.
     let sweep_task = {
         let svc = svc.clone();
         let outbox_wake = outbox_wake.clone();
+        let replica = replica.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let swept = svc.sweep(now_millis()).await;
+                let swept = svc.sweep_if_leader(&replica, now_millis()).await;
                 crate::metrics::METRICS
                     .sweeper_leader
                     .set(i64::from(swept.as_ref().is_ok_and(|o| o.leader)));
@@ -254,7 +262,6 @@ pub async fn serve(cfg: Config) -> Result<()> {
 
     // Ticket sinks: deliver the outbox the ticket transactions fill, rows
     // claimed by this replica.
-    let replica = crate::sinks::outbox::replica_id();
     let sinks_task = crate::sinks::outbox::start(
         &svc,
         &cfg.sinks,
@@ -311,6 +318,14 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let _ = stop_tx.send(true);
     prune_task.abort();
     sweep_task.abort();
+    // Another replica takes the sweep over at once rather than when the
+    // lease expires.
+    if let Err(error) = store
+        .release_lease(crate::tickets::sweep::SWEEPER_LEASE, &replica)
+        .await
+    {
+        warn!(%error, "could not release the sweeper lease");
+    }
     revoke_task.abort();
     // A delivery in flight finishes, so its answer is recorded.
     let _ = tokio::time::timeout(Duration::from_secs(10), sinks_task).await;

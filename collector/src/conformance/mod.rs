@@ -484,6 +484,7 @@ macro_rules! store_conformance {
                 a_claimed_row_waits_for_its_claim_to_expire_or_be_released,
                 the_shared_ca_is_stored_once_and_opens_only_with_its_kek,
                 a_ca_in_files_is_imported_into_the_store,
+                one_replica_holds_the_sweeper_lease,
                 revocations_are_read_from_the_store,
                 retention_prunes_old_rows_and_keeps_the_rest,
             );

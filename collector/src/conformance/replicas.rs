@@ -344,3 +344,76 @@ pub async fn revocations_are_read_from_the_store(svc: Service) {
     assert_eq!(at(NOW + 5).await, ["a1"]);
     assert!(at(NOW + 6).await.is_empty());
 }
+
+/// The sweeper lease: one holder at a time, renewed by its holder, taken
+/// over once expired or released; only the leader sweeps.
+pub async fn one_replica_holds_the_sweeper_lease(svc: Service) {
+    use crate::tickets::sweep::SWEEPER_LEASE as LEASE;
+    let store = svc.store();
+    let (a, b) = ("host-a/1", "host-b/2");
+    assert!(
+        store
+            .acquire_lease(LEASE, a, NOW, NOW + 5_000)
+            .await
+            .expect("a takes")
+    );
+    assert!(
+        !store
+            .acquire_lease(LEASE, b, NOW + 1_000, NOW + 6_000)
+            .await
+            .expect("b waits")
+    );
+    assert!(
+        store
+            .acquire_lease(LEASE, a, NOW + 4_000, NOW + 9_000)
+            .await
+            .expect("a renews")
+    );
+    assert!(
+        !store
+            .acquire_lease(LEASE, b, NOW + 8_000, NOW + 13_000)
+            .await
+            .expect("renewed")
+    );
+    assert_eq!(
+        store
+            .lease_holder(LEASE, NOW + 8_000)
+            .await
+            .expect("holder")
+            .as_deref(),
+        Some(a)
+    );
+    // a dies: b takes over once a's lease has expired.
+    assert!(
+        store
+            .acquire_lease(LEASE, b, NOW + 9_001, NOW + 14_001)
+            .await
+            .expect("b takes over")
+    );
+    assert!(
+        !store
+            .acquire_lease(LEASE, a, NOW + 9_500, NOW + 14_500)
+            .await
+            .expect("a is out")
+    );
+    // b stops cleanly: a takes it at once.
+    store.release_lease(LEASE, b).await.expect("release");
+    assert!(
+        store
+            .acquire_lease(LEASE, a, NOW + 9_600, NOW + 14_600)
+            .await
+            .expect("a again")
+    );
+    assert_eq!(
+        store
+            .lease_holder(LEASE, NOW + 20_000)
+            .await
+            .expect("expired"),
+        None
+    );
+    // Only the holder sweeps.
+    let swept = svc.sweep_if_leader(b, NOW + 10_000).await.expect("sweep");
+    assert!(!swept.leader, "b does not hold the lease");
+    let swept = svc.sweep_if_leader(a, NOW + 10_000).await.expect("sweep");
+    assert!(swept.leader, "a holds the lease");
+}

@@ -9,8 +9,9 @@
 //!   it commits together or not at all.
 //! - Concurrency is part of the contract: [`AgentTx::agent_for_update`] and
 //!   [`ProblemTx::problem_for_update`] take row locks on PostgreSQL (no-ops
-//!   under SQLite's single writer), and [`WriteTx::try_sweeper_lease`] lets
-//!   one collector of several run the sweep. Conditional updates
+//!   under SQLite's single writer), [`LeaseStore`] elects the one replica
+//!   that sweeps, and [`WriteTx::try_sweeper_lease`] keeps two sweeps from
+//!   ever overlapping (a lease changing hands mid-sweep). Conditional updates
 //!   (`… WHERE tier = $n AND state = 'open'`) keep the decisions correct
 //!   with several replicas.
 //!
@@ -48,6 +49,7 @@ pub trait Storage:
     + MaintenanceStore
     + AuditStore
     + CaStore
+    + LeaseStore
     + Send
     + Sync
     + 'static
@@ -61,6 +63,25 @@ pub trait Storage:
 }
 
 // === pool-level traits, by concern ===
+
+/// Leases of periodic work: one holder at a time per name, until the lease
+/// expires unless its holder renews it.
+#[async_trait]
+pub trait LeaseStore {
+    /// Takes or renews lease `name` for `holder` until `expires_at`; `false`
+    /// if another holder's lease is still valid at `now`.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool>;
+    /// Gives the lease up if `holder` has it (a clean shutdown).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Who holds lease `name` at `now`, if anyone.
+    async fn lease_holder(&self, name: &str, now: Millis) -> Result<Option<String>>;
+}
 
 #[async_trait]
 pub trait TenantStore {

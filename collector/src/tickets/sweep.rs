@@ -23,7 +23,27 @@ use crate::{Error, Result};
 /// Most problems or tickets handled per sweep (the rest wait a second).
 const BATCH: i64 = 500;
 
+/// The lease whose holder sweeps: one leader among the replicas.
+pub const SWEEPER_LEASE: &str = "sweeper";
+
+/// How long a sweeper lease lasts unless renewed (every sweep renews it):
+/// another replica takes over this long after the leader dies at most.
+const SWEEPER_LEASE_MS: Millis = 5_000;
+
 impl Service {
+    /// Sweeps if `holder` (this replica) holds or can take the sweeper
+    /// lease, renewing it; otherwise does nothing (`leader` is false).
+    pub async fn sweep_if_leader(&self, holder: &str, now: Millis) -> Result<SweepOutcome> {
+        let leads = self
+            .store()
+            .acquire_lease(SWEEPER_LEASE, holder, now, now + SWEEPER_LEASE_MS)
+            .await?;
+        if !leads {
+            return Ok(SweepOutcome::default());
+        }
+        self.sweep(now).await
+    }
+
     /// Marks overdue agents, runs time-based ticket decisions and
     /// escalations due at `now`. Idempotent for the same `now`. Another
     /// collector sweeping the same database at the same moment makes this

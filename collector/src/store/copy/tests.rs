@@ -180,6 +180,7 @@ pub(crate) async fn fill_edges(pool: &SqlitePool) {
          (4, 'ok2', 'e1', 'hook', 5, 100, 'opened', 'firing', '{}', 0, 0, $1, $2)",
         "INSERT INTO ca (id, cert_pem, key_sealed, origin, created_at) VALUES \
          (1, $1, 'v1:', 'imported', $2)",
+        "INSERT INTO leases (name, holder, expires_at) VALUES ('sweeper', $1, $2), ('x', '', $3)",
         "INSERT INTO delivered_reports (tenant_id, agent_id, boot_id, seq, received_at) VALUES \
          ('e1', 'ea1', 'b', $2, 0), ('e1', 'ea1', 'b', 0, $3), ('e2', 'ea2', $1, 1, 1)",
     ];
@@ -226,7 +227,7 @@ async fn sqlite_to_sqlite_keeps_every_row_id_and_counter() {
     })
     .await
     .expect("copy");
-    assert_eq!(summary.rows(), 27, "{:?}", summary.tables);
+    assert_eq!(summary.rows(), 29, "{:?}", summary.tables);
     let order: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     let pos = |t: &str| order.iter().position(|o| *o == t).expect(t);
     assert!(pos("tenants") < pos("agents") && pos("agents") < pos("check_states"));

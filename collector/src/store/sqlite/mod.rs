@@ -51,6 +51,7 @@ include!("../sql/tickets.rs");
 include!("../sql/grouping.rs");
 include!("../sql/outbox.rs");
 include!("../sql/ca.rs");
+include!("../sql/lease.rs");
 include!("../sql/retention.rs");
 include!("../sql/backend.rs");
 
