@@ -7,6 +7,8 @@
 //! Every report's send → ack time is recorded. A lost session reconnects
 //! with the agent's own backoff (`forewarn_agent::backoff`: full jitter,
 //! 0–1 s doubling to 0–30 s, reset after a session that got an ack).
+//! With several collector URLs agent i starts on URL i mod n and moves on
+//! to the next one after a session that never got an ack (failed connect).
 //!
 //! Unlike the real agent it keeps no spool: what would be observed while
 //! disconnected is not sent later, so a reconnect costs the collector only
@@ -35,7 +37,8 @@ const STOP_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What every agent shares.
 pub struct Shared {
-    pub url: CollectorUrl,
+    /// One or more (replicas); never empty.
+    pub urls: Vec<CollectorUrl>,
     pub server_name: String,
     pub ca_pem: String,
     pub state: StateDir,
@@ -62,6 +65,8 @@ struct Problem {
 /// An agent's state across sessions: small on purpose.
 struct Agent {
     spec: AgentSpec,
+    /// Index into `Shared::urls` of the collector it reports to.
+    url: usize,
     hostname: String,
     boot_id: String,
     seq: u64,
@@ -101,6 +106,7 @@ pub async fn run(
         .unwrap_or_default();
     let mut agent = Agent {
         boot_id: format!("{}-{}", shared.run_id, spec.index),
+        url: spec.index % shared.urls.len(),
         spec,
         hostname,
         seq: 0,
@@ -121,6 +127,8 @@ pub async fn run(
             End::Lost { worked } => {
                 if worked {
                     backoff.reset();
+                } else {
+                    agent.url = next_url(agent.url, shared.urls.len());
                 }
             }
         }
@@ -253,7 +261,7 @@ impl Agent {
             server_name: &shared.server_name,
             client: Some((&file.chain_pem, &file.key_pem)),
         };
-        let channel = endpoint::connect(&shared.url, &tls)
+        let channel = endpoint::connect(&shared.urls[self.url], &tls)
             .await
             .map_err(|_| "connect".to_string())?;
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
@@ -396,6 +404,11 @@ fn state_changes(r: pb::CheckResult) -> pb::report::Payload {
     pb::report::Payload::StateChanges(pb::StateChanges { results: vec![r] })
 }
 
+/// The URL after `i` of `n`, round and round.
+fn next_url(i: usize, n: usize) -> usize {
+    (i + 1) % n.max(1)
+}
+
 /// Resolves once the run stops (the `watch::Ref` is not kept: not `Send`).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -421,4 +434,17 @@ async fn goodbye(
         while let Ok(Some(_)) = inbound.message().await {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_url;
+
+    #[test]
+    fn urls_rotate() {
+        assert_eq!(next_url(0, 1), 0);
+        assert_eq!(next_url(0, 2), 1);
+        assert_eq!(next_url(1, 2), 0);
+        assert_eq!(next_url(2, 3), 0);
+    }
 }

@@ -20,10 +20,16 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "forewarn-loadgen", version, verbatim_doc_comment)]
 pub struct Args {
-    /// Collector gRPC URL, https://HOST:PORT.
-    #[arg(long)]
-    pub collector: String,
-    /// TLS name the collector's certificate must carry [default: the URL's host].
+    /// Collector gRPC URL, https://HOST:PORT; several, comma-separated (or
+    /// the flag repeated), for replicas sharing one database: agent i
+    /// reports to URL i mod n, and after a failed connect (or a session
+    /// closed before its first ack) moves on to the next URL; a session
+    /// that worked and then dropped is retried on the same URL first.
+    /// Enrollment goes to the first URL.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub collector: Vec<String>,
+    /// TLS name the collectors' certificates must carry [default: the first
+    /// URL's host].
     #[arg(long)]
     pub server_name: Option<String>,
     /// Keeps the pinned CA and every simulated agent's key and certificate;
@@ -108,8 +114,21 @@ pub struct Args {
     pub ack_timeout_secs: u64,
 
     /// Also measure this collector process: CPU (% of one core) and RSS.
-    #[arg(long)]
-    pub collector_pid: Option<u32>,
+    /// Several pids, comma-separated (replicas): summed, and each apart
+    /// in `collector_pids`.
+    #[arg(long, value_delimiter = ',')]
+    pub collector_pid: Vec<u32>,
+    /// Also measure the CPU of every process whose name (/proc/PID/comm)
+    /// is NAME, summed, e.g. `postgres` (the server and its backends).
+    /// Processes come and go: only those present at both the start and the
+    /// end of a window (same pid, same start time) count, so the CPU of a
+    /// process that started or ended within the window is missed.
+    #[arg(long, value_name = "NAME")]
+    pub watch_comm: Option<String>,
+    /// Enroll the agents missing from --state, print the result line and
+    /// exit without starting any session.
+    #[arg(long, conflicts_with = "reconnect")]
+    pub enroll_only: bool,
     /// Seconds between progress lines.
     #[arg(long, default_value_t = 5)]
     pub progress_secs: u64,
@@ -192,6 +211,9 @@ impl Args {
         if self.token.is_some() != self.ca_fingerprint.is_some() {
             problems.push("--token and --ca-fingerprint go together".to_string());
         }
+        if self.collector.iter().any(|u| u.trim().is_empty()) {
+            problems.push("--collector has an empty URL".to_string());
+        }
         if self.hostname_prefix.is_empty() || self.hostname_prefix.len() > 100 {
             problems.push("--hostname-prefix must be 1..100 characters".to_string());
         }
@@ -215,5 +237,49 @@ mod tests {
         assert!(parse_ramp("5,1").is_err());
         assert!(parse_ramp("5,0,9").is_err());
         assert!(parse_ramp("9,1,5").is_err());
+    }
+
+    #[test]
+    fn several_collectors_and_pids() {
+        let a = Args::try_parse_from([
+            "forewarn-loadgen",
+            "--collector",
+            "https://127.0.0.1:4443,https://127.0.0.1:4444",
+            "--collector-pid",
+            "10,11",
+            "--collector-pid",
+            "12",
+            "--watch-comm",
+            "postgres",
+        ])
+        .expect("parses");
+        assert_eq!(
+            a.collector,
+            ["https://127.0.0.1:4443", "https://127.0.0.1:4444"]
+        );
+        assert_eq!(a.collector_pid, [10, 11, 12]);
+        assert_eq!(a.watch_comm.as_deref(), Some("postgres"));
+        assert!(a.validate().is_ok());
+
+        let one = Args::try_parse_from(["forewarn-loadgen", "--collector", "https://h:1"])
+            .expect("parses");
+        assert_eq!(one.collector, ["https://h:1"]);
+        assert!(one.collector_pid.is_empty());
+        assert!(!one.enroll_only);
+
+        assert!(Args::try_parse_from(["forewarn-loadgen"]).is_err());
+        assert!(
+            Args::try_parse_from([
+                "forewarn-loadgen",
+                "--collector",
+                "https://h:1",
+                "--collector-pid",
+                "1,x"
+            ])
+            .is_err()
+        );
+        let empty = Args::try_parse_from(["forewarn-loadgen", "--collector", "https://h:1,"])
+            .expect("parses");
+        assert!(empty.validate().is_err());
     }
 }

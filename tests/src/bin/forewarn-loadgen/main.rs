@@ -10,6 +10,7 @@ mod agent;
 mod checks;
 mod cli;
 mod enroll;
+mod procs;
 mod run;
 mod stats;
 
@@ -25,6 +26,7 @@ use crate::agent::Shared;
 use crate::checks::CheckSet;
 use crate::cli::Args;
 use crate::enroll::StateDir;
+use crate::procs::Watch;
 use crate::run::Runner;
 
 fn main() -> Result<()> {
@@ -82,16 +84,30 @@ fn raise_nofile(agents: usize) {
 
 /// The whole run; `Ok(false)` if it ended without the figure it was for.
 async fn run(args: Args) -> Result<bool> {
-    let url =
-        CollectorUrl::parse(&args.collector).map_err(|e| anyhow::anyhow!("--collector: {e}"))?;
+    let urls = args
+        .collector
+        .iter()
+        .map(|u| CollectorUrl::parse(u.trim()).map_err(|e| anyhow::anyhow!("--collector: {e}")))
+        .collect::<Result<Vec<_>>>()?;
     let server_name = args
         .server_name
         .clone()
-        .unwrap_or_else(|| url.host().to_string());
-    let fleet = enroll::prepare(&args, &url, &server_name).await?;
+        .unwrap_or_else(|| urls[0].host().to_string());
+    let fleet = enroll::prepare(&args, &urls[0], &server_name).await?;
     let n = args.max_agents();
+    if args.enroll_only {
+        let result = json!({
+            "mode": "enroll",
+            "agents": n,
+            "enrolled_now": fleet.enrolled_now,
+            "enrolled_before": fleet.reused,
+        });
+        println!("loadgen-result {result}");
+        return Ok(true);
+    }
+    let collectors: Vec<String> = urls.iter().map(ToString::to_string).collect();
     let shared = Arc::new(Shared {
-        url,
+        urls,
         server_name,
         ca_pem: fleet.ca_pem,
         state: StateDir::new(&args.state),
@@ -111,12 +127,17 @@ async fn run(args: Args) -> Result<bool> {
         "checks": args.checks,
         "interval_secs": args.interval_secs,
         "change_rate": args.change_rate,
+        "collectors": collectors,
+        "watch_comm": args.watch_comm,
     });
     let mut runner = Runner::new(
         shared,
         fleet.agents,
         Duration::from_secs(args.progress_secs),
-        args.collector_pid,
+        Watch {
+            pids: args.collector_pid.clone(),
+            comm: args.watch_comm.clone(),
+        },
     );
     let warmup = Duration::from_secs(args.warmup_secs);
     let duration = Duration::from_secs(args.duration_secs);

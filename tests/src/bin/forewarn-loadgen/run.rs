@@ -16,7 +16,8 @@ use tokio::time::{Instant, sleep};
 
 use crate::agent::{self, Shared};
 use crate::enroll::AgentSpec;
-use crate::stats::{self, Latency, Stats};
+use crate::procs::{Figures, RssMax, Sample, Watch};
+use crate::stats::{Latency, Stats};
 
 /// The fleet of agent tasks and what the progress lines need.
 pub struct Runner {
@@ -27,8 +28,8 @@ pub struct Runner {
     tasks: JoinSet<()>,
     t0: Instant,
     progress: Duration,
-    collector_pid: Option<String>,
-    collector_rss_max: Option<f64>,
+    watch: Watch,
+    rss_max: RssMax,
     last_acks: (Instant, u64),
     interrupted: Arc<AtomicBool>,
 }
@@ -51,11 +52,9 @@ pub struct Step {
     pub errors_total: u64,
     /// Errors while the step warmed up (connecting).
     pub warmup_errors: BTreeMap<String, u64>,
-    pub collector_cpu_percent: Option<f64>,
-    pub collector_rss_mib: Option<f64>,
-    pub collector_rss_max_mib: Option<f64>,
-    pub loadgen_cpu_percent: Option<f64>,
-    pub loadgen_rss_mib: Option<f64>,
+    /// Collector(s), `--watch-comm` processes and the loadgen itself.
+    #[serde(flatten)]
+    pub procs: Figures,
 }
 
 impl Step {
@@ -91,16 +90,34 @@ impl Step {
         if !self.warmup_errors.is_empty() {
             println!("  warmup errors  {:?}", self.warmup_errors);
         }
+        let p = &self.procs;
         println!(
             "  collector      cpu {} of one core, rss {} (max {})",
-            opt(self.collector_cpu_percent, " %"),
-            opt(self.collector_rss_mib, " MiB"),
-            opt(self.collector_rss_max_mib, " MiB")
+            opt(p.collector_cpu_percent, " %"),
+            opt(p.collector_rss_mib, " MiB"),
+            opt(p.collector_rss_max_mib, " MiB")
         );
+        if p.collector_pids.len() > 1 {
+            for c in &p.collector_pids {
+                println!(
+                    "    pid {:<10} cpu {} of one core, rss {} (max {})",
+                    c.pid,
+                    opt(c.cpu_percent, " %"),
+                    opt(c.rss_mib, " MiB"),
+                    opt(c.rss_max_mib, " MiB")
+                );
+            }
+        }
+        if let Some(n) = p.watch_processes {
+            println!(
+                "  watched        cpu {} of one core ({n} processes)",
+                opt(p.watch_cpu_percent, " %")
+            );
+        }
         println!(
             "  loadgen        cpu {} of one core, rss {}",
-            opt(self.loadgen_cpu_percent, " %"),
-            opt(self.loadgen_rss_mib, " MiB")
+            opt(p.loadgen_cpu_percent, " %"),
+            opt(p.loadgen_rss_mib, " MiB")
         );
     }
 }
@@ -117,7 +134,7 @@ impl Runner {
         shared: Arc<Shared>,
         agents: Vec<AgentSpec>,
         progress: Duration,
-        collector_pid: Option<u32>,
+        watch: Watch,
     ) -> Self {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
@@ -136,8 +153,8 @@ impl Runner {
             tasks: JoinSet::new(),
             t0: now,
             progress,
-            collector_pid: collector_pid.map(|p| p.to_string()),
-            collector_rss_max: None,
+            watch,
+            rss_max: RssMax::default(),
             last_acks: (now, 0),
             interrupted,
         }
@@ -210,34 +227,29 @@ impl Runner {
             self.started,
             p99.map_or_else(|| "-".to_string(), |p| format!("{p:.2}ms")),
         );
-        if let Some(pid) = &self.collector_pid
-            && let Some(rss) = stats::rss_mib(pid)
-        {
-            self.collector_rss_max = Some(self.collector_rss_max.map_or(rss, |m: f64| m.max(rss)));
-            line.push_str(&format!(" collector_rss={rss:.0}MiB"));
+        if !self.watch.pids.is_empty() {
+            let rss = self.watch.rss();
+            self.rss_max.see(&rss);
+            if let Some(total) = self.watch.rss_total() {
+                line.push_str(&format!(" collector_rss={total:.0}MiB"));
+            }
         }
         println!("{line}");
     }
 
-    /// Starts the window now: (collector, own) CPU samples.
-    fn begin(&mut self) -> (Instant, Option<stats::CpuSample>, Option<stats::CpuSample>) {
+    /// Starts the window now: the CPU samples of the processes measured.
+    fn begin(&mut self) -> (Instant, Sample) {
         let _ = self.stats().take_window();
-        self.collector_rss_max = None;
-        let collector = self.collector_pid.as_deref().and_then(stats::cpu_sample);
-        (Instant::now(), collector, stats::cpu_sample("self"))
+        self.rss_max = RssMax::default();
+        (Instant::now(), self.watch.sample())
     }
 
     /// Ends the window begun at `begun`: its figures.
-    fn finish(
-        &mut self,
-        begun: (Instant, Option<stats::CpuSample>, Option<stats::CpuSample>),
-        warmup_errors: BTreeMap<String, u64>,
-    ) -> Step {
-        let (at, collector_cpu, own_cpu) = begun;
+    fn finish(&mut self, begun: (Instant, Sample), warmup_errors: BTreeMap<String, u64>) -> Step {
+        let (at, sample) = begun;
         let (connected, connected_min) = self.stats().up();
         let w = self.stats().take_window();
         let secs = at.elapsed().as_secs_f64();
-        let collector_rss = self.collector_pid.as_deref().and_then(stats::rss_mib);
         let all: Vec<u32> = w.heartbeat_us.iter().chain(&w.change_us).copied().collect();
         Step {
             agents: self.started,
@@ -252,17 +264,7 @@ impl Runner {
             errors_total: w.errors.values().sum(),
             errors: w.errors,
             warmup_errors,
-            collector_cpu_percent: stats::cpu_percent(
-                collector_cpu,
-                self.collector_pid.as_deref().and_then(stats::cpu_sample),
-            ),
-            collector_rss_max_mib: match (self.collector_rss_max, collector_rss) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            },
-            collector_rss_mib: collector_rss,
-            loadgen_cpu_percent: stats::cpu_percent(own_cpu, stats::cpu_sample("self")),
-            loadgen_rss_mib: stats::rss_mib("self"),
+            procs: self.watch.figures(&sample, &self.rss_max),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Shared figures of a run: ack latencies (heartbeats and state changes
 //! apart), errors by gRPC code, how many agents have a working session, and
-//! reconnect episodes; plus CPU and RSS of a process from /proc.
+//! reconnect episodes.
 //!
 //! Latencies are kept as plain `Vec<u32>` of microseconds per measuring
 //! window and sorted when a percentile is asked for: at 20,000 agents on a
@@ -186,56 +186,6 @@ impl Latency {
     }
 }
 
-// === /proc ===
-
-/// Clock ticks per second of /proc/PID/stat times: USER_HZ, which Linux
-/// fixes at 100 for userspace on every common architecture.
-const TICKS_PER_SEC: f64 = 100.0;
-
-/// A process's CPU time and the moment it was read.
-#[derive(Debug, Clone, Copy)]
-pub struct CpuSample {
-    at: Instant,
-    ticks: u64,
-}
-
-/// utime + stime of `pid` ("self" for this process).
-pub fn cpu_sample(pid: &str) -> Option<CpuSample> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after
-    // the last ')'; field 3 (state) is the first, utime is 14, stime 15.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(CpuSample {
-        at: Instant::now(),
-        ticks: utime + stime,
-    })
-}
-
-/// CPU used between two samples, as % of one core.
-pub fn cpu_percent(from: Option<CpuSample>, to: Option<CpuSample>) -> Option<f64> {
-    let (a, b) = (from?, to?);
-    let wall = b.at.duration_since(a.at).as_secs_f64();
-    (wall > 0.0 && b.ticks >= a.ticks)
-        .then(|| (b.ticks - a.ticks) as f64 / TICKS_PER_SEC / wall * 100.0)
-}
-
-/// VmRSS of `pid` in MiB.
-pub fn rss_mib(pid: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,11 +213,5 @@ mod tests {
         assert_eq!(up, 2);
         assert!(secs >= 0.0);
         assert_eq!(s.reconnects(), (false, vec![secs]));
-    }
-
-    #[test]
-    fn reads_this_process() {
-        assert!(cpu_sample("self").is_some());
-        assert!(rss_mib("self").is_some_and(|m| m > 0.0));
     }
 }
