@@ -125,9 +125,15 @@ pub struct Args {
     /// process that started or ended within the window is missed.
     #[arg(long, value_name = "NAME")]
     pub watch_comm: Option<String>,
+    /// With --watch-comm: only process PID and its children (e.g. the
+    /// postmaster's pid, so that other PostgreSQL servers on the machine
+    /// do not count).
+    #[arg(long, value_name = "PID", requires = "watch_comm")]
+    pub watch_parent: Option<u32>,
     /// Enroll the agents missing from --state, print the result line and
-    /// exit without starting any session.
-    #[arg(long, conflicts_with = "reconnect")]
+    /// exit without starting any session (the other flags of a run may
+    /// stay: --agents or --ramp say how many).
+    #[arg(long)]
     pub enroll_only: bool,
     /// Seconds between progress lines.
     #[arg(long, default_value_t = 5)]

@@ -137,6 +137,7 @@ async fn run(args: Args) -> Result<bool> {
         Watch {
             pids: args.collector_pid.clone(),
             comm: args.watch_comm.clone(),
+            parent: args.watch_parent,
         },
     );
     let warmup = Duration::from_secs(args.warmup_secs);

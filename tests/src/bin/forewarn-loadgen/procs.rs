@@ -1,7 +1,7 @@
 //! CPU and RSS of processes from /proc: this process, the collector(s) of
 //! `--collector-pid` (summed, and each apart) and every process whose name
 //! is `--watch-comm` (e.g. `postgres`: its server and one backend per
-//! connection).
+//! connection), optionally only `--watch-parent` and its children.
 //!
 //! CPU is utime + stime from /proc/PID/stat between two samples, as % of
 //! one core. For `--watch-comm` the set of processes changes while it runs:
@@ -28,6 +28,7 @@ pub struct CpuSample {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stat {
     comm: String,
+    ppid: u32,
     /// utime + stime.
     ticks: u64,
     /// Start time after boot (ticks): tells a reused pid apart.
@@ -43,11 +44,13 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?.to_string();
     let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    let ppid: u32 = fields.get(1)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let start: u64 = fields.get(19)?.parse().ok()?;
     Some(Stat {
         comm,
+        ppid,
         ticks: utime + stime,
         start,
     })
@@ -87,15 +90,17 @@ pub fn rss_mib(pid: &str) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Every process named `comm` now: pid → (start time, ticks).
-fn by_comm(comm: &str) -> BTreeMap<u32, (u64, u64)> {
+/// Every process named `comm` now (if `parent` is given: only that
+/// process and its children): pid → (start time, ticks).
+fn by_comm(comm: &str, parent: Option<u32>) -> BTreeMap<u32, (u64, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return BTreeMap::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
             let s = read_stat(&pid.to_string())?;
-            (s.comm == comm).then_some((pid, (s.start, s.ticks)))
+            let family = parent.is_none_or(|p| pid == p || s.ppid == p);
+            (s.comm == comm && family).then_some((pid, (s.start, s.ticks)))
         })
         .collect()
 }
@@ -121,6 +126,8 @@ fn common_ticks(from: &BTreeMap<u32, (u64, u64)>, to: &BTreeMap<u32, (u64, u64)>
 pub struct Watch {
     pub pids: Vec<u32>,
     pub comm: Option<String>,
+    /// With `comm`: only this process and its children.
+    pub parent: Option<u32>,
 }
 
 /// A sample of everything in a [`Watch`].
@@ -176,7 +183,11 @@ impl Watch {
                 .iter()
                 .map(|p| cpu_sample(&p.to_string()))
                 .collect(),
-            comm: self.comm.as_deref().map(by_comm).unwrap_or_default(),
+            comm: self
+                .comm
+                .as_deref()
+                .map(|c| by_comm(c, self.parent))
+                .unwrap_or_default(),
             own: cpu_sample("self"),
         }
     }
@@ -273,6 +284,7 @@ mod tests {
             parse_stat(text),
             Some(Stat {
                 comm: "post gres) (x)".into(),
+                ppid: 1,
                 ticks: 100,
                 start: 5555
             })
@@ -306,11 +318,16 @@ mod tests {
         assert!(cpu_sample("self").is_some());
         assert!(rss_mib("self").is_some_and(|m| m > 0.0));
         let me = read_stat("self").expect("own stat");
-        let found = by_comm(&me.comm);
+        let found = by_comm(&me.comm, None);
         assert!(found.contains_key(&std::process::id()), "{found:?}");
+        let mine = by_comm(&me.comm, Some(std::process::id()));
+        assert!(mine.contains_key(&std::process::id()), "{mine:?}");
+        assert!(by_comm(&me.comm, Some(me.ppid)).contains_key(&std::process::id()));
+        assert!(by_comm(&me.comm, Some(u32::MAX)).is_empty());
         let w = Watch {
             pids: vec![std::process::id()],
             comm: Some(me.comm),
+            parent: None,
         };
         let f = w.figures(&w.sample(), &RssMax::default());
         assert!(f.collector_rss_mib.is_some_and(|m| m > 0.0));
