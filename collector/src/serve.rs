@@ -49,7 +49,11 @@ pub async fn open_ca(cfg: &Config, store: &dyn Storage) -> Result<Ca> {
                 .as_ref()
                 .ok_or_else(|| Error::Config(crate::config::KEK_MISSING.to_string()))?;
             let kek = Kek::read(path)?;
-            crate::pki::load_or_create_shared(store, &kek, &cfg.pki_dir()).await
+            let ca = crate::pki::load_or_create_shared(store, &kek, &cfg.pki_dir()).await?;
+            // The certificate (public) where a single collector keeps it,
+            // for operators and installers; the key stays in the database.
+            crate::pki::write_ca_cert(&cfg.pki_dir(), ca.cert_pem())?;
+            Ok(ca)
         }
     }
 }

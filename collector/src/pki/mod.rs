@@ -13,6 +13,16 @@ mod kek;
 mod shared;
 
 pub(crate) use files::create_private_dir;
+
+/// Writes the CA certificate to `<dir>/ca.crt` unless it is already there.
+pub(crate) fn write_ca_cert(dir: &Path, cert_pem: &str) -> Result<()> {
+    let path = dir.join("ca.crt");
+    if std::fs::read_to_string(&path).is_ok_and(|s| s == cert_pem) {
+        return Ok(());
+    }
+    files::create_private_dir(dir)?;
+    files::write_atomic(&path, cert_pem.as_bytes())
+}
 pub use identity::{PeerIdentity, peer_identity};
 pub use kek::Kek;
 pub use shared::load_or_create_shared;

@@ -171,6 +171,12 @@ pub trait Sink: Send + Sync + 'static {
     /// attempt of this (event, sink) delivery, so a receiver that saw an
     /// attempt whose answer got lost can drop the repeat.
     async fn deliver(&self, notification: &Notification, idempotency_key: &str) -> Outcome;
+
+    /// The longest one delivery may take (its request timeout): outbox
+    /// claims outlast it, so a claim never runs out under an attempt.
+    fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(120)
+    }
 }
 
 // === the registry ===

@@ -13,12 +13,13 @@
 //!   after a 2xx, so the only repeats a receiver can see are attempts whose
 //!   answer got lost, with the key it already has.
 //! - **Several replicas**: each round a sink's loop *claims* its due rows
-//!   for this replica (its [`replica_id`]) for [`CLAIM`], so another
+//!   for this replica (its [`replica_id`]) for the sink's request timeout
+//!   plus [`CLAIM_SLACK`], so another
 //!   replica never sends them at the same time; a replica that dies
 //!   mid-delivery leaves claims that expire, and the rows are claimed again.
-//!   An attempt starts only while the claim has [`ATTEMPT_MARGIN`] left
-//!   (more than any sink's request timeout), so a claim never runs out
-//!   under an attempt; a clean shutdown releases the claims at once.
+//!   An attempt starts only while the claim has more than the request
+//!   timeout left, so a claim never runs out under an attempt; a clean
+//!   shutdown, or a receiver failing, releases the claims at once.
 //! - **A receiver that is down** is not hammered: after a retryable failure
 //!   the whole sink pauses (growing with consecutive failures) before it
 //!   tries again, instead of trying every ticket in turn.
@@ -39,12 +40,14 @@ use crate::{Error, Result};
 /// on top of the ticket itself).
 const POLL: Duration = Duration::from_millis(100);
 /// Rows claimed per round.
-const BATCH: u32 = 100;
-/// How long a claim holds rows for this replica.
-pub const CLAIM: Duration = Duration::from_secs(600);
-/// No attempt starts with less of its claim left than this: well above the
-/// longest request timeout a sink may have (`timeout_ms` ≤ 120 s).
-pub const ATTEMPT_MARGIN: Duration = Duration::from_secs(180);
+const BATCH: u32 = 20;
+/// How long past its request timeout a sink's claim holds rows for this
+/// replica: the delay before another replica takes over the rows of one
+/// that died mid-delivery.
+const CLAIM_SLACK: Duration = Duration::from_secs(20);
+/// No attempt starts with less of its claim left than the sink's request
+/// timeout plus this.
+const ATTEMPT_SLACK: Duration = Duration::from_secs(5);
 
 /// This process's replica id, as outbox claims name it:
 /// `<hostname>/<random uuid>`, made once per start (so a restarted
@@ -206,14 +209,16 @@ async fn run_sink(
 ) {
     let name = r.settings.name.as_str();
     let policy = RetryPolicy::of(&r.settings);
+    let claim = r.sink.request_timeout() + CLAIM_SLACK;
+    let margin = r.sink.request_timeout() + ATTEMPT_SLACK;
     // Consecutive retryable failures of the sink as a whole.
     let mut failures: u32 = 0;
     while !*stop.borrow() {
         let mut wait = POLL;
         let claimed_at = now_millis();
-        let last_start = claimed_at + millis(CLAIM) - millis(ATTEMPT_MARGIN);
+        let last_start = claimed_at + millis(claim) - millis(margin);
         match store
-            .outbox_claim(name, &owner, claimed_at, claimed_at + millis(CLAIM), BATCH)
+            .outbox_claim(name, &owner, claimed_at, claimed_at + millis(claim), BATCH)
             .await
         {
             Err(error) => {
@@ -268,6 +273,11 @@ async fn run_sink(
                             // sink rather than try every ticket in turn.
                             failures = failures.saturating_add(1);
                             wait = retry_delay(failures - 1, policy.initial, policy.max, unit);
+                            // The rest of the batch is free for a replica
+                            // whose way to the receiver may work.
+                            if let Err(error) = store.outbox_release(name, &owner).await {
+                                warn!(sink = name, %error, "releasing outbox claims failed");
+                            }
                             break;
                         }
                     }

@@ -170,6 +170,7 @@ impl SinkSpec for WebhookSpec {
             key,
             public_url: ctx.public_url.trim_end_matches('/').to_string(),
             client,
+            timeout: self.timeout,
         }))
     }
 }
@@ -180,6 +181,8 @@ pub struct Webhook {
     key: Vec<u8>,
     public_url: String,
     client: reqwest::Client,
+    /// The whole-request timeout the client was built with.
+    timeout: Duration,
 }
 
 /// `sha256=<hex>`: HMAC-SHA256 of exactly `body` under `key`.
@@ -306,6 +309,10 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Outco
 
 #[async_trait]
 impl Sink for Webhook {
+    fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     async fn deliver(&self, n: &Notification, idempotency_key: &str) -> Outcome {
         let body = Body::new(n, &self.public_url).to_bytes();
         let sig = signature(&self.key, &body);
