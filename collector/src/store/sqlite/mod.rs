@@ -85,13 +85,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // Reads through a memory map instead of a read() per page, and
-            // a larger page cache per connection, so a large fleet's rows
-            // stay in memory (measured: page reads and cache spills were
-            // ~12 % of the collector's CPU at 10,000 agents).
-            .pragma("mmap_size", (1u64 << 30).to_string())
-            .pragma("cache_size", "-32768");
+            .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // A transaction that fails at a bad moment (a full disk: SQLite
