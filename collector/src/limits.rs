@@ -19,11 +19,11 @@
 //!   logged at warn at most once a minute per agent and audited
 //!   (`agent.series_cap`) at most once an hour per agent.
 //!
-//! The counts are `agents.series_count` and `tenants.series_count`, kept by
-//! triggers on `check_states` in the report's own transaction (migration
-//! 0008): admitting a series reads two counters rather than counting rows.
-//! Nothing removes series yet, so one that stops being reported still
-//! counts until its rows are deleted.
+//! The count is `agents.series_count`, kept by triggers on `check_states` in
+//! the report's own transaction; a tenant's is the sum over its agents, read
+//! once per report that brings a new series (a per-tenant counter row would
+//! be written by every agent of the tenant and serialize them on
+//! PostgreSQL). A retired check's rows are deleted and uncounted.
 //!
 //! **Clock skew.** At session start the collector compares the hello's
 //! `sent_at` (the agent's clock) with its own receive time; the offset is

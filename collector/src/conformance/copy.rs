@@ -269,11 +269,13 @@ async fn serves(sqlite: &SqliteStore, pg: &PostgresStore) {
         .expect("tenant")
         .expect("globex")
         .id;
-    let before: i64 = sqlx::query_scalar("SELECT series_count FROM tenants WHERE id = $1")
-        .bind(&acme)
-        .fetch_one(pg.pool())
-        .await
-        .expect("count");
+    let before: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(series_count) AS BIGINT) FROM agents WHERE tenant_id = $1",
+    )
+    .bind(&acme)
+    .fetch_one(pg.pool())
+    .await
+    .expect("count");
     assert_eq!(before, 3, "disk, memory and cpu of a1");
     new.apply_report(
         &acme,
@@ -287,11 +289,13 @@ async fn serves(sqlite: &SqliteStore, pg: &PostgresStore) {
     )
     .await
     .expect("new problem");
-    let after: i64 = sqlx::query_scalar("SELECT series_count FROM tenants WHERE id = $1")
-        .bind(&acme)
-        .fetch_one(pg.pool())
-        .await
-        .expect("count");
+    let after: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(series_count) AS BIGINT) FROM agents WHERE tenant_id = $1",
+    )
+    .bind(&acme)
+    .fetch_one(pg.pool())
+    .await
+    .expect("count");
     assert_eq!(after, before + 1);
     let new_ids: Vec<i64> = new
         .store()

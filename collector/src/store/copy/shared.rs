@@ -137,20 +137,14 @@ pub(super) async fn count(conn: &mut Conn, table: &Table) -> Result<i64> {
         .await?)
 }
 
-/// The counters the `check_states` triggers keep (`series_count` of agents
-/// and tenants), recounted from the copied rows: whatever the triggers did
+/// The counter the `check_states` triggers keep (`series_count` of agents;
+/// a tenant's is their sum), recounted from the copied rows: whatever the triggers did
 /// or did not add while the copied agents and tenants already carried their
 /// counts, each ends up at its number of series, as the triggers keep it.
 pub(super) async fn recount_series(conn: &mut Conn) -> Result<()> {
     sqlx::query(
         "UPDATE agents SET series_count = \
          (SELECT COUNT(*) FROM check_states c WHERE c.agent_id = agents.id)",
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE tenants SET series_count = \
-         (SELECT COUNT(*) FROM check_states c WHERE c.tenant_id = tenants.id)",
     )
     .execute(&mut *conn)
     .await?;

@@ -190,8 +190,9 @@ impl AgentTx for Tx {
 
     async fn series_counts(&mut self, tenant_id: &str, agent_id: &str) -> Result<(i64, i64)> {
         Ok(sqlx::query_as(
-            "SELECT a.series_count, n.series_count FROM agents a JOIN tenants n ON n.id = a.tenant_id
-             WHERE a.id = $1 AND a.tenant_id = $2",
+            "SELECT a.series_count,
+                    CAST((SELECT COALESCE(SUM(t.series_count), 0) FROM agents t WHERE t.tenant_id = $2) AS BIGINT)
+             FROM agents a WHERE a.id = $1 AND a.tenant_id = $2",
         )
         .bind(agent_id)
         .bind(tenant_id)

@@ -56,7 +56,8 @@ async fn migration_0008_counts_existing_series_and_triggers_keep_counting() {
         }
     };
     let agents = "SELECT id, series_count FROM agents ORDER BY id";
-    let tenants = "SELECT id, series_count FROM tenants ORDER BY id";
+    let tenants =
+        "SELECT tenant_id, SUM(series_count) FROM agents GROUP BY tenant_id ORDER BY tenant_id";
     let pairs = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
         v.iter().map(|(k, n)| ((*k).to_string(), *n)).collect()
     };
