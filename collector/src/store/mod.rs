@@ -290,8 +290,10 @@ pub trait AgentTx {
         c: &OverdueCutoffs,
         limit: i64,
     ) -> Result<Vec<OverdueAgent>>;
-    /// The agent's and its tenant's series counts (kept by the database).
-    async fn series_counts(&mut self, tenant_id: &str, agent_id: &str) -> Result<(i64, i64)>;
+    /// The agent's series count (kept by the database).
+    async fn agent_series(&mut self, tenant_id: &str, agent_id: &str) -> Result<i64>;
+    /// The tenant's series count: the sum over its agents.
+    async fn tenant_series(&mut self, tenant_id: &str) -> Result<i64>;
     /// The tenant of `agent_id` if it is in `scope`.
     async fn agent_tenant(&mut self, scope: &Scope, agent_id: &str) -> Result<Option<String>>;
     /// Marks the agent revoked at `now`; `false` if it already was.

@@ -241,7 +241,8 @@ async fn alive_again(
 /// added here, since the report's states are written together.
 struct SeriesBudget {
     caps: SeriesCaps,
-    /// (agent, tenant) series as stored when the report began.
+    /// (agent, tenant) series as stored when the report began; the
+    /// tenant's only under a tenant cap (a sum over its agents).
     stored: Option<(i64, i64)>,
     /// New series admitted so far in this report.
     admitted: i64,
@@ -267,11 +268,16 @@ impl SeriesBudget {
         let (agent, tenant) = match self.stored {
             Some(counts) => counts,
             None => {
-                let counts = desk
-                    .tx
-                    .series_counts(&ctx.row.tenant_id, &ctx.row.agent_id)
-                    .await?;
-                *self.stored.insert(counts)
+                let (tenant_id, agent_id) = (&ctx.row.tenant_id, &ctx.row.agent_id);
+                let agent = match self.caps.per_agent {
+                    Some(_) => desk.tx.agent_series(tenant_id, agent_id).await?,
+                    None => 0,
+                };
+                let tenant = match self.caps.per_tenant {
+                    Some(_) => desk.tx.tenant_series(tenant_id).await?,
+                    None => 0,
+                };
+                *self.stored.insert((agent, tenant))
             }
         };
         let full =

@@ -188,13 +188,20 @@ impl AgentTx for Tx {
             .collect()
     }
 
-    async fn series_counts(&mut self, tenant_id: &str, agent_id: &str) -> Result<(i64, i64)> {
-        Ok(sqlx::query_as(
-            "SELECT a.series_count,
-                    CAST((SELECT COALESCE(SUM(t.series_count), 0) FROM agents t WHERE t.tenant_id = $2) AS BIGINT)
-             FROM agents a WHERE a.id = $1 AND a.tenant_id = $2",
+    async fn agent_series(&mut self, tenant_id: &str, agent_id: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT series_count FROM agents WHERE id = $1 AND tenant_id = $2",
         )
         .bind(agent_id)
+        .bind(tenant_id)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn tenant_series(&mut self, tenant_id: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(series_count), 0) AS BIGINT) FROM agents WHERE tenant_id = $1",
+        )
         .bind(tenant_id)
         .fetch_one(&mut *self.tx)
         .await?)
