@@ -59,6 +59,46 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// Runs `cmd` (the collector binary, maybe wrapped) as `--config CONFIG
+/// serve`, its stderr in `log`, and waits for its ready line: the process
+/// and its gRPC and HTTP addresses. `who` names it if it never gets ready.
+pub fn serve_until_ready(
+    mut cmd: Command,
+    config: &Path,
+    log: PathBuf,
+    who: &str,
+) -> (Proc, SocketAddr, SocketAddr) {
+    let mut child = cmd
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn collector");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("forewarn-collector ready") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let proc = Proc { child, log };
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{who} did not become ready:\n{}", proc.log_text()));
+    let field = |k: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+    };
+    (proc, field("grpc="), field("http="))
+}
+
 pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
@@ -145,37 +185,15 @@ impl Collector {
     /// Starts a process on `config`, whose store is `store`.
     fn launch(dir: tempfile::TempDir, config: PathBuf, store: Store) -> Self {
         let log = dir.path().join("collector.log");
-        let mut child = Command::new(bin("forewarn-collector"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn collector");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("forewarn-collector ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let proc = Proc { child, log };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("collector did not become ready:\n{}", proc.log_text()));
-        let field = |k: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-        };
+        let (proc, grpc, http) = serve_until_ready(
+            Command::new(bin("forewarn-collector")),
+            &config,
+            log,
+            "collector",
+        );
         let mut c = Collector {
-            grpc: field("grpc="),
-            http: field("http="),
+            grpc,
+            http,
             dir,
             config,
             store,

@@ -2,16 +2,14 @@
 //! started in one namespace of a [`Lab`] (`ip netns exec`), for
 //! `replicas.rs`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::Value;
 
 use super::netns::Lab;
-use super::{Proc, bin};
+use super::{Proc, bin, serve_until_ready};
 
 /// One `forewarn-collector serve` in namespace `i` of the lab.
 pub struct Replica {
@@ -25,39 +23,12 @@ pub struct Replica {
 impl Replica {
     pub fn start(lab: &Lab, i: usize, config: PathBuf) -> Self {
         let log = config.with_file_name("collector.log");
-        let mut child = lab
-            .command(i, &bin("forewarn-collector"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn collector");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("forewarn-collector ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let proc = Proc { child, log };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("replica {i} did not become ready:\n{}", proc.log_text()));
-        let addr = |k: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-        };
+        let cmd = lab.command(i, &bin("forewarn-collector"));
+        let (proc, grpc, http) = serve_until_ready(cmd, &config, log, &format!("replica {i}"));
         Replica {
             i,
-            grpc: addr("grpc="),
-            http: addr("http="),
+            grpc,
+            http,
             config,
             proc: Some(proc),
         }
