@@ -174,8 +174,11 @@ async fn a_lost_database_stops_acks_and_recovers_by_itself() {
 
     // The outage silences the agent for a while; an "agent overdue" ticket
     // is not what this test is about.
+    let kek_dir = tempfile::tempdir().expect("tempdir");
+    let kek = kek_dir.path().join("kek");
+    std::fs::write(&kek, "7".repeat(64)).expect("kek");
     let collector = Collector::start_with_config(&format!(
-        "[store]\nurl = {url:?}\n[tickets]\noverdue_after_intervals = 20\n"
+        "[store]\nurl = {url:?}\n[pki]\nkek_file = {kek:?}\n[tickets]\noverdue_after_intervals = 20\n"
     ));
     let (status, body, _) = healthz(&collector).await.expect("healthz answers");
     assert_eq!(status, 200, "healthy at the start: {body}");
