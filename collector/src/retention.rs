@@ -1,11 +1,12 @@
 //! Retention: what the collector forgets, and when (`[retention]`).
 //!
-//! Runs in the background, once a minute, on one replica at a time: every
-//! batch is a short transaction that first takes the retention lease
+//! Runs in the background, once a minute, on the leader only (the holder
+//! of the sweeper lease, `tickets::sweep::SWEEPER_LEASE`). Every batch is a
+//! short transaction that first takes the retention lock
 //! ([`WriteTx::try_retention_lease`], an advisory lock of its own on
-//! PostgreSQL, so pruning never makes the sweep skip a tick), and a
-//! replica that does not get it leaves the round to the one that did. The
-//! deletions are idempotent, so the lease saves doubled work and lock
+//! PostgreSQL, so pruning never makes the sweep skip a tick), which keeps
+//! an old and a new leader from pruning at once while the lease changes
+//! hands. The deletions are idempotent, so both save doubled work and lock
 //! waits, not correctness.
 //!
 //! The cutoffs are computed here; the store only deletes rows older than

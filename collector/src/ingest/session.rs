@@ -1,8 +1,8 @@
 //! `Ingest/Session`: the long-lived mTLS stream of one agent.
 //!
 //! Identity comes from the verified client certificate only. Each report is
-//! validated, committed through [`Store::apply_report`] and only then
-//! acknowledged; a store failure ends the stream with UNAVAILABLE so the
+//! validated, committed through the group-commit writer
+//! ([`crate::tickets::writer`]) and only then acknowledged; a store failure ends the stream with UNAVAILABLE so the
 //! agent reconnects and resends what was not acknowledged.
 //!
 //! Limits at the edge, cheapest first: a session open over the agent's rate

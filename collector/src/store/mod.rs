@@ -462,8 +462,6 @@ pub trait MaintenanceTx {
     async fn insert_window(&mut self, w: &NewWindowRow<'_>) -> Result<i64>;
     async fn window(&mut self, scope: &Scope, id: i64) -> Result<Option<WindowRow>>;
     async fn delete_window(&mut self, tenant_id: &str, id: i64) -> Result<()>;
-    /// Deletes one-off windows and silences that ended before `before`.
-    async fn prune_windows(&mut self, before: Millis) -> Result<()>;
     /// Whether the tenant has this agent.
     async fn agent_exists(&mut self, tenant_id: &str, agent_id: &str) -> Result<bool>;
 }

@@ -1,5 +1,6 @@
 //! Reports and sessions: what an agent's hello, reports and goodbye do to
-//! its state and tickets, each in one transaction.
+//! its state and tickets, each inside one write transaction (its own, or
+//! the batch's the ingest writer shares: see [`super::writer`]).
 
 use super::engine::Step;
 use std::collections::HashMap;

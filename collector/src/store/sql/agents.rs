@@ -382,14 +382,6 @@ impl MaintenanceTx for Tx {
         Ok(())
     }
 
-    async fn prune_windows(&mut self, before: Millis) -> Result<()> {
-        sqlx::query("DELETE FROM maintenance_windows WHERE end_at IS NOT NULL AND end_at < $1")
-            .bind(before)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
     async fn agent_exists(&mut self, tenant_id: &str, agent_id: &str) -> Result<bool> {
         let known: Option<String> =
             sqlx::query_scalar("SELECT id FROM agents WHERE id = $1 AND tenant_id = $2")

@@ -5,30 +5,28 @@
 #[async_trait]
 impl RetentionTx for Tx {
     async fn prune_delivered(&mut self, before: Millis, limit: i64) -> Result<u64> {
-        Ok(sqlx::query(
+        delete_batch(
+            self,
             "DELETE FROM delivered_reports WHERE (agent_id, boot_id, seq) IN (
                SELECT agent_id, boot_id, seq FROM delivered_reports WHERE received_at < $1
                ORDER BY received_at LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected())
+        .await
     }
 
     async fn prune_outbox(&mut self, before: Millis, limit: i64) -> Result<u64> {
-        Ok(sqlx::query(
+        delete_batch(
+            self,
             "DELETE FROM outbox WHERE id IN (
                SELECT id FROM outbox WHERE state != 'pending' AND created_at < $1
                  AND ticket_id IN (SELECT id FROM tickets WHERE state = 'resolved')
                ORDER BY id LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected())
+        .await
     }
 
     async fn prune_resolved_tickets(&mut self, before: Millis, limit: i64) -> Result<u64> {
@@ -65,27 +63,36 @@ impl RetentionTx for Tx {
     }
 
     async fn prune_audit(&mut self, before: Millis, limit: i64) -> Result<u64> {
-        Ok(sqlx::query(
+        delete_batch(
+            self,
             "DELETE FROM audit_log WHERE id IN (
                SELECT id FROM audit_log WHERE at < $1 ORDER BY id LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected())
+        .await
     }
 
     async fn prune_ended_windows(&mut self, before: Millis, limit: i64) -> Result<u64> {
-        Ok(sqlx::query(
+        delete_batch(
+            self,
             "DELETE FROM maintenance_windows WHERE id IN (
                SELECT id FROM maintenance_windows WHERE end_at IS NOT NULL AND end_at < $1
                ORDER BY id LIMIT $2)",
+            before,
+            limit,
         )
+        .await
+    }
+}
+
+/// Runs one batch deletion `sql` (`$1` the cutoff, `$2` the batch size):
+/// the rows it removed.
+async fn delete_batch(tx: &mut Tx, sql: &'static str, before: Millis, limit: i64) -> Result<u64> {
+    Ok(sqlx::query(sql)
         .bind(before)
         .bind(limit)
-        .execute(&mut *self.tx)
+        .execute(&mut *tx.tx)
         .await?
         .rows_affected())
-    }
 }
