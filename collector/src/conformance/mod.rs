@@ -15,6 +15,7 @@ mod retention;
 mod tenants;
 mod tickets;
 mod tokens;
+mod writer;
 
 pub use backends::{postgres_with, sqlite_with};
 
@@ -34,6 +35,8 @@ use self::retention::*;
 use self::tickets::*;
 #[allow(clippy::wildcard_imports)]
 use self::tokens::*;
+#[allow(clippy::wildcard_imports)]
+use self::writer::*;
 use crate::Error;
 use crate::domain::{
     ApiCaller, CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent, NewApiKey,
@@ -478,6 +481,7 @@ macro_rules! store_conformance {
                 revoked_enrollment_tokens_are_refused_scoped_and_audited,
                 enrollment_outcomes_are_audited_with_the_token_tenant,
                 renewal_moves_the_expiry_and_is_audited,
+                a_refused_write_fails_alone_and_its_batch_commits,
                 unchanged_heartbeats_do_not_rewrite_problems,
                 revoking_an_agent_forgets_its_problems,
                 outbox_claims_never_hand_one_row_to_two_replicas,
