@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::domain::{
-    ApiCaller, NewApiKey, NewEnrollmentToken, Scope, TicketState, now_millis, rfc3339,
-};
+use crate::domain::{ApiCaller, NewEnrollmentToken, Role, Scope, TicketState, now_millis, rfc3339};
 use crate::serve::{ensure_default_tenant, open_store};
 use crate::tickets::Service;
 use crate::{Config, Error, Result, secrets};
@@ -40,7 +38,8 @@ pub(crate) fn operator(actor: &str) -> ApiCaller {
     ApiCaller {
         scope: Scope::All,
         name: format!("cli:{actor}"),
-        role: "admin".into(),
+        role: Role::MspAdmin,
+        source: "cli".into(),
     }
 }
 
@@ -160,48 +159,6 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
             },
             rfc3339::format(expires_at),
             o.max_uses,
-        );
-    }
-    Ok(())
-}
-
-/// `api-key create`: prints the key once.
-pub async fn api_key_create(
-    cfg: &Config,
-    name: &str,
-    tenant: Option<&str>,
-    role: &str,
-    as_json: bool,
-) -> Result<()> {
-    if !["admin", "technician", "viewer"].contains(&role) {
-        return Err(Error::InvalidArgument(format!(
-            "--role must be admin, technician or viewer, not {role:?}"
-        )));
-    }
-    let s = store(cfg).await?;
-    let tenant_id = match tenant {
-        Some(t) => Some(tenant_id(&s, t).await?),
-        None => None,
-    };
-    let key = secrets::generate(secrets::API_KEY_PREFIX);
-    s.store()
-        .create_api_key(&NewApiKey {
-            id: uuid::Uuid::new_v4().to_string(),
-            tenant_id,
-            name: name.to_string(),
-            key_hash: secrets::hash(&key),
-            role: role.to_string(),
-        })
-        .await?;
-    if as_json {
-        println!(
-            "{}",
-            json!({"key": key, "name": name, "tenant": tenant, "role": role, "scope": if tenant.is_some() { "tenant" } else { "all" }})
-        );
-    } else {
-        let scope = tenant.map_or("all tenants".to_string(), |t| format!("tenant {t:?}"));
-        println!(
-            "API key {name:?} for {scope}; shown only once:\n\n  {key}\n\nuse it as: Authorization: Bearer {key}"
         );
     }
     Ok(())

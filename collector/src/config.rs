@@ -102,6 +102,22 @@ pub struct HttpConfig {
     /// addresses).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A dashboard session unused this long ends (seconds; 60..=604800).
+    #[serde(default = "default_session_idle_secs")]
+    pub session_idle_secs: u64,
+    /// Mark the session cookie `Secure` (sent over HTTPS only; browsers
+    /// also accept it from `http://localhost` and `127.0.0.1`). Set false
+    /// only to reach the dashboard over plain HTTP on a trusted network.
+    #[serde(default = "default_true")]
+    pub secure_cookies: bool,
+}
+
+fn default_session_idle_secs() -> u64 {
+    3600
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The store backend.
@@ -221,6 +237,8 @@ impl Default for HttpConfig {
         Self {
             listen_addr: default_http_listen(),
             public_url: None,
+            session_idle_secs: default_session_idle_secs(),
+            secure_cookies: true,
         }
     }
 }
@@ -374,6 +392,12 @@ impl Config {
             problems.push(format!(
                 "grpc.max_message_bytes ({}) must be between 1024 and 67108864",
                 self.grpc.max_message_bytes
+            ));
+        }
+        if !(60..=604_800).contains(&self.http.session_idle_secs) {
+            problems.push(format!(
+                "http.session_idle_secs ({}) must be between 60 and 604800",
+                self.http.session_idle_secs
             ));
         }
         if self.grpc.max_concurrent_streams == 0 {

@@ -36,6 +36,12 @@ pub enum Error {
     /// an internal error, logged).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// Too many attempts (logins): try again later.
+    #[error("{0}")]
+    RateLimited(String),
+    /// A failure of ours that is not the store's (logged, never shown).
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 /// Result with the collector's [`Error`].
@@ -90,6 +96,7 @@ impl From<Error> for tonic::Status {
             Error::InvalidArgument(m) => Status::invalid_argument(m),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::RateLimited(m) => Status::resource_exhausted(m),
             // Internal details (paths, SQL) stay in the collector's log.
             other => {
                 tracing::error!(error = %other, "internal error");
@@ -110,6 +117,7 @@ impl axum::response::IntoResponse for Error {
             Error::InvalidArgument(m) => (StatusCode::BAD_REQUEST, m.clone()),
             Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
             Error::PermissionDenied(m) => (StatusCode::FORBIDDEN, m.clone()),
+            Error::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, m.clone()),
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "store unavailable");
                 (

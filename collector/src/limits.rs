@@ -207,6 +207,7 @@ pub async fn series_dropped(
                 tenant_id: Some(tenant_id),
                 at: now,
                 actor: "collector",
+                source: "",
                 action: "agent.series_cap",
                 target: &format!("agent/{agent_id}"),
                 detail: &format!(

@@ -43,7 +43,10 @@ enum Command {
     Token(TokenCommand),
     /// Manage API keys for the HTTP API.
     #[command(subcommand, name = "api-key")]
-    ApiKey(ApiKeyCommand),
+    ApiKey(forewarn_collector::access::cli::ApiKeyCommand),
+    /// Operators: people who sign in to the dashboard (add, list, disable, enable, revoke, reset, totp).
+    #[command(subcommand)]
+    Operator(forewarn_collector::access::cli::OperatorCommand),
     /// Inspect and revoke agents.
     #[command(subcommand)]
     Agents(AgentsCommand),
@@ -135,24 +138,6 @@ enum TokenCommand {
         id: String,
         #[arg(long, default_value_t = whoami())]
         by: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ApiKeyCommand {
-    /// Create an API key and print it once.
-    Create {
-        /// A name to recognise the key by.
-        #[arg(long)]
-        name: String,
-        /// Restrict the key to one tenant; without it the key sees all tenants.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// admin, technician (may act on tickets) or viewer (read-only).
-        #[arg(long, default_value = "technician")]
-        role: String,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -329,12 +314,10 @@ fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::ApiKey(ApiKeyCommand::Create {
-                name,
-                tenant,
-                role,
-                json,
-            }) => commands::api_key_create(&cfg, &name, tenant.as_deref(), &role, json).await,
+            Command::ApiKey(cmd) => forewarn_collector::access::cli::api_key_cmd(&cfg, cmd).await,
+            Command::Operator(cmd) => {
+                forewarn_collector::access::cli::operator_cmd(&cfg, cmd).await
+            }
             Command::Tickets(TicketsCommand::Show { id, json }) => {
                 commands::ticket_show(&cfg, id, json).await
             }

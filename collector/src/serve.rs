@@ -198,15 +198,22 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .await
         })
     };
+    let access = crate::access::Access::new(
+        store.clone(),
+        Duration::from_secs(cfg.http.session_idle_secs),
+    );
     let http_task = {
         let mut rx = stop_rx.clone();
-        let app = api::router(svc.clone());
+        let app = api::router(svc.clone(), access.clone());
         tokio::spawn(async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await
+            axum::serve(
+                http_listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
         })
     };
     // This process among the replicas: names its sweeper lease and its
@@ -314,6 +321,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
         data_dir = %cfg.data_dir.display(),
         "collector ready"
     );
+    // The first msp-admin, once, with a setup link (never a default password).
+    first_admin(&access, &cfg.http.public_url(http_addr)).await?;
     // One machine-readable line on stdout for scripts and tests.
     println!("forewarn-collector ready grpc={grpc_addr} http={http_addr}");
 
@@ -368,6 +377,20 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Creates the first msp-admin when there is no operator, and prints its
+/// one-time setup link to the log and the terminal.
+async fn first_admin(access: &crate::access::Access, public_url: &str) -> Result<()> {
+    if let Some(invited) = access.ensure_first_admin(now_millis()).await? {
+        let url = format!("{}{}", public_url.trim_end_matches('/'), invited.setup_path);
+        info!(operator = invited.operator.username, %url, "first msp-admin created: open the setup link to set its password (valid 24 h, once)");
+        println!(
+            "forewarn-collector first-admin user={} setup={url}",
+            invited.operator.username
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! Operator HTTP API (`/api/v1/...`) and `/healthz`.
 //!
-//! Every `/api/v1` route needs `Authorization: Bearer <api key>`; the key's
-//! scope (one tenant or all) is applied by the store, so an id of another
-//! tenant is simply not found (404), never forbidden (which would leak that
-//! it exists).
+//! Every request passes [`auth::gate`]: a bearer API key or a session
+//! cookie names the caller, and the one authorization function
+//! ([`crate::access::authz`]) decides the route by the caller's role. The
+//! caller's scope (its tenants) is applied by the store, so an id of
+//! another tenant is simply not found (404), never forbidden (which would
+//! leak that it exists).
 
-mod auth;
+mod access;
+pub mod auth;
 mod maintenance;
 mod outbox;
 mod tokens;
@@ -31,10 +34,13 @@ pub struct AppState {
     /// Decisions (anything that changes state or needs policy); reads go
     /// through its `store()`.
     pub svc: Service,
+    /// Operators, keys, sessions.
+    pub access: crate::access::Access,
 }
 
-/// The API router.
-pub fn router(svc: Service) -> Router {
+/// The HTTP router: API, dashboard and probes, behind [`auth::gate`].
+pub fn router(svc: Service, access: crate::access::Access) -> Router {
+    let state = AppState { svc, access };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -54,8 +60,13 @@ pub fn router(svc: Service) -> Router {
         .merge(outbox::routes())
         .merge(maintenance::routes())
         .merge(tokens::routes())
+        .merge(access::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
         .fallback(|| async { Error::NotFound("no such route".into()) })
-        .with_state(AppState { svc })
+        .with_state(state)
 }
 
 /// Prometheus text format (counts only, no tenant data: no key needed).

@@ -129,7 +129,7 @@ async fn fill(store: &SqliteStore) {
                 tenant_id: tenant,
                 name: id.into(),
                 key_hash: format!("hash-{id}"),
-                role: "viewer".into(),
+                role: crate::domain::Role::Viewer,
             })
             .await
             .expect("api key");

@@ -313,15 +313,18 @@ pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(svc: Ser
     let acme_tech = ApiCaller {
         scope: Scope::Tenant(acme.clone()),
         name: "acme-tech".into(),
-        role: "technician".into(),
+        role: crate::domain::Role::Technician,
+        source: String::new(),
     };
     let globex_tech = ApiCaller {
         scope: Scope::Tenant(globex.clone()),
         name: "globex-tech".into(),
-        role: "technician".into(),
+        role: crate::domain::Role::Technician,
+        source: String::new(),
     };
     let viewer = ApiCaller {
-        role: "viewer".into(),
+        role: crate::domain::Role::Viewer,
+        source: String::new(),
         ..acme_tech.clone()
     };
     // Through the request layer, as the API and CLI do: the tenant comes

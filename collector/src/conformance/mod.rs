@@ -3,6 +3,7 @@
 //! backend (`store_conformance!(backend, factory)`; factories in
 //! [`backends`]).
 
+mod access;
 mod backends;
 mod copy;
 mod limits;
@@ -20,6 +21,7 @@ mod writer;
 pub use backends::{postgres_with, sqlite_with};
 
 #[allow(clippy::wildcard_imports)]
+use self::access::*;
 use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
 use self::maintenance::*;
@@ -39,7 +41,7 @@ use self::tokens::*;
 use self::writer::*;
 use crate::Error;
 use crate::domain::{
-    ApiCaller, CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent, NewApiKey,
+    ApiCaller, CheckResult, CheckState, HostFacts, HostSnapshot, Millis, NewAgent,
     NewEnrollmentToken, Report, ReportPayload, Scope, TicketState,
 };
 use crate::tickets::Service;
@@ -340,52 +342,6 @@ pub async fn sessions_and_snapshots(svc: Service) {
     assert_eq!(a.agent.status, "offline");
 }
 
-pub async fn api_keys_grant_their_scope(svc: Service) {
-    let t = svc.store().create_tenant("acme").await.expect("tenant");
-    svc.store()
-        .create_api_key(&NewApiKey {
-            id: "k1".into(),
-            tenant_id: Some(t.id.clone()),
-            name: "acme-tech".into(),
-            key_hash: "kh1".into(),
-            role: "viewer".into(),
-        })
-        .await
-        .expect("key");
-    svc.store()
-        .create_api_key(&NewApiKey {
-            id: "k2".into(),
-            tenant_id: None,
-            name: "msp-admin".into(),
-            key_hash: "kh2".into(),
-            role: "admin".into(),
-        })
-        .await
-        .expect("key");
-    let k1 = svc
-        .store()
-        .api_caller("kh1")
-        .await
-        .expect("k1")
-        .expect("exists");
-    assert_eq!(k1.scope, Scope::Tenant(t.id));
-    assert!(!k1.can_write(), "viewer");
-    let k2 = svc
-        .store()
-        .api_caller("kh2")
-        .await
-        .expect("k2")
-        .expect("exists");
-    assert_eq!((k2.scope, k2.name.as_str()), (Scope::All, "msp-admin"));
-    assert!(
-        svc.store()
-            .api_caller("nope")
-            .await
-            .expect("none")
-            .is_none()
-    );
-}
-
 pub async fn prune_forgets_old_deliveries(svc: Service) {
     let tenant = tenant_with_agent(&svc, "acme", "a1").await;
     svc.apply_report(&tenant, "a1", &changes(1, NOW, vec![]), NOW)
@@ -417,7 +373,8 @@ pub fn admin() -> ApiCaller {
     ApiCaller {
         scope: Scope::All,
         name: "alice".into(),
-        role: "technician".into(),
+        role: crate::domain::Role::Technician,
+        source: String::new(),
     }
 }
 
@@ -458,7 +415,10 @@ macro_rules! store_conformance {
                 stale_results_do_not_roll_back,
                 reads_are_tenant_scoped,
                 sessions_and_snapshots,
-                api_keys_grant_their_scope,
+                api_keys_grant_their_scope_until_disabled_or_revoked,
+                a_scope_of_several_tenants_sees_exactly_those,
+                operators_log_in_through_a_setup_link_and_sessions_end,
+                totp_is_required_once_enabled,
                 one_open_ticket_under_concurrent_writers,
                 prune_forgets_old_deliveries,
                 unacknowledged_tickets_escalate_once_per_sla_window,

@@ -29,7 +29,8 @@ fn admin() -> ApiCaller {
     ApiCaller {
         scope: Scope::All,
         name: "ops".into(),
-        role: "admin".into(),
+        role: crate::domain::Role::MspAdmin,
+        source: String::new(),
     }
 }
 

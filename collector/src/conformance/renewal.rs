@@ -50,7 +50,8 @@ pub async fn renewal_moves_the_expiry_and_is_audited(svc: Service) {
     let admin = ApiCaller {
         scope: scope.clone(),
         name: "key-admin".into(),
-        role: "admin".into(),
+        role: crate::domain::Role::MspAdmin,
+        source: String::new(),
     };
     svc.revoke_agent(&admin, "r1", NOW + 1)
         .await

@@ -379,7 +379,8 @@ pub async fn same_check_on_many_hosts_is_one_parent_with_children(make: Factory)
     let caller = crate::domain::ApiCaller {
         scope: Scope::All,
         name: "alice".into(),
-        role: "technician".into(),
+        role: crate::domain::Role::Technician,
+        source: String::new(),
     };
     let out = svc
         .ticket_action(

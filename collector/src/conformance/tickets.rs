@@ -252,7 +252,8 @@ pub async fn acknowledging_stops_escalation_and_actions_are_audited(svc: Service
     assert_eq!(out.ticket.ticket.tier, 2);
     assert_eq!(out.ticket.ticket.assignee.as_deref(), Some("bob"));
     let viewer = ApiCaller {
-        role: "viewer".into(),
+        role: crate::domain::Role::Viewer,
+        source: String::new(),
         ..admin()
     };
     assert!(matches!(

@@ -12,7 +12,8 @@ fn caller(scope: Scope, role: &str) -> ApiCaller {
     ApiCaller {
         scope,
         name: format!("key-{role}"),
-        role: role.into(),
+        role: crate::domain::Role::parse(role).expect("role"),
+        source: String::new(),
     }
 }
 
@@ -143,6 +144,7 @@ pub async fn enrollment_outcomes_are_audited_with_the_token_tenant(svc: Service)
                 tenant_id: None,
                 at: NOW,
                 actor: "enroll:127.0.0.1:5000",
+                source: "",
                 action: "agent.enrolled",
                 target: "agent/a1",
                 detail: "hostname \"h\"",
@@ -157,6 +159,7 @@ pub async fn enrollment_outcomes_are_audited_with_the_token_tenant(svc: Service)
                 tenant_id: None,
                 at: NOW + 1,
                 actor: "enroll:10.0.0.9:5000",
+                source: "",
                 action: "enrollment.refused",
                 target: "enrollment",
                 detail: "unknown enrollment token",

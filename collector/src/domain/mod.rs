@@ -20,6 +20,8 @@ pub enum Scope {
     All,
     /// One tenant only.
     Tenant(String),
+    /// The tenants granted to a technician or viewer (none: sees nothing).
+    Tenants(Vec<String>),
 }
 
 impl Scope {
@@ -28,6 +30,7 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Tenant(t) => t == tenant_id,
+            Scope::Tenants(ts) => ts.iter().any(|t| t == tenant_id),
         }
     }
 }
@@ -410,31 +413,76 @@ pub struct NewApiKey {
     pub tenant_id: Option<String>,
     pub name: String,
     pub key_hash: String,
-    /// `admin`, `technician` or `viewer` (read-only).
-    pub role: String,
+    pub role: Role,
 }
 
-/// Who is calling the API: from the API key.
+/// What an operator or API key may do. Where: msp-admins see every
+/// tenant; technicians and viewers see the tenants granted to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Reads only: usually a client's own IT contact for one tenant.
+    Viewer,
+    /// Works tickets, maintenance windows and silences of their tenants.
+    Technician,
+    /// Everything: tenants, tokens, policies, sinks, operators and keys.
+    MspAdmin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::MspAdmin, Role::Technician, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::MspAdmin => "msp-admin",
+            Role::Technician => "technician",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a role name; `admin` is the name keys had before roles were
+    /// named for the MSP (still read from old rows).
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "msp-admin" | "admin" => Some(Role::MspAdmin),
+            "technician" => Some(Role::Technician),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who is calling: an operator (browser session), an API key or the CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCaller {
     pub scope: Scope,
+    /// How the caller appears in timelines and the audit log
+    /// (`alice`, `key:ci-bot`, `cli:root`).
     pub name: String,
-    pub role: String,
+    pub role: Role,
+    /// Where the call came from (a peer address, or `cli`), for the audit log.
+    pub source: String,
 }
 
 impl ApiCaller {
     /// Viewers read; technicians and admins also change tickets.
     pub fn can_write(&self) -> bool {
-        self.role != "viewer"
+        self.role >= Role::Technician
     }
 
-    /// `PermissionDenied` naming the key when it is read-only.
+    /// `PermissionDenied` naming the caller when it is read-only.
     pub fn require_write(&self) -> crate::Result<()> {
         if self.can_write() {
             Ok(())
         } else {
             Err(crate::Error::PermissionDenied(format!(
-                "API key {:?} is read-only (role viewer); use a technician or admin key",
+                "{:?} is read-only (role viewer); a technician or msp-admin may do this",
                 self.name
             )))
         }
@@ -480,6 +528,9 @@ pub struct AuditEntry {
     pub at: Millis,
     pub tenant_id: Option<String>,
     pub actor: String,
+    /// Where the change came from: the caller's address, `cli`, or empty
+    /// for the collector's own changes.
+    pub source: String,
     pub action: String,
     pub target: String,
     pub detail: String,

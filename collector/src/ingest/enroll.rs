@@ -63,6 +63,7 @@ impl EnrollmentService {
             tenant_id: None,
             at: now_millis(),
             actor,
+            source: "",
             action,
             target,
             detail,

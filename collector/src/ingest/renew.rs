@@ -75,6 +75,7 @@ pub(super) async fn renew(
                 tenant_id: None,
                 at: now_millis(),
                 actor: &actor,
+                source: "",
                 action: "renewal.refused",
                 target: "renewal",
                 detail: &detail,

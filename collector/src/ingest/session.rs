@@ -392,6 +392,7 @@ async fn run(
                             tenant_id: Some(&id.tenant_id),
                             at: now,
                             actor: "collector",
+                            source: "",
                             action: "agent.clone_suspected",
                             target: &format!("agent/{}", id.agent_id),
                             detail: &format!(

@@ -192,13 +192,18 @@ async fn resolve(
             .into_iter()
             .find(|x| x.id == t || x.name == t)
             .ok_or_else(|| Error::NotFound(format!("tenant {t:?}")))?,
-        (None, Scope::Tenant(_)) => tenants
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::NotFound("the API key's tenant".into()))?,
         (None, Scope::All) => {
             return Err(invalid("tenant is required with an all-tenants API key"));
         }
+        (None, _) => match <[Tenant; 1]>::try_from(tenants) {
+            Ok([t]) => t,
+            Err(v) if v.is_empty() => return Err(Error::NotFound("the caller's tenant".into())),
+            Err(_) => {
+                return Err(invalid(
+                    "tenant is required: the caller has several tenants",
+                ));
+            }
+        },
     };
     let site = optional(site, "site", 128, |_| true)?;
     let check = optional(check, "check", 64, |c| {

@@ -251,6 +251,8 @@ pub struct Audit<'a> {
     pub tenant_id: Option<&'a str>,
     pub at: Millis,
     pub actor: &'a str,
+    /// The caller's address, `cli`, or empty for the collector itself.
+    pub source: &'a str,
     pub action: &'a str,
     pub target: &'a str,
     pub detail: &'a str,
@@ -370,4 +372,69 @@ pub struct StoredCa {
     /// `generated` or `imported` (from a collector's `pki/` files).
     pub origin: String,
     pub created_at: Millis,
+}
+
+/// An API key as stored (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub tenant_name: Option<String>,
+    pub name: String,
+    pub role: String,
+    #[serde(with = "crate::domain::rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "crate::domain::rfc3339::option")]
+    pub disabled_at: Option<Millis>,
+    #[serde(with = "crate::domain::rfc3339::option")]
+    pub revoked_at: Option<Millis>,
+    #[serde(with = "crate::domain::rfc3339::option")]
+    pub last_used_at: Option<Millis>,
+}
+
+/// A new operator.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOperator<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub role: &'a str,
+    pub created_at: Millis,
+    pub created_by: &'a str,
+}
+
+/// An operator as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRow {
+    pub id: String,
+    pub username: String,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    pub role: String,
+    pub created_at: Millis,
+    pub created_by: String,
+    pub disabled_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+    pub last_login_at: Option<Millis>,
+    /// Granted tenant ids, sorted.
+    pub tenant_ids: Vec<String>,
+}
+
+/// A one-time setup link (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupLinkRow {
+    pub token_hash: String,
+    pub operator_id: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// A browser session (only the hash of its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSession {
+    pub id_hash: String,
+    pub operator_id: String,
+    pub csrf_token: String,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    pub source: String,
 }

@@ -200,7 +200,15 @@ impl Collector {
             api_key: String::new(),
             proc,
         };
-        let key = c.cli_json(&["api-key", "create", "--name", "e2e-admin", "--json"]);
+        let key = c.cli_json(&[
+            "api-key",
+            "create",
+            "--name",
+            "e2e-admin",
+            "--role",
+            "msp-admin",
+            "--json",
+        ]);
         c.api_key = key["key"].as_str().expect("key").to_string();
         c
     }

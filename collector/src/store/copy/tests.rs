@@ -158,13 +158,24 @@ pub(crate) async fn fill_edges(pool: &SqlitePool) {
           'check', 9, 3, 1)",
         "INSERT INTO ticket_events (id, tenant_id, ticket_id, at, kind, detail, actor) VALUES \
          (100, 'e1', 5, 1, 'opened', $1, 'engine'), (101, 'e1', 7, $2, 'resolved', '', 'cli:me')",
-        "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at, role) VALUES \
-         ('k1', NULL, $1, 'kh1', 0, 'admin'), ('k2', 'e2', 'viewer', 'kh2', 0, 'viewer')",
+        "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at, role, disabled_at, \
+         revoked_at, last_used_at) VALUES \
+         ('k1', NULL, $1, 'kh1', 0, 'msp-admin', NULL, NULL, $2), \
+         ('k2', 'e2', 'viewer', 'kh2', 0, 'viewer', 5, 6, NULL)",
+        "INSERT INTO operators (id, username, password_hash, totp_secret, role, created_at, \
+         created_by, disabled_at, revoked_at, last_login_at) VALUES \
+         ('o1', 'admin', $1, NULL, 'msp-admin', 1, 'collector', NULL, NULL, $2), \
+         ('o2', 'tech', NULL, 'JBSWY3DPEHPK3PXP', 'technician', 2, 'admin', 3, NULL, NULL)",
+        "INSERT INTO operator_tenants (operator_id, tenant_id) VALUES ('o2', 'e1'), ('o2', 'e2')",
+        "INSERT INTO operator_sessions (id_hash, operator_id, csrf_token, created_at, \
+         last_seen_at, source) VALUES ('sh1', 'o1', $1, 1, $2, '10.0.0.1')",
+        "INSERT INTO setup_links (token_hash, operator_id, created_at, expires_at, used_at) \
+         VALUES ('lh1', 'o2', 1, 9, NULL), ('lh2', 'o1', 1, 2, 2)",
         "INSERT INTO problems (tenant_id, fingerprint, agent_id, check_kind, item, engine, \
          message, observed_at, waiting, updated_at) VALUES \
          ('e1', 'fp5', 'ea1', 'disk', '/', '{\"phase\":\"open\"}', $1, $2, 1, $3)",
-        "INSERT INTO audit_log (id, tenant_id, at, actor, action, target, detail) VALUES \
-         (40, NULL, $3, 'cli:me', 'x', 'y', $1), (41, 'e1', $2, 'a', 'b', 'c', '')",
+        "INSERT INTO audit_log (id, tenant_id, at, actor, action, target, detail, source) \
+         VALUES (40, NULL, $3, 'cli:me', 'x', 'y', $1, 'cli'), (41, 'e1', $2, 'a', 'b', 'c', '', '')",
         "INSERT INTO outbox (id, key, tenant_id, sink, ticket_id, event_id, event, status, \
          payload, state, attempts, created_at, next_attempt_at, last_attempt_at, delivered_at, \
          last_error) VALUES \
@@ -227,11 +238,12 @@ async fn sqlite_to_sqlite_keeps_every_row_id_and_counter() {
     })
     .await
     .expect("copy");
-    assert_eq!(summary.rows(), 29, "{:?}", summary.tables);
+    assert_eq!(summary.rows(), 36, "{:?}", summary.tables);
     let order: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     let pos = |t: &str| order.iter().position(|o| *o == t).expect(t);
     assert!(pos("tenants") < pos("agents") && pos("agents") < pos("check_states"));
     assert!(pos("tickets") < pos("ticket_events"));
+    assert!(pos("operators") < pos("operator_tenants") && pos("operators") < pos("setup_links"));
 
     let dest = SqliteStore::open(&to_path).await.expect("open dest");
     let (a, b) = (

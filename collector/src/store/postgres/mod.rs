@@ -13,9 +13,9 @@ use sqlx::{Connection, Row};
 #[allow(clippy::wildcard_imports)]
 use super::*;
 use crate::domain::{
-    Agent, AgentAuth, AgentDetail, ApiCaller, AuditEntry, CheckState, CheckStateRow,
-    EnrollmentToken, Millis, NewAgent, NewApiKey, NewEnrollmentToken, Scope, Tenant, Ticket,
-    TicketDetail, TicketEvent, TicketState,
+    Agent, AgentAuth, AgentDetail, AuditEntry, CheckState, CheckStateRow, EnrollmentToken, Millis,
+    NewAgent, NewApiKey, NewEnrollmentToken, Scope, Tenant, Ticket, TicketDetail, TicketEvent,
+    TicketState,
 };
 use crate::{Error, Result};
 
@@ -44,6 +44,7 @@ macro_rules! skip_locked {
 
 include!("../sql/map.rs");
 include!("../sql/pool.rs");
+include!("../sql/access.rs");
 include!("../sql/agents.rs");
 include!("../sql/problems.rs");
 include!("../sql/tickets.rs");

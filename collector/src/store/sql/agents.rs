@@ -209,9 +209,9 @@ impl AgentTx for Tx {
 
     async fn agent_tenant(&mut self, scope: &Scope, agent_id: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT tenant_id FROM agents WHERE id = $2 AND ($1 IS NULL OR tenant_id = $1)",
+            "SELECT tenant_id FROM agents WHERE id = $2 AND ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%')",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(agent_id)
         .fetch_optional(&mut *self.tx)
         .await?)
@@ -274,9 +274,9 @@ impl AgentTx for Tx {
 
     async fn token_tenant(&mut self, scope: &Scope, id: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT tenant_id FROM enrollment_tokens WHERE id = $2 AND ($1 IS NULL OR tenant_id = $1)",
+            "SELECT tenant_id FROM enrollment_tokens WHERE id = $2 AND ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%')",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(id)
         .fetch_optional(&mut *self.tx)
         .await?)
@@ -364,9 +364,9 @@ impl MaintenanceTx for Tx {
 
     async fn window(&mut self, scope: &Scope, id: i64) -> Result<Option<WindowRow>> {
         let row = sqlx::query(select_windows!(
-            "WHERE w.id = $2 AND ($1 IS NULL OR w.tenant_id = $1)"
+            "WHERE w.id = $2 AND ($1 IS NULL OR $1 LIKE '%,' || w.tenant_id || ',%')"
         ))
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(id)
         .fetch_optional(&mut *self.tx)
         .await?;

@@ -125,10 +125,10 @@ impl OutboxStore for Pooled {
         let rows = sqlx::query(
             "SELECT id, key, sink, tenant_id, ticket_id, event_id, event, status, state, attempts,
                     created_at, next_attempt_at, last_attempt_at, delivered_at, last_error
-             FROM outbox WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2)
+             FROM outbox WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') AND ($2 IS NULL OR state = $2)
              ORDER BY id DESC LIMIT $3",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(state.map(OutboxState::as_str))
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.pool)

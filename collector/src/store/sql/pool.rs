@@ -27,9 +27,9 @@ impl TenantStore for Pooled {
 
     async fn list_tenants(&self, scope: &Scope) -> Result<Vec<Tenant>> {
         let rows = sqlx::query(
-            "SELECT id, name, created_at, time_zone FROM tenants WHERE ($1 IS NULL OR id = $1) ORDER BY name",
+            "SELECT id, name, created_at, time_zone FROM tenants WHERE ($1 IS NULL OR $1 LIKE '%,' || id || ',%') ORDER BY name",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(tenant_from_row).collect()
@@ -65,9 +65,9 @@ impl AgentStore for Pooled {
 
     async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>> {
         let rows = sqlx::query(
-            "SELECT * FROM agents WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY hostname, id",
+            "SELECT * FROM agents WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') ORDER BY hostname, id",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(agent_from_row).collect()
@@ -75,8 +75,8 @@ impl AgentStore for Pooled {
 
     async fn get_agent(&self, scope: &Scope, agent_id: &str) -> Result<Option<AgentDetail>> {
         let Some(row) =
-            sqlx::query("SELECT * FROM agents WHERE id = $2 AND ($1 IS NULL OR tenant_id = $1)")
-                .bind(scope_tenant(scope))
+            sqlx::query("SELECT * FROM agents WHERE id = $2 AND ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%')")
+                .bind(scope_binding(scope))
                 .bind(agent_id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -123,10 +123,10 @@ impl AgentStore for Pooled {
 impl TicketStore for Pooled {
     async fn list_tickets(&self, scope: &Scope, state: Option<TicketState>) -> Result<Vec<Ticket>> {
         let rows = sqlx::query(
-            "SELECT * FROM tickets WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2)
+            "SELECT * FROM tickets WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') AND ($2 IS NULL OR state = $2)
              ORDER BY id DESC LIMIT 1000",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(state.map(TicketState::as_str))
         .fetch_all(&self.pool)
         .await?;
@@ -135,8 +135,8 @@ impl TicketStore for Pooled {
 
     async fn get_ticket(&self, scope: &Scope, id: i64) -> Result<Option<TicketDetail>> {
         let Some(row) =
-            sqlx::query("SELECT * FROM tickets WHERE id = $2 AND ($1 IS NULL OR tenant_id = $1)")
-                .bind(scope_tenant(scope))
+            sqlx::query("SELECT * FROM tickets WHERE id = $2 AND ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%')")
+                .bind(scope_binding(scope))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -169,9 +169,9 @@ impl TicketStore for Pooled {
             "SELECT t.tenant_id, n.name AS tenant_name, t.opened_at, t.detected_at, t.acknowledged_at,
                     t.resolved_at, t.resolved_by, t.escalations, t.ack_breached, t.resolve_breached
              FROM tickets t JOIN tenants n ON n.id = t.tenant_id
-             WHERE ($1 IS NULL OR t.tenant_id = $1) AND t.opened_at >= $2 AND t.opened_at < $3",
+             WHERE ($1 IS NULL OR $1 LIKE '%,' || t.tenant_id || ',%') AND t.opened_at >= $2 AND t.opened_at < $3",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
@@ -284,9 +284,9 @@ impl TokenStore for Pooled {
     async fn list_enrollment_tokens(&self, scope: &Scope) -> Result<Vec<EnrollmentToken>> {
         let rows = sqlx::query(concat!(
             select_tokens!(),
-            " WHERE ($1 IS NULL OR t.tenant_id = $1) ORDER BY t.created_at DESC, t.id"
+            " WHERE ($1 IS NULL OR $1 LIKE '%,' || t.tenant_id || ',%') ORDER BY t.created_at DESC, t.id"
         ))
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(token_from_row).collect()
@@ -294,46 +294,12 @@ impl TokenStore for Pooled {
 }
 
 #[async_trait]
-impl KeyStore for Pooled {
-    async fn create_api_key(&self, k: &NewApiKey) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at, role) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&k.id)
-        .bind(&k.tenant_id)
-        .bind(&k.name)
-        .bind(&k.key_hash)
-        .bind(crate::domain::now_millis())
-        .bind(&k.role)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn api_caller(&self, key_hash: &str) -> Result<Option<ApiCaller>> {
-        let row = sqlx::query("SELECT tenant_id, name, role FROM api_keys WHERE key_hash = $1")
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| -> Result<ApiCaller> {
-            let t: Option<String> = r.try_get("tenant_id")?;
-            Ok(ApiCaller {
-                scope: t.map_or(Scope::All, Scope::Tenant),
-                name: r.try_get("name")?,
-                role: r.try_get("role")?,
-            })
-        })
-        .transpose()
-    }
-}
-
-#[async_trait]
 impl MaintenanceStore for Pooled {
     async fn list_windows(&self, scope: &Scope) -> Result<Vec<WindowRow>> {
         let rows = sqlx::query(select_windows!(
-            "WHERE ($1 IS NULL OR w.tenant_id = $1) ORDER BY w.id DESC LIMIT 1000"
+            "WHERE ($1 IS NULL OR $1 LIKE '%,' || w.tenant_id || ',%') ORDER BY w.id DESC LIMIT 1000"
         ))
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(window_from_row).collect()
@@ -348,8 +314,8 @@ impl AuditStore for Pooled {
 
     async fn audit_enrollment(&self, token_hash: &str, e: Audit<'_>) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail)
-             VALUES ((SELECT tenant_id FROM enrollment_tokens WHERE token_hash = $1), $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail, source)
+             VALUES ((SELECT tenant_id FROM enrollment_tokens WHERE token_hash = $1), $2, $3, $4, $5, $6, $7)",
         )
         .bind(token_hash)
         .bind(e.at)
@@ -357,6 +323,7 @@ impl AuditStore for Pooled {
         .bind(e.action)
         .bind(e.target)
         .bind(e.detail)
+        .bind(e.source)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -364,10 +331,10 @@ impl AuditStore for Pooled {
 
     async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT at, tenant_id, actor, action, target, detail FROM audit_log
-             WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY id DESC LIMIT $2",
+            "SELECT at, tenant_id, actor, action, target, detail, source FROM audit_log
+             WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') ORDER BY id DESC LIMIT $2",
         )
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.pool)
         .await?;
@@ -380,6 +347,7 @@ impl AuditStore for Pooled {
                     action: r.try_get("action")?,
                     target: r.try_get("target")?,
                     detail: r.try_get("detail")?,
+                    source: r.try_get("source")?,
                 })
             })
             .collect()
@@ -391,7 +359,8 @@ async fn insert_audit<'e>(
     e: Audit<'_>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit_log (tenant_id, at, actor, action, target, detail, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(e.tenant_id)
     .bind(e.at)
@@ -399,6 +368,7 @@ async fn insert_audit<'e>(
     .bind(e.action)
     .bind(e.target)
     .bind(e.detail)
+    .bind(e.source)
     .execute(conn)
     .await?;
     Ok(())

@@ -123,10 +123,10 @@ impl TicketTx for Tx {
 
     async fn ticket_for_update(&mut self, scope: &Scope, id: i64) -> Result<Option<Ticket>> {
         let row = sqlx::query(concat!(
-            "SELECT * FROM tickets WHERE id = $2 AND ($1 IS NULL OR tenant_id = $1)",
+            "SELECT * FROM tickets WHERE id = $2 AND ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%')",
             for_update!()
         ))
-        .bind(scope_tenant(scope))
+        .bind(scope_binding(scope))
         .bind(id)
         .fetch_optional(&mut *self.tx)
         .await?;

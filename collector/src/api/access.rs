@@ -1,0 +1,210 @@
+//! Operators and API keys over the API (msp-admins), and `GET /api/v1/me`.
+//! Every change is audited by `crate::access`.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use crate::access::OperatorView;
+use crate::domain::{Role, now_millis};
+use crate::store::ApiKeyRow;
+use crate::{Error, Result};
+
+/// The operator and key routes, merged into [`super::router`].
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route(
+            "/api/v1/operators",
+            get(list_operators).post(create_operator),
+        )
+        .route("/api/v1/operators/{name}/disable", post(disable_operator))
+        .route("/api/v1/operators/{name}/enable", post(enable_operator))
+        .route("/api/v1/operators/{name}/revoke", post(revoke_operator))
+        .route("/api/v1/operators/{name}/reset", post(reset_operator))
+        .route("/api/v1/keys", get(list_keys).post(create_key))
+        .route("/api/v1/keys/{id}/disable", post(disable_key))
+        .route("/api/v1/keys/{id}/enable", post(enable_key))
+        .route("/api/v1/keys/{id}/revoke", post(revoke_key))
+}
+
+fn role(v: &str) -> Result<Role> {
+    Role::parse(v).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "role must be msp-admin, technician or viewer, not {v:?}"
+        ))
+    })
+}
+
+/// Who the caller is: name, role and tenants.
+async fn me(caller: Caller) -> Json<Value> {
+    let c = &caller.0;
+    let tenants = match &c.scope {
+        crate::domain::Scope::All => Value::String("all".into()),
+        crate::domain::Scope::Tenant(t) => json!([t]),
+        crate::domain::Scope::Tenants(ts) => json!(ts),
+    };
+    Json(json!({"name": c.name, "role": c.role, "tenants": tenants}))
+}
+
+async fn list_operators(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<OperatorView>>> {
+    Ok(Json(s.access.list_operators(&caller.0).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOperatorBody {
+    username: String,
+    role: String,
+    /// Tenant names or ids (technicians and viewers need one at least).
+    #[serde(default)]
+    tenants: Vec<String>,
+}
+
+/// Creates an operator; the answer carries the one-time setup link.
+async fn create_operator(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(b): Json<NewOperatorBody>,
+) -> Result<Json<Value>> {
+    let invited = s
+        .access
+        .create_operator(
+            &caller.0,
+            b.username.trim(),
+            role(&b.role)?,
+            &b.tenants,
+            now_millis(),
+        )
+        .await?;
+    Ok(Json(
+        json!({"operator": invited.operator, "setup_path": invited.setup_path}),
+    ))
+}
+
+async fn set_disabled(
+    s: &AppState,
+    caller: &Caller,
+    name: &str,
+    disabled: bool,
+) -> Result<Json<OperatorView>> {
+    Ok(Json(
+        s.access
+            .set_operator_disabled(&caller.0, name, disabled, now_millis())
+            .await?,
+    ))
+}
+
+async fn disable_operator(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<OperatorView>> {
+    set_disabled(&s, &caller, &name, true).await
+}
+
+async fn enable_operator(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<OperatorView>> {
+    set_disabled(&s, &caller, &name, false).await
+}
+
+async fn revoke_operator(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<OperatorView>> {
+    Ok(Json(
+        s.access
+            .revoke_operator(&caller.0, &name, now_millis())
+            .await?,
+    ))
+}
+
+/// A new setup link (forgotten password); the operator's sessions end.
+async fn reset_operator(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    let path = s
+        .access
+        .reset_operator(&caller.0, &name, now_millis())
+        .await?;
+    Ok(Json(json!({"setup_path": path})))
+}
+
+async fn list_keys(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<ApiKeyRow>>> {
+    Ok(Json(s.access.list_keys(&caller.0).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    name: String,
+    role: String,
+    /// Tenant name or id; without it the key sees every tenant.
+    tenant: Option<String>,
+}
+
+/// Creates a key; the secret is in this answer only.
+async fn create_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(b): Json<NewKeyBody>,
+) -> Result<Json<Value>> {
+    let k = s
+        .access
+        .create_key(
+            &caller.0,
+            &b.name,
+            b.tenant.as_deref(),
+            role(&b.role)?,
+            now_millis(),
+        )
+        .await?;
+    Ok(Json(json!({"key": k.secret, "api_key": k.key})))
+}
+
+async fn disable_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyRow>> {
+    Ok(Json(
+        s.access
+            .set_key_disabled(&caller.0, &id, true, now_millis())
+            .await?,
+    ))
+}
+
+async fn enable_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyRow>> {
+    Ok(Json(
+        s.access
+            .set_key_disabled(&caller.0, &id, false, now_millis())
+            .await?,
+    ))
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyRow>> {
+    Ok(Json(
+        s.access.revoke_key(&caller.0, &id, now_millis()).await?,
+    ))
+}
