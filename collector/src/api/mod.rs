@@ -54,6 +54,7 @@ pub fn router(svc: Service) -> Router {
         .merge(outbox::routes())
         .merge(maintenance::routes())
         .merge(tokens::routes())
+        .merge(crate::dashboard::router())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .with_state(AppState { svc })
 }
