@@ -551,6 +551,7 @@ impl Collector {
 }
 
 mod backend;
+pub mod browser;
 pub mod delivery;
 pub mod netns;
 pub mod postgres_server;
