@@ -33,39 +33,40 @@ struct Embedded {
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
+const fn js(name: &'static str, bytes: &'static [u8]) -> Embedded {
+    Embedded {
+        name,
+        bytes,
+        content_type: JS,
+    }
+}
+
+const fn css(name: &'static str, bytes: &'static [u8]) -> Embedded {
+    Embedded {
+        name,
+        bytes,
+        content_type: CSS,
+    }
+}
+
 /// Every asset the collector serves. The vendored files and where they come
 /// from: `collector/assets/vendor/README.md`.
 static EMBEDDED: &[Embedded] = &[
-    Embedded {
-        name: "htmx.js",
-        bytes: include_bytes!("../../assets/vendor/htmx.min.js"),
-        content_type: JS,
-    },
-    Embedded {
-        name: "htmx-ext-sse.js",
-        bytes: include_bytes!("../../assets/vendor/htmx-ext-sse.min.js"),
-        content_type: JS,
-    },
-    Embedded {
-        name: "uplot.js",
-        bytes: include_bytes!("../../assets/vendor/uPlot.iife.min.js"),
-        content_type: JS,
-    },
-    Embedded {
-        name: "uplot.css",
-        bytes: include_bytes!("../../assets/vendor/uPlot.min.css"),
-        content_type: CSS,
-    },
-    Embedded {
-        name: "app.js",
-        bytes: include_bytes!("../../assets/app.js"),
-        content_type: JS,
-    },
-    Embedded {
-        name: "app.css",
-        bytes: include_bytes!("../../assets/app.css"),
-        content_type: CSS,
-    },
+    js("htmx.js", include_bytes!("../../assets/vendor/htmx.min.js")),
+    js(
+        "htmx-ext-sse.js",
+        include_bytes!("../../assets/vendor/htmx-ext-sse.min.js"),
+    ),
+    js(
+        "uplot.js",
+        include_bytes!("../../assets/vendor/uPlot.iife.min.js"),
+    ),
+    css(
+        "uplot.css",
+        include_bytes!("../../assets/vendor/uPlot.min.css"),
+    ),
+    js("app.js", include_bytes!("../../assets/app.js")),
+    css("app.css", include_bytes!("../../assets/app.css")),
 ];
 
 /// Served when a template names an asset that does not exist: a URL that
