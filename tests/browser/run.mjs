@@ -19,8 +19,12 @@
 //                                returns it, or throws naming `what` after ms
 //                                (default 10000): for conditions Playwright's
 //                                own auto-waiting locators cannot express
-//   ctx.browser, ctx.context     to open more pages or isolated contexts
-//                                (e.g. a second operator)
+//   ctx.newContext(options?)     another isolated context (cookies and
+//                                all: e.g. a second operator) set up like the
+//                                first: same defaults, errors collected;
+//                                options go to browser.newContext (e.g. a
+//                                phone's viewport)
+//   ctx.browser, ctx.context     the browser, and the context of `page`
 //   ctx.consoleErrors            the pages' console errors so far (failed
 //                                loads show there), for error messages
 //
@@ -90,8 +94,6 @@ async function main() {
   const consoleErrors = [];
   const pageErrors = [];
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(ACTION_TIMEOUT_MS);
     // Which page said it: its URL, cut short (a data: URL holds a page).
     const where = (page) => page.url().slice(0, 80);
     const watch = (page) => {
@@ -102,12 +104,21 @@ async function main() {
         if (m.type() === "error") consoleErrors.push(`${at.slice(0, 120)}: ${m.text()}`);
       });
     };
-    context.on("page", watch);
+    // Every context: a laptop-sized viewport, the action timeout, and its
+    // pages' errors collected.
+    const newContext = async (options = {}) => {
+      const c = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
+      c.setDefaultTimeout(ACTION_TIMEOUT_MS);
+      c.on("page", watch);
+      return c;
+    };
+    const context = await newContext();
     const page = await context.newPage();
 
     const ctx = {
       browser,
       context,
+      newContext,
       consoleErrors,
       async screenshot(shot, p = page) {
         const path = join(args.out_dir, `${shot}.png`);

@@ -150,3 +150,10 @@ async fn embedded_assets_load_in_a_real_browser() {
         assert!(bytes.starts_with(magic), "{path} is not a {file}");
     }
 }
+
+/// A scenario that fails shows why: the harness panics with node's stderr.
+#[test]
+#[should_panic(expected = "cannot load scenario")]
+fn a_failing_scenario_fails_the_test_with_its_reason() {
+    Browser::run("no-such-scenario", json!({}));
+}
