@@ -10,6 +10,8 @@
 # FOREWARN_TEST_POSTGRES_URL, stops it on exit); no server fails the run.
 # The replica test (tests/tests/replicas.rs) makes network namespaces with
 # `ip`: Debian's iproute2 is installed when missing; no `ip` fails the run.
+# The browser tests drive Debian's chromium with playwright-core
+# (tests/browser.sh installs both, and node, when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,11 @@ if ! command -v ip >/dev/null 2>&1; then
     "${install_ip[@]}" || { env DEBIAN_FRONTEND=noninteractive apt-get update -q && "${install_ip[@]}"; }
 fi
 ip netns list >/dev/null
+
+step "chromium and playwright-core for the browser tests"
+# Installed here, once, rather than by the first browser test under its
+# time limit (the tests run it too, and find everything present).
+./tests/browser.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

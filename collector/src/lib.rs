@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 #[cfg(test)]
 mod conformance;
+pub mod dashboard;
 pub mod domain;
 mod error;
 pub mod health;

@@ -58,6 +58,7 @@ use Need::{Admin, Public, Read, Work};
 pub const RULES: &[Rule] = &[
     r("GET", "/healthz", Public),
     r("GET", "/metrics", Public),
+    r("GET", "/assets/{file}", Public),
     // === JSON API ===
     r("GET", "/api/v1/tenants", Read),
     r("GET", "/api/v1/agents", Read),

@@ -61,6 +61,7 @@ pub fn router(svc: Service, access: crate::access::Access) -> Router {
         .merge(maintenance::routes())
         .merge(tokens::routes())
         .merge(access::routes())
+        .merge(crate::dashboard::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::gate,

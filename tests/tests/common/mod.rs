@@ -559,6 +559,7 @@ impl Collector {
 }
 
 mod backend;
+pub mod browser;
 pub mod delivery;
 pub mod netns;
 pub mod postgres_server;
