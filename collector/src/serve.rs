@@ -198,10 +198,11 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .await
         })
     };
-    let access = crate::access::Access::new(
+    let mut access = crate::access::Access::new(
         store.clone(),
         Duration::from_secs(cfg.http.session_idle_secs),
     );
+    access.secure_cookies = cfg.http.secure_cookies;
     let http_task = {
         let mut rx = stop_rx.clone();
         let app = api::router(svc.clone(), access.clone());

@@ -59,6 +59,12 @@ pub const RULES: &[Rule] = &[
     r("GET", "/healthz", Public),
     r("GET", "/metrics", Public),
     r("GET", "/assets/{file}", Public),
+    // === dashboard ===
+    r("GET", "/login", Public),
+    r("POST", "/login", Public),
+    r("POST", "/logout", Read),
+    r("GET", "/setup", Public),
+    r("POST", "/setup", Public),
     // === JSON API ===
     r("GET", "/api/v1/tenants", Read),
     r("GET", "/api/v1/agents", Read),

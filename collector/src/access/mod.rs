@@ -30,6 +30,8 @@ pub struct Access {
     pub session_idle: Duration,
     /// How long a setup link works.
     pub setup_link_ttl: Duration,
+    /// Session cookies are `Secure` (HTTPS, or localhost).
+    pub secure_cookies: bool,
 }
 
 impl Access {
@@ -39,6 +41,7 @@ impl Access {
             limits: Arc::new(login::LoginLimits::default()),
             session_idle,
             setup_link_ttl: Duration::from_secs(24 * 3600),
+            secure_cookies: true,
         }
     }
 

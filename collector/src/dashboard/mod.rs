@@ -6,6 +6,8 @@
 //! into the HTTP router by [`crate::api::router`].
 
 mod assets;
+mod login;
+pub mod page;
 
 pub use assets::asset_url;
 
@@ -13,7 +15,8 @@ use axum::Router;
 
 use crate::api::AppState;
 
-/// The dashboard's routes: `/assets/...` (see [`asset_url`]).
+/// The dashboard's routes: pages, sign-in, and `/assets/...` (see
+/// [`asset_url`]). Every route has its rule in [`crate::access::authz`].
 pub fn router() -> Router<AppState> {
-    Router::new().merge(assets::routes())
+    Router::new().merge(assets::routes()).merge(login::routes())
 }
