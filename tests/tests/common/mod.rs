@@ -269,6 +269,28 @@ impl Collector {
             .expect("run collector cli")
     }
 
+    /// Creates an operator with the CLI and sets its password through the
+    /// setup link, over HTTP; returns the password. `role` is msp-admin,
+    /// technician or viewer; `tenants` are names (technicians and viewers).
+    pub async fn operator(&self, name: &str, role: &str, tenants: &[&str]) -> String {
+        let mut args = vec!["operator", "add", name, "--role", role, "--json"];
+        for t in tenants {
+            args.extend(["--tenant", t]);
+        }
+        let made = self.cli_json(&args);
+        let url = made["setup_url"].as_str().expect("setup_url");
+        let token = url.split("token=").nth(1).expect("token in setup url");
+        let password = format!("pw-{name}-long-enough");
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}/setup", self.http))
+            .form(&[("token", token), ("password", &password), ("confirm", &password)])
+            .send()
+            .await
+            .expect("setup");
+        assert_eq!(resp.status().as_u16(), 200, "setup for {name}");
+        password
+    }
+
     /// Runs a CLI command that prints JSON; panics with stderr on failure.
     pub fn cli_json(&self, args: &[&str]) -> Value {
         let out = self.cli(args);
