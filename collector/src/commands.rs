@@ -118,9 +118,10 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
     let ca = crate::serve::open_ca(cfg, s.store().as_ref()).await?;
     let token = secrets::generate(secrets::TOKEN_PREFIX);
     let expires_at = now_millis() + i64::try_from(o.expires_in.as_millis()).unwrap_or(i64::MAX / 2);
+    let id = uuid::Uuid::new_v4().to_string();
     s.store()
         .create_enrollment_token(&NewEnrollmentToken {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: id.clone(),
             tenant_id,
             site: o.site.to_string(),
             token_hash: secrets::hash(&token),
@@ -138,6 +139,7 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
         println!(
             "{}",
             json!({
+                "id": id,
                 "token": token,
                 "tenant": o.tenant,
                 "site": o.site,

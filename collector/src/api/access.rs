@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, Csrf};
 use crate::access::OperatorView;
 use crate::domain::{Role, now_millis};
 use crate::store::ApiKeyRow;
@@ -40,15 +40,20 @@ fn role(v: &str) -> Result<Role> {
     })
 }
 
-/// Who the caller is: name, role and tenants.
-async fn me(caller: Caller) -> Json<Value> {
+/// Who the caller is: name, role and tenants; for a browser session, also
+/// the CSRF token its scripts send (same-origin only: no CORS).
+async fn me(caller: Caller, csrf: Option<axum::Extension<Csrf>>) -> Json<Value> {
     let c = &caller.0;
     let tenants = match &c.scope {
         crate::domain::Scope::All => Value::String("all".into()),
         crate::domain::Scope::Tenant(t) => json!([t]),
         crate::domain::Scope::Tenants(ts) => json!(ts),
     };
-    Json(json!({"name": c.name, "role": c.role, "tenants": tenants}))
+    let mut me = json!({"name": c.name, "role": c.role, "tenants": tenants});
+    if let Some(axum::Extension(Csrf(t))) = csrf {
+        me["csrf_token"] = Value::String(t);
+    }
+    Json(me)
 }
 
 async fn list_operators(

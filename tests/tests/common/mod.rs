@@ -283,7 +283,11 @@ impl Collector {
         let password = format!("pw-{name}-long-enough");
         let resp = reqwest::Client::new()
             .post(format!("http://{}/setup", self.http))
-            .form(&[("token", token), ("password", &password), ("confirm", &password)])
+            .form(&[
+                ("token", token),
+                ("password", &password),
+                ("confirm", &password),
+            ])
             .send()
             .await
             .expect("setup");
@@ -337,6 +341,19 @@ impl Collector {
         let status = resp.status().as_u16();
         let body = resp.json().await.unwrap_or(Value::Null);
         (status, body)
+    }
+
+    /// `POST path` with a JSON body and the MSP-wide key: status and body.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.http))
+            .bearer_auth(&self.api_key)
+            .json(body)
+            .send()
+            .await
+            .expect("http request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// `GET /api/v1/agents/{agent_id}` with the MSP-wide key; `None`
