@@ -40,6 +40,12 @@ async fn send(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// `DELETE path` with the MSP-wide key, which must succeed.
+async fn remove_ok(c: &Collector, path: &str) {
+    let (status, body) = send(c, &c.api_key, reqwest::Method::DELETE, path, None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+}
+
 fn tickets_for(all: &Value, agent_id: &str) -> Vec<Value> {
     all.as_array()
         .expect("ticket list")
@@ -56,6 +62,41 @@ async fn disk_check(c: &Collector, agent_id: &str, item: &str) -> Option<Value> 
         "disk",
         item,
     )
+}
+
+/// A running agent of `tenant` whose disk check watches its own 8 MiB
+/// tmpfs, once that check reports OK.
+struct DiskAgent {
+    // Dropped in this order: the agent stops before its home and mount go.
+    _run: common::Proc,
+    _home: AgentHome,
+    mnt: Tmpfs,
+    /// The mount's path: the disk check's item.
+    item: String,
+    id: String,
+}
+
+impl DiskAgent {
+    async fn start(c: &Collector, tenant: &str) -> Self {
+        let mnt = Tmpfs::mount("8m");
+        let item = mnt.path().to_str().expect("utf-8 path").to_string();
+        let home = AgentHome::new(&agent_config(mnt.path()));
+        let id = enroll_ok(c, &home, tenant);
+        let run = home.run();
+        eventually(Duration::from_secs(30), "an OK disk check", || async {
+            disk_check(c, &id, &item)
+                .await
+                .filter(|c| c["state"] == "ok")
+        })
+        .await;
+        Self {
+            _run: run,
+            _home: home,
+            mnt,
+            item,
+            id,
+        }
+    }
 }
 
 /// Fills the disk on `mnt` past critical and waits until the agent reports
@@ -121,17 +162,8 @@ async fn one_ticket_after_the_hold(c: &Collector, agent_id: &str, item: &str) {
 on_each_backend!(a_silenced_host_gets_no_ticket_until_the_silence_is_removed);
 async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Backend) {
     let collector = Collector::start_on(backend, "");
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path()));
-    let agent_id = enroll_ok(&collector, &home, "default");
-    let _agent = home.run();
-    eventually(Duration::from_secs(30), "an OK disk check", || async {
-        disk_check(&collector, &agent_id, &item)
-            .await
-            .filter(|c| c["state"] == "ok")
-    })
-    .await;
+    let agent = DiskAgent::start(&collector, "default").await;
+    let (mnt, item, agent_id) = (&agent.mnt, &agent.item, &agent.id);
 
     // Who may not silence this host: another tenant's key (its tenant or
     // host is simply not found) and a viewer.
@@ -204,7 +236,7 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Ba
     .await;
     assert_eq!(others, json!([]), "not visible to another tenant");
 
-    crit_without_ticket(&collector, &mnt, &agent_id, &item, "silenced").await;
+    crit_without_ticket(&collector, mnt, agent_id, item, "silenced").await;
 
     // A window id is not a silence; removing the silence works once.
     let (status, _) = send(
@@ -225,18 +257,10 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Ba
     )
     .await;
     assert_eq!(status, 404, "another tenant cannot remove it: {body}");
-    let (status, body) = send(
-        &collector,
-        &collector.api_key,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/silences/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    remove_ok(&collector, &format!("/api/v1/silences/{id}")).await;
 
     // The problem still exists: exactly one ticket opens, by the sweep.
-    one_ticket_after_the_hold(&collector, &agent_id, &item).await;
+    one_ticket_after_the_hold(&collector, agent_id, item).await;
 
     let audit = collector.get("/api/v1/audit").await;
     let actions: Vec<&str> = audit
@@ -469,33 +493,16 @@ async fn rrule_windows_through_the_api_cli_and_the_engine(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path()));
-    let agent_id = enroll_ok(&collector, &home, "ops");
-    let _agent = home.run();
-    eventually(Duration::from_secs(30), "an OK disk check", || async {
-        disk_check(&collector, &agent_id, &item)
-            .await
-            .filter(|c| c["state"] == "ok")
-    })
-    .await;
+    let agent = DiskAgent::start(&collector, "ops").await;
+    let (mnt, item, agent_id) = (&agent.mnt, &agent.item, &agent.id);
     let (status, daily) = post(json!({"tenant": "ops", "host": agent_id,
         "recurrence": {"rrule": "FREQ=DAILY", "at": utc_clock_minutes_ago(60),
                        "duration": "3h", "dtstart": "2020-01-01"}}))
     .await;
     assert_eq!(status, 201, "{daily}");
     assert_eq!(daily["active"], true, "{daily}");
-    crit_without_ticket(&collector, &mnt, &agent_id, &item, "in the rrule window").await;
+    crit_without_ticket(&collector, mnt, agent_id, item, "in the rrule window").await;
     let id = daily["id"].as_i64().expect("id");
-    let (status, body) = send(
-        &collector,
-        &collector.api_key,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/maintenance/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    one_ticket_after_the_hold(&collector, &agent_id, &item).await;
+    remove_ok(&collector, &format!("/api/v1/maintenance/{id}")).await;
+    one_ticket_after_the_hold(&collector, agent_id, item).await;
 }

@@ -24,6 +24,14 @@ fn host_window(tenant: &str, agent: &str, start: Millis, end: Millis) -> NewWind
     }
 }
 
+/// A report of a1's disk at `state`, observed at `at`: tickets opened.
+async fn disk_report(svc: &Service, tenant: &str, seq: u64, at: Millis, state: CheckState) -> u32 {
+    svc.apply_report(tenant, "a1", &changes(seq, at, vec![disk(state, 99.0)]), at)
+        .await
+        .expect("apply")
+        .opened
+}
+
 async fn open_count(svc: &Service) -> usize {
     svc.store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
@@ -48,21 +56,9 @@ pub async fn a_fault_inside_a_window_that_clears_opens_no_ticket(svc: Service) {
     )
     .await
     .expect("window");
-    let report = |seq: u64, at: Millis, state: CheckState| {
-        let svc = svc.clone();
-        let tenant = tenant.clone();
-        async move {
-            svc.apply_report(
-                &tenant,
-                "a1",
-                &changes(seq, at, vec![disk(state, 99.0)]),
-                at,
-            )
-            .await
-            .expect("apply")
-        }
-    };
-    assert_eq!(report(1, NOW + MIN, CheckState::Crit).await.opened, 0);
+    let report =
+        |seq: u64, at: Millis, state: CheckState| disk_report(&svc, &tenant, seq, at, state);
+    assert_eq!(report(1, NOW + MIN, CheckState::Crit).await, 0);
     for (seq, m) in [(2, 5), (3, 20), (4, 40)] {
         report(seq, NOW + m * MIN, CheckState::Crit).await;
         assert_eq!(
@@ -491,7 +487,11 @@ pub async fn rrule_windows_round_trip_and_hold_at_their_occurrences(svc: Service
         .list_maintenance(&Scope::Tenant(tenant.clone()), &Kind::WINDOWS)
         .await
         .expect("list");
-    assert_eq!(listed, [created.clone()], "read back as written");
+    assert_eq!(
+        listed,
+        std::slice::from_ref(&created),
+        "read back as written"
+    );
     let Schedule::Recurring(r) = &listed[0].schedule else {
         panic!("{:?}", listed[0].schedule)
     };
@@ -509,26 +509,11 @@ pub async fn rrule_windows_round_trip_and_hold_at_their_occurrences(svc: Service
     assert!(!view.active && !view.ended);
     // 13 July 2027 (second Tuesday) 22:00 CEST = 20:00 UTC. At 01:00 local
     // the next day the window still holds; at 02:30 it is over.
-    let report = |seq: u64, t: Millis| {
-        let svc = svc.clone();
-        let tenant = tenant.clone();
-        async move {
-            svc.apply_report(
-                &tenant,
-                "a1",
-                &changes(seq, t, vec![disk(CheckState::Crit, 99.0)]),
-                t,
-            )
-            .await
-            .expect("apply")
-            .opened
-        }
-    };
+    let report = |seq: u64, t: Millis| disk_report(&svc, &tenant, seq, t, CheckState::Crit);
     assert_eq!(report(1, at("2027-07-13T23:00:00Z")).await, 0, "01:00 Wed");
     assert_eq!(report(2, at("2027-07-14T00:30:00Z")).await, 1, "02:30 Wed");
 
     // The CHECK constraint admits the kind only with its columns.
-    use crate::store::MaintenanceTx as _;
     let row = |rrule: Option<&'static str>| crate::store::NewWindowRow {
         tenant_id: "",
         kind: "rrule",
