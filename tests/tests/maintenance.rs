@@ -40,6 +40,12 @@ async fn send(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// `DELETE path` with the MSP-wide key, which must succeed.
+async fn remove_ok(c: &Collector, path: &str) {
+    let (status, body) = send(c, &c.api_key, reqwest::Method::DELETE, path, None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+}
+
 fn tickets_for(all: &Value, agent_id: &str) -> Vec<Value> {
     all.as_array()
         .expect("ticket list")
@@ -58,20 +64,106 @@ async fn disk_check(c: &Collector, agent_id: &str, item: &str) -> Option<Value> 
     )
 }
 
+/// A running agent of `tenant` whose disk check watches its own 8 MiB
+/// tmpfs, once that check reports OK.
+struct DiskAgent {
+    // Dropped in this order: the agent stops before its home and mount go.
+    _run: common::Proc,
+    _home: AgentHome,
+    mnt: Tmpfs,
+    /// The mount's path: the disk check's item.
+    item: String,
+    id: String,
+}
+
+impl DiskAgent {
+    async fn start(c: &Collector, tenant: &str) -> Self {
+        let mnt = Tmpfs::mount("8m");
+        let item = mnt.path().to_str().expect("utf-8 path").to_string();
+        let home = AgentHome::new(&agent_config(mnt.path()));
+        let id = enroll_ok(c, &home, tenant);
+        let run = home.run();
+        eventually(Duration::from_secs(30), "an OK disk check", || async {
+            disk_check(c, &id, &item)
+                .await
+                .filter(|c| c["state"] == "ok")
+        })
+        .await;
+        Self {
+            _run: run,
+            _home: home,
+            mnt,
+            item,
+            id,
+        }
+    }
+}
+
+/// Fills the disk on `mnt` past critical and waits until the agent reports
+/// CRIT and then a heartbeat at least 3 s (3 sweeps) later by the
+/// collector's clock: no ticket for the agent all along.
+async fn crit_without_ticket(c: &Collector, mnt: &Tmpfs, agent_id: &str, item: &str, why: &str) {
+    std::fs::write(
+        mnt.path().join("fill.bin"),
+        vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024],
+    )
+    .expect("fill tmpfs");
+    let crit = eventually(
+        Duration::from_secs(15),
+        "the disk check to go CRIT",
+        || async {
+            disk_check(c, agent_id, item)
+                .await
+                .filter(|c| c["state"] == "crit")
+        },
+    )
+    .await;
+    let crit_at = ms(&crit["updated_at"]);
+    eventually(Duration::from_secs(40), "a later heartbeat", || async {
+        disk_check(c, agent_id, item)
+            .await
+            .filter(|c| c["state"] == "crit" && ms(&c["updated_at"]) >= crit_at + 3000)
+    })
+    .await;
+    let all = c.get("/api/v1/tickets").await;
+    assert!(tickets_for(&all, agent_id).is_empty(), "{why}: {all}");
+}
+
+/// Once the hold is gone, exactly one disk ticket opens for the problem,
+/// and still one after the next heartbeat.
+async fn one_ticket_after_the_hold(c: &Collector, agent_id: &str, item: &str) {
+    let ticket = eventually(
+        Duration::from_secs(10),
+        "a ticket after the hold",
+        || async {
+            let open = c.get("/api/v1/tickets?state=open").await;
+            tickets_for(&open, agent_id).first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(ticket["check"], "disk");
+    assert_eq!(ticket["item"], item);
+    assert_eq!(ticket["severity"], "crit");
+    let seen = ms(&ticket["opened_at"]);
+    eventually(
+        Duration::from_secs(40),
+        "a heartbeat after the ticket",
+        || async {
+            disk_check(c, agent_id, item)
+                .await
+                .filter(|c| ms(&c["updated_at"]) > seen)
+        },
+    )
+    .await;
+    let all = c.get("/api/v1/tickets").await;
+    assert_eq!(tickets_for(&all, agent_id).len(), 1, "{all}");
+}
+
 on_each_backend!(a_silenced_host_gets_no_ticket_until_the_silence_is_removed);
 async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Backend) {
     let collector = Collector::start_on(backend, "");
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path()));
-    let agent_id = enroll_ok(&collector, &home, "default");
-    let _agent = home.run();
-    eventually(Duration::from_secs(30), "an OK disk check", || async {
-        disk_check(&collector, &agent_id, &item)
-            .await
-            .filter(|c| c["state"] == "ok")
-    })
-    .await;
+    let agent = DiskAgent::start(&collector, "default").await;
+    let (mnt, item, agent_id) = (&agent.mnt, &agent.item, &agent.id);
 
     // Who may not silence this host: another tenant's key (its tenant or
     // host is simply not found) and a viewer.
@@ -144,35 +236,7 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Ba
     .await;
     assert_eq!(others, json!([]), "not visible to another tenant");
 
-    // Fill the disk past critical: the agent reports CRIT...
-    std::fs::write(
-        mnt.path().join("fill.bin"),
-        vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024],
-    )
-    .expect("fill tmpfs");
-    let crit = eventually(
-        Duration::from_secs(15),
-        "the disk check to go CRIT",
-        || async {
-            disk_check(&collector, &agent_id, &item)
-                .await
-                .filter(|c| c["state"] == "crit")
-        },
-    )
-    .await;
-    let crit_at = ms(&crit["updated_at"]);
-    // ...and a later heartbeat, at least 3 s (3 sweeps) later by the
-    // collector's own clock, still finds no ticket.
-    eventually(Duration::from_secs(40), "a later heartbeat", || async {
-        disk_check(&collector, &agent_id, &item)
-            .await
-            .filter(|c| c["state"] == "crit" && ms(&c["updated_at"]) >= crit_at + 3000)
-    })
-    .await;
-    let open = collector.get("/api/v1/tickets?state=open").await;
-    assert!(tickets_for(&open, &agent_id).is_empty(), "silenced: {open}");
-    let all = collector.get("/api/v1/tickets").await;
-    assert!(tickets_for(&all, &agent_id).is_empty(), "silenced: {all}");
+    crit_without_ticket(&collector, mnt, agent_id, item, "silenced").await;
 
     // A window id is not a silence; removing the silence works once.
     let (status, _) = send(
@@ -193,43 +257,10 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Ba
     )
     .await;
     assert_eq!(status, 404, "another tenant cannot remove it: {body}");
-    let (status, body) = send(
-        &collector,
-        &collector.api_key,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/silences/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    remove_ok(&collector, &format!("/api/v1/silences/{id}")).await;
 
     // The problem still exists: exactly one ticket opens, by the sweep.
-    let ticket = eventually(
-        Duration::from_secs(10),
-        "a ticket after the silence",
-        || async {
-            let open = collector.get("/api/v1/tickets?state=open").await;
-            tickets_for(&open, &agent_id).first().cloned()
-        },
-    )
-    .await;
-    assert_eq!(ticket["check"], "disk");
-    assert_eq!(ticket["item"], item.as_str());
-    assert_eq!(ticket["severity"], "crit");
-    // Still one after the next heartbeat.
-    let seen = ms(&ticket["opened_at"]);
-    eventually(
-        Duration::from_secs(40),
-        "a heartbeat after the ticket",
-        || async {
-            disk_check(&collector, &agent_id, &item)
-                .await
-                .filter(|c| ms(&c["updated_at"]) > seen)
-        },
-    )
-    .await;
-    let all = collector.get("/api/v1/tickets").await;
-    assert_eq!(tickets_for(&all, &agent_id).len(), 1, "{all}");
+    one_ticket_after_the_hold(&collector, agent_id, item).await;
 
     let audit = collector.get("/api/v1/audit").await;
     let actions: Vec<&str> = audit
@@ -375,4 +406,103 @@ async fn windows_and_time_zones_from_the_cli(backend: Backend) {
     ] {
         assert!(actions.contains(&a), "{a} missing: {actions:?}");
     }
+}
+
+/// Local `HH:MM` in UTC, `back_min` minutes before now.
+fn utc_clock_minutes_ago(back_min: u64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let minute = (secs / 60 + 1440 - back_min) % 1440;
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+on_each_backend!(rrule_windows_through_the_api_cli_and_the_engine);
+async fn rrule_windows_through_the_api_cli_and_the_engine(backend: Backend) {
+    let collector = Collector::start_on(backend, "");
+    let out = collector.cli(&["tenant", "set-time-zone", "default", "Europe/Berlin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let post = |body: Value| {
+        send(
+            &collector,
+            &collector.api_key,
+            reqwest::Method::POST,
+            "/api/v1/maintenance",
+            Some(body),
+        )
+    };
+    // Patch Tuesday, 22:00–02:00 Berlin time.
+    let (status, patch) = post(json!({"tenant": "default", "reason": "patch tuesday",
+        "recurrence": {"rrule": "FREQ=MONTHLY;BYDAY=2TU", "at": "22:00", "duration": "4h"}}))
+    .await;
+    assert_eq!(status, 201, "{patch}");
+    assert_eq!(patch["kind"], "rrule");
+    assert_eq!(patch["time_zone"], "Europe/Berlin");
+    assert_eq!(patch["recurrence"]["rrule"], "FREQ=MONTHLY;BYDAY=2TU");
+    assert_eq!(patch["recurrence"]["at"], "22:00");
+    assert_eq!(patch["recurrence"]["duration_secs"], 4 * 3600);
+    // The next start is a second Tuesday at 22:00 CET (21:00 UTC) or CEST (20:00 UTC).
+    let next = patch["next_start"].as_str().expect("next_start");
+    let (y, m, d): (i32, u8, u8) = (
+        next[0..4].parse().expect("year"),
+        next[5..7].parse().expect("month"),
+        next[8..10].parse().expect("day"),
+    );
+    let day = time::Date::from_calendar_date(y, time::Month::try_from(m).expect("month"), d)
+        .expect("date");
+    assert_eq!(day.weekday(), time::Weekday::Tuesday, "{next}");
+    assert!((8..=14).contains(&d), "{next}");
+    assert!(
+        next.ends_with("T20:00:00Z") || next.ends_with("T21:00:00Z"),
+        "{next}"
+    );
+    // Refused, naming the part.
+    let (status, body) = post(json!({"tenant": "default",
+        "recurrence": {"rrule": "FREQ=MONTHLY;BYSETPOS=-1;BYDAY=MO", "at": "22:00", "duration": "4h"}}))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("BYSETPOS"), "{body}");
+
+    // The last day of the month from the CLI; both are listed.
+    let last = collector.cli_json(&[
+        "maintenance",
+        "add",
+        "--rrule",
+        "FREQ=MONTHLY;BYMONTHDAY=-1",
+        "--at",
+        "23:00",
+        "--duration",
+        "2h",
+        "--json",
+    ]);
+    assert_eq!(last["kind"], "rrule", "{last}");
+    assert_eq!(last["recurrence"]["rrule"], "FREQ=MONTHLY;BYMONTHDAY=-1");
+    let listed = collector.get("/api/v1/maintenance").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+
+    // A daily window that started an hour ago (UTC tenant) holds a real
+    // agent's CRIT disk through the engine; removing it opens the ticket.
+    let out = collector.cli(&["tenant", "add", "ops"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let agent = DiskAgent::start(&collector, "ops").await;
+    let (mnt, item, agent_id) = (&agent.mnt, &agent.item, &agent.id);
+    let (status, daily) = post(json!({"tenant": "ops", "host": agent_id,
+        "recurrence": {"rrule": "FREQ=DAILY", "at": utc_clock_minutes_ago(60),
+                       "duration": "3h", "dtstart": "2020-01-01"}}))
+    .await;
+    assert_eq!(status, 201, "{daily}");
+    assert_eq!(daily["active"], true, "{daily}");
+    crit_without_ticket(&collector, mnt, agent_id, item, "in the rrule window").await;
+    let id = daily["id"].as_i64().expect("id");
+    remove_ok(&collector, &format!("/api/v1/maintenance/{id}")).await;
+    one_ticket_after_the_hold(&collector, agent_id, item).await;
 }

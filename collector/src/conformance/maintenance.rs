@@ -24,6 +24,14 @@ fn host_window(tenant: &str, agent: &str, start: Millis, end: Millis) -> NewWind
     }
 }
 
+/// A report of a1's disk at `state`, observed at `at`: tickets opened.
+async fn disk_report(svc: &Service, tenant: &str, seq: u64, at: Millis, state: CheckState) -> u32 {
+    svc.apply_report(tenant, "a1", &changes(seq, at, vec![disk(state, 99.0)]), at)
+        .await
+        .expect("apply")
+        .opened
+}
+
 async fn open_count(svc: &Service) -> usize {
     svc.store()
         .list_tickets(&Scope::All, Some(TicketState::Open))
@@ -48,21 +56,9 @@ pub async fn a_fault_inside_a_window_that_clears_opens_no_ticket(svc: Service) {
     )
     .await
     .expect("window");
-    let report = |seq: u64, at: Millis, state: CheckState| {
-        let svc = svc.clone();
-        let tenant = tenant.clone();
-        async move {
-            svc.apply_report(
-                &tenant,
-                "a1",
-                &changes(seq, at, vec![disk(state, 99.0)]),
-                at,
-            )
-            .await
-            .expect("apply")
-        }
-    };
-    assert_eq!(report(1, NOW + MIN, CheckState::Crit).await.opened, 0);
+    let report =
+        |seq: u64, at: Millis, state: CheckState| disk_report(&svc, &tenant, seq, at, state);
+    assert_eq!(report(1, NOW + MIN, CheckState::Crit).await, 0);
     for (seq, m) in [(2, 5), (3, 20), (4, 40)] {
         report(seq, NOW + m * MIN, CheckState::Crit).await;
         assert_eq!(
@@ -464,4 +460,95 @@ pub async fn maintenance_is_tenant_scoped_audited_and_closed_to_viewers(svc: Ser
         "{}",
         audit[2].detail
     );
+}
+
+/// An rrule window (Patch Tuesday, 22:00–02:00 Berlin time) round-trips
+/// through the store and holds tickets exactly while an occurrence runs;
+/// the store refuses an rrule row without its rule.
+pub async fn rrule_windows_round_trip_and_hold_at_their_occurrences(svc: Service) {
+    let tenant = tenant_with_agent(&svc, "acme", "a1").await;
+    svc.set_tenant_time_zone(&admin(), &tenant, "Europe/Berlin", NOW)
+        .await
+        .expect("tz");
+    let req = WindowRequest {
+        tenant: Some("acme".into()),
+        host: Some("a1".into()),
+        recurrence: Some(request::RecurrenceRequest {
+            rrule: "freq=monthly;byday=+2TU".into(),
+            at: "22:00".into(),
+            duration: "4h".into(),
+            dtstart: Some("2027-01-01".into()),
+        }),
+        reason: "patch tuesday".into(),
+        ..WindowRequest::default()
+    };
+    let created = request::create_window(&svc, &admin(), req, NOW)
+        .await
+        .expect("window");
+    assert_eq!(created.kind, Kind::Rrule);
+    let listed = svc
+        .list_maintenance(&Scope::Tenant(tenant.clone()), &Kind::WINDOWS)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed,
+        std::slice::from_ref(&created),
+        "read back as written"
+    );
+    let Schedule::Recurring(r) = &listed[0].schedule else {
+        panic!("{:?}", listed[0].schedule)
+    };
+    assert_eq!(r.rule().to_string(), "FREQ=MONTHLY;BYDAY=2TU", "normalized");
+    assert_eq!(r.dtstart().to_string(), "2027-01-01");
+    assert_eq!((r.start_minute(), r.duration_secs()), (22 * 60, 4 * 3600));
+    let at = |s: &str| -> Millis {
+        s.parse::<jiff::Timestamp>()
+            .expect("timestamp")
+            .as_millisecond()
+    };
+    // NOW is 15 January 2027; the next Patch Tuesday is 9 February, 22:00 CET.
+    let view = crate::maintenance::WindowView::new(&listed[0], NOW);
+    assert_eq!(view.next_start, Some(at("2027-02-09T21:00:00Z")));
+    assert!(!view.active && !view.ended);
+    // 13 July 2027 (second Tuesday) 22:00 CEST = 20:00 UTC. At 01:00 local
+    // the next day the window still holds; at 02:30 it is over.
+    let report = |seq: u64, t: Millis| disk_report(&svc, &tenant, seq, t, CheckState::Crit);
+    assert_eq!(report(1, at("2027-07-13T23:00:00Z")).await, 0, "01:00 Wed");
+    assert_eq!(report(2, at("2027-07-14T00:30:00Z")).await, 1, "02:30 Wed");
+
+    // The CHECK constraint admits the kind only with its columns.
+    let row = |rrule: Option<&'static str>| crate::store::NewWindowRow {
+        tenant_id: "",
+        kind: "rrule",
+        site: None,
+        agent_id: None,
+        check: None,
+        start_at: None,
+        end_at: None,
+        weekdays: None,
+        start_minute: Some(0),
+        duration_secs: Some(60),
+        rrule,
+        dtstart: Some("2027-01-01"),
+        reason: "",
+        created_by: "x",
+        created_at: NOW,
+    };
+    let mut tx = svc.store().begin().await.expect("begin");
+    let bad = tx
+        .insert_window(&crate::store::NewWindowRow {
+            tenant_id: &tenant,
+            ..row(None)
+        })
+        .await;
+    assert!(bad.is_err(), "an rrule row without its rule: {bad:?}");
+    drop(tx);
+    let mut tx = svc.store().begin().await.expect("begin");
+    tx.insert_window(&crate::store::NewWindowRow {
+        tenant_id: &tenant,
+        ..row(Some("FREQ=DAILY"))
+    })
+    .await
+    .expect("a whole rrule row");
+    tx.commit().await.expect("commit");
 }

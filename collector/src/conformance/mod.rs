@@ -437,6 +437,7 @@ macro_rules! store_conformance {
                 windows_hold_only_their_scope,
                 open_tickets_do_not_escalate_during_a_window,
                 weekly_windows_follow_the_tenant_time_zone,
+                rrule_windows_round_trip_and_hold_at_their_occurrences,
                 maintenance_is_tenant_scoped_audited_and_closed_to_viewers,
                 revoked_enrollment_tokens_are_refused_scoped_and_audited,
                 enrollment_outcomes_are_audited_with_the_token_tenant,

@@ -50,6 +50,8 @@ async fn window(svc: &Service, tenant: &str, end_at: Millis) {
         weekdays: None,
         start_minute: None,
         duration_secs: None,
+        rrule: None,
+        dtstart: None,
         reason: "patching",
         created_by: "alice",
         created_at: end_at - 1000,

@@ -5,7 +5,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::request::{self, SilenceRequest, WeeklyRequest, WindowRequest};
+use super::request::{self, RecurrenceRequest, SilenceRequest, WeeklyRequest, WindowRequest};
 use super::{Kind, WindowView};
 use crate::commands::{operator, store, tenant_id, whoami};
 use crate::domain::{Scope, now_millis};
@@ -34,25 +34,33 @@ pub struct ScopeArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum MaintenanceCommand {
-    /// Plan a window: one-off (--start/--end) or weekly (--weekly/--at/--duration),
-    /// in the tenant's time zone.
+    /// Plan a window: one-off (--start/--end), weekly (--weekly/--at/--duration)
+    /// or by an RRULE (--rrule/--at/--duration), in the tenant's time zone.
     Add {
         #[command(flatten)]
         scope: ScopeArgs,
         /// One-off start: RFC 3339 (2026-05-01T20:00:00Z) or local "2026-05-01 22:00".
-        #[arg(long, requires = "end", conflicts_with = "weekly")]
+        #[arg(long, requires = "end", conflicts_with_all = ["weekly", "rrule"])]
         start: Option<String>,
         /// One-off end, same formats.
         #[arg(long, requires = "start")]
         end: Option<String>,
         /// Recurring days: mon,tue or mon-fri or daily.
-        #[arg(long, requires_all = ["at", "duration"])]
+        #[arg(long, requires_all = ["at", "duration"], conflicts_with = "rrule")]
         weekly: Option<String>,
-        /// Local start time of a weekly window, HH:MM.
-        #[arg(long, requires = "weekly")]
+        /// Recurrence as an RFC 5545 RRULE subset, e.g. 'FREQ=MONTHLY;BYDAY=2TU'
+        /// (Patch Tuesday) or 'FREQ=MONTHLY;BYMONTHDAY=-1' (last day of the month).
+        #[arg(long, requires_all = ["at", "duration"])]
+        rrule: Option<String>,
+        /// Anchor date of an --rrule series (DTSTART), YYYY-MM-DD: INTERVAL
+        /// counts from it (default: today in the tenant's time zone).
+        #[arg(long, requires = "rrule")]
+        dtstart: Option<String>,
+        /// Local start time of a recurring window, HH:MM.
+        #[arg(long)]
         at: Option<String>,
-        /// Length of a weekly window, e.g. 2h, 90m.
-        #[arg(long, requires = "weekly")]
+        /// Length of a recurring window, e.g. 2h, 90m.
+        #[arg(long)]
         duration: Option<String>,
         #[arg(long, default_value = "")]
         reason: String,
@@ -123,20 +131,31 @@ pub async fn maintenance(cfg: &Config, cmd: MaintenanceCommand) -> Result<()> {
             start,
             end,
             weekly,
+            rrule,
+            dtstart,
             at,
             duration,
             reason,
             by,
             json,
         } => {
-            let weekly = match (weekly, at, duration) {
-                (Some(days), Some(at), Some(duration)) => {
-                    Some(WeeklyRequest { days, at, duration })
+            let (weekly, recurrence) = match (weekly, rrule, at, duration) {
+                (Some(days), None, Some(at), Some(duration)) => {
+                    (Some(WeeklyRequest { days, at, duration }), None)
                 }
-                (None, None, None) => None,
+                (None, Some(rrule), Some(at), Some(duration)) => (
+                    None,
+                    Some(RecurrenceRequest {
+                        rrule,
+                        at,
+                        duration,
+                        dtstart,
+                    }),
+                ),
+                (None, None, None, None) => (None, None),
                 _ => {
                     return Err(Error::InvalidArgument(
-                        "--weekly needs --at and --duration".into(),
+                        "--at and --duration go with one of --weekly or --rrule".into(),
                     ));
                 }
             };
@@ -148,6 +167,7 @@ pub async fn maintenance(cfg: &Config, cmd: MaintenanceCommand) -> Result<()> {
                 start,
                 end,
                 weekly,
+                recurrence,
                 reason,
             };
             let now = now_millis();

@@ -1,26 +1,33 @@
 //! Maintenance windows and silences: while one covers a problem's scope, the
 //! problem is tracked but no ticket opens, and open tickets do not escalate.
 //!
-//! A window is one-off (`start..end`) or weekly (days + local time +
-//! duration in the tenant's time zone, see [`schedule`]); a silence is an
+//! A window is one-off (`start..end`), weekly (days + local time +
+//! duration in the tenant's time zone, see [`schedule`]) or recurs by an
+//! RRULE (Patch Tuesday, the last day of the month; see [`recurrence`]
+//! and [`rrule`]); a silence is an
 //! ad-hoc `now..now + duration` with a reason. Each is scoped to its tenant
 //! and optionally narrowed to a site, a host (agent id) and a check kind.
-//! This file and [`schedule`] are pure: the engine loads windows and asks
+//! This file, [`schedule`], [`recurrence`] and [`rrule`] are pure: the engine loads windows and asks
 //! [`Holds::until`]; `windows` stores them (audited) through the storage. [`request`] turns API/CLI input into a validated
 //! [`NewWindow`] (resolving tenant and host through the store); [`cli`] is
 //! the `maintenance` / `silence` commands.
 
 pub mod cli;
+pub mod recurrence;
 pub mod request;
+pub mod rrule;
 pub mod schedule;
 mod windows;
 
 pub use windows::ActiveWindows;
 
+use std::time::Duration;
+
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::domain::{Millis, rfc3339};
+use recurrence::Recurrence;
 use schedule::Weekly;
 
 /// What kind of suppression a row is.
@@ -29,8 +36,10 @@ use schedule::Weekly;
 pub enum Kind {
     /// A planned one-off window.
     Once,
-    /// A planned recurring window.
+    /// A planned window on days of the week.
     Weekly,
+    /// A planned window recurring by an RRULE.
+    Rrule,
     /// An ad-hoc silence, from its creation for a duration.
     Silence,
 }
@@ -40,6 +49,7 @@ impl Kind {
         match self {
             Kind::Once => "once",
             Kind::Weekly => "weekly",
+            Kind::Rrule => "rrule",
             Kind::Silence => "silence",
         }
     }
@@ -48,13 +58,14 @@ impl Kind {
         Some(match s {
             "once" => Kind::Once,
             "weekly" => Kind::Weekly,
+            "rrule" => Kind::Rrule,
             "silence" => Kind::Silence,
             _ => return None,
         })
     }
 
     /// The kinds behind `/maintenance` (planned windows).
-    pub const WINDOWS: [Kind; 2] = [Kind::Once, Kind::Weekly];
+    pub const WINDOWS: [Kind; 3] = [Kind::Once, Kind::Weekly, Kind::Rrule];
     /// The kind behind `/silences`.
     pub const SILENCES: [Kind; 1] = [Kind::Silence];
 }
@@ -82,24 +93,28 @@ impl Target {
 pub enum Schedule {
     /// `[start, end)`, Unix milliseconds (one-off windows and silences).
     Between { start: Millis, end: Millis },
-    /// Recurring, in the tenant's time zone.
+    /// Recurring on days of the week, in the tenant's time zone.
     Weekly(Weekly),
+    /// Recurring by an RRULE, in the tenant's time zone.
+    Recurring(Recurrence),
 }
 
 impl Schedule {
     /// If active at `now`: when the current occurrence ends.
     pub fn active_until(&self, now: Millis, tz: &TimeZone) -> Option<Millis> {
-        match *self {
-            Schedule::Between { start, end } => (start <= now && now < end).then_some(end),
+        match self {
+            &Schedule::Between { start, end } => (start <= now && now < end).then_some(end),
             Schedule::Weekly(w) => w.active_until(now, tz),
+            Schedule::Recurring(r) => r.active_until(now, tz),
         }
     }
 
     /// The next start after `now` (none for a one-off window that started).
     pub fn next_start(&self, now: Millis, tz: &TimeZone) -> Option<Millis> {
-        match *self {
-            Schedule::Between { start, .. } => (start > now).then_some(start),
+        match self {
+            &Schedule::Between { start, .. } => (start > now).then_some(start),
             Schedule::Weekly(w) => w.next_start(now, tz),
+            Schedule::Recurring(r) => r.next_start(now, tz),
         }
     }
 
@@ -217,6 +232,7 @@ pub struct WindowView {
     #[serde(with = "rfc3339::option")]
     pub end_at: Option<Millis>,
     pub weekly: Option<WeeklyView>,
+    pub recurrence: Option<RecurrenceView>,
     pub time_zone: String,
     pub reason: String,
     pub created_by: String,
@@ -230,7 +246,7 @@ pub struct WindowView {
     /// Start of the next occurrence, if any.
     #[serde(with = "rfc3339::option")]
     pub next_start: Option<Millis>,
-    /// A one-off window or silence that is over.
+    /// A one-off window or silence, or an rrule series (COUNT, UNTIL), that is over.
     pub ended: bool,
 }
 
@@ -243,23 +259,42 @@ pub struct WeeklyView {
     pub duration_secs: u32,
 }
 
+/// An RRULE schedule as shown: `{"rrule": "FREQ=MONTHLY;BYDAY=2TU", ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecurrenceView {
+    /// The rule, normalized.
+    pub rrule: String,
+    /// The anchor date (`YYYY-MM-DD`, local): the series' first period.
+    pub dtstart: String,
+    /// Local start time, `HH:MM`, in `time_zone`.
+    pub at: String,
+    pub duration_secs: u32,
+}
+
 impl WindowView {
     /// Evaluates `w` at `now`.
     pub fn new(w: &Window, now: Millis) -> Self {
         let tz = stored_time_zone(&w.time_zone);
         let active_until = w.schedule.active_until(now, &tz);
-        let (start_at, end_at, weekly) = match w.schedule {
-            Schedule::Between { start, end } => (Some(start), Some(end), None),
-            Schedule::Weekly(s) => (
-                None,
-                None,
-                Some(WeeklyView {
+        let (mut start_at, mut end_at, mut weekly, mut recurrence) = (None, None, None, None);
+        match &w.schedule {
+            &Schedule::Between { start, end } => (start_at, end_at) = (Some(start), Some(end)),
+            Schedule::Weekly(s) => {
+                weekly = Some(WeeklyView {
                     days: schedule::format_days(s.days),
                     at: schedule::format_clock(s.start_minute),
                     duration_secs: s.duration_secs,
-                }),
-            ),
-        };
+                });
+            }
+            Schedule::Recurring(r) => {
+                recurrence = Some(RecurrenceView {
+                    rrule: r.rule().to_string(),
+                    dtstart: r.dtstart().to_string(),
+                    at: schedule::format_clock(r.start_minute()),
+                    duration_secs: r.duration_secs(),
+                });
+            }
+        }
         Self {
             id: w.id,
             kind: w.kind,
@@ -270,6 +305,7 @@ impl WindowView {
             start_at,
             end_at,
             weekly,
+            recurrence,
             time_zone: w.time_zone.clone(),
             reason: w.reason.clone(),
             created_by: w.created_by.clone(),
@@ -277,7 +313,10 @@ impl WindowView {
             active: active_until.is_some(),
             active_until,
             next_start: w.schedule.next_start(now, &tz),
-            ended: w.schedule.ended(now),
+            ended: match &w.schedule {
+                Schedule::Recurring(r) => r.over(now, &tz),
+                s => s.ended(now),
+            },
         }
     }
 
@@ -296,17 +335,24 @@ impl WindowView {
         } else {
             scope.join(" ")
         };
-        let when = match &self.weekly {
-            Some(w) => format!(
+        let human = |secs: u32| humantime::format_duration(Duration::from_secs(u64::from(secs)));
+        let when = match (&self.weekly, &self.recurrence) {
+            (Some(w), _) => format!(
                 "weekly {} at {} {} for {}",
                 w.days.join(","),
                 w.at,
                 self.time_zone,
-                humantime::format_duration(std::time::Duration::from_secs(u64::from(
-                    w.duration_secs
-                )))
+                human(w.duration_secs)
             ),
-            None => format!(
+            (None, Some(r)) => format!(
+                "rrule {} from {} at {} {} for {}",
+                r.rrule,
+                r.dtstart,
+                r.at,
+                self.time_zone,
+                human(r.duration_secs)
+            ),
+            (None, None) => format!(
                 "{} → {}",
                 self.start_at.map(rfc3339::format).unwrap_or_default(),
                 self.end_at.map(rfc3339::format).unwrap_or_default()

@@ -9,6 +9,8 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
+use super::recurrence::Recurrence;
+use super::rrule::Rule;
 use super::schedule::{self, Weekly};
 use super::{Kind, NewWindow, Schedule, Target, Window};
 use crate::domain::{ApiCaller, Millis, Scope, Tenant};
@@ -18,7 +20,8 @@ use crate::{Error, Result};
 /// Longest one-off window or silence.
 const MAX_SPAN_MS: i64 = 366 * 24 * 3600 * 1000;
 
-/// `POST /api/v1/maintenance`: one-off (`start` + `end`) or `weekly`.
+/// `POST /api/v1/maintenance`: one-off (`start` + `end`), `weekly` or
+/// `recurrence` (an RRULE).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowRequest {
@@ -34,8 +37,25 @@ pub struct WindowRequest {
     pub start: Option<String>,
     pub end: Option<String>,
     pub weekly: Option<WeeklyRequest>,
+    pub recurrence: Option<RecurrenceRequest>,
     #[serde(default)]
     pub reason: String,
+}
+
+/// An RRULE schedule:
+/// `{"rrule": "FREQ=MONTHLY;BYDAY=2TU", "at": "22:00", "duration": "4h"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecurrenceRequest {
+    /// An RFC 5545 RRULE subset (see [`super::rrule`]).
+    pub rrule: String,
+    /// Local start time `HH:MM` in the tenant's time zone.
+    pub at: String,
+    /// `4h`, `90m`.
+    pub duration: String,
+    /// Anchor date `YYYY-MM-DD` (RFC 5545 DTSTART) from which INTERVAL
+    /// counts and occurrences start; default: today in the tenant's zone.
+    pub dtstart: Option<String>,
 }
 
 /// A weekly schedule: `{"days": "mon-fri", "at": "22:00", "duration": "2h"}`.
@@ -81,8 +101,8 @@ pub async fn create_window(
     )
     .await?;
     let (tz, _) = super::time_zone(&tenant.time_zone).map_err(Error::InvalidArgument)?;
-    let (kind, schedule) = match (req.start, req.end, req.weekly) {
-        (Some(start), Some(end), None) => {
+    let (kind, schedule) = match (req.start, req.end, req.weekly, req.recurrence) {
+        (Some(start), Some(end), None, None) => {
             let start = parse_instant(&start, &tz, now)?;
             let end = parse_instant(&end, &tz, now)?;
             if end <= start {
@@ -96,16 +116,20 @@ pub async fn create_window(
             }
             (Kind::Once, Schedule::Between { start, end })
         }
-        (None, None, Some(w)) => {
+        (None, None, Some(w), None) => {
             let days = schedule::parse_days(&w.days).map_err(Error::InvalidArgument)?;
             let at = schedule::parse_clock(&w.at).map_err(Error::InvalidArgument)?;
-            let secs = u32::try_from(parse_duration(&w.duration)?.as_secs()).unwrap_or(u32::MAX);
+            let secs = duration_secs(&w.duration)?;
             let weekly = Weekly::new(days, at, secs).map_err(Error::InvalidArgument)?;
             (Kind::Weekly, Schedule::Weekly(weekly))
         }
+        (None, None, None, Some(r)) => {
+            (Kind::Rrule, Schedule::Recurring(recurrence(&r, &tz, now)?))
+        }
         _ => {
             return Err(invalid(
-                "give either start and end (one-off) or weekly (days, at, duration)",
+                "give one of: start and end (one-off), weekly (days, at, duration), \
+                 or recurrence (rrule, at, duration)",
             ));
         }
     };
@@ -169,6 +193,31 @@ pub async fn create_silence(
             now,
         )
         .await
+}
+
+/// A validated RRULE schedule that still has an occurrence after `now`.
+pub fn recurrence(r: &RecurrenceRequest, tz: &TimeZone, now: Millis) -> Result<Recurrence> {
+    let rule = Rule::parse(&r.rrule).map_err(Error::InvalidArgument)?;
+    let at = schedule::parse_clock(&r.at).map_err(Error::InvalidArgument)?;
+    let secs = duration_secs(&r.duration)?;
+    let dtstart = match r.dtstart.as_deref().map(str::trim) {
+        Some(d) => d.parse().map_err(|_| {
+            Error::InvalidArgument(format!("dtstart {d:?} must be a date, YYYY-MM-DD"))
+        })?,
+        None => schedule::local_date(now, tz).ok_or_else(|| invalid("now is out of range"))?,
+    };
+    let rec = Recurrence::new(rule, dtstart, at, secs).map_err(Error::InvalidArgument)?;
+    if rec.over(now, tz) {
+        return Err(Error::InvalidArgument(format!(
+            "rrule {} from {dtstart} has no occurrence after now",
+            rec.rule()
+        )));
+    }
+    Ok(rec)
+}
+
+fn duration_secs(text: &str) -> Result<u32> {
+    Ok(u32::try_from(parse_duration(text)?.as_secs()).unwrap_or(u32::MAX))
 }
 
 fn invalid(m: &str) -> Error {

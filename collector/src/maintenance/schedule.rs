@@ -44,12 +44,7 @@ impl Weekly {
         if days == 0 || days > 0x7f {
             return Err("at least one day of the week is required".into());
         }
-        if start_minute >= 24 * 60 {
-            return Err("start time must be before 24:00".into());
-        }
-        if !(60..=MAX_DURATION_SECS).contains(&duration_secs) {
-            return Err("duration must be between 1 minute and 7 days".into());
-        }
+        Slot::new(start_minute, duration_secs)?;
         Ok(Self {
             days,
             start_minute,
@@ -66,9 +61,64 @@ impl Weekly {
     /// Unix milliseconds; `None` when the date is not one of the days or
     /// does not exist locally.
     pub fn occurrence_on(&self, date: Date, tz: &TimeZone) -> Option<(Millis, Millis)> {
-        if !self.on(date.weekday()) {
-            return None;
+        self.on(date.weekday())
+            .then(|| self.slot().on(date, tz))
+            .flatten()
+    }
+
+    /// If an occurrence covers `now`: when the latest covering one ends.
+    pub fn active_until(&self, now: Millis, tz: &TimeZone) -> Option<Millis> {
+        self.slot()
+            .active_until(now, tz, |date| self.on(date.weekday()))
+    }
+
+    /// The first occurrence starting after `after`.
+    pub fn next_start(&self, after: Millis, tz: &TimeZone) -> Option<Millis> {
+        let today = local_date(after, tz)?;
+        (-1..=8)
+            .filter_map(|d| today.checked_add(jiff::Span::new().days(d)).ok())
+            .filter_map(|date| self.occurrence_on(date, tz))
+            .map(|(start, _)| start)
+            .find(|&start| start > after)
+    }
+
+    fn slot(&self) -> Slot {
+        Slot {
+            start_minute: self.start_minute,
+            duration_secs: self.duration_secs,
         }
+    }
+}
+
+/// When on its day an occurrence starts (local wall-clock time) and how
+/// long it lasts (elapsed): the part weekly and rrule windows share, so
+/// both resolve local times and DST the same way (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Minutes after local midnight (0..1440).
+    pub start_minute: u16,
+    /// Elapsed seconds (1..=[`MAX_DURATION_SECS`]).
+    pub duration_secs: u32,
+}
+
+impl Slot {
+    /// Validated constructor.
+    pub fn new(start_minute: u16, duration_secs: u32) -> Result<Self, String> {
+        if start_minute >= 24 * 60 {
+            return Err("start time must be before 24:00".into());
+        }
+        if !(60..=MAX_DURATION_SECS).contains(&duration_secs) {
+            return Err("duration must be between 1 minute and 7 days".into());
+        }
+        Ok(Self {
+            start_minute,
+            duration_secs,
+        })
+    }
+
+    /// The occurrence starting on local `date`, as `[start, end)` in Unix
+    /// milliseconds; `None` when the date does not exist locally.
+    pub fn on(self, date: Date, tz: &TimeZone) -> Option<(Millis, Millis)> {
         let (h, m) = (self.start_minute / 60, self.start_minute % 60);
         let local = date.at(i8::try_from(h).ok()?, i8::try_from(m).ok()?, 0, 0);
         let start = tz.to_ambiguous_timestamp(local).compatible().ok()?;
@@ -80,29 +130,25 @@ impl Weekly {
         Some((start, start + i64::from(self.duration_secs) * 1000))
     }
 
-    /// If an occurrence covers `now`: when the latest covering one ends.
-    pub fn active_until(&self, now: Millis, tz: &TimeZone) -> Option<Millis> {
+    /// If an occurrence on one of the dates `is_day` picks covers `now`:
+    /// when the latest covering one ends.
+    pub fn active_until(
+        self,
+        now: Millis,
+        tz: &TimeZone,
+        is_day: impl Fn(Date) -> bool,
+    ) -> Option<Millis> {
         let today = local_date(now, tz)?;
         // Occurrences that started up to `duration` (+1 day of slack for
         // offsets and DST) before today can still be running.
         let back = i64::from(self.duration_secs) * 1000 / DAY_MS + 1;
         (0..=back)
             .filter_map(|d| today.checked_sub(jiff::Span::new().days(d)).ok())
-            .filter_map(|date| self.occurrence_on(date, tz))
+            .filter(|&date| is_day(date))
+            .filter_map(|date| self.on(date, tz))
             .filter(|&(start, end)| start <= now && now < end)
             .map(|(_, end)| end)
             .max()
-    }
-
-    /// The first occurrence starting after `after`.
-    pub fn next_start(&self, after: Millis, tz: &TimeZone) -> Option<Millis> {
-        let today = local_date(after, tz)?;
-        (-1..=8)
-            .filter_map(|d| today.checked_add(jiff::Span::new().days(d)).ok())
-            .filter_map(|date| self.occurrence_on(date, tz))
-            .map(|(start, _)| start)
-            .filter(|&start| start > after)
-            .min()
     }
 }
 

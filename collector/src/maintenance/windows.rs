@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use super::recurrence::Recurrence;
+use super::rrule::Rule;
 use super::schedule::Weekly;
 use super::{Holds, Kind, NewWindow, Schedule, Target, Window, WindowView, stored_time_zone};
 use crate::domain::{ApiCaller, Millis, Scope};
@@ -33,6 +35,7 @@ impl TryFrom<WindowRow> for Window {
                 .map_err(|e| Error::Corrupt(format!("weekly window: {e}")))?;
                 Schedule::Weekly(w)
             }
+            Kind::Rrule => Schedule::Recurring(recurrence_of(&r)?),
             Kind::Once | Kind::Silence => Schedule::Between {
                 start: r.start_at.unwrap_or(0),
                 end: r.end_at.unwrap_or(0),
@@ -54,6 +57,25 @@ impl TryFrom<WindowRow> for Window {
             time_zone: r.time_zone,
         })
     }
+}
+
+/// An `rrule` row's schedule; a row the current rules refuse is corrupt.
+fn recurrence_of(r: &WindowRow) -> Result<Recurrence> {
+    let corrupt = |e: String| Error::Corrupt(format!("rrule window {}: {e}", r.id));
+    let rule = Rule::parse(r.rrule.as_deref().unwrap_or("")).map_err(corrupt)?;
+    let dtstart = r
+        .dtstart
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e| corrupt(format!("dtstart: {e}")))?;
+    Recurrence::new(
+        rule,
+        dtstart,
+        u16::try_from(r.start_minute.unwrap_or(0)).unwrap_or(u16::MAX),
+        u32::try_from(r.duration_secs.unwrap_or(0)).unwrap_or(0),
+    )
+    .map_err(corrupt)
 }
 
 impl Holds {
@@ -101,14 +123,14 @@ impl ActiveWindows {
 fn audit_action(kind: Kind, verb: &str) -> String {
     match kind {
         Kind::Silence => format!("silence.{verb}"),
-        Kind::Once | Kind::Weekly => format!("maintenance.{verb}"),
+        Kind::Once | Kind::Weekly | Kind::Rrule => format!("maintenance.{verb}"),
     }
 }
 
 fn target_of(w: &Window) -> String {
     match w.kind {
         Kind::Silence => format!("silence/{}", w.id),
-        Kind::Once | Kind::Weekly => format!("maintenance/{}", w.id),
+        Kind::Once | Kind::Weekly | Kind::Rrule => format!("maintenance/{}", w.id),
     }
 }
 
@@ -169,10 +191,23 @@ impl Service {
         {
             return Err(Error::NotFound(format!("host {agent}")));
         }
-        let (start_at, end_at, weekly) = match w.schedule {
-            Schedule::Between { start, end } => (Some(start), Some(end), None),
-            Schedule::Weekly(s) => (None, None, Some(s)),
-        };
+        let (mut start_at, mut end_at) = (None, None);
+        let (mut weekdays, mut start_minute, mut duration_secs) = (None, None, None);
+        let (mut rrule, mut dtstart) = (None, None);
+        match &w.schedule {
+            &Schedule::Between { start, end } => (start_at, end_at) = (Some(start), Some(end)),
+            Schedule::Weekly(s) => {
+                weekdays = Some(i64::from(s.days));
+                start_minute = Some(i64::from(s.start_minute));
+                duration_secs = Some(i64::from(s.duration_secs));
+            }
+            Schedule::Recurring(r) => {
+                start_minute = Some(i64::from(r.start_minute()));
+                duration_secs = Some(i64::from(r.duration_secs()));
+                rrule = Some(r.rule().to_string());
+                dtstart = Some(r.dtstart().to_string());
+            }
+        }
         let id = desk
             .tx
             .insert_window(&NewWindowRow {
@@ -183,9 +218,11 @@ impl Service {
                 check: w.target.check.as_deref(),
                 start_at,
                 end_at,
-                weekdays: weekly.map(|s| i64::from(s.days)),
-                start_minute: weekly.map(|s| i64::from(s.start_minute)),
-                duration_secs: weekly.map(|s| i64::from(s.duration_secs)),
+                weekdays,
+                start_minute,
+                duration_secs,
+                rrule: rrule.as_deref(),
+                dtstart: dtstart.as_deref(),
                 reason: &w.reason,
                 created_by: &caller.name,
                 created_at: now,

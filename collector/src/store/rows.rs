@@ -192,6 +192,9 @@ pub struct WindowRow {
     pub weekdays: Option<i64>,
     pub start_minute: Option<i64>,
     pub duration_secs: Option<i64>,
+    /// Kind `rrule`: the rule text and its anchor date (`YYYY-MM-DD`).
+    pub rrule: Option<String>,
+    pub dtstart: Option<String>,
     pub reason: String,
     pub created_by: String,
     pub created_at: Millis,
@@ -212,6 +215,8 @@ pub struct NewWindowRow<'a> {
     pub weekdays: Option<i64>,
     pub start_minute: Option<i64>,
     pub duration_secs: Option<i64>,
+    pub rrule: Option<&'a str>,
+    pub dtstart: Option<&'a str>,
     pub reason: &'a str,
     pub created_by: &'a str,
     pub created_at: Millis,

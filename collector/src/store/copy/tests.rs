@@ -183,9 +183,12 @@ pub(crate) async fn fill_edges(pool: &SqlitePool) {
           'HTTP 500')",
         "INSERT INTO maintenance_windows (id, tenant_id, kind, site, agent_id, check_kind, \
          start_at, end_at, weekdays, start_minute, duration_secs, reason, created_by, \
-         created_at) VALUES \
-         (2, 'e1', 'weekly', 'hq', NULL, 'disk', NULL, NULL, 127, 1439, 60, $1, 'me', 0), \
-         (8, 'e2', 'once', NULL, 'ea2', NULL, $3, $2, NULL, NULL, NULL, '', 'me', 0)",
+         created_at, rrule, dtstart) VALUES \
+         (2, 'e1', 'weekly', 'hq', NULL, 'disk', NULL, NULL, 127, 1439, 60, $1, 'me', 0, NULL, \
+          NULL), \
+         (8, 'e2', 'once', NULL, 'ea2', NULL, $3, $2, NULL, NULL, NULL, '', 'me', 0, NULL, NULL), \
+         (11, 'e1', 'rrule', NULL, NULL, NULL, NULL, NULL, NULL, 1320, 14400, '', 'me', 0, \
+          'FREQ=MONTHLY;BYDAY=2TU', $1)",
         "INSERT INTO outbox (id, key, tenant_id, sink, ticket_id, event_id, event, status, \
          payload, created_at, next_attempt_at, claimed_by, claim_until) VALUES \
          (4, 'ok2', 'e1', 'hook', 5, 100, 'opened', 'firing', '{}', 0, 0, $1, $2)",
@@ -238,7 +241,7 @@ async fn sqlite_to_sqlite_keeps_every_row_id_and_counter() {
     })
     .await
     .expect("copy");
-    assert_eq!(summary.rows(), 36, "{:?}", summary.tables);
+    assert_eq!(summary.rows(), 37, "{:?}", summary.tables);
     let order: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     let pos = |t: &str| order.iter().position(|o| *o == t).expect(t);
     assert!(pos("tenants") < pos("agents") && pos("agents") < pos("check_states"));

@@ -331,7 +331,7 @@ impl MaintenanceTx for Tx {
 
     async fn active_windows(&mut self, now: Millis) -> Result<Vec<WindowRow>> {
         let rows = sqlx::query(select_windows!(
-            "WHERE w.kind = 'weekly' OR (w.start_at <= $1 AND w.end_at > $1) ORDER BY w.tenant_id"
+            "WHERE w.kind IN ('weekly', 'rrule') OR (w.start_at <= $1 AND w.end_at > $1) ORDER BY w.tenant_id"
         ))
         .bind(now)
         .fetch_all(&mut *self.tx)
@@ -342,8 +342,9 @@ impl MaintenanceTx for Tx {
     async fn insert_window(&mut self, w: &NewWindowRow<'_>) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO maintenance_windows (tenant_id, kind, site, agent_id, check_kind, start_at, end_at,
-                                              weekdays, start_minute, duration_secs, reason, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                                              weekdays, start_minute, duration_secs, rrule, dtstart,
+                                              reason, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(w.tenant_id)
         .bind(w.kind)
@@ -355,6 +356,8 @@ impl MaintenanceTx for Tx {
         .bind(w.weekdays)
         .bind(w.start_minute)
         .bind(w.duration_secs)
+        .bind(w.rrule)
+        .bind(w.dtstart)
         .bind(w.reason)
         .bind(w.created_by)
         .bind(w.created_at)

@@ -88,7 +88,8 @@ macro_rules! select_windows {
     ($rest:literal) => {
         concat!(
             "SELECT w.id, w.tenant_id, w.kind, w.site, w.agent_id, w.check_kind, w.start_at, w.end_at,
-                    w.weekdays, w.start_minute, w.duration_secs, w.reason, w.created_by, w.created_at,
+                    w.weekdays, w.start_minute, w.duration_secs, w.rrule, w.dtstart, w.reason,
+                    w.created_by, w.created_at,
                     t.time_zone
              FROM maintenance_windows w JOIN tenants t ON t.id = w.tenant_id ",
             $rest
@@ -109,6 +110,8 @@ fn window_from_row(r: &DbRow) -> Result<WindowRow> {
         weekdays: r.try_get("weekdays")?,
         start_minute: r.try_get("start_minute")?,
         duration_secs: r.try_get("duration_secs")?,
+        rrule: r.try_get("rrule")?,
+        dtstart: r.try_get("dtstart")?,
         reason: r.try_get("reason")?,
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
