@@ -19,7 +19,7 @@ use crate::{Error, Result};
 const MAX_SPAN_MS: i64 = 366 * 24 * 3600 * 1000;
 
 /// `POST /api/v1/maintenance`: one-off (`start` + `end`) or `weekly`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowRequest {
     /// Tenant name or id; a tenant-scoped API key may leave it out.
@@ -39,7 +39,7 @@ pub struct WindowRequest {
 }
 
 /// A weekly schedule: `{"days": "mon-fri", "at": "22:00", "duration": "2h"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeeklyRequest {
     /// `mon,tue`, `mon-fri`, `daily`.
@@ -51,7 +51,7 @@ pub struct WeeklyRequest {
 }
 
 /// `POST /api/v1/silences`: from now for `duration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceRequest {
     pub tenant: Option<String>,
