@@ -76,14 +76,18 @@ pub fn router(svc: Service) -> Router {
             Arc::from("{}")
         }
     };
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(errors::no_route)
+        .with_state(AppState { svc, openapi });
+    // The error rewrite wraps the whole router, not each route: a 405 gets
+    // its `Allow` header from the method router, outside a route's layers.
+    Router::new()
+        .fallback_service(routes)
         .layer(axum::middleware::map_response(errors::json_errors))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .with_state(AppState { svc, openapi })
 }
 
 /// This document (OpenAPI 3.1); no key needed.

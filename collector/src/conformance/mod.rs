@@ -6,6 +6,7 @@
 mod backends;
 mod copy;
 mod limits;
+mod lists;
 mod liveness;
 mod maintenance;
 mod outbox;
@@ -19,6 +20,8 @@ mod writer;
 
 pub use backends::{postgres_with, sqlite_with};
 
+#[allow(clippy::wildcard_imports)]
+use self::lists::*;
 #[allow(clippy::wildcard_imports)]
 use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
@@ -491,6 +494,7 @@ macro_rules! store_conformance {
                 one_replica_holds_the_sweeper_lease,
                 revocations_are_read_from_the_store,
                 retention_prunes_old_rows_and_keeps_the_rest,
+                lists_filter_and_page_in_the_store,
             );
         }
     };
