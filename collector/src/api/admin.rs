@@ -58,8 +58,10 @@ async fn audit(
 #[into_params(parameter_in = Query)]
 struct KpiQuery {
     /// RFC 3339; default 30 days before `to`.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339; default now.
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 

@@ -64,6 +64,7 @@ struct AgentQuery {
     /// Hostname contains this (case-insensitive).
     search: Option<String>,
     /// Only agents in this connection status.
+    #[param(inline)]
     state: Option<AgentStatus>,
     /// Only overdue (`true`) or not overdue (`false`) agents.
     overdue: Option<bool>,

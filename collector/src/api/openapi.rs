@@ -99,8 +99,11 @@ impl Modify for ErrorResponses {
                     add("503", "The store is unavailable; try again.");
                 }
                 add("500", "Internal error (details in the collector's log).");
-                if names_a_thing {
-                    add("404", "No such thing in the caller's scope.");
+                if names_a_thing || writes {
+                    add(
+                        "404",
+                        "The path, or a tenant or host the body names, is not in the caller's scope.",
+                    );
                 }
                 if writes {
                     add("403", "The key's role may not do this.");

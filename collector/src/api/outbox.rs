@@ -35,6 +35,7 @@ enum StateParam {
 #[into_params(parameter_in = Query)]
 struct OutboxQuery {
     /// `pending`, `delivered`, `failed` or `all` (default).
+    #[param(inline)]
     state: Option<StateParam>,
     /// Only this tenant (id).
     tenant: Option<String>,

@@ -56,6 +56,7 @@ enum SortParam {
 #[into_params(parameter_in = Query)]
 struct TicketQuery {
     /// `open`, `resolved` or `all` (default).
+    #[param(inline)]
     state: Option<StateParam>,
     /// Only this tenant (id).
     tenant: Option<String>,
@@ -68,6 +69,7 @@ struct TicketQuery {
     /// Only this check kind (`disk`, `agent`, …).
     check: Option<String>,
     /// `newest` (default) or `priority`.
+    #[param(inline)]
     sort: Option<SortParam>,
     /// Items per page, 1 to 1000; default 100.
     limit: Option<u32>,
@@ -112,7 +114,7 @@ async fn list_tickets(
 
 /// One ticket with its timeline.
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets",
-    params(("id" = String, Path, description = "Ticket id (a number)")),
+    params(("id" = String, Path, description = "Ticket id (a number)", example = "1")),
     responses((status = 200, description = "The ticket and its events", body = TicketDetail)))]
 async fn get_ticket(
     State(s): State<AppState>,
@@ -149,7 +151,7 @@ async fn act(
 
 /// Acknowledges the ticket (stops its acknowledge escalation).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/acknowledge", tag = "tickets",
-    params(("id" = String, Path, description = "Ticket id")),
+    params(("id" = String, Path, description = "Ticket id (a number)", example = "1")),
     responses((status = 200, description = "The ticket after the action", body = ActionOutcome)))]
 async fn acknowledge(
     State(s): State<AppState>,
@@ -168,7 +170,7 @@ struct AssignBody {
 
 /// Assigns the ticket.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/assign", tag = "tickets",
-    params(("id" = String, Path, description = "Ticket id")),
+    params(("id" = String, Path, description = "Ticket id (a number)", example = "1")),
     request_body = AssignBody,
     responses((status = 200, description = "The ticket after the action", body = ActionOutcome)))]
 async fn assign(
@@ -182,7 +184,7 @@ async fn assign(
 
 /// Escalates the ticket to the next tier.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/escalate", tag = "tickets",
-    params(("id" = String, Path, description = "Ticket id")),
+    params(("id" = String, Path, description = "Ticket id (a number)", example = "1")),
     responses((status = 200, description = "The ticket after the action", body = ActionOutcome)))]
 async fn escalate(
     State(s): State<AppState>,
@@ -201,7 +203,7 @@ struct NoteBody {
 
 /// Adds a note to the ticket's timeline.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/notes", tag = "tickets",
-    params(("id" = String, Path, description = "Ticket id")),
+    params(("id" = String, Path, description = "Ticket id (a number)", example = "1")),
     request_body = NoteBody,
     responses((status = 200, description = "The ticket after the action", body = ActionOutcome)))]
 async fn add_note(
@@ -216,7 +218,7 @@ async fn add_note(
 /// Resolves the ticket by hand (the engine reopens it if its problem is
 /// still failing: see `still_failing`).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/resolve", tag = "tickets",
-    params(("id" = String, Path, description = "Ticket id")),
+    params(("id" = String, Path, description = "Ticket id (a number)", example = "1")),
     responses((status = 200, description = "The ticket after the action", body = ActionOutcome)))]
 async fn resolve(
     State(s): State<AppState>,

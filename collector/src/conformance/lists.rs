@@ -168,11 +168,24 @@ pub async fn lists_filter_and_page_in_the_store(svc: Service) {
         .await
         .expect("tokens");
     assert_eq!(one, tokens[1..2]);
+    for tenant in [&acme.id, &globex.id, &acme.id] {
+        store
+            .record_audit(crate::store::Audit {
+                tenant_id: Some(tenant),
+                at: NOW,
+                actor: "alice",
+                action: "test.listed",
+                target: tenant,
+                detail: "",
+            })
+            .await
+            .expect("audit");
+    }
     let audit = store
         .find_audit(&Scope::All, Some(&globex.id), all)
         .await
         .expect("audit");
-    assert!(!audit.is_empty(), "g1's enrollment is audited");
+    assert_eq!(audit.len(), 1, "{audit:?}");
     assert!(
         audit
             .iter()
@@ -186,5 +199,7 @@ pub async fn lists_filter_and_page_in_the_store(svc: Service) {
         .find_audit(&Scope::All, None, second)
         .await
         .expect("audit");
+    assert_eq!(everything.len(), 3, "{everything:?}");
     assert_eq!(page, everything[1..2]);
+    assert_eq!(page[0].tenant_id.as_deref(), Some(globex.id.as_str()));
 }
