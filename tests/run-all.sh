@@ -10,6 +10,10 @@
 # FOREWARN_TEST_POSTGRES_URL, stops it on exit); no server fails the run.
 # The replica test (tests/tests/replicas.rs) makes network namespaces with
 # `ip`: Debian's iproute2 is installed when missing; no `ip` fails the run.
+# tests/schemathesis.sh runs schemathesis (PyPI) against a live collector's
+# /api/v1/openapi.json (no 5xx, no answer breaking the schema); it installs
+# it in a venv under ~/.cache/forewarn when missing. tests/tests/schemathesis.rs
+# calls it, so the nextest step below runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
