@@ -33,7 +33,6 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
     python3 -m venv "$tmp"
     "$tmp/bin/pip" install --quiet --disable-pip-version-check "$spec"
     rm -rf "$venv"
-    python3 -m venv --upgrade "$tmp" >/dev/null
     mv "$tmp" "$venv"
     # A moved venv keeps absolute paths in its scripts: rewrite them.
     grep -rl "$tmp" "$venv/bin" | xargs -r sed -i "s#$tmp#$venv#g"

@@ -52,6 +52,15 @@ impl Api<'_> {
     async fn get(&self, path: &str) -> Response {
         self.req(Method::GET, path).send().await.expect("request")
     }
+
+    /// GET `path` with `key` as the bearer key, or with no key at all.
+    async fn get_as(&self, key: Option<&str>, path: &str) -> Response {
+        let mut r = self.http.get(format!("http://{}{path}", self.c.http));
+        if let Some(key) = key {
+            r = r.bearer_auth(key);
+        }
+        r.send().await.expect("request")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,29 +159,13 @@ async fn every_error_is_json_with_one_shape() {
     error_of(r, 404, "not_found").await;
 
     // No key, an unknown key: 401.
-    let r = api
-        .http
-        .get(format!("http://{}/api/v1/tickets", c.http))
-        .send()
-        .await
-        .expect("request");
-    error_of(r, 401, "unauthenticated").await;
-    let r = api
-        .http
-        .get(format!("http://{}/api/v1/tickets", c.http))
-        .bearer_auth("fwk_unknown")
-        .send()
-        .await
-        .expect("request");
-    error_of(r, 401, "unauthenticated").await;
+    for key in [None, Some("fwk_unknown")] {
+        let r = api.get_as(key, "/api/v1/tickets").await;
+        error_of(r, 401, "unauthenticated").await;
+    }
 
     // The OpenAPI document needs no key and is OpenAPI 3.1.
-    let r = api
-        .http
-        .get(format!("http://{}/api/v1/openapi.json", c.http))
-        .send()
-        .await
-        .expect("request");
+    let r = api.get_as(None, "/api/v1/openapi.json").await;
     assert_eq!(r.status(), StatusCode::OK);
     let doc: Value = r.json().await.expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
