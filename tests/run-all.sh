@@ -12,6 +12,10 @@
 # `ip`: Debian's iproute2 is installed when missing; no `ip` fails the run.
 # The browser tests drive Debian's chromium with playwright-core
 # (tests/browser.sh installs both, and node, when missing).
+# tests/schemathesis.sh runs schemathesis (PyPI) against a live collector's
+# /api/v1/openapi.json (no 5xx, no answer breaking the schema); it installs
+# it in a venv under ~/.cache/forewarn when missing. tests/tests/schemathesis.rs
+# calls it, so the nextest step below runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -108,6 +108,58 @@ impl From<Error> for tonic::Status {
 
 // === mapping to HTTP ===
 
+/// The body of every HTTP error response (`/api/v1`, `/healthz` aside):
+/// `{"error": "<what went wrong, naming the field>", "code": "<stable code>"}`.
+/// `error` is for people and may change wording; `code` is for programs and
+/// is one per HTTP status (see [`ErrorBody::code_for`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person: names the parameter or field at fault.
+    pub error: String,
+    /// Stable machine-readable code, one per HTTP status.
+    #[schema(example = "bad_request")]
+    pub code: String,
+}
+
+impl ErrorBody {
+    /// An error body for `status` with `message`.
+    pub fn new(status: axum::http::StatusCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: message.into(),
+            code: Self::code_for(status).to_string(),
+        }
+    }
+
+    /// The stable `code` of an HTTP status: clients branch on it rather
+    /// than on the message.
+    pub fn code_for(status: axum::http::StatusCode) -> &'static str {
+        match status.as_u16() {
+            400 => "bad_request",
+            401 => "unauthenticated",
+            403 => "permission_denied",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            409 => "conflict",
+            413 => "payload_too_large",
+            415 => "unsupported_media_type",
+            422 => "unprocessable_entity",
+            429 => "too_many_requests",
+            503 => "unavailable",
+            s if s >= 500 => "internal",
+            _ => "error",
+        }
+    }
+
+    /// This body as a response with `status`.
+    pub fn response(
+        status: axum::http::StatusCode,
+        message: impl Into<String>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (status, axum::Json(Self::new(status, message))).into_response()
+    }
+}
+
 impl axum::response::IntoResponse for Error {
     fn into_response(self) -> axum::response::Response {
         use axum::http::StatusCode;
@@ -133,7 +185,7 @@ impl axum::response::IntoResponse for Error {
                 )
             }
         };
-        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+        ErrorBody::response(status, message)
     }
 }
 
@@ -153,6 +205,7 @@ mod tests {
             .expect("body");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["error"], "store unavailable, try again");
+        assert_eq!(v["code"], "unavailable");
         let r = Error::Store(sqlx::Error::RowNotFound).into_response();
         assert_eq!(r.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     }

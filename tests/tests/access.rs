@@ -39,6 +39,7 @@ const CASES: &[(&str, &str, Param)] = &[
     ("POST", "/logout", Param::None),
     ("GET", "/setup", Param::None),
     ("POST", "/setup", Param::None),
+    ("GET", "/api/v1/openapi.json", Param::None),
     ("GET", "/api/v1/tenants", Param::None),
     ("GET", "/api/v1/agents", Param::None),
     ("GET", "/api/v1/agents/{id}", Param::Agent),

@@ -110,7 +110,7 @@ async fn loadgen_enrolls_once_measures_and_times_a_reconnect() {
         .count();
     assert_eq!(ours, AGENTS, "{agents}");
     let (opened, resolved) = eventually(Duration::from_secs(10), "tickets", || async {
-        let all = collector.get("/api/v1/tickets?state=all").await;
+        let all = collector.get("/api/v1/tickets?state=all&limit=1000").await;
         let tickets: Vec<&Value> = all
             .as_array()?
             .iter()

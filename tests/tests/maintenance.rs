@@ -224,7 +224,7 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Ba
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["active"], true, "{created}");
     assert_eq!(created["agent_id"], agent_id.as_str());
-    assert_eq!(created["created_by"], "e2e-admin");
+    assert_eq!(created["created_by"], "key:e2e-admin");
     let id = created["id"].as_i64().expect("id");
     let (_, others) = send(
         &collector,
@@ -267,7 +267,7 @@ async fn a_silenced_host_gets_no_ticket_until_the_silence_is_removed(backend: Ba
         .as_array()
         .expect("audit")
         .iter()
-        .filter(|a| a["actor"] == "e2e-admin")
+        .filter(|a| a["actor"] == "key:e2e-admin")
         .filter_map(|a| a["action"].as_str())
         .collect();
     assert_eq!(actions, ["silence.delete", "silence.create"], "{audit}");

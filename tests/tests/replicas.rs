@@ -150,7 +150,7 @@ impl Api {
 
     async fn tickets(&self) -> Vec<Value> {
         eventually(WAIT, "the ticket list", || async {
-            self.get("/api/v1/tickets?state=all")
+            self.get("/api/v1/tickets?state=all&limit=1000")
                 .await?
                 .as_array()
                 .cloned()

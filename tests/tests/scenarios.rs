@@ -328,7 +328,7 @@ async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it(bac
     let r = detail(&c, acked).await;
     assert_eq!(r["tier"], 2, "acknowledging stopped the escalation: {r}");
     assert_eq!(r["escalations"], 1, "{r}");
-    assert_eq!(r["acknowledged_by"], "l1-tech", "{r}");
+    assert_eq!(r["acknowledged_by"], "key:l1-tech", "{r}");
     assert!(r["ack_due_at"].is_null(), "no timer left: {r}");
     assert_eq!(
         event_kinds(&r),
@@ -336,7 +336,7 @@ async fn unacknowledged_ticket_escalates_l1_l2_l3_and_acknowledging_stops_it(bac
         "{r}"
     );
     let ack = events_of(&r, "acknowledged")[0];
-    assert_eq!(ack["actor"], "l1-tech");
+    assert_eq!(ack["actor"], "key:l1-tech");
     assert!(
         ack["detail"].as_str().is_some_and(|d| d.contains("L2")),
         "{ack}"

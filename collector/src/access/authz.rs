@@ -66,6 +66,7 @@ pub const RULES: &[Rule] = &[
     r("GET", "/setup", Public),
     r("POST", "/setup", Public),
     // === JSON API ===
+    r("GET", "/api/v1/openapi.json", Public),
     r("GET", "/api/v1/tenants", Read),
     r("GET", "/api/v1/agents", Read),
     r("GET", "/api/v1/agents/{id}", Read),
@@ -102,11 +103,22 @@ pub const RULES: &[Rule] = &[
     r("GET", "/api/v1/me", Read),
 ];
 
-/// The rule for a request, if the route has one.
+/// The rule for a request, if the route has one (`HEAD` is `GET`'s).
 pub fn rule(method: &Method, path: &str) -> Option<&'static Rule> {
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     RULES
         .iter()
         .find(|r| r.path == path && r.method == method.as_str())
+}
+
+/// Whether some method of `path` has a rule: a request with another
+/// method is the router's 405 (with `Allow`), not a refusal.
+pub fn known_path(path: &str) -> bool {
+    RULES.iter().any(|r| r.path == path)
 }
 
 /// Decides a request: `Ok` if `caller` may call `method path`.

@@ -5,11 +5,13 @@
 //! Tenant-scoped by the API key (another tenant, host or window is "not
 //! found"); viewers may only read; every change is audited by the store.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
@@ -19,16 +21,17 @@ use crate::maintenance::{Kind, WindowView};
 use crate::{Error, Result};
 
 /// The maintenance routes, merged into [`super::router`].
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/maintenance", get(list_windows).post(create_window))
-        .route("/api/v1/maintenance/{id}", delete(delete_window))
-        .route("/api/v1/silences", get(list_silences).post(create_silence))
-        .route("/api/v1/silences/{id}", delete(delete_silence))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_windows, create_window))
+        .routes(routes!(delete_window))
+        .routes(routes!(list_silences, create_silence))
+        .routes(routes!(delete_silence))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Also list ended one-off windows and silences (kept 7 days).
     #[serde(default)]
@@ -51,6 +54,9 @@ async fn list(
         .collect())
 }
 
+/// Planned windows in scope (at most the newest 1000).
+#[utoipa::path(get, path = "/api/v1/maintenance", tag = "maintenance", params(ListQuery),
+    responses((status = 200, description = "Windows", body = [WindowView])))]
 async fn list_windows(
     State(s): State<AppState>,
     caller: Caller,
@@ -59,6 +65,9 @@ async fn list_windows(
     Ok(Json(list(&s, &caller, &Kind::WINDOWS, &q).await?))
 }
 
+/// Silences in scope (at most the newest 1000).
+#[utoipa::path(get, path = "/api/v1/silences", tag = "maintenance", params(ListQuery),
+    responses((status = 200, description = "Silences", body = [WindowView])))]
 async fn list_silences(
     State(s): State<AppState>,
     caller: Caller,
@@ -67,6 +76,10 @@ async fn list_silences(
     Ok(Json(list(&s, &caller, &Kind::SILENCES, &q).await?))
 }
 
+/// Creates a planned window (audited).
+#[utoipa::path(post, path = "/api/v1/maintenance", tag = "maintenance",
+    request_body = WindowRequest,
+    responses((status = 201, description = "The new window", body = WindowView)))]
 async fn create_window(
     State(s): State<AppState>,
     caller: Caller,
@@ -77,6 +90,10 @@ async fn create_window(
     Ok((StatusCode::CREATED, Json(WindowView::new(&w, now))))
 }
 
+/// Creates a silence from now (audited).
+#[utoipa::path(post, path = "/api/v1/silences", tag = "maintenance",
+    request_body = SilenceRequest,
+    responses((status = 201, description = "The new silence", body = WindowView)))]
 async fn create_silence(
     State(s): State<AppState>,
     caller: Caller,
@@ -99,6 +116,10 @@ async fn remove(
     Ok(Json(WindowView::new(&w, now)))
 }
 
+/// Deletes a planned window (audited).
+#[utoipa::path(delete, path = "/api/v1/maintenance/{id}", tag = "maintenance",
+    params(("id" = String, Path, description = "Window id (a number)")),
+    responses((status = 200, description = "The deleted window", body = WindowView)))]
 async fn delete_window(
     State(s): State<AppState>,
     caller: Caller,
@@ -107,6 +128,10 @@ async fn delete_window(
     remove(&s, &caller, &id, &Kind::WINDOWS).await
 }
 
+/// Deletes a silence (audited).
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "maintenance",
+    params(("id" = String, Path, description = "Silence id (a number)")),
+    responses((status = 200, description = "The deleted silence", body = WindowView)))]
 async fn delete_silence(
     State(s): State<AppState>,
     caller: Caller,

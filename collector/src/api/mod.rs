@@ -8,25 +8,33 @@
 //! leak that it exists).
 
 mod access;
+mod admin;
 pub mod auth;
+mod errors;
+mod fleet;
 mod maintenance;
+mod openapi;
 mod outbox;
+mod page;
+mod tickets;
 mod tokens;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use std::sync::Arc;
 
-use crate::domain::{
-    ActionOutcome, Agent, AgentDetail, AuditEntry, Tenant, Ticket, TicketAction, TicketDetail,
-    TicketState, now_millis,
-};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::Error;
 use crate::tickets::Service;
-use crate::{Error, Result};
-use auth::Caller;
+
+pub use errors::BODY_LIMIT_BYTES;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -36,38 +44,80 @@ pub struct AppState {
     pub svc: Service,
     /// Operators, keys, sessions.
     pub access: crate::access::Access,
+    /// The OpenAPI document, serialized once at startup.
+    openapi: Arc<str>,
 }
 
-/// The HTTP router: API, dashboard and probes, behind [`auth::gate`].
-pub fn router(svc: Service, access: crate::access::Access) -> Router {
-    let state = AppState { svc, access };
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/tenants", get(list_tenants))
-        .route("/api/v1/agents", get(list_agents))
-        .route("/api/v1/agents/{id}", get(get_agent))
-        .route("/api/v1/agents/{id}/revoke", post(revoke_agent))
-        .route("/api/v1/tickets", get(list_tickets))
-        .route("/api/v1/tickets/{id}", get(get_ticket))
-        .route("/api/v1/tickets/{id}/acknowledge", post(acknowledge))
-        .route("/api/v1/tickets/{id}/assign", post(assign))
-        .route("/api/v1/tickets/{id}/escalate", post(escalate))
-        .route("/api/v1/tickets/{id}/notes", post(add_note))
-        .route("/api/v1/tickets/{id}/resolve", post(resolve))
-        .route("/api/v1/audit", get(audit))
-        .route("/api/v1/kpis", get(kpis))
+/// The `/api/v1` routes and their OpenAPI document.
+fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = openapi_router().split_for_parts();
+    openapi::finish(&mut doc);
+    (routes, doc)
+}
+
+/// The `/api/v1` routes, each registered with its OpenAPI operation.
+fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(openapi_json))
+        .merge(fleet::routes())
+        .merge(tickets::routes())
+        .merge(admin::routes())
         .merge(outbox::routes())
         .merge(maintenance::routes())
         .merge(tokens::routes())
+}
+
+/// The HTTP router: `/api/v1` (documented at `/api/v1/openapi.json`),
+/// the dashboard, `/healthz` and `/metrics`, every route behind
+/// [`auth::gate`]. Every error the API answers, axum's own rejections
+/// included, is JSON ([`errors`]).
+pub fn router(svc: Service, access: crate::access::Access) -> Router {
+    let (api, doc) = documented_routes();
+    let openapi = match doc.to_json() {
+        Ok(json) => Arc::from(json),
+        Err(error) => {
+            // Cannot happen for a document built from types; answer an
+            // empty one rather than refuse to serve the API.
+            tracing::error!(%error, "openapi document not serializable");
+            Arc::from("{}")
+        }
+    };
+    let routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(api)
         .merge(access::routes())
-        .merge(crate::dashboard::router())
+        .merge(crate::dashboard::router());
+    let state = AppState {
+        svc,
+        access,
+        openapi,
+    };
+    let routes = routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::gate,
         ))
-        .fallback(|| async { Error::NotFound("no such route".into()) })
-        .with_state(state)
+        .fallback(errors::no_route)
+        .with_state(state);
+    // The error rewrite wraps the whole router, not each route: a 405 gets
+    // its `Allow` header from the method router, outside a route's layers.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::map_response(errors::json_errors))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+}
+
+/// This document (OpenAPI 3.1); no key needed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+async fn openapi_json(State(s): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], s.openapi.to_string())
 }
 
 /// Prometheus text format (counts only, no tenant data: no key needed).
@@ -107,196 +157,4 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
             )
         }
     }
-}
-
-async fn list_tenants(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Tenant>>> {
-    Ok(Json(s.svc.store().list_tenants(&caller.0.scope).await?))
-}
-
-async fn list_agents(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<Agent>>> {
-    Ok(Json(s.svc.list_agents(&caller.0.scope).await?))
-}
-
-async fn get_agent(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<AgentDetail>> {
-    s.svc
-        .get_agent(&caller.0.scope, &id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Error::NotFound(format!("agent {id}")))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TicketQuery {
-    /// `open`, `resolved` or `all` (default).
-    state: Option<String>,
-}
-
-async fn list_tickets(
-    State(s): State<AppState>,
-    caller: Caller,
-    Query(q): Query<TicketQuery>,
-) -> Result<Json<Vec<Ticket>>> {
-    let state = match q.state.as_deref() {
-        None | Some("all") => None,
-        Some(v) => Some(TicketState::parse(v).ok_or_else(|| {
-            Error::InvalidArgument(format!("state must be open, resolved or all, not {v:?}"))
-        })?),
-    };
-    Ok(Json(
-        s.svc.store().list_tickets(&caller.0.scope, state).await?,
-    ))
-}
-
-async fn get_ticket(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TicketDetail>> {
-    s.svc
-        .store()
-        .get_ticket(&caller.0.scope, ticket_id(&id)?)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Error::NotFound(format!("ticket {id}")))
-}
-
-/// A ticket id from the path; anything but a number is no ticket (404).
-fn ticket_id(id: &str) -> Result<i64> {
-    id.parse()
-        .map_err(|_| Error::NotFound(format!("ticket {id}")))
-}
-
-async fn act(
-    s: &AppState,
-    caller: &Caller,
-    id: &str,
-    action: TicketAction,
-) -> Result<Json<ActionOutcome>> {
-    let id = ticket_id(id)?;
-    Ok(Json(
-        s.svc
-            .ticket_action(&caller.0, id, &action, now_millis())
-            .await?,
-    ))
-}
-
-async fn acknowledge(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ActionOutcome>> {
-    act(&s, &caller, &id, TicketAction::Acknowledge).await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignBody {
-    assignee: String,
-}
-
-async fn assign(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Json(body): Json<AssignBody>,
-) -> Result<Json<ActionOutcome>> {
-    act(&s, &caller, &id, TicketAction::Assign(body.assignee)).await
-}
-
-async fn escalate(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ActionOutcome>> {
-    act(&s, &caller, &id, TicketAction::Escalate).await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoteBody {
-    text: String,
-}
-
-async fn add_note(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Json(body): Json<NoteBody>,
-) -> Result<Json<ActionOutcome>> {
-    act(&s, &caller, &id, TicketAction::Note(body.text)).await
-}
-
-async fn resolve(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<ActionOutcome>> {
-    act(&s, &caller, &id, TicketAction::Resolve).await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    limit: Option<u32>,
-}
-
-async fn audit(
-    State(s): State<AppState>,
-    caller: Caller,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<Vec<AuditEntry>>> {
-    Ok(Json(
-        s.svc
-            .store()
-            .audit_log(&caller.0.scope, q.limit.unwrap_or(100))
-            .await?,
-    ))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KpiQuery {
-    /// RFC 3339; default 30 days before `to`.
-    from: Option<String>,
-    /// RFC 3339; default now.
-    to: Option<String>,
-}
-
-fn parse_time(name: &str, v: &str) -> Result<crate::domain::Millis> {
-    crate::domain::rfc3339::parse(v)
-        .map_err(|e| Error::InvalidArgument(format!("{name}: expected RFC 3339, {e}")))
-}
-
-async fn kpis(
-    State(s): State<AppState>,
-    caller: Caller,
-    Query(q): Query<KpiQuery>,
-) -> Result<Json<Vec<crate::domain::TenantKpis>>> {
-    let to = match q.to.as_deref() {
-        Some(v) => parse_time("to", v)?,
-        None => now_millis(),
-    };
-    let from = match q.from.as_deref() {
-        Some(v) => parse_time("from", v)?,
-        None => to - 30 * 24 * 3600 * 1000,
-    };
-    if from >= to {
-        return Err(Error::InvalidArgument("from must be before to".into()));
-    }
-    Ok(Json(s.svc.kpis(&caller.0.scope, from, to).await?))
-}
-
-async fn revoke_agent(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Agent>> {
-    Ok(Json(
-        s.svc.revoke_agent(&caller.0, &id, now_millis()).await?,
-    ))
 }

@@ -1,47 +1,76 @@
 //! `GET /api/v1/outbox`: what the ticket sinks still owe and what they
-//! gave up on, scoped like every read (an MSP-wide key sees every tenant).
+//! gave up on, scoped like every read (an MSP-wide key sees every tenant),
+//! filtered and paged.
 
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::Uri;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
+use super::page::{self, Paged};
+use crate::Result;
 use crate::sinks::outbox::{OutboxEntry, OutboxState};
-use crate::{Error, Result};
 
 /// The outbox routes, merged into [`super::router`].
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/outbox", get(list))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which outbox rows, by delivery state.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum StateParam {
+    Pending,
+    Delivered,
+    Failed,
+    All,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct OutboxQuery {
     /// `pending`, `delivered`, `failed` or `all` (default).
-    state: Option<String>,
-    /// Newest rows first; default 100, at most 1000.
+    #[param(inline)]
+    state: Option<StateParam>,
+    /// Only this tenant (id).
+    tenant: Option<String>,
+    /// Items per page, 1 to 1000; default 100.
     limit: Option<u32>,
+    /// Items to skip (the `Link` header of a page gives the next one).
+    offset: Option<u64>,
 }
 
+/// Sink deliveries in scope, newest first, paged.
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "admin", params(OutboxQuery),
+    responses((status = 200, description = "One page of outbox rows", body = [OutboxEntry],
+        headers(("link" = String, description = "`<…>; rel=\"next\"` when a next page exists")))))]
 async fn list(
     State(s): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Query(q): Query<OutboxQuery>,
-) -> Result<Json<Vec<OutboxEntry>>> {
-    let state = match q.state.as_deref() {
-        None | Some("all") => None,
-        Some(v) => Some(OutboxState::parse(v).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "state must be pending, delivered, failed or all, not {v:?}"
-            ))
-        })?),
+) -> Result<Paged<OutboxEntry>> {
+    let page = page::requested(q.limit, q.offset)?;
+    let state = match q.state {
+        None | Some(StateParam::All) => None,
+        Some(StateParam::Pending) => Some(OutboxState::Pending),
+        Some(StateParam::Delivered) => Some(OutboxState::Delivered),
+        Some(StateParam::Failed) => Some(OutboxState::Failed),
     };
-    Ok(Json(
-        s.svc
-            .store()
-            .list_outbox(&caller.0.scope, state, q.limit.unwrap_or(100))
-            .await?,
-    ))
+    let rows = s
+        .svc
+        .store()
+        .find_outbox(
+            &caller.0.scope,
+            state,
+            q.tenant.as_deref(),
+            page::probe(page),
+        )
+        .await?;
+    Ok(Paged::new(rows, page, &uri))
 }

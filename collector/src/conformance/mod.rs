@@ -7,6 +7,7 @@ mod access;
 mod backends;
 mod copy;
 mod limits;
+mod lists;
 mod liveness;
 mod maintenance;
 mod outbox;
@@ -22,6 +23,8 @@ pub use backends::{postgres_with, sqlite_with};
 
 #[allow(clippy::wildcard_imports)]
 use self::access::*;
+use self::lists::*;
+#[allow(clippy::wildcard_imports)]
 use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
 use self::maintenance::*;
@@ -452,6 +455,7 @@ macro_rules! store_conformance {
                 one_replica_holds_the_sweeper_lease,
                 revocations_are_read_from_the_store,
                 retention_prunes_old_rows_and_keeps_the_rest,
+                lists_filter_and_page_in_the_store,
             );
         }
     };

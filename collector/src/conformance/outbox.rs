@@ -288,6 +288,32 @@ pub async fn outbox_routes_by_tenant_and_tier(svc: Service) {
         .expect("list");
     assert_eq!(only_globex.len(), 3, "all, globex-by-id, l1");
     assert!(only_globex.iter().all(|e| e.tenant_id == globex));
+    // An MSP-wide read filtered to one tenant sees the same rows, paged.
+    let filtered = svc
+        .store()
+        .find_outbox(
+            &Scope::All,
+            None,
+            Some(&globex),
+            crate::domain::Page::first(100),
+        )
+        .await
+        .expect("find");
+    assert_eq!(filtered, only_globex);
+    let second = svc
+        .store()
+        .find_outbox(
+            &Scope::All,
+            None,
+            Some(&globex),
+            crate::domain::Page {
+                limit: 1,
+                offset: 1,
+            },
+        )
+        .await
+        .expect("find");
+    assert_eq!(second, only_globex[1..2]);
 
     // New routes replace the old: a removed sink gets nothing new.
     svc.set_sink_routes(&[route("all", &[], &[])]);

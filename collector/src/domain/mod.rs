@@ -35,10 +35,11 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
     /// IANA time zone recurring maintenance windows are read in.
@@ -46,7 +47,7 @@ pub struct Tenant {
 }
 
 /// Check state, ordered by badness for OK < WARN < UNKNOWN < CRIT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckState {
     Ok,
@@ -76,7 +77,7 @@ impl CheckState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metric {
     pub name: String,
     pub value: f64,
@@ -106,7 +107,7 @@ pub struct HostFacts {
     pub memory_total_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostSnapshot {
     pub uptime_secs: u64,
     pub cpu_percent: f64,
@@ -126,7 +127,7 @@ pub struct HostSnapshot {
 }
 
 /// Counts since the agent process started; they only grow.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpoolStatus {
     pub dropped_heartbeats: u64,
     pub dropped_state_changes: u64,
@@ -136,7 +137,7 @@ pub struct SpoolStatus {
     pub queued: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiskUsage {
     pub mount_point: String,
     pub fs_type: String,
@@ -174,7 +175,7 @@ impl ReportPayload {
 }
 
 /// An enrolled agent as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Agent {
     pub id: String,
     pub tenant_id: String,
@@ -192,10 +193,13 @@ pub struct Agent {
     pub status: String,
     /// No report within the overdue time while expected online.
     pub overdue: bool,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub enrolled_at: Millis,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub last_seen_at: Option<Millis>,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub cert_not_after: Millis,
     pub revoked: bool,
@@ -209,22 +213,24 @@ pub struct Agent {
 }
 
 /// An agent with its checks' latest states.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AgentDetail {
     #[serde(flatten)]
     pub agent: Agent,
     pub checks: Vec<CheckStateRow>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CheckStateRow {
     pub check: String,
     pub item: String,
     pub state: CheckState,
     pub message: String,
     pub metrics: Vec<Metric>,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub since: Millis,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub updated_at: Millis,
 }
@@ -270,25 +276,28 @@ pub struct TokenGrant {
 }
 
 /// An enrollment token as operators see it (never the secret or its hash).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct EnrollmentToken {
     pub id: String,
     pub tenant_id: String,
     pub tenant_name: String,
     pub site: String,
     pub role: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub expires_at: Millis,
     pub uses: u32,
     pub max_uses: u32,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(serialize_with = "rfc3339::option::serialize")]
     pub revoked_at: Option<Millis>,
 }
 
 /// Ticket state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TicketState {
     Open,
@@ -311,7 +320,7 @@ impl TicketState {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: i64,
     /// `check` (a check's problem), `agent` (liveness), `site` (outage) or
@@ -334,17 +343,22 @@ pub struct Ticket {
     pub summary: String,
     pub state: TicketState,
     /// When the failure was first seen on the agent.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub detected_at: Option<Millis>,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub opened_at: Millis,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub acknowledged_at: Option<Millis>,
     pub acknowledged_by: Option<String>,
     pub assignee: Option<String>,
     /// Not acknowledged by then: escalation to the next tier.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub ack_due_at: Option<Millis>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub resolve_due_at: Option<Millis>,
     pub escalations: u32,
@@ -354,14 +368,17 @@ pub struct Ticket {
     pub resolved_by: Option<String>,
     /// The site outage or check group ticket this host's ticket belongs to.
     pub parent_id: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub updated_at: Millis,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub resolved_at: Option<Millis>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TicketEvent {
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub at: Millis,
     /// `opened`, `updated`, `reopened`, `resolved`, `flapping`, `escalated`,
@@ -372,7 +389,7 @@ pub struct TicketEvent {
     pub actor: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TicketDetail {
     #[serde(flatten)]
     pub ticket: Ticket,
@@ -500,7 +517,7 @@ pub enum TicketAction {
 }
 
 /// The ticket after an action, and whether its problem is still there.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ActionOutcome {
     pub ticket: TicketDetail,
     /// Set when a resolved ticket's problem is still failing: the engine
@@ -522,8 +539,9 @@ pub struct SweepOutcome {
 }
 
 /// One audit log entry.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditEntry {
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub at: Millis,
     pub tenant_id: Option<String>,
@@ -536,10 +554,13 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+pub mod list;
 pub mod rfc3339;
 
+pub use list::{AgentFilter, Page, TicketFilter, TicketSort};
+
 /// Mean and median of a duration, in seconds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DurationStats {
     pub count: u64,
     pub mean_secs: f64,
@@ -547,12 +568,14 @@ pub struct DurationStats {
 }
 
 /// KPIs of one tenant over `[from, to)` (tickets opened in that period).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TenantKpis {
     pub tenant_id: String,
     pub tenant_name: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub from: Millis,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub to: Millis,
     pub opened: u64,

@@ -31,7 +31,7 @@ use recurrence::Recurrence;
 use schedule::Weekly;
 
 /// What kind of suppression a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A planned one-off window.
@@ -219,7 +219,7 @@ pub fn stored_time_zone(name: &str) -> TimeZone {
 }
 
 /// A window as the API and CLI show it, with its current state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WindowView {
     pub id: i64,
     pub kind: Kind,
@@ -227,8 +227,10 @@ pub struct WindowView {
     pub site: Option<String>,
     pub agent_id: Option<String>,
     pub check: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub start_at: Option<Millis>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub end_at: Option<Millis>,
     pub weekly: Option<WeeklyView>,
@@ -236,14 +238,17 @@ pub struct WindowView {
     pub time_zone: String,
     pub reason: String,
     pub created_by: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
     /// Covers its scope right now.
     pub active: bool,
     /// End of the current occurrence, when active.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub active_until: Option<Millis>,
     /// Start of the next occurrence, if any.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub next_start: Option<Millis>,
     /// A one-off window or silence, or an rrule series (COUNT, UNTIL), that is over.
@@ -251,8 +256,9 @@ pub struct WindowView {
 }
 
 /// A weekly schedule as shown: `{"days": ["mon"], "at": "22:00", ...}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WeeklyView {
+    #[schema(value_type = Vec<String>)]
     pub days: Vec<&'static str>,
     /// Local start time, `HH:MM`, in `time_zone`.
     pub at: String,
@@ -260,7 +266,7 @@ pub struct WeeklyView {
 }
 
 /// An RRULE schedule as shown: `{"rrule": "FREQ=MONTHLY;BYDAY=2TU", ...}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecurrenceView {
     /// The rule, normalized.
     pub rrule: String,

@@ -22,7 +22,7 @@ const MAX_SPAN_MS: i64 = 366 * 24 * 3600 * 1000;
 
 /// `POST /api/v1/maintenance`: one-off (`start` + `end`), `weekly` or
 /// `recurrence` (an RRULE).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowRequest {
     /// Tenant name or id; a tenant-scoped API key may leave it out.
@@ -44,7 +44,7 @@ pub struct WindowRequest {
 
 /// An RRULE schedule:
 /// `{"rrule": "FREQ=MONTHLY;BYDAY=2TU", "at": "22:00", "duration": "4h"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecurrenceRequest {
     /// An RFC 5545 RRULE subset (see [`super::rrule`]).
@@ -59,7 +59,7 @@ pub struct RecurrenceRequest {
 }
 
 /// A weekly schedule: `{"days": "mon-fri", "at": "22:00", "duration": "2h"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeeklyRequest {
     /// `mon,tue`, `mon-fri`, `daily`.
@@ -71,7 +71,7 @@ pub struct WeeklyRequest {
 }
 
 /// `POST /api/v1/silences`: from now for `duration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceRequest {
     pub tenant: Option<String>,

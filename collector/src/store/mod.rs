@@ -33,8 +33,9 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::domain::{
-    Agent, AgentAuth, AgentDetail, AuditEntry, EnrollmentToken, Millis, NewAgent, NewApiKey,
-    NewEnrollmentToken, Scope, Tenant, Ticket, TicketDetail, TicketState,
+    Agent, AgentAuth, AgentDetail, AgentFilter, AuditEntry, EnrollmentToken, Millis, NewAgent,
+    NewApiKey, NewEnrollmentToken, Page, Scope, Tenant, Ticket, TicketDetail, TicketFilter,
+    TicketState,
 };
 
 /// A storage backend: its pool, every read, and write transactions.
@@ -99,7 +100,18 @@ pub trait AgentStore {
     async fn agent_auth(&self, agent_id: &str) -> Result<Option<AgentAuth>>;
     /// Agents in scope; `clock_skewed` is left false (the caller knows the
     /// tolerance).
-    async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>>;
+    async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>> {
+        self.find_agents(scope, &AgentFilter::default(), Page::everything())
+            .await
+    }
+    /// One page of the agents in scope that match `filter`, by hostname;
+    /// `clock_skewed` is left false.
+    async fn find_agents(
+        &self,
+        scope: &Scope,
+        filter: &AgentFilter,
+        page: Page,
+    ) -> Result<Vec<Agent>>;
     async fn get_agent(&self, scope: &Scope, agent_id: &str) -> Result<Option<AgentDetail>>;
     /// Agents revoked at or after `since` (for closing their open sessions).
     async fn revoked_since(&self, since: Millis) -> Result<Vec<String>>;
@@ -107,7 +119,21 @@ pub trait AgentStore {
 
 #[async_trait]
 pub trait TicketStore {
-    async fn list_tickets(&self, scope: &Scope, state: Option<TicketState>) -> Result<Vec<Ticket>>;
+    /// The newest 1000 tickets in scope, of `state` if given.
+    async fn list_tickets(&self, scope: &Scope, state: Option<TicketState>) -> Result<Vec<Ticket>> {
+        let filter = TicketFilter {
+            state,
+            ..TicketFilter::default()
+        };
+        self.find_tickets(scope, &filter, Page::first(1000)).await
+    }
+    /// One page of the tickets in scope that match `filter`, in its order.
+    async fn find_tickets(
+        &self,
+        scope: &Scope,
+        filter: &TicketFilter,
+        page: Page,
+    ) -> Result<Vec<Ticket>>;
     async fn get_ticket(&self, scope: &Scope, id: i64) -> Result<Option<TicketDetail>>;
     /// Tickets in scope opened in `[from, to)`, for KPIs.
     async fn kpi_rows(&self, scope: &Scope, from: Millis, to: Millis) -> Result<Vec<KpiRow>>;
@@ -122,7 +148,18 @@ pub trait TokenStore {
     /// `false` (nothing written) otherwise.
     async fn enroll_agent(&self, token_hash: &str, now: Millis, agent: &NewAgent) -> Result<bool>;
     /// Enrollment tokens (never their secrets), newest first, scoped.
-    async fn list_enrollment_tokens(&self, scope: &Scope) -> Result<Vec<EnrollmentToken>>;
+    async fn list_enrollment_tokens(&self, scope: &Scope) -> Result<Vec<EnrollmentToken>> {
+        self.find_enrollment_tokens(scope, None, Page::everything())
+            .await
+    }
+    /// One page of the enrollment tokens in scope (of `tenant_id` if
+    /// given), newest first.
+    async fn find_enrollment_tokens(
+        &self,
+        scope: &Scope,
+        tenant_id: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<EnrollmentToken>>;
 }
 
 #[async_trait]
@@ -207,12 +244,24 @@ pub trait OutboxStore {
     /// shutdown), so another replica takes them at once rather than when
     /// the claims expire.
     async fn outbox_release(&self, sink: &str, owner: &str) -> Result<u64>;
-    /// Outbox rows in scope, newest first.
+    /// The newest `limit` outbox rows in scope.
     async fn list_outbox(
         &self,
         scope: &Scope,
         state: Option<OutboxState>,
         limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        self.find_outbox(scope, state, None, Page::first(limit.into()))
+            .await
+    }
+    /// One page of the outbox rows in scope (of `state` and `tenant_id` if
+    /// given), newest first.
+    async fn find_outbox(
+        &self,
+        scope: &Scope,
+        state: Option<OutboxState>,
+        tenant_id: Option<&str>,
+        page: Page,
     ) -> Result<Vec<OutboxEntry>>;
     /// Pending rows per sink name.
     async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>>;
@@ -242,8 +291,19 @@ pub trait AuditStore {
     /// Appends an enrollment outcome; the tenant is the token's when
     /// `token_hash` names a known token, else none.
     async fn audit_enrollment(&self, token_hash: &str, entry: Audit<'_>) -> Result<()>;
-    /// Newest audit entries first.
-    async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// The newest `limit` audit entries in scope.
+    async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.find_audit(scope, None, Page::first(limit.into()))
+            .await
+    }
+    /// One page of the audit entries in scope (of `tenant_id` if given),
+    /// newest first.
+    async fn find_audit(
+        &self,
+        scope: &Scope,
+        tenant_id: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<AuditEntry>>;
 }
 
 // === the write transaction, by concern ===

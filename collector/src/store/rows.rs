@@ -289,7 +289,7 @@ pub struct NewOutboxRow<'a> {
 }
 
 /// Where an outbox row stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {
     Pending,
@@ -343,7 +343,7 @@ pub enum Attempt {
 }
 
 /// One outbox row, for the API (`GET /api/v1/outbox`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OutboxEntry {
     pub id: i64,
     pub key: String,
@@ -355,13 +355,17 @@ pub struct OutboxEntry {
     pub status: String,
     pub state: OutboxState,
     pub attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
     /// Set while pending.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub next_attempt_at: Option<Millis>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub last_attempt_at: Option<Millis>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "rfc3339::option")]
     pub delivered_at: Option<Millis>,
     pub last_error: Option<String>,

@@ -5,7 +5,8 @@
 
 use super::service::Service;
 use crate::domain::{
-    Agent, AgentDetail, ApiCaller, EnrollmentToken, Millis, NewAgent, Scope, TokenGrant,
+    Agent, AgentDetail, AgentFilter, ApiCaller, EnrollmentToken, Millis, NewAgent, Page, Scope,
+    TokenGrant,
 };
 use crate::store::{Audit, TokenRow};
 use crate::{Error, Result};
@@ -136,7 +137,19 @@ impl Service {
 
     /// Agents in scope, with `clock_skewed` judged against the tolerance.
     pub async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>> {
-        let mut agents = self.store().list_agents(scope).await?;
+        self.find_agents(scope, &AgentFilter::default(), Page::everything())
+            .await
+    }
+
+    /// One page of the agents in scope matching `filter`, with
+    /// `clock_skewed` judged as in `list_agents`.
+    pub async fn find_agents(
+        &self,
+        scope: &Scope,
+        filter: &AgentFilter,
+        page: Page,
+    ) -> Result<Vec<Agent>> {
+        let mut agents = self.store().find_agents(scope, filter, page).await?;
         for a in &mut agents {
             a.clock_skewed = self.limits.clock_skewed(a.clock_offset_ms);
         }

@@ -15,7 +15,7 @@ use super::*;
 use crate::domain::{
     Agent, AgentAuth, AgentDetail, AuditEntry, CheckState, CheckStateRow, EnrollmentToken, Millis,
     NewAgent, NewApiKey, NewEnrollmentToken, Scope, Tenant, Ticket, TicketDetail, TicketEvent,
-    TicketState,
+    TicketSort, TicketState,
 };
 use crate::{Error, Result};
 

@@ -116,21 +116,25 @@ impl OutboxStore for Pooled {
         .rows_affected())
     }
 
-    async fn list_outbox(
+    async fn find_outbox(
         &self,
         scope: &Scope,
         state: Option<OutboxState>,
-        limit: u32,
+        tenant_id: Option<&str>,
+        page: Page,
     ) -> Result<Vec<OutboxEntry>> {
         let rows = sqlx::query(
             "SELECT id, key, sink, tenant_id, ticket_id, event_id, event, status, state, attempts,
                     created_at, next_attempt_at, last_attempt_at, delivered_at, last_error
              FROM outbox WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') AND ($2 IS NULL OR state = $2)
-             ORDER BY id DESC LIMIT $3",
+               AND ($3 IS NULL OR tenant_id = $3)
+             ORDER BY id DESC LIMIT $4 OFFSET $5",
         )
         .bind(scope_binding(scope))
         .bind(state.map(OutboxState::as_str))
-        .bind(i64::from(limit.clamp(1, 1000)))
+        .bind(tenant_id)
+        .bind(page.sql_limit())
+        .bind(page.sql_offset())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

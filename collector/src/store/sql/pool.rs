@@ -63,11 +63,27 @@ impl AgentStore for Pooled {
         .transpose()
     }
 
-    async fn list_agents(&self, scope: &Scope) -> Result<Vec<Agent>> {
+    async fn find_agents(
+        &self,
+        scope: &Scope,
+        filter: &AgentFilter,
+        page: Page,
+    ) -> Result<Vec<Agent>> {
         let rows = sqlx::query(
-            "SELECT * FROM agents WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') ORDER BY hostname, id",
+            "SELECT * FROM agents WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%')
+               AND ($2 IS NULL OR tenant_id = $2) AND ($3 IS NULL OR site = $3)
+               AND ($4 IS NULL OR LOWER(hostname) LIKE $4 ESCAPE '\\')
+               AND ($5 IS NULL OR status = $5) AND ($6 IS NULL OR overdue = $6)
+             ORDER BY hostname, id LIMIT $7 OFFSET $8",
         )
         .bind(scope_binding(scope))
+        .bind(filter.tenant_id.as_deref())
+        .bind(filter.site.as_deref())
+        .bind(filter.hostname_contains.as_deref().map(contains_pattern))
+        .bind(filter.status.as_deref())
+        .bind(filter.overdue.map(i64::from))
+        .bind(page.sql_limit())
+        .bind(page.sql_offset())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(agent_from_row).collect()
@@ -121,13 +137,36 @@ impl AgentStore for Pooled {
 
 #[async_trait]
 impl TicketStore for Pooled {
-    async fn list_tickets(&self, scope: &Scope, state: Option<TicketState>) -> Result<Vec<Ticket>> {
+    async fn find_tickets(
+        &self,
+        scope: &Scope,
+        filter: &TicketFilter,
+        page: Page,
+    ) -> Result<Vec<Ticket>> {
         let rows = sqlx::query(
             "SELECT * FROM tickets WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') AND ($2 IS NULL OR state = $2)
-             ORDER BY id DESC LIMIT 1000",
+               AND ($3 IS NULL OR tenant_id = $3) AND ($4 IS NULL OR agent_id = $4)
+               AND ($5 IS NULL OR host = $5) AND ($6 IS NULL OR tier = $6)
+               AND ($7 IS NULL OR check_kind = $7)
+             ORDER BY
+               CASE WHEN $8 = 1 THEN priority END,
+               CASE WHEN $8 = 1 THEN COALESCE(
+                   CASE WHEN acknowledged_at IS NULL THEN ack_due_at ELSE resolve_due_at END,
+                   9223372036854775807) END,
+               CASE WHEN $8 = 1 THEN id END,
+               id DESC
+             LIMIT $9 OFFSET $10",
         )
         .bind(scope_binding(scope))
-        .bind(state.map(TicketState::as_str))
+        .bind(filter.state.map(TicketState::as_str))
+        .bind(filter.tenant_id.as_deref())
+        .bind(filter.agent_id.as_deref())
+        .bind(filter.host.as_deref())
+        .bind(filter.tier.map(i64::from))
+        .bind(filter.check.as_deref())
+        .bind(i64::from(filter.sort == TicketSort::Priority))
+        .bind(page.sql_limit())
+        .bind(page.sql_offset())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(ticket_from_row).collect()
@@ -281,12 +320,21 @@ impl TokenStore for Pooled {
         Ok(true)
     }
 
-    async fn list_enrollment_tokens(&self, scope: &Scope) -> Result<Vec<EnrollmentToken>> {
+    async fn find_enrollment_tokens(
+        &self,
+        scope: &Scope,
+        tenant_id: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<EnrollmentToken>> {
         let rows = sqlx::query(concat!(
             select_tokens!(),
-            " WHERE ($1 IS NULL OR $1 LIKE '%,' || t.tenant_id || ',%') ORDER BY t.created_at DESC, t.id"
+            " WHERE ($1 IS NULL OR $1 LIKE '%,' || t.tenant_id || ',%') AND ($2 IS NULL OR t.tenant_id = $2)",
+            " ORDER BY t.created_at DESC, t.id LIMIT $3 OFFSET $4"
         ))
         .bind(scope_binding(scope))
+        .bind(tenant_id)
+        .bind(page.sql_limit())
+        .bind(page.sql_offset())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(token_from_row).collect()
@@ -329,13 +377,21 @@ impl AuditStore for Pooled {
         Ok(())
     }
 
-    async fn audit_log(&self, scope: &Scope, limit: u32) -> Result<Vec<AuditEntry>> {
+    async fn find_audit(
+        &self,
+        scope: &Scope,
+        tenant_id: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT at, tenant_id, actor, action, target, detail, source FROM audit_log
-             WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') ORDER BY id DESC LIMIT $2",
+             WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') AND ($2 IS NULL OR tenant_id = $2)
+             ORDER BY id DESC LIMIT $3 OFFSET $4",
         )
         .bind(scope_binding(scope))
-        .bind(i64::from(limit.clamp(1, 1000)))
+        .bind(tenant_id)
+        .bind(page.sql_limit())
+        .bind(page.sql_offset())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -372,4 +428,19 @@ async fn insert_audit<'e>(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching `needle` anywhere, lowercased
+/// (compared with `LOWER(column)`), its own `%`, `_` and `\` taken literally.
+fn contains_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
