@@ -10,6 +10,7 @@
 mod access;
 pub mod auth;
 mod maintenance;
+mod metrics;
 mod outbox;
 mod tokens;
 
@@ -61,6 +62,7 @@ pub fn router(svc: Service, access: crate::access::Access) -> Router {
         .merge(maintenance::routes())
         .merge(tokens::routes())
         .merge(access::routes())
+        .merge(metrics::routes())
         .merge(crate::dashboard::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -9,6 +9,7 @@ mod copy;
 mod limits;
 mod liveness;
 mod maintenance;
+mod metrics;
 mod outbox;
 mod renewal;
 mod replicas;
