@@ -7,11 +7,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::fill::Filler;
 use common::{AgentHome, Collector, Tmpfs, enroll_ok, eventually};
 use serde_json::Value;
 
@@ -43,23 +41,7 @@ async fn heartbeats_become_chart_series_scoped_to_their_tenant() {
     let _agent = home.run();
 
     // Fill ~640 KiB/s, never past 22 MiB of 32: a steady trend.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let file = mnt.path().join("growing.log");
-        std::thread::spawn(move || {
-            let mut f = std::fs::File::create(&file).expect("create");
-            let chunk = vec![b'x'; 128 * 1024];
-            for _ in 0..176 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                f.write_all(&chunk).expect("write");
-                f.sync_data().expect("sync");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
-    };
+    let filler = Filler::start(mnt.path().join("growing.log"), 176);
 
     let path = format!("/api/v1/agents/{agent_id}/metrics");
     let series = eventually(
@@ -76,8 +58,7 @@ async fn heartbeats_become_chart_series_scoped_to_their_tenant() {
         },
     )
     .await;
-    stop.store(true, Ordering::Relaxed);
-    writer.join().expect("writer");
+    filler.stop();
 
     // One sample per second at most: the times strictly increase.
     let at = numbers(&series["at_unix_secs"]);

@@ -1,7 +1,6 @@
 //! Conformance tests for metric history: heartbeats sampled once per
 //! window in the report's transaction, the scoped read of a range, and
-//! pruning by age. Run on each backend by the macro at the end (kept here,
-//! so the suite's shared list in `mod.rs` stays as it is).
+//! pruning by age.
 
 use super::{NOW, changes, start_session, tenant_with_agent};
 use crate::Error;
@@ -257,32 +256,3 @@ pub async fn metric_samples_are_pruned_by_age(svc: Service) {
     assert_eq!(left("a1").await, [NOW]);
     assert_eq!(left("b1").await, [NOW + SEC]);
 }
-
-/// Runs this file's tests once per backend.
-macro_rules! metrics_conformance {
-    ($($backend:ident => $factory:expr),* $(,)?) => {
-        $(
-            mod $backend {
-                metrics_conformance!(@tests $factory;
-                    heartbeats_are_sampled_once_per_window,
-                    a_sample_at_a_stored_instant_is_kept_as_it_was,
-                    metric_samples_are_pruned_by_age,
-                );
-            }
-        )*
-    };
-    (@tests $factory:expr; $($test:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                let (svc, _guard) = $factory.await;
-                super::$test(svc).await;
-            }
-        )*
-    };
-}
-
-metrics_conformance!(
-    sqlite => super::super::sqlite_with(|s| s),
-    postgres => super::super::postgres_with(|s| s),
-);

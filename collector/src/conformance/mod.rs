@@ -27,6 +27,8 @@ use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
 use self::maintenance::*;
 #[allow(clippy::wildcard_imports)]
+use self::metrics::*;
+#[allow(clippy::wildcard_imports)]
 use self::outbox::*;
 #[allow(clippy::wildcard_imports)]
 use self::renewal::*;
@@ -452,6 +454,9 @@ macro_rules! store_conformance {
                 one_replica_holds_the_sweeper_lease,
                 revocations_are_read_from_the_store,
                 retention_prunes_old_rows_and_keeps_the_rest,
+                heartbeats_are_sampled_once_per_window,
+                a_sample_at_a_stored_instant_is_kept_as_it_was,
+                metric_samples_are_pruned_by_age,
             );
         }
     };
