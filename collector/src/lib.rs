@@ -19,6 +19,7 @@ pub mod dashboard;
 pub mod domain;
 mod error;
 pub mod health;
+pub mod history;
 pub mod ingest;
 pub mod limits;
 pub mod maintenance;

@@ -48,6 +48,13 @@ pub struct RetentionConfig {
     /// One-off maintenance windows and silences, after they end.
     #[serde(default = "default_maintenance_days")]
     pub maintenance_days: u32,
+    /// Metric samples (the Host page's charts).
+    #[serde(default = "default_metrics_days")]
+    pub metrics_days: u32,
+    /// At most one metric sample per agent per this many seconds (aligned
+    /// windows: with the default 60, the first heartbeat of each minute).
+    #[serde(default = "default_metric_sample_secs")]
+    pub metric_sample_secs: u32,
 }
 
 fn default_delivered_reports_days() -> u32 {
@@ -65,6 +72,12 @@ fn default_audit_days() -> u32 {
 fn default_maintenance_days() -> u32 {
     7
 }
+fn default_metrics_days() -> u32 {
+    7
+}
+fn default_metric_sample_secs() -> u32 {
+    60
+}
 
 impl Default for RetentionConfig {
     fn default() -> Self {
@@ -74,6 +87,8 @@ impl Default for RetentionConfig {
             resolved_tickets_days: default_resolved_tickets_days(),
             audit_days: default_audit_days(),
             maintenance_days: default_maintenance_days(),
+            metrics_days: default_metrics_days(),
+            metric_sample_secs: default_metric_sample_secs(),
         }
     }
 }
@@ -89,11 +104,25 @@ impl RetentionConfig {
             ("resolved_tickets_days", self.resolved_tickets_days),
             ("audit_days", self.audit_days),
             ("maintenance_days", self.maintenance_days),
+            ("metrics_days", self.metrics_days),
         ];
-        keys.iter()
+        let mut problems: Vec<String> = keys
+            .iter()
             .filter(|(_, days)| !(1..=36_500).contains(days))
             .map(|(key, days)| format!("retention.{key} ({days}) must be between 1 and 36500"))
-            .collect()
+            .collect();
+        if !(1..=86_400).contains(&self.metric_sample_secs) {
+            problems.push(format!(
+                "retention.metric_sample_secs ({}) must be between 1 and 86400",
+                self.metric_sample_secs
+            ));
+        }
+        problems
+    }
+
+    /// The metric sampling period, in milliseconds.
+    pub fn metric_sample_ms(&self) -> Millis {
+        i64::from(self.metric_sample_secs) * 1000
     }
 
     /// The cutoffs of a round at `now`: rows older than these go.
@@ -105,6 +134,7 @@ impl RetentionConfig {
             resolved_tickets: before(self.resolved_tickets_days),
             audit: before(self.audit_days),
             maintenance: before(self.maintenance_days),
+            metrics: before(self.metrics_days),
         }
     }
 }
@@ -117,6 +147,7 @@ pub struct Cutoffs {
     pub resolved_tickets: Millis,
     pub audit: Millis,
     pub maintenance: Millis,
+    pub metrics: Millis,
 }
 
 /// What one round deleted; `None` from [`run_once`] when another replica
@@ -128,11 +159,17 @@ pub struct Pruned {
     pub resolved_tickets: u64,
     pub audit: u64,
     pub maintenance: u64,
+    pub metrics: u64,
 }
 
 impl Pruned {
     fn total(&self) -> u64 {
-        self.delivered_reports + self.outbox + self.resolved_tickets + self.audit + self.maintenance
+        self.delivered_reports
+            + self.outbox
+            + self.resolved_tickets
+            + self.audit
+            + self.maintenance
+            + self.metrics
     }
 }
 
@@ -145,14 +182,16 @@ enum Kind {
     ResolvedTickets,
     Audit,
     Maintenance,
+    Metrics,
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind::DeliveredReports,
     Kind::Outbox,
     Kind::ResolvedTickets,
     Kind::Audit,
     Kind::Maintenance,
+    Kind::Metrics,
 ];
 
 /// One round at the given cutoffs, `batch` rows per transaction; `None` if
@@ -173,6 +212,7 @@ pub async fn run_once(store: &dyn Storage, cut: &Cutoffs, batch: i64) -> Result<
                 Kind::ResolvedTickets => &mut pruned.resolved_tickets,
                 Kind::Audit => &mut pruned.audit,
                 Kind::Maintenance => &mut pruned.maintenance,
+                Kind::Metrics => &mut pruned.metrics,
             };
             *slot += n;
             if n < u64::try_from(batch).unwrap_or(0) {
@@ -190,6 +230,7 @@ async fn prune(tx: &mut dyn WriteTx, kind: Kind, cut: &Cutoffs, batch: i64) -> R
         Kind::ResolvedTickets => tx.prune_resolved_tickets(cut.resolved_tickets, batch).await,
         Kind::Audit => tx.prune_audit(cut.audit, batch).await,
         Kind::Maintenance => tx.prune_ended_windows(cut.maintenance, batch).await,
+        Kind::Metrics => tx.prune_metric_samples(cut.metrics, batch).await,
     }
 }
 
@@ -216,6 +257,7 @@ pub async fn run(store: std::sync::Arc<dyn Storage>, cfg: RetentionConfig, repli
                 resolved_tickets = p.resolved_tickets,
                 audit = p.audit,
                 maintenance = p.maintenance,
+                metrics = p.metrics,
                 "retention pruned old records"
             ),
             Ok(_) => {}
@@ -236,6 +278,7 @@ mod tests {
         assert_eq!(c.resolved_tickets, 910 * DAY_MS);
         assert_eq!(c.audit, 635 * DAY_MS);
         assert_eq!(c.maintenance, 993 * DAY_MS);
+        assert_eq!(c.metrics, 993 * DAY_MS);
     }
 
     #[test]
@@ -250,5 +293,23 @@ mod tests {
         assert!(p[0].contains("retention.outbox_days"), "{p:?}");
         assert!(p[1].contains("retention.audit_days (0)"), "{p:?}");
         assert!(RetentionConfig::default().problems().is_empty());
+    }
+
+    #[test]
+    fn bad_metric_keys_name_their_key() {
+        for secs in [0, 86_401] {
+            let cfg = RetentionConfig {
+                metric_sample_secs: secs,
+                metrics_days: 0,
+                ..RetentionConfig::default()
+            };
+            let p = cfg.problems();
+            assert_eq!(p.len(), 2, "{p:?}");
+            assert!(p[0].contains("retention.metrics_days (0)"), "{p:?}");
+            assert!(
+                p[1].contains(&format!("retention.metric_sample_secs ({secs})")),
+                "{p:?}"
+            );
+        }
     }
 }

@@ -31,7 +31,8 @@ pub async fn open_store(cfg: &Config) -> Result<Service> {
     let store = crate::store::open(&cfg.store_url()?).await?;
     let svc = Service::new(store)
         .with_policy(cfg.tickets.clone())
-        .with_limits(cfg.limits.clone());
+        .with_limits(cfg.limits.clone())
+        .with_metric_sample_ms(cfg.retention.metric_sample_ms());
     svc.set_sink_routes(&cfg.sinks.routes()?);
     Ok(svc)
 }

@@ -43,6 +43,7 @@ const CASES: &[(&str, &str, Param)] = &[
     ("GET", "/api/v1/tenants", Param::None),
     ("GET", "/api/v1/agents", Param::None),
     ("GET", "/api/v1/agents/{id}", Param::Agent),
+    ("GET", "/api/v1/agents/{id}/metrics", Param::Agent),
     ("POST", "/api/v1/agents/{id}/revoke", Param::Agent),
     ("GET", "/api/v1/tickets", Param::None),
     ("GET", "/api/v1/tickets/{id}", Param::Ticket),

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::fill::Filler;
 use common::{AgentHome, Collector, Tmpfs, enroll_ok, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,25 +29,9 @@ async fn steady_fill_opens_a_time_to_full_ticket_before_the_threshold() {
 
     // Fill at a steady ~640 KiB/s: full in under a minute, far sooner than
     // the one hour that makes the trend critical.
-    let stop = Arc::new(AtomicBool::new(false));
+    // Never past 70 % (22 MiB of 32): the thresholds must not fire.
     let file = mnt.path().join("growing.log");
-    let writer = {
-        let stop = stop.clone();
-        let file = file.clone();
-        std::thread::spawn(move || {
-            let mut f = std::fs::File::create(&file).expect("create");
-            let chunk = vec![b'x'; 128 * 1024];
-            // Never past 70 % (22 MiB of 32): the thresholds must not fire.
-            for _ in 0..176 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                f.write_all(&chunk).expect("write");
-                f.sync_data().expect("sync");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
-    };
+    let filler = Filler::start(file.clone(), 176);
 
     let ticket = eventually(Duration::from_secs(60), "a time-to-full ticket", || async {
         let open = collector.get("/api/v1/tickets?state=open").await;
@@ -60,8 +42,7 @@ async fn steady_fill_opens_a_time_to_full_ticket_before_the_threshold() {
         })
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    writer.join().expect("writer");
+    filler.stop();
 
     let summary = ticket["summary"].as_str().expect("summary");
     assert_eq!(ticket["item"], item.as_str());

@@ -70,6 +70,7 @@ pub const RULES: &[Rule] = &[
     r("GET", "/api/v1/tenants", Read),
     r("GET", "/api/v1/agents", Read),
     r("GET", "/api/v1/agents/{id}", Read),
+    r("GET", "/api/v1/agents/{id}/metrics", Read),
     r("POST", "/api/v1/agents/{id}/revoke", Admin),
     r("GET", "/api/v1/tickets", Read),
     r("GET", "/api/v1/tickets/{id}", Read),

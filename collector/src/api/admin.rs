@@ -70,6 +70,27 @@ fn parse_time(name: &str, v: &str) -> Result<Millis> {
         .map_err(|e| Error::InvalidArgument(format!("{name}: expected RFC 3339, {e}")))
 }
 
+/// `[from, to)` from optional RFC 3339 query values: `to` defaults to
+/// now, `from` to `default_ms` before `to`; `from` must come first.
+pub(super) fn time_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    default_ms: Millis,
+) -> Result<(Millis, Millis)> {
+    let to = match to {
+        Some(v) => parse_time("to", v)?,
+        None => now_millis(),
+    };
+    let from = match from {
+        Some(v) => parse_time("from", v)?,
+        None => to - default_ms,
+    };
+    if from >= to {
+        return Err(Error::InvalidArgument("from must be before to".into()));
+    }
+    Ok((from, to))
+}
+
 /// KPIs per tenant in scope over `[from, to)`.
 #[utoipa::path(get, path = "/api/v1/kpis", tag = "admin", params(KpiQuery),
     responses((status = 200, description = "KPIs per tenant", body = [TenantKpis])))]
@@ -78,16 +99,6 @@ async fn kpis(
     caller: Caller,
     Query(q): Query<KpiQuery>,
 ) -> Result<Json<Vec<TenantKpis>>> {
-    let to = match q.to.as_deref() {
-        Some(v) => parse_time("to", v)?,
-        None => now_millis(),
-    };
-    let from = match q.from.as_deref() {
-        Some(v) => parse_time("from", v)?,
-        None => to - 30 * 24 * 3600 * 1000,
-    };
-    if from >= to {
-        return Err(Error::InvalidArgument("from must be before to".into()));
-    }
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 30 * 24 * 3600 * 1000)?;
     Ok(Json(s.svc.kpis(&caller.0.scope, from, to).await?))
 }

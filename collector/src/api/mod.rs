@@ -13,6 +13,7 @@ pub mod auth;
 mod errors;
 mod fleet;
 mod maintenance;
+mod metrics;
 mod openapi;
 mod outbox;
 mod page;
@@ -60,6 +61,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(openapi_json))
         .merge(fleet::routes())
+        .merge(metrics::routes())
         .merge(tickets::routes())
         .merge(admin::routes())
         .merge(outbox::routes())

@@ -10,6 +10,7 @@ mod limits;
 mod lists;
 mod liveness;
 mod maintenance;
+mod metrics;
 mod outbox;
 mod renewal;
 mod replicas;
@@ -28,6 +29,8 @@ use self::lists::*;
 use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
 use self::maintenance::*;
+#[allow(clippy::wildcard_imports)]
+use self::metrics::*;
 #[allow(clippy::wildcard_imports)]
 use self::outbox::*;
 #[allow(clippy::wildcard_imports)]
@@ -456,6 +459,9 @@ macro_rules! store_conformance {
                 revocations_are_read_from_the_store,
                 retention_prunes_old_rows_and_keeps_the_rest,
                 lists_filter_and_page_in_the_store,
+                heartbeats_are_sampled_once_per_window,
+                a_sample_at_a_stored_instant_is_kept_as_it_was,
+                metric_samples_are_pruned_by_age,
             );
         }
     };

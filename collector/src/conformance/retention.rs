@@ -145,6 +145,8 @@ pub async fn retention_prunes_old_rows_and_keeps_the_rest(svc: Service) {
         resolved_tickets: NOW + DAY,
         audit: NOW - DAY,
         maintenance: NOW + DAY,
+        // Metric samples: conformance/metrics.rs.
+        metrics: NOW - DAY,
     };
     // Batches of one: the loop runs until a batch comes back short, and
     // the parent goes only after its member, in a later batch.
@@ -162,6 +164,7 @@ pub async fn retention_prunes_old_rows_and_keeps_the_rest(svc: Service) {
             resolved_tickets: 2,
             audit: 0,
             maintenance: 1,
+            metrics: 0,
         }
     );
     let left: Vec<String> = svc

@@ -52,6 +52,7 @@ pub trait Storage:
     + AuditStore
     + CaStore
     + LeaseStore
+    + MetricStore
     + Send
     + Sync
     + 'static
@@ -278,6 +279,21 @@ pub trait CaStore {
     async fn store_ca_if_absent(&self, ca: &StoredCa) -> Result<StoredCa>;
 }
 
+/// Metric history: one agent's samples, for its charts.
+#[async_trait]
+pub trait MetricStore {
+    /// The samples of `agent_id` taken in `[from, to)`, oldest first;
+    /// `None` if there is no such agent in `scope` (another tenant's agent
+    /// is not found, like everywhere).
+    async fn agent_metrics(
+        &self,
+        scope: &Scope,
+        agent_id: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Option<Vec<MetricSample>>>;
+}
+
 #[async_trait]
 pub trait MaintenanceStore {
     /// Windows and silences in scope, newest first.
@@ -320,6 +336,7 @@ pub trait WriteTx:
     + MaintenanceTx
     + AuditTx
     + RetentionTx
+    + MetricTx
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<()>;
@@ -361,12 +378,14 @@ pub trait AgentTx {
         status: &str,
         now: Millis,
     ) -> Result<bool>;
-    /// Records a report: last seen, online, and the snapshot if any.
+    /// Records a report: last seen, online, the snapshot if any, and when
+    /// its metric sample was taken if it made one.
     async fn touch_agent(
         &mut self,
         tenant_id: &str,
         agent_id: &str,
         snapshot: Option<&str>,
+        sampled_at: Option<Millis>,
         now: Millis,
     ) -> Result<()>;
     /// Records `(agent, boot_id, seq)` as delivered; `false` if it was already.
@@ -569,6 +588,14 @@ pub trait MaintenanceTx {
     async fn agent_exists(&mut self, tenant_id: &str, agent_id: &str) -> Result<bool>;
 }
 
+/// Metric history, written in the report's transaction.
+#[async_trait]
+pub trait MetricTx {
+    /// Stores one sample; a sample already stored for the same agent and
+    /// instant is kept as it is.
+    async fn insert_metric_sample(&mut self, sample: &MetricSample) -> Result<()>;
+}
+
 #[async_trait]
 pub trait AuditTx {
     async fn insert_audit(&mut self, entry: Audit<'_>) -> Result<()>;
@@ -591,6 +618,8 @@ pub trait RetentionTx {
     async fn prune_audit(&mut self, before: Millis, limit: i64) -> Result<u64>;
     /// One-off windows and silences that ended before `before`.
     async fn prune_ended_windows(&mut self, before: Millis, limit: i64) -> Result<u64>;
+    /// Metric samples taken before `before`.
+    async fn prune_metric_samples(&mut self, before: Millis, limit: i64) -> Result<u64>;
 }
 
 /// A scope as the one text parameter the shared queries compare with

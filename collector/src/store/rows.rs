@@ -21,6 +21,30 @@ pub struct AgentRow {
     pub revoked: bool,
     pub interval_secs: i64,
     pub connected_at: Option<Millis>,
+    /// Collector time minus the agent's clock at its last session start.
+    pub clock_offset_ms: Option<i64>,
+    /// When its latest metric sample was taken (`crate::history`).
+    pub last_sample_at: Option<Millis>,
+}
+
+/// One metric sample of an agent, as stored (`crate::history` makes and
+/// reads them): integers only, like every column, so CPU is in hundredths
+/// of a percent and load averages in thousandths; swap is `None` on a host
+/// without swap; `disks` is the per-mount JSON `crate::history` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricSample {
+    pub tenant_id: String,
+    pub agent_id: String,
+    pub at: Millis,
+    pub cpu_centipercent: i64,
+    pub memory_used_bytes: i64,
+    pub memory_total_bytes: i64,
+    pub swap_used_bytes: Option<i64>,
+    pub swap_total_bytes: Option<i64>,
+    pub load1_milli: i64,
+    pub load5_milli: i64,
+    pub load15_milli: i64,
+    pub disks: String,
 }
 
 /// What a new session records about the agent.

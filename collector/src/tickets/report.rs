@@ -17,7 +17,8 @@ use crate::{Error, Result};
 
 impl Service {
     /// Commits one report: deduplicates by (agent, boot_id, seq), stores
-    /// check states and the snapshot, and opens/updates/resolves tickets —
+    /// check states, the snapshot and a metric sample when one is due
+    /// (`crate::history`), and opens/updates/resolves tickets —
     /// all in one transaction. Only after this returns may the report be
     /// acknowledged.
     pub async fn apply_report(
@@ -76,8 +77,16 @@ impl Service {
             ReportPayload::Heartbeat { snapshot, .. } => serde_json::to_string(snapshot).ok(),
             ReportPayload::StateChanges(_) => None,
         };
+        let sampled_at = crate::history::sample(
+            desk.tx.as_mut(),
+            &ctx.row,
+            report,
+            self.metric_sample_ms,
+            now,
+        )
+        .await?;
         desk.tx
-            .touch_agent(tenant_id, agent_id, snapshot.as_deref(), now)
+            .touch_agent(tenant_id, agent_id, snapshot.as_deref(), sampled_at, now)
             .await?;
         Ok(outcome)
     }

@@ -26,6 +26,9 @@ pub struct Service {
     /// When this collector started serving agents (`None`: a CLI or a test):
     /// the sweep gives agents time to reconnect after it.
     pub(crate) started_at: Option<crate::domain::Millis>,
+    /// At most one metric sample per agent per this many ms
+    /// (`[retention] metric_sample_secs`, see `crate::history`).
+    pub(crate) metric_sample_ms: crate::domain::Millis,
 }
 
 // === impl Service ===
@@ -39,7 +42,15 @@ impl Service {
             limits: Arc::default(),
             routes: Arc::new(RwLock::new(Arc::from(Vec::new()))),
             started_at: None,
+            metric_sample_ms: crate::retention::RetentionConfig::default().metric_sample_ms(),
         }
+    }
+
+    /// Keeps at most one metric sample per agent per `ms` (see `crate::history`).
+    #[must_use]
+    pub fn with_metric_sample_ms(mut self, ms: crate::domain::Millis) -> Self {
+        self.metric_sample_ms = ms;
+        self
     }
 
     /// Marks the moment this collector starts serving agents.

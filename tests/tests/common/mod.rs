@@ -600,6 +600,7 @@ impl Collector {
 mod backend;
 pub mod browser;
 pub mod delivery;
+pub mod fill;
 pub mod netns;
 pub mod postgres_server;
 pub mod replica;

@@ -197,6 +197,14 @@ pub(crate) async fn fill_edges(pool: &SqlitePool) {
         "INSERT INTO leases (name, holder, expires_at) VALUES ('sweeper', $1, $2), ('x', '', $3)",
         "INSERT INTO delivered_reports (tenant_id, agent_id, boot_id, seq, received_at) VALUES \
          ('e1', 'ea1', 'b', $2, 0), ('e1', 'ea1', 'b', 0, $3), ('e2', 'ea2', $1, 1, 1)",
+        "UPDATE agents SET last_sample_at = $2 WHERE id = 'ea1'",
+        "INSERT INTO metric_samples (tenant_id, agent_id, at, cpu_centipercent, \
+         memory_used_bytes, memory_total_bytes, swap_used_bytes, swap_total_bytes, load1_milli, \
+         load5_milli, load15_milli, disks) VALUES \
+         ('e1', 'ea1', $2, 10000, $2, $2, NULL, NULL, 0, 1, 2, $1), \
+         ('e1', 'ea1', $3, -1, 0, 0, $3, $2, $3, $2, 0, '[]'), \
+         ('e2', 'ea2', 0, 0, 1, 2, 3, 4, 5, 6, 7, \
+          '[{\"mount\":\"/\",\"used_bytes\":1,\"total_bytes\":2,\"full_at\":3}]')",
     ];
     for sql in statements {
         let mut q = sqlx::query(sql);
@@ -241,7 +249,7 @@ async fn sqlite_to_sqlite_keeps_every_row_id_and_counter() {
     })
     .await
     .expect("copy");
-    assert_eq!(summary.rows(), 37, "{:?}", summary.tables);
+    assert_eq!(summary.rows(), 40, "{:?}", summary.tables);
     let order: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     let pos = |t: &str| order.iter().position(|o| *o == t).expect(t);
     assert!(pos("tenants") < pos("agents") && pos("agents") < pos("check_states"));

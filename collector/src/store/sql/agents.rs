@@ -11,7 +11,7 @@ impl AgentTx for Tx {
     ) -> Result<Option<AgentRow>> {
         let row = sqlx::query(concat!(
             "SELECT a.site, a.hostname, a.role, a.overdue, a.revoked_at, a.interval_secs, a.connected_at,
-                    n.name AS tenant_name
+                    a.clock_offset_ms, a.last_sample_at, n.name AS tenant_name
              FROM agents a JOIN tenants n ON n.id = a.tenant_id WHERE a.id = $1 AND a.tenant_id = $2",
             for_update!("a")
         ))
@@ -31,6 +31,8 @@ impl AgentTx for Tx {
                 revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
                 interval_secs: r.try_get("interval_secs")?,
                 connected_at: r.try_get("connected_at")?,
+                clock_offset_ms: r.try_get("clock_offset_ms")?,
+                last_sample_at: r.try_get("last_sample_at")?,
             })
         })
         .transpose()
@@ -98,16 +100,19 @@ impl AgentTx for Tx {
         tenant_id: &str,
         agent_id: &str,
         snapshot: Option<&str>,
+        sampled_at: Option<Millis>,
         now: Millis,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE agents SET last_seen_at = $1, status = 'online', snapshot = COALESCE($2, snapshot)
+            "UPDATE agents SET last_seen_at = $1, status = 'online', snapshot = COALESCE($2, snapshot),
+                    last_sample_at = COALESCE($5, last_sample_at)
              WHERE id = $3 AND tenant_id = $4",
         )
         .bind(now)
         .bind(snapshot)
         .bind(agent_id)
         .bind(tenant_id)
+        .bind(sampled_at)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

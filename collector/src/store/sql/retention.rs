@@ -84,6 +84,17 @@ impl RetentionTx for Tx {
         )
         .await
     }
+
+    async fn prune_metric_samples(&mut self, before: Millis, limit: i64) -> Result<u64> {
+        delete_batch(
+            self,
+            "DELETE FROM metric_samples WHERE (agent_id, at) IN (
+               SELECT agent_id, at FROM metric_samples WHERE at < $1 ORDER BY at LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
+    }
 }
 
 /// Runs one batch deletion `sql` (`$1` the cutoff, `$2` the batch size):

@@ -54,6 +54,7 @@ include!("../sql/outbox.rs");
 include!("../sql/ca.rs");
 include!("../sql/lease.rs");
 include!("../sql/retention.rs");
+include!("../sql/metrics.rs");
 include!("../sql/backend.rs");
 
 const BACKEND: &str = "sqlite";
