@@ -65,6 +65,11 @@ pub const RULES: &[Rule] = &[
     r("POST", "/logout", Read),
     r("GET", "/setup", Public),
     r("POST", "/setup", Public),
+    // === dashboard: work pages ===
+    r("GET", "/tickets", Read),
+    r("POST", "/tickets/act", Work),
+    r("GET", "/tickets/{id}", Read),
+    r("POST", "/tickets/{id}/act", Work),
     // === JSON API ===
     r("GET", "/api/v1/tenants", Read),
     r("GET", "/api/v1/agents", Read),

@@ -6,6 +6,7 @@
 mod access;
 mod backends;
 mod copy;
+mod dashboard;
 mod limits;
 mod liveness;
 mod maintenance;
@@ -22,6 +23,8 @@ pub use backends::{postgres_with, sqlite_with};
 
 #[allow(clippy::wildcard_imports)]
 use self::access::*;
+#[allow(clippy::wildcard_imports)]
+use self::dashboard::*;
 use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
 use self::maintenance::*;
@@ -451,6 +454,7 @@ macro_rules! store_conformance {
                 one_replica_holds_the_sweeper_lease,
                 revocations_are_read_from_the_store,
                 retention_prunes_old_rows_and_keeps_the_rest,
+                dashboard_reads_order_filter_page_and_scope,
             );
         }
     };

@@ -8,6 +8,10 @@
 mod assets;
 mod login;
 pub mod page;
+// === work pages ===
+mod queue;
+mod ticket;
+mod work_util;
 
 pub use assets::asset_url;
 
@@ -18,5 +22,10 @@ use crate::api::AppState;
 /// The dashboard's routes: pages, sign-in, and `/assets/...` (see
 /// [`asset_url`]). Every route has its rule in [`crate::access::authz`].
 pub fn router() -> Router<AppState> {
-    Router::new().merge(assets::routes()).merge(login::routes())
+    Router::new()
+        .merge(assets::routes())
+        .merge(login::routes())
+        // === work pages ===
+        .merge(queue::routes())
+        .merge(ticket::routes())
 }
