@@ -70,6 +70,10 @@ pub const RULES: &[Rule] = &[
     r("POST", "/tickets/act", Work),
     r("GET", "/tickets/{id}", Read),
     r("POST", "/tickets/{id}/act", Work),
+    r("GET", "/maintenance", Read),
+    r("POST", "/maintenance/windows", Work),
+    r("POST", "/maintenance/silences", Work),
+    r("POST", "/maintenance/{id}/delete", Work),
     // === JSON API ===
     r("GET", "/api/v1/tenants", Read),
     r("GET", "/api/v1/agents", Read),

@@ -9,6 +9,7 @@ mod assets;
 mod login;
 pub mod page;
 // === work pages ===
+mod maintenance;
 mod queue;
 mod ticket;
 mod work_util;
@@ -27,5 +28,6 @@ pub fn router() -> Router<AppState> {
         .merge(login::routes())
         // === work pages ===
         .merge(queue::routes())
+        .merge(maintenance::routes())
         .merge(ticket::routes())
 }
