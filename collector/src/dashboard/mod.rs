@@ -9,8 +9,12 @@ mod assets;
 mod login;
 pub mod page;
 // === work pages ===
+mod admin;
+mod audit;
 mod maintenance;
+mod policies;
 mod queue;
+mod report;
 mod ticket;
 mod work_util;
 
@@ -29,5 +33,9 @@ pub fn router() -> Router<AppState> {
         // === work pages ===
         .merge(queue::routes())
         .merge(maintenance::routes())
+        .merge(policies::routes())
+        .merge(report::routes())
+        .merge(audit::routes())
+        .merge(admin::routes())
         .merge(ticket::routes())
 }
