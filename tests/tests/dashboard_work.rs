@@ -22,12 +22,19 @@ async fn sign_in(c: &Collector, user: &str, password: &str) -> String {
         .build()
         .expect("client")
         .post(format!("http://{}/login", c.http))
-        .form(&[("username", user), ("password", password), ("next", "/tickets")])
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("next", "/tickets"),
+        ])
         .send()
         .await
         .expect("login");
     assert_eq!(resp.status().as_u16(), 303, "login of {user}");
-    let set = resp.headers()["set-cookie"].to_str().expect("cookie").to_string();
+    let set = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
     set.split(';').next().expect("name=value").to_string()
 }
 
@@ -68,7 +75,10 @@ async fn post(c: &Collector, cookie: &str, path: &str, form: &[(&str, &str)]) ->
 
 /// The CSRF token a page's forms carry.
 fn csrf(html: &str) -> String {
-    let at = html.find("name=\"_csrf\" value=\"").expect("a form with _csrf") + 20;
+    let at = html
+        .find("name=\"_csrf\" value=\"")
+        .expect("a form with _csrf")
+        + 20;
     html[at..].split('"').next().expect("token").to_string()
 }
 
@@ -108,11 +118,22 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
         a.change("disk", "/", State::Crit, "/ 97% used").await;
     }
     agents[3]
-        .change("backup", "nightly", State::Warn, "backup job nightly failed 2h ago")
+        .change(
+            "backup",
+            "nightly",
+            State::Warn,
+            "backup job nightly failed 2h ago",
+        )
         .await;
-    stranger.change("disk", "/", State::Crit, "/ 99% used").await;
+    stranger
+        .change("disk", "/", State::Crit, "/ 99% used")
+        .await;
     eventually(Duration::from_secs(20), "five open tickets", || async {
-        let n = c.get("/api/v1/tickets?state=open").await.as_array().map_or(0, Vec::len);
+        let n = c
+            .get("/api/v1/tickets?state=open")
+            .await
+            .as_array()
+            .map_or(0, Vec::len);
         (n >= 6).then_some(())
     })
     .await;
@@ -136,20 +157,37 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
     let (status, body) = post(&c, &alice, &act, &[("action", "acknowledge")]).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("CSRF"), "{body}");
-    let (status, _) = post(&c, &alice, &act, &[("action", "acknowledge"), ("_csrf", "nope")]).await;
+    let (status, _) = post(
+        &c,
+        &alice,
+        &act,
+        &[("action", "acknowledge"), ("_csrf", "nope")],
+    )
+    .await;
     assert_eq!(status, 403);
     let t = c.get(&format!("/api/v1/tickets/{web3}")).await;
-    assert!(t["acknowledged_at"].is_null(), "a refused form changed the ticket: {t}");
+    assert!(
+        t["acknowledged_at"].is_null(),
+        "a refused form changed the ticket: {t}"
+    );
     // With it: 303 back to the queue with what happened.
     let (status, location) = post(
         &c,
         &alice,
         &act,
-        &[("action", "assign"), ("arg", "bob"), ("_csrf", &token), ("back", "/tickets?state=open")],
+        &[
+            ("action", "assign"),
+            ("arg", "bob"),
+            ("_csrf", &token),
+            ("back", "/tickets?state=open"),
+        ],
     )
     .await;
     assert_eq!(status, 303);
-    assert!(location.starts_with("/tickets?state=open&flash="), "{location}");
+    assert!(
+        location.starts_with("/tickets?state=open&flash="),
+        "{location}"
+    );
     let t = c.get(&format!("/api/v1/tickets/{web3}")).await;
     assert_eq!(t["assignee"], "bob");
 
@@ -157,19 +195,46 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
     let vera = sign_in(&c, "vera", &viewer_pw).await;
     let (status, vq) = page(&c, &vera, "/tickets").await;
     assert_eq!(status, 200);
-    assert!(vq.contains("web1") && !vq.contains("ot1"), "viewer sees only default");
+    assert!(
+        vq.contains("web1") && !vq.contains("ot1"),
+        "viewer sees only default"
+    );
     assert!(!vq.contains("/act\""), "viewer sees action forms");
     let vtoken = csrf(&vq); // the sign-out form's
-    let (status, _) = post(&c, &vera, &act, &[("action", "resolve"), ("_csrf", &vtoken)]).await;
+    let (status, _) = post(
+        &c,
+        &vera,
+        &act,
+        &[("action", "resolve"), ("_csrf", &vtoken)],
+    )
+    .await;
     assert_eq!(status, 403, "viewer's forged POST");
-    let (status, _) = post(&c, &vera, "/tickets/act", &[("action", "resolve"), ("id", &web3.to_string()), ("_csrf", &vtoken)]).await;
+    let (status, _) = post(
+        &c,
+        &vera,
+        "/tickets/act",
+        &[
+            ("action", "resolve"),
+            ("id", &web3.to_string()),
+            ("_csrf", &vtoken),
+        ],
+    )
+    .await;
     assert_eq!(status, 403, "viewer's forged bulk POST");
-    assert_eq!(page(&c, &vera, &format!("/tickets/{stranger_ticket}")).await.0, 404);
+    assert_eq!(
+        page(&c, &vera, &format!("/tickets/{stranger_ticket}"))
+            .await
+            .0,
+        404
+    );
     assert_eq!(page(&c, &vera, "/reports/other/2026-01").await.0, 404);
     assert_eq!(page(&c, &vera, "/admin").await.0, 403);
     let (status, vm) = page(&c, &vera, "/maintenance").await;
     assert_eq!(status, 200);
-    assert!(!vm.contains("/maintenance/windows"), "viewer sees the window form");
+    assert!(
+        !vm.contains("/maintenance/windows"),
+        "viewer sees the window form"
+    );
 
     // Does this build plan RRULE windows (branch `rrule` merged)?
     let probe = reqwest::Client::new()
@@ -198,39 +263,104 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
         .expect("browser");
     let v = &out["value"];
     eprintln!("work scenario: {v}");
-    assert_eq!(v["acked_flash"].as_str().map(|s| s.contains("acknowledged")), Some(true), "{v}");
+    assert_eq!(
+        v["acked_flash"]
+            .as_str()
+            .map(|s| s.contains("acknowledged")),
+        Some(true),
+        "{v}"
+    );
     assert_eq!(v["resolved_state"], "resolved", "{v}");
-    assert!(v["bulk_flash"].as_str().is_some_and(|s| s.starts_with("2 of 2 done")), "{v}");
+    assert!(
+        v["bulk_flash"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("2 of 2 done")),
+        "{v}"
+    );
     let timeline = v["timeline"].as_str().expect("timeline");
-    for what in ["opened", "acknowledged", "resolved", "notification", "psa", "pending"] {
-        assert!(timeline.contains(what), "no {what} in the timeline: {timeline}");
+    for what in [
+        "opened",
+        "acknowledged",
+        "resolved",
+        "notification",
+        "psa",
+        "pending",
+    ] {
+        assert!(
+            timeline.contains(what),
+            "no {what} in the timeline: {timeline}"
+        );
     }
     assert_eq!(v["csrf_status"], 403, "{v}");
     assert_eq!(v["viewer_forms"], 0, "{v}");
     assert_eq!(v["viewer_post_status"], 403, "{v}");
-    assert!(v["weekly_schedule"].as_str().is_some_and(|s| s.contains("weekly sat,sun at 23:00")), "{v}");
+    assert!(
+        v["weekly_schedule"]
+            .as_str()
+            .is_some_and(|s| s.contains("weekly sat,sun at 23:00")),
+        "{v}"
+    );
     if rrule {
-        assert!(v["patch_tuesday"].as_str().is_some_and(|s| s.contains("BYDAY=2TU")), "{v}");
+        assert!(
+            v["patch_tuesday"]
+                .as_str()
+                .is_some_and(|s| s.contains("BYDAY=2TU")),
+            "{v}"
+        );
     } else {
         // PENDING the `rrule` branch: this build's WindowRequest has no
         // `recurrence`, and the page says so rather than planning something else.
-        assert!(v["patch_tuesday_error"].as_str().is_some_and(|s| s.contains("recurrence")), "{v}");
+        assert!(
+            v["patch_tuesday_error"]
+                .as_str()
+                .is_some_and(|s| s.contains("recurrence")),
+            "{v}"
+        );
     }
-    assert!(v["setup_link"].as_str().is_some_and(|s| s.starts_with("/setup?token=")), "{v}");
+    assert!(
+        v["setup_link"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("/setup?token=")),
+        "{v}"
+    );
 
     // The report: KPI numbers on the page and in a real PDF.
-    assert_eq!(v["kpi_tickets"], "5", "default had 5 tickets this month: {v}");
-    assert!(v["kpi_escalated"].as_str().is_some_and(|s| s.parse::<u64>().is_ok()), "{v}");
-    assert!(v["report_text"].as_str().is_some_and(|s| s.contains("db1") && s.contains("nightly")), "{v}");
+    assert_eq!(
+        v["kpi_tickets"], "5",
+        "default had 5 tickets this month: {v}"
+    );
+    assert!(
+        v["kpi_escalated"]
+            .as_str()
+            .is_some_and(|s| s.parse::<u64>().is_ok()),
+        "{v}"
+    );
+    assert!(
+        v["report_text"]
+            .as_str()
+            .is_some_and(|s| s.contains("db1") && s.contains("nightly")),
+        "{v}"
+    );
     let pdf = out["files"]["report.pdf"].as_str().expect("report.pdf");
     let bytes = std::fs::read(pdf).expect("read pdf");
     assert!(bytes.starts_with(b"%PDF") && bytes.len() > 5000, "{pdf}");
-    for shot in ["queue", "ticket", "report", "maintenance", "admin", "policies", "audit"] {
+    for shot in [
+        "queue",
+        "ticket",
+        "report",
+        "maintenance",
+        "admin",
+        "policies",
+        "audit",
+    ] {
         let p = out_dir.join(format!("{shot}.png"));
         assert!(Path::new(&p).exists(), "{} missing", p.display());
     }
 
     // Every action above is in the audit log, with its source address.
     let (_, audit) = page(&c, &alice, "/audit?action=ticket.acknowledged").await;
-    assert!(audit.contains("alice") && audit.contains("127.0.0.1"), "{audit}");
+    assert!(
+        audit.contains("alice") && audit.contains("127.0.0.1"),
+        "{audit}"
+    );
 }

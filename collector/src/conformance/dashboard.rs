@@ -27,9 +27,14 @@ pub async fn dashboard_reads_order_filter_page_and_scope(svc: Service) {
     let report = |tenant: String, agent: &'static str, state| {
         let svc = svc.clone();
         async move {
-            svc.apply_report(&tenant, agent, &changes(1, NOW, vec![disk(state, 95.0)]), NOW)
-                .await
-                .expect("apply");
+            svc.apply_report(
+                &tenant,
+                agent,
+                &changes(1, NOW, vec![disk(state, 95.0)]),
+                NOW,
+            )
+            .await
+            .expect("apply");
         }
     };
     report(acme.clone(), "a2", CheckState::Warn).await;
@@ -79,19 +84,34 @@ pub async fn dashboard_reads_order_filter_page_and_scope(svc: Service) {
 
     // A ticket's outbox rows: the opening notification to the one sink.
     let a1 = store
-        .ticket_page(&Scope::All, &page_filter(|f| f.host = Some("host-a1".into())), 0, 1)
+        .ticket_page(
+            &Scope::All,
+            &page_filter(|f| f.host = Some("host-a1".into())),
+            0,
+            1,
+        )
         .await
         .expect("page")
         .remove(0);
     svc.ticket_action(&admin(), a1.id, &TicketAction::Resolve, NOW + 1)
         .await
         .expect("resolve");
-    let rows = store.ticket_outbox(&Scope::All, a1.id).await.expect("outbox");
+    let rows = store
+        .ticket_outbox(&Scope::All, a1.id)
+        .await
+        .expect("outbox");
     assert!(rows.len() >= 2, "opened and resolved rows: {rows:?}");
-    assert!(rows.iter().all(|r| r.sink == "hook" && r.ticket_id == a1.id));
+    assert!(
+        rows.iter()
+            .all(|r| r.sink == "hook" && r.ticket_id == a1.id)
+    );
     assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
     assert!(
-        store.ticket_outbox(&g, a1.id).await.expect("outbox").is_empty(),
+        store
+            .ticket_outbox(&g, a1.id)
+            .await
+            .expect("outbox")
+            .is_empty(),
         "another tenant's ticket has no rows for globex"
     );
     let open_acme = page_filter(|f| {
@@ -149,9 +169,14 @@ pub async fn dashboard_reads_order_filter_page_and_scope(svc: Service) {
     );
 
     // The audit log, filtered and paged, newest first.
-    svc.ticket_action(&admin(), a1.id, &TicketAction::Note("hello".into()), NOW + 2)
-        .await
-        .expect("note");
+    svc.ticket_action(
+        &admin(),
+        a1.id,
+        &TicketAction::Note("hello".into()),
+        NOW + 2,
+    )
+    .await
+    .expect("note");
     let audit = |scope: Scope, filter: AuditFilter, offset| {
         let store = store.clone();
         async move {
@@ -172,7 +197,10 @@ pub async fn dashboard_reads_order_filter_page_and_scope(svc: Service) {
         audit(Scope::All, by_alice.clone(), 0).await,
         ["ticket.note", "ticket.resolved"]
     );
-    assert_eq!(audit(Scope::All, by_alice.clone(), 1).await, ["ticket.resolved"]);
+    assert_eq!(
+        audit(Scope::All, by_alice.clone(), 1).await,
+        ["ticket.resolved"]
+    );
     let notes = AuditFilter {
         action: Some("ticket.note".into()),
         tenant_id: Some(acme.clone()),

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 use super::page::{Page, render};
-use super::work_util::{Fields, said, see_other, utc};
+use super::work_util::{Fields, said, see_other, tenant_name, utc};
 use crate::api::AppState;
 use crate::api::auth::{Caller, Csrf};
 use crate::domain::{Role, now_millis};
@@ -64,8 +64,8 @@ async fn admin(
     csrf: Option<Extension<Csrf>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let q = Fields::parse(&Bytes::from(raw.unwrap_or_default()));
-    let errors = q.all("error").into_iter().map(str::to_string).collect();
+    let q = Fields::query(raw);
+    let errors = q.errors();
     page(&s, &caller, csrf.as_deref(), None, q.text("flash"), errors).await
 }
 
@@ -78,12 +78,7 @@ async fn page(
     errors: Vec<String>,
 ) -> Result<Response> {
     let tenants = s.svc.store().list_tenants(&caller.0.scope).await?;
-    let name = |id: &str| {
-        tenants
-            .iter()
-            .find(|t| t.id == id)
-            .map_or_else(|| id.to_string(), |t| t.name.clone())
-    };
+    let name = |id: &str| tenant_name(&tenants, id);
     let operators = s
         .access
         .list_operators(&caller.0)
@@ -93,7 +88,11 @@ async fn page(
             tenants: if o.role == Role::MspAdmin.as_str() {
                 "all".into()
             } else {
-                o.tenant_ids.iter().map(|t| name(t)).collect::<Vec<_>>().join(", ")
+                o.tenant_ids
+                    .iter()
+                    .map(|t| name(t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             username: o.username,
             status: o.status,
@@ -136,7 +135,9 @@ async fn page(
 fn role(f: &Fields) -> Result<Role> {
     let v = f.text("role");
     Role::parse(&v).ok_or_else(|| {
-        Error::InvalidArgument(format!("role must be msp-admin, technician or viewer, not {v:?}"))
+        Error::InvalidArgument(format!(
+            "role must be msp-admin, technician or viewer, not {v:?}"
+        ))
     })
 }
 
@@ -169,10 +170,19 @@ async fn add_operator(
         let tenants: Vec<String> = f.all("tenant").into_iter().map(str::to_string).collect();
         let invited = s
             .access
-            .create_operator(&caller.0, &f.text("username"), role(&f)?, &tenants, now_millis())
+            .create_operator(
+                &caller.0,
+                &f.text("username"),
+                role(&f)?,
+                &tenants,
+                now_millis(),
+            )
             .await?;
         Ok((
-            format!("Setup link for {} (works once; send it privately)", invited.operator.username),
+            format!(
+                "Setup link for {} (works once; send it privately)",
+                invited.operator.username
+            ),
             invited.setup_path,
             format!("operator {} added", invited.operator.username),
         ))
@@ -190,8 +200,14 @@ async fn operator_op(
     let now = now_millis();
     let a = &s.access;
     let done = match op.as_str() {
-        "disable" => a.set_operator_disabled(&caller.0, &name, true, now).await.map(|_| None),
-        "enable" => a.set_operator_disabled(&caller.0, &name, false, now).await.map(|_| None),
+        "disable" => a
+            .set_operator_disabled(&caller.0, &name, true, now)
+            .await
+            .map(|_| None),
+        "enable" => a
+            .set_operator_disabled(&caller.0, &name, false, now)
+            .await
+            .map(|_| None),
         "revoke" => a.revoke_operator(&caller.0, &name, now).await.map(|_| None),
         "reset" => a.reset_operator(&caller.0, &name, now).await.map(Some),
         other => Err(Error::NotFound(format!("no operator action {other:?}"))),
@@ -200,7 +216,13 @@ async fn operator_op(
         Ok(Some(link)) => {
             let shown_link = (format!("New setup link for {name} (works once)"), link);
             let flash = format!("operator {name} reset: their sessions ended");
-            shown(&s, &caller, csrf.as_deref(), Ok((shown_link.0, shown_link.1, flash))).await
+            shown(
+                &s,
+                &caller,
+                csrf.as_deref(),
+                Ok((shown_link.0, shown_link.1, flash)),
+            )
+            .await
         }
         Ok(None) => see_other("/admin", &format!("operator {name}: {op} done"), &[]),
         Err(e) => see_other("/admin", "", &[format!("operator {name}: {}", said(&e))]),
@@ -217,7 +239,13 @@ async fn add_key(
     let done = async {
         let k = s
             .access
-            .create_key(&caller.0, &f.text("name"), f.get("tenant"), role(&f)?, now_millis())
+            .create_key(
+                &caller.0,
+                &f.text("name"),
+                f.get("tenant"),
+                role(&f)?,
+                now_millis(),
+            )
             .await?;
         Ok((
             format!("API key {} (shown once; store it now)", k.key.name),

@@ -2,7 +2,6 @@
 //! and from where, filtered by tenant, actor and action, paged.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -10,7 +9,7 @@ use axum::{Extension, Router};
 
 use super::page::{Page, render};
 use super::queue::Choice;
-use super::work_util::{Fields, utc};
+use super::work_util::{Fields, tenant_name, utc};
 use crate::api::AppState;
 use crate::api::auth::{Caller, Csrf};
 use crate::store::AuditFilter;
@@ -62,7 +61,7 @@ async fn audit(
     csrf: Option<Extension<Csrf>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let q = Fields::parse(&Bytes::from(raw.unwrap_or_default()));
+    let q = Fields::query(raw);
     let scope = &caller.0.scope;
     let tenants = s.svc.store().list_tenants(scope).await?;
     let tenant_id = q.get("tenant").map(str::to_string);
@@ -90,12 +89,9 @@ async fn audit(
         .await?;
     let more = entries.len() > PAGE_SIZE as usize;
     entries.truncate(PAGE_SIZE as usize);
-    let name = |id: &Option<String>| match id {
-        None => "—".to_string(),
-        Some(id) => tenants
-            .iter()
-            .find(|t| &t.id == id)
-            .map_or_else(|| id.clone(), |t| t.name.clone()),
+    let name = |id: &Option<String>| {
+        id.as_deref()
+            .map_or_else(|| "—".into(), |id| tenant_name(&tenants, id))
     };
     Ok(render(&AuditPage {
         page: Page::new(&caller, csrf.as_deref(), "Audit log", "/audit"),

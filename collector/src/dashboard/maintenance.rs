@@ -35,9 +35,21 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// RRULE presets the form offers (value, label, rule).
 const PRESETS: &[(&str, &str, &str)] = &[
-    ("patch-tuesday", "Patch Tuesday: second Tuesday of every month", "FREQ=MONTHLY;BYDAY=2TU"),
-    ("last-day", "Last day of every month", "FREQ=MONTHLY;BYMONTHDAY=-1"),
-    ("first-sunday", "First Sunday of every month", "FREQ=MONTHLY;BYDAY=1SU"),
+    (
+        "patch-tuesday",
+        "Patch Tuesday: second Tuesday of every month",
+        "FREQ=MONTHLY;BYDAY=2TU",
+    ),
+    (
+        "last-day",
+        "Last day of every month",
+        "FREQ=MONTHLY;BYMONTHDAY=-1",
+    ),
+    (
+        "first-sunday",
+        "First Sunday of every month",
+        "FREQ=MONTHLY;BYDAY=1SU",
+    ),
     ("custom", "Another rule (RRULE below)", ""),
 ];
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -73,8 +85,18 @@ fn schedule_text(v: &WindowView, tz: &jiff::tz::TimeZone) -> String {
     let json = serde_json::to_value(v).unwrap_or(Value::Null);
     let dur = |o: &Value| span(o["duration_secs"].as_i64().unwrap_or(0) * 1000);
     if let Some(w) = json.get("weekly").filter(|w| !w.is_null()) {
-        let days: Vec<&str> = w["days"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        return format!("weekly {} at {} for {}", days.join(","), w["at"].as_str().unwrap_or(""), dur(w));
+        let days: Vec<&str> = w["days"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        return format!(
+            "weekly {} at {} for {}",
+            days.join(","),
+            w["at"].as_str().unwrap_or(""),
+            dur(w)
+        );
     }
     if let Some(r) = json.get("recurrence").filter(|r| !r.is_null()) {
         return format!(
@@ -105,7 +127,10 @@ async fn list(
     let item = |w: &crate::maintenance::Window| {
         let v = WindowView::new(w, now);
         let tz = stored_time_zone(&v.time_zone);
-        let tenant = tenants.iter().find(|t| t.id == v.tenant_id).map_or_else(|| v.tenant_id.clone(), |t| t.name.clone());
+        let tenant = tenants
+            .iter()
+            .find(|t| t.id == v.tenant_id)
+            .map_or_else(|| v.tenant_id.clone(), |t| t.name.clone());
         let scope = [
             v.site.as_deref().map(|x| format!("site {x}")),
             v.agent_id.as_deref().map(|x| format!("host {x}")),
@@ -117,9 +142,19 @@ async fn list(
         Item {
             id: v.id,
             silence: v.kind == Kind::Silence,
-            scope: if scope.is_empty() { "whole tenant".into() } else { scope.join(", ") },
+            scope: if scope.is_empty() {
+                "whole tenant".into()
+            } else {
+                scope.join(", ")
+            },
             schedule: schedule_text(&v, &tz),
-            state: if v.active { "active" } else if v.ended { "ended" } else { "planned" },
+            state: if v.active {
+                "active"
+            } else if v.ended {
+                "ended"
+            } else {
+                "planned"
+            },
             next: match (v.active_until, v.next_start) {
                 (Some(u), _) => format!("until {}", local_time(u, &tz)),
                 (None, Some(n)) => local_time(n, &tz),
@@ -130,7 +165,7 @@ async fn list(
             tenant,
         }
     };
-    let q = Fields::parse(&Bytes::from(raw.unwrap_or_default()));
+    let q = Fields::query(raw);
     let keep = |w: &&crate::maintenance::Window| !WindowView::new(w, now).ended;
     Ok(render(&MaintenancePage {
         page: Page::new(&caller, csrf.as_deref(), "Maintenance", "/maintenance"),
@@ -140,12 +175,16 @@ async fn list(
         ],
         tenants: tenants
             .iter()
-            .map(|t| Choice { value: t.name.clone(), label: format!("{} ({})", t.name, t.time_zone), selected: false })
+            .map(|t| Choice {
+                value: t.name.clone(),
+                label: format!("{} ({})", t.name, t.time_zone),
+                selected: false,
+            })
             .collect(),
         presets: PRESETS.iter().map(|(v, l, _)| (*v, *l)).collect(),
         days: DAYS,
         flash: q.text("flash"),
-        errors: q.all("error").into_iter().map(str::to_string).collect(),
+        errors: q.errors(),
     }))
 }
 
@@ -181,7 +220,10 @@ fn window_request(f: &Fields) -> Result<WindowRequest> {
             if days.is_empty() {
                 return Err(Error::InvalidArgument("tick at least one day".into()));
             }
-            m.insert("weekly".into(), json!({"days": days, "at": need("at")?, "duration": need("duration")?}));
+            m.insert(
+                "weekly".into(),
+                json!({"days": days, "at": need("at")?, "duration": need("duration")?}),
+            );
         }
         "recurring" => {
             let preset = f.get("preset").unwrap_or("custom");
@@ -196,7 +238,11 @@ fn window_request(f: &Fields) -> Result<WindowRequest> {
             }
             m.insert("recurrence".into(), r);
         }
-        other => return Err(Error::InvalidArgument(format!("schedule must be once, weekly or recurring, not {other:?}"))),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "schedule must be once, weekly or recurring, not {other:?}"
+            )));
+        }
     }
     WindowRequest::deserialize(Value::Object(m))
         .map_err(|e| Error::InvalidArgument(format!("this collector cannot plan that window: {e}")))
@@ -211,7 +257,11 @@ async fn create_window(State(s): State<AppState>, caller: Caller, body: Bytes) -
     };
     match made {
         Ok(w) => see_other("/maintenance", &format!("window {} planned", w.id), &[]),
-        Err(e) => see_other("/maintenance", "", &[format!("window not planned: {}", said(&e))]),
+        Err(e) => see_other(
+            "/maintenance",
+            "",
+            &[format!("window not planned: {}", said(&e))],
+        ),
     }
 }
 
@@ -225,7 +275,11 @@ async fn create_silence(State(s): State<AppState>, caller: Caller, body: Bytes) 
     };
     match made {
         Ok(w) => see_other("/maintenance", &format!("silence {} started", w.id), &[]),
-        Err(e) => see_other("/maintenance", "", &[format!("silence not started: {}", said(&e))]),
+        Err(e) => see_other(
+            "/maintenance",
+            "",
+            &[format!("silence not started: {}", said(&e))],
+        ),
     }
 }
 
@@ -235,8 +289,16 @@ async fn delete(State(s): State<AppState>, caller: Caller, Path(id): Path<String
     };
     let mut kinds = Kind::WINDOWS.to_vec();
     kinds.extend(Kind::SILENCES);
-    match s.svc.delete_maintenance(&caller.0, n, &kinds, now_millis()).await {
-        Ok(w) => see_other("/maintenance", &format!("{} {} deleted", w.kind.as_str(), w.id), &[]),
+    match s
+        .svc
+        .delete_maintenance(&caller.0, n, &kinds, now_millis())
+        .await
+    {
+        Ok(w) => see_other(
+            "/maintenance",
+            &format!("{} {} deleted", w.kind.as_str(), w.id),
+            &[],
+        ),
         Err(e) => see_other("/maintenance", "", &[format!("{n}: {}", said(&e))]),
     }
 }

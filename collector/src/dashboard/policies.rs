@@ -15,11 +15,11 @@ use axum::{Extension, Router};
 
 use super::page::{Page, render};
 use super::work_util::{Fields, said, see_other};
+use crate::Result;
 use crate::api::AppState;
 use crate::api::auth::{Caller, Csrf};
 use crate::domain::now_millis;
 use crate::tickets::policy::Policy;
-use crate::Result;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -88,11 +88,20 @@ fn effective(p: &Policy) -> (String, String, Vec<SlaLine>, Vec<(String, String)>
     let sla = p
         .sla
         .iter()
-        .map(|(k, v)| SlaLine { priority: k.clone(), ack: mins(v.ack_mins), resolve: mins(v.resolve_mins) })
+        .map(|(k, v)| SlaLine {
+            priority: k.clone(),
+            ack: mins(v.ack_mins),
+            resolve: mins(v.resolve_mins),
+        })
         .collect();
     let mut rules = vec![("default".to_string(), rule_text(&p.default_rule))];
     rules.extend(p.rules.iter().map(|(k, r)| (k.clone(), rule_text(r))));
-    (prio(&p.server_priority), prio(&p.workstation_priority), sla, rules)
+    (
+        prio(&p.server_priority),
+        prio(&p.workstation_priority),
+        sla,
+        rules,
+    )
 }
 
 async fn policies(
@@ -105,7 +114,10 @@ async fn policies(
     let pending = s.svc.store().pending_by_sink().await?;
     let routes = s.svc.routes();
     let global = s.svc.policy();
-    let grouping: Vec<_> = global.grouping_tenants().map(|(n, g)| (n.to_string(), g)).collect();
+    let grouping: Vec<_> = global
+        .grouping_tenants()
+        .map(|(n, g)| (n.to_string(), g))
+        .collect();
     let list = tenants
         .iter()
         .map(|t| {
@@ -113,17 +125,26 @@ async fn policies(
             let (server, workstation, sla, rules) = effective(&p);
             let sinks = routes
                 .iter()
-                .filter(|r| r.tenants.is_empty() || r.tenants.iter().any(|x| *x == t.id || *x == t.name))
+                .filter(|r| {
+                    r.tenants.is_empty() || r.tenants.iter().any(|x| *x == t.id || *x == t.name)
+                })
                 .map(|r| SinkLine {
                     name: r.name.clone(),
                     kind: r.kind.clone(),
                     tiers: if r.tiers.is_empty() {
                         "all tiers".into()
                     } else {
-                        r.tiers.iter().map(|n| format!("L{n}")).collect::<Vec<_>>().join(", ")
+                        r.tiers
+                            .iter()
+                            .map(|n| format!("L{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     },
                     // The backlog is per sink, across its tenants.
-                    pending: pending.iter().find(|(n, _)| *n == r.name).map_or(0, |(_, c)| *c),
+                    pending: pending
+                        .iter()
+                        .find(|(n, _)| *n == r.name)
+                        .map_or(0, |(_, c)| *c),
                 })
                 .collect();
             TenantPolicy {
@@ -133,21 +154,26 @@ async fn policies(
                 overridden: global.tenants.contains_key(&t.name),
                 server,
                 workstation,
-                tiers: format!("new tickets start at L{}, escalate up to L{}", p.start_tier, p.max_tier),
+                tiers: format!(
+                    "new tickets start at L{}, escalate up to L{}",
+                    p.start_tier, p.max_tier
+                ),
                 sla,
                 rules,
-                grouping: grouping
-                    .iter()
-                    .find(|(n, _)| *n == t.name)
-                    .map_or_else(
-                        || "off".to_string(),
-                        |(_, g)| format!("{} hosts within {} s → one parent ticket", g.min_hosts, g.window_secs),
-                    ),
+                grouping: grouping.iter().find(|(n, _)| *n == t.name).map_or_else(
+                    || "off".to_string(),
+                    |(_, g)| {
+                        format!(
+                            "{} hosts within {} s → one parent ticket",
+                            g.min_hosts, g.window_secs
+                        )
+                    },
+                ),
                 sinks,
             }
         })
         .collect();
-    let q = Fields::parse(&Bytes::from(raw.unwrap_or_default()));
+    let q = Fields::query(raw);
     Ok(render(&PoliciesPage {
         page: Page::new(&caller, csrf.as_deref(), "Policies & sinks", "/policies"),
         tenants: list,
@@ -159,7 +185,7 @@ async fn policies(
             global.site_outage_min_percent
         ),
         flash: q.text("flash"),
-        errors: q.all("error").into_iter().map(str::to_string).collect(),
+        errors: q.errors(),
     }))
 }
 
@@ -178,6 +204,10 @@ async fn set_time_zone(State(s): State<AppState>, caller: Caller, body: Bytes) -
     };
     match done {
         Ok(tz) => see_other("/policies", &format!("time zone set to {tz}"), &[]),
-        Err(e) => see_other("/policies", "", &[format!("time zone not changed: {}", said(&e))]),
+        Err(e) => see_other(
+            "/policies",
+            "",
+            &[format!("time zone not changed: {}", said(&e))],
+        ),
     }
 }

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 use super::page::{Page, render};
-use super::work_util::{Fields, local, relative, said, see_other, span};
+use super::work_util::{Fields, local, relative, said, see_other, span, tenant_name};
 use crate::api::AppState;
 use crate::api::auth::{Caller, Csrf};
 use crate::domain::{ActionOutcome, ApiCaller, Ticket, TicketAction, TicketState, now_millis};
@@ -68,7 +68,11 @@ impl Row {
             tier: t.tier,
             age: span(now - t.opened_at),
             assignee: t.assignee.clone().unwrap_or_default(),
-            host: if t.host.is_empty() { t.site.clone() } else { t.host.clone() },
+            host: if t.host.is_empty() {
+                t.site.clone()
+            } else {
+                t.host.clone()
+            },
             check,
             summary: t.summary.clone(),
             state: t.state.as_str(),
@@ -159,7 +163,11 @@ fn query_with(q: &Fields, page: u32) -> String {
         s.append_pair("page", &page.to_string());
     }
     let s = s.finish();
-    if s.is_empty() { "/tickets".into() } else { format!("/tickets?{s}") }
+    if s.is_empty() {
+        "/tickets".into()
+    } else {
+        format!("/tickets?{s}")
+    }
 }
 
 async fn queue(
@@ -168,25 +176,28 @@ async fn queue(
     csrf: Option<Extension<Csrf>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let q = Fields::parse(&Bytes::from(raw.unwrap_or_default()));
+    let q = Fields::query(raw);
     let tenants = s.svc.store().list_tenants(&caller.0.scope).await?;
     let ids: Vec<String> = tenants.iter().map(|t| t.id.clone()).collect();
     let (filter, page_no) = filter_from(&q, &ids)?;
     let mut tickets = s
         .svc
         .store()
-        .ticket_page(&caller.0.scope, &filter, (page_no - 1) * PAGE_SIZE, PAGE_SIZE + 1)
+        .ticket_page(
+            &caller.0.scope,
+            &filter,
+            (page_no - 1) * PAGE_SIZE,
+            PAGE_SIZE + 1,
+        )
         .await?;
     let more = tickets.len() > PAGE_SIZE as usize;
     tickets.truncate(PAGE_SIZE as usize);
     let now = now_millis();
-    let name = |id: &str| {
-        tenants
-            .iter()
-            .find(|t| t.id == id)
-            .map_or_else(|| id.to_string(), |t| t.name.clone())
-    };
-    let rows = tickets.iter().map(|t| Row::new(t, &name(&t.tenant_id), now)).collect();
+    let name = |id: &str| tenant_name(&tenants, id);
+    let rows = tickets
+        .iter()
+        .map(|t| Row::new(t, &name(&t.tenant_id), now))
+        .collect();
     let here = query_with(&q, page_no);
     Ok(render(&QueuePage {
         page: Page::new(&caller, csrf.as_deref(), "Tickets", "/tickets"),
@@ -207,7 +218,7 @@ async fn queue(
         next: more.then(|| query_with(&q, page_no + 1)),
         here,
         flash: q.text("flash"),
-        errors: q.all("error").into_iter().map(str::to_string).collect(),
+        errors: q.errors(),
     }))
 }
 
@@ -248,7 +259,10 @@ async fn act(s: &AppState, caller: &ApiCaller, id: i64, a: &TicketAction) -> Res
 /// One ticket's line in the flash after an action.
 fn outcome_line(id: i64, a: &TicketAction, o: &ActionOutcome) -> String {
     match &o.still_failing {
-        Some(m) => format!("ticket {id} {}; its problem is still present ({m}), it will reopen", past(a)),
+        Some(m) => format!(
+            "ticket {id} {}; its problem is still present ({m}), it will reopen",
+            past(a)
+        ),
         None => format!("ticket {id} {}", past(a)),
     }
 }
@@ -266,7 +280,9 @@ async fn one(
         return see_other(&back, "", &[format!("no ticket {id:?}")]);
     };
     let result = match action_from(&f) {
-        Ok(a) => act(&s, &caller.0, id, &a).await.map(|o| outcome_line(id, &a, &o)),
+        Ok(a) => act(&s, &caller.0, id, &a)
+            .await
+            .map(|o| outcome_line(id, &a, &o)),
         Err(e) => Err(e),
     };
     match result {
@@ -312,7 +328,12 @@ async fn bulk(State(s): State<AppState>, caller: Caller, body: Bytes) -> Respons
     let flash = if done.is_empty() {
         String::new()
     } else {
-        format!("{} of {} done: {}", done.len(), done.len() + errors.len(), done.join("; "))
+        format!(
+            "{} of {} done: {}",
+            done.len(),
+            done.len() + errors.len(),
+            done.join("; ")
+        )
     };
     see_other(&back, &flash, &errors)
 }

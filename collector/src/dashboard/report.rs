@@ -38,7 +38,12 @@ struct IndexPage {
 /// The first day of the month `months_back` before `date`'s.
 fn month_start(date: Date, months_back: i32) -> Option<Date> {
     let n = i32::from(date.year()) * 12 + i32::from(date.month()) - 1 - months_back;
-    Date::new(i16::try_from(n / 12).ok()?, i8::try_from(n % 12 + 1).ok()?, 1).ok()
+    Date::new(
+        i16::try_from(n / 12).ok()?,
+        i8::try_from(n % 12 + 1).ok()?,
+        1,
+    )
+    .ok()
 }
 
 async fn index(
@@ -175,32 +180,71 @@ async fn report(
     let tz = stored_time_zone(&t.time_zone);
     let (from, to) = month_bounds(&month, &tz)?;
     let only = crate::domain::Scope::Tenant(t.id.clone());
-    let k = s.svc.kpis(&only, from, to).await?.into_iter().find(|k| k.tenant_id == t.id);
-    let n = |f: fn(&crate::domain::TenantKpis) -> u64| k.as_ref().map_or(0, f).to_string();
-    let kpis = vec![
-        Kpi { label: "Tickets", value: n(|k| k.opened), id: "kpi-tickets" },
-        Kpi { label: "Auto-resolved", value: n(|k| k.auto_resolved), id: "kpi-auto" },
-        Kpi { label: "Resolved by hand", value: n(|k| k.resolved_by_hand), id: "kpi-hand" },
-        Kpi { label: "Escalated", value: n(|k| k.escalated), id: "kpi-escalated" },
-        Kpi { label: "SLA breaches", value: n(|k| k.sla_breaches), id: "kpi-breaches" },
-        Kpi { label: "MTTD (detect)", value: stats(k.as_ref().and_then(|k| k.time_to_detect)), id: "kpi-mttd" },
-        Kpi { label: "MTTA (acknowledge)", value: stats(k.as_ref().and_then(|k| k.time_to_acknowledge)), id: "kpi-mtta" },
-        Kpi { label: "MTTR (resolve)", value: stats(k.as_ref().and_then(|k| k.time_to_resolve)), id: "kpi-mttr" },
+    let k = s
+        .svc
+        .kpis(&only, from, to)
+        .await?
+        .into_iter()
+        .find(|k| k.tenant_id == t.id);
+    type Count = fn(&crate::domain::TenantKpis) -> u64;
+    type Time = fn(&crate::domain::TenantKpis) -> Option<DurationStats>;
+    let counts: [(&'static str, &'static str, Count); 5] = [
+        ("Tickets", "kpi-tickets", |k| k.opened),
+        ("Auto-resolved", "kpi-auto", |k| k.auto_resolved),
+        ("Resolved by hand", "kpi-hand", |k| k.resolved_by_hand),
+        ("Escalated", "kpi-escalated", |k| k.escalated),
+        ("SLA breaches", "kpi-breaches", |k| k.sla_breaches),
     ];
+    let times: [(&'static str, &'static str, Time); 3] = [
+        ("MTTD (detect)", "kpi-mttd", |k| k.time_to_detect),
+        ("MTTA (acknowledge)", "kpi-mtta", |k| k.time_to_acknowledge),
+        ("MTTR (resolve)", "kpi-mttr", |k| k.time_to_resolve),
+    ];
+    let kpis = counts
+        .iter()
+        .map(|(label, id, f)| Kpi {
+            label,
+            id,
+            value: k.as_ref().map_or(0, f).to_string(),
+        })
+        .chain(times.iter().map(|(label, id, f)| Kpi {
+            label,
+            id,
+            value: stats(k.as_ref().and_then(f)),
+        }))
+        .collect();
     let hosts = s
         .svc
         .store()
         .tickets_per_host(scope, &t.id, from, to, TOP_HOSTS)
         .await?
         .into_iter()
-        .map(|h| HostLine { host: h.host, tickets: h.tickets, crit: h.crit })
+        .map(|h| HostLine {
+            host: h.host,
+            tickets: h.tickets,
+            crit: h.crit,
+        })
         .collect();
-    let states = s.svc.store().check_states_of(scope, &t.id, &["disk", "backup"]).await?;
+    let states = s
+        .svc
+        .store()
+        .check_states_of(scope, &t.id, &["disk", "backup"])
+        .await?;
     let now = now_millis();
     Ok(render(&ReportPage {
-        page: Page::new(&caller, csrf.as_deref(), format!("{} · {month}", t.name), "/reports"),
+        page: Page::new(
+            &caller,
+            csrf.as_deref(),
+            format!("{} · {month}", t.name),
+            "/reports",
+        ),
         tenant: t.name.clone(),
-        period: format!("{} – {} ({})", local_time(from, &tz), local_time(to, &tz), t.time_zone),
+        period: format!(
+            "{} – {} ({})",
+            local_time(from, &tz),
+            local_time(to, &tz),
+            t.time_zone
+        ),
         generated: local_time(now, &tz),
         month,
         kpis,

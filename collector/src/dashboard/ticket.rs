@@ -4,7 +4,6 @@
 //! plus the action forms of the queue.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -58,7 +57,9 @@ async fn ticket(
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
     let scope = &caller.0.scope;
-    let n: i64 = id.parse().map_err(|_| Error::NotFound(format!("ticket {id}")))?;
+    let n: i64 = id
+        .parse()
+        .map_err(|_| Error::NotFound(format!("ticket {id}")))?;
     let t = s
         .svc
         .store()
@@ -109,18 +110,26 @@ async fn ticket(
         });
     }
     timeline.sort_by_key(|e| e.at);
-    let q = Fields::parse(&Bytes::from(raw.unwrap_or_default()));
+    let q = Fields::query(raw);
     let now = now_millis();
     Ok(render(&TicketPage {
         page: Page::new(&caller, csrf.as_deref(), format!("Ticket {n}"), "/tickets"),
         row: Row::new(&t.ticket, &tenant_name, now),
-        opened: format!("{} ({})", local_time(t.ticket.opened_at, &tz), utc(t.ticket.opened_at)),
-        detected: t.ticket.detected_at.map(|d| local_time(d, &tz)).unwrap_or_default(),
+        opened: format!(
+            "{} ({})",
+            local_time(t.ticket.opened_at, &tz),
+            utc(t.ticket.opened_at)
+        ),
+        detected: t
+            .ticket
+            .detected_at
+            .map(|d| local_time(d, &tz))
+            .unwrap_or_default(),
         time_zone: zone,
         t,
         timeline,
         here: format!("/tickets/{n}"),
         flash: q.text("flash"),
-        errors: q.all("error").into_iter().map(str::to_string).collect(),
+        errors: q.errors(),
     }))
 }

@@ -24,6 +24,16 @@ impl Fields {
         )
     }
 
+    /// A page's query string (`RawQuery`).
+    pub fn query(raw: Option<String>) -> Self {
+        Self::parse(&Bytes::from(raw.unwrap_or_default()))
+    }
+
+    /// The `error` lines a redirect brought back ([`see_other`]).
+    pub fn errors(&self) -> Vec<String> {
+        self.all("error").into_iter().map(str::to_string).collect()
+    }
+
     /// The first value of `key`, trimmed; `None` when absent or empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -49,12 +59,18 @@ impl Fields {
     }
 }
 
+/// The name of tenant `id` among `tenants` (the id itself if not there).
+pub fn tenant_name(tenants: &[crate::domain::Tenant], id: &str) -> String {
+    tenants
+        .iter()
+        .find(|t| t.id == id)
+        .map_or_else(|| id.to_string(), |t| t.name.clone())
+}
+
 /// Only a path on this collector may be a form's way back (no open redirect).
 pub fn local(path: Option<&str>, default: &str) -> String {
     match path {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => {
-            p.to_string()
-        }
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
         _ => default.to_string(),
     }
 }
@@ -73,7 +89,9 @@ pub fn see_other(back: &str, flash: &str, errors: &[String]) -> Response {
     let (path, old) = back.split_once('?').unwrap_or((back, ""));
     // Keep the page's own filters, drop an older flash.
     let kept: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form_urlencoded::parse(old.as_bytes()).filter(|(k, _)| k != "flash" && k != "error"))
+        .extend_pairs(
+            form_urlencoded::parse(old.as_bytes()).filter(|(k, _)| k != "flash" && k != "error"),
+        )
         .finish();
     let joined = [kept, q]
         .into_iter()
@@ -123,7 +141,11 @@ pub fn said(e: &Error) -> String {
 pub fn local_time(ms: Millis, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms).map_or_else(
         |_| ms.to_string(),
-        |t| t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+        |t| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        },
     )
 }
 
