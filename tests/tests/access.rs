@@ -25,6 +25,8 @@ enum Param {
     Operator,
     Key,
     Asset,
+    /// `{tenant}/{month}`: a tenant's report.
+    Report,
 }
 
 /// Every route the test covers, with what its `{…}` stands for. Must be
@@ -75,6 +77,25 @@ const CASES: &[(&str, &str, Param)] = &[
     ("POST", "/api/v1/keys/{id}/enable", Param::Key),
     ("POST", "/api/v1/keys/{id}/revoke", Param::Key),
     ("GET", "/api/v1/me", Param::None),
+    // === dashboard pages and forms ===
+    ("GET", "/tickets", Param::None),
+    ("POST", "/tickets/act", Param::None),
+    ("GET", "/tickets/{id}", Param::Ticket),
+    ("POST", "/tickets/{id}/act", Param::Ticket),
+    ("GET", "/maintenance", Param::None),
+    ("POST", "/maintenance/windows", Param::None),
+    ("POST", "/maintenance/silences", Param::None),
+    ("POST", "/maintenance/{id}/delete", Param::Window),
+    ("GET", "/policies", Param::None),
+    ("POST", "/policies/time-zone", Param::None),
+    ("GET", "/reports", Param::None),
+    ("GET", "/reports/{tenant}/{month}", Param::Report),
+    ("GET", "/audit", Param::None),
+    ("GET", "/admin", Param::None),
+    ("POST", "/admin/operators", Param::None),
+    ("POST", "/admin/operators/{name}/{op}", Param::Operator),
+    ("POST", "/admin/keys", Param::None),
+    ("POST", "/admin/keys/{id}/{op}", Param::Key),
 ];
 
 #[test]
@@ -105,6 +126,7 @@ impl Fixture<'_> {
             Param::None => String::new(),
             Param::Agent => self.agent.clone(),
             Param::Ticket => self.ticket.to_string(),
+            Param::Report => format!("{}/2026-12", self.tenant),
             Param::Asset => forewarn_collector::dashboard::asset_url("htmx.js")
                 .trim_start_matches("/assets/")
                 .to_string(),
@@ -195,8 +217,17 @@ async fn call(
         }
         None => {}
     }
-    if let Some(b) = body {
-        req = req.json(b);
+    match body {
+        // Dashboard forms post urlencoded fields.
+        Some(Value::Object(fields)) if !path.starts_with("/api/") => {
+            let pairs: Vec<(String, String)> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            req = req.form(&pairs);
+        }
+        Some(b) => req = req.json(b),
+        None => {}
     }
     req.send().await.expect("request").status()
 }
@@ -217,6 +248,7 @@ fn body_for(method: &str, pattern: &str, tenant: &str) -> Option<Value> {
             json!({"username": format!("new{}", rand_suffix()), "role": "viewer", "tenants": [tenant]})
         }
         "/api/v1/keys" => json!({"name": "n", "role": "viewer", "tenant": tenant}),
+        "/tickets/{id}/act" => json!({"action": "acknowledge"}),
         _ => json!({}),
     })
 }
@@ -310,7 +342,7 @@ async fn every_route_by_role_and_tenant_for_keys_and_sessions() {
         };
         // Anonymous.
         for fx in tenants {
-            let path = pattern.replace(pattern_param(pattern), &fx.id(*param).await);
+            let path = concrete(pattern, &fx.id(*param).await);
             let body = body_for(method, pattern, fx.tenant);
             let got = call(&c, None, method, &path, body.as_ref()).await;
             let ok = if need == Need::Public {
@@ -325,7 +357,7 @@ async fn every_route_by_role_and_tenant_for_keys_and_sessions() {
         }
         for (who, role, auth) in &callers {
             for fx in tenants {
-                let path = pattern.replace(pattern_param(pattern), &fx.id(*param).await);
+                let path = concrete(pattern, &fx.id(*param).await);
                 let body = body_for(method, pattern, fx.tenant);
                 let got = call(&c, Some(auth), method, &path, body.as_ref()).await;
                 let allowed = match need {
@@ -366,12 +398,20 @@ async fn every_route_by_role_and_tenant_for_keys_and_sessions() {
 }
 
 fn pattern_param(pattern: &str) -> &str {
-    for p in ["{id}", "{name}", "{file}"] {
+    for p in ["{tenant}/{month}", "{id}", "{name}", "{file}"] {
         if pattern.contains(p) {
             return p;
         }
     }
     "\u{0}"
+}
+
+/// The path of a case: its `{…}` filled with `id`, and a form's `{op}`
+/// with one the form takes.
+fn concrete(pattern: &str, id: &str) -> String {
+    pattern
+        .replace(pattern_param(pattern), id)
+        .replace("{op}", "disable")
 }
 
 /// Signs in through the form; returns the session cookie and its CSRF

@@ -6,6 +6,7 @@
 mod access;
 mod backends;
 mod copy;
+mod dashboard;
 mod limits;
 mod lists;
 mod liveness;
@@ -24,6 +25,9 @@ pub use backends::{postgres_with, sqlite_with};
 
 #[allow(clippy::wildcard_imports)]
 use self::access::*;
+#[allow(clippy::wildcard_imports)]
+use self::dashboard::*;
+#[allow(clippy::wildcard_imports)]
 use self::lists::*;
 #[allow(clippy::wildcard_imports)]
 use self::liveness::*;
@@ -462,6 +466,7 @@ macro_rules! store_conformance {
                 heartbeats_are_sampled_once_per_window,
                 a_sample_at_a_stored_instant_is_kept_as_it_was,
                 metric_samples_are_pruned_by_age,
+                dashboard_reads_order_filter_page_and_scope,
             );
         }
     };

@@ -8,6 +8,15 @@
 mod assets;
 mod login;
 pub mod page;
+// === work pages ===
+mod admin;
+mod audit;
+mod maintenance;
+mod policies;
+mod queue;
+mod report;
+mod ticket;
+mod work_util;
 
 pub use assets::asset_url;
 
@@ -18,5 +27,15 @@ use crate::api::AppState;
 /// The dashboard's routes: pages, sign-in, and `/assets/...` (see
 /// [`asset_url`]). Every route has its rule in [`crate::access::authz`].
 pub fn router() -> Router<AppState> {
-    Router::new().merge(assets::routes()).merge(login::routes())
+    Router::new()
+        .merge(assets::routes())
+        .merge(login::routes())
+        // === work pages ===
+        .merge(queue::routes())
+        .merge(maintenance::routes())
+        .merge(policies::routes())
+        .merge(report::routes())
+        .merge(audit::routes())
+        .merge(admin::routes())
+        .merge(ticket::routes())
 }

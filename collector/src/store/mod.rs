@@ -24,8 +24,10 @@ pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
+mod dashboard;
 mod url;
 
+pub use dashboard::DashboardStore;
 pub use rows::*;
 pub use url::{StoreUrl, open};
 
@@ -50,6 +52,7 @@ pub trait Storage:
     + OutboxStore
     + MaintenanceStore
     + AuditStore
+    + DashboardStore
     + CaStore
     + LeaseStore
     + MetricStore

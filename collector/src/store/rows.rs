@@ -471,3 +471,29 @@ pub struct OperatorSession {
     pub last_seen_at: Millis,
     pub source: String,
 }
+
+/// Which audit entries a dashboard list shows; `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub tenant_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+}
+
+/// How many tickets one host had in a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostTicketCount {
+    pub agent_id: String,
+    pub host: String,
+    pub tickets: u64,
+    /// Of those, opened CRIT.
+    pub crit: u64,
+}
+
+/// One check's current state on one host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostCheckRow {
+    pub agent_id: String,
+    pub host: String,
+    pub check: crate::domain::CheckStateRow,
+}

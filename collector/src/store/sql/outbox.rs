@@ -137,32 +137,7 @@ impl OutboxStore for Pooled {
         .bind(page.sql_offset())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let state: String = r.try_get("state")?;
-                let state = OutboxState::parse(&state)
-                    .ok_or_else(|| Error::Corrupt(format!("outbox state {state:?}")))?;
-                Ok(OutboxEntry {
-                    id: r.try_get("id")?,
-                    key: r.try_get("key")?,
-                    sink: r.try_get("sink")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    ticket_id: r.try_get("ticket_id")?,
-                    event_id: r.try_get("event_id")?,
-                    event: r.try_get("event")?,
-                    status: r.try_get("status")?,
-                    state,
-                    attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                    created_at: r.try_get("created_at")?,
-                    next_attempt_at: (state == OutboxState::Pending)
-                        .then(|| r.try_get("next_attempt_at"))
-                        .transpose()?,
-                    last_attempt_at: r.try_get("last_attempt_at")?,
-                    delivered_at: r.try_get("delivered_at")?,
-                    last_error: r.try_get("last_error")?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_entry_from_row).collect()
     }
 
     async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>> {
@@ -204,4 +179,30 @@ impl OutboxTx for Tx {
         .await?;
         Ok(())
     }
+}
+
+/// One outbox row as the API and dashboard show it.
+fn outbox_entry_from_row(r: &DbRow) -> Result<OutboxEntry> {
+    let state: String = r.try_get("state")?;
+    let state = OutboxState::parse(&state)
+        .ok_or_else(|| Error::Corrupt(format!("outbox state {state:?}")))?;
+    Ok(OutboxEntry {
+        id: r.try_get("id")?,
+        key: r.try_get("key")?,
+        sink: r.try_get("sink")?,
+        tenant_id: r.try_get("tenant_id")?,
+        ticket_id: r.try_get("ticket_id")?,
+        event_id: r.try_get("event_id")?,
+        event: r.try_get("event")?,
+        status: r.try_get("status")?,
+        state,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        created_at: r.try_get("created_at")?,
+        next_attempt_at: (state == OutboxState::Pending)
+            .then(|| r.try_get("next_attempt_at"))
+            .transpose()?,
+        last_attempt_at: r.try_get("last_attempt_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        last_error: r.try_get("last_error")?,
+    })
 }

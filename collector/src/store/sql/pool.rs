@@ -109,18 +109,7 @@ impl AgentStore for Pooled {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| -> Result<CheckStateRow> {
-            let metrics: String = r.try_get("metrics")?;
-            Ok(CheckStateRow {
-                check: r.try_get("check_kind")?,
-                item: r.try_get("item")?,
-                state: state_col(r, "state")?,
-                message: r.try_get("message")?,
-                metrics: serde_json::from_str(&metrics).unwrap_or_default(),
-                since: r.try_get("since")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })
+        .map(check_state_from_row)
         .collect::<Result<Vec<_>>>()?;
         Ok(Some(AgentDetail { agent, checks }))
     }
@@ -394,20 +383,21 @@ impl AuditStore for Pooled {
         .bind(page.sql_offset())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: r.try_get("at")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    target: r.try_get("target")?,
-                    detail: r.try_get("detail")?,
-                    source: r.try_get("source")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from_row).collect()
     }
+}
+
+/// One audit entry as the API and dashboard show it.
+fn audit_from_row(r: &DbRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: r.try_get("at")?,
+        tenant_id: r.try_get("tenant_id")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        target: r.try_get("target")?,
+        detail: r.try_get("detail")?,
+        source: r.try_get("source")?,
+    })
 }
 
 async fn insert_audit<'e>(
@@ -443,4 +433,18 @@ fn contains_pattern(needle: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// One check's current state (`check_states` row).
+fn check_state_from_row(r: &DbRow) -> Result<CheckStateRow> {
+    let metrics: String = r.try_get("metrics")?;
+    Ok(CheckStateRow {
+        check: r.try_get("check_kind")?,
+        item: r.try_get("item")?,
+        state: state_col(r, "state")?,
+        message: r.try_get("message")?,
+        metrics: serde_json::from_str(&metrics).unwrap_or_default(),
+        since: r.try_get("since")?,
+        updated_at: r.try_get("updated_at")?,
+    })
 }
