@@ -6,6 +6,7 @@
 mod access;
 mod backends;
 mod copy;
+mod fleet;
 mod limits;
 mod lists;
 mod liveness;
@@ -26,6 +27,7 @@ pub use backends::{postgres_with, sqlite_with};
 use self::access::*;
 use self::lists::*;
 #[allow(clippy::wildcard_imports)]
+use self::fleet::*;
 use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
 use self::maintenance::*;
@@ -462,6 +464,10 @@ macro_rules! store_conformance {
                 heartbeats_are_sampled_once_per_window,
                 a_sample_at_a_stored_instant_is_kept_as_it_was,
                 metric_samples_are_pruned_by_age,
+                fleet_rows_count_states_and_open_tickets_in_scope,
+                notifications_reach_listeners_where_the_store_shares_them,
+                writes_publish_what_they_changed_once_committed,
+                changes_reach_a_subscriber_of_another_service_where_shared,
             );
         }
     };

@@ -20,12 +20,16 @@
 //! once; a backend adds only its connection, migrations and dialect bits.
 
 pub mod copy;
+pub mod fleet;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
 mod url;
 
+pub use fleet::{
+    FleetCheckCount, FleetRows, FleetStore, FleetTicketCount, Notifications, NotifyStore,
+};
 pub use rows::*;
 pub use url::{StoreUrl, open};
 
@@ -53,6 +57,8 @@ pub trait Storage:
     + CaStore
     + LeaseStore
     + MetricStore
+    + FleetStore
+    + NotifyStore
     + Send
     + Sync
     + 'static
