@@ -65,6 +65,11 @@ pub const RULES: &[Rule] = &[
     r("POST", "/logout", Read),
     r("GET", "/setup", Public),
     r("POST", "/setup", Public),
+    // fleet, host, NOC wall, live updates
+    r("GET", "/", Read),
+    r("GET", "/hosts/{id}", Read),
+    r("GET", "/noc", Read),
+    r("GET", "/events", Read),
     // === JSON API ===
     r("GET", "/api/v1/openapi.json", Public),
     r("GET", "/api/v1/tenants", Read),

@@ -6,7 +6,11 @@
 //! into the HTTP router by [`crate::api::router`].
 
 mod assets;
+mod events;
+mod fleet;
+mod host;
 mod login;
+mod noc;
 pub mod page;
 
 pub use assets::asset_url;
@@ -18,5 +22,11 @@ use crate::api::AppState;
 /// The dashboard's routes: pages, sign-in, and `/assets/...` (see
 /// [`asset_url`]). Every route has its rule in [`crate::access::authz`].
 pub fn router() -> Router<AppState> {
-    Router::new().merge(assets::routes()).merge(login::routes())
+    Router::new()
+        .merge(assets::routes())
+        .merge(login::routes())
+        .merge(fleet::routes())
+        .merge(host::routes())
+        .merge(noc::routes())
+        .merge(events::routes())
 }
