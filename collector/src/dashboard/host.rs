@@ -19,6 +19,9 @@ use crate::api::auth::{Caller, Csrf};
 use crate::domain::{AgentDetail, CheckState, Millis, Ticket, TicketState, now_millis, rfc3339};
 use crate::{Error, Result};
 
+/// A certificate with less left than this is shown as a warning.
+const CERT_WARN_MS: Millis = 86_400_000;
+
 /// Recent tickets shown (open ones are all shown).
 const RECENT: usize = 10;
 
@@ -178,7 +181,9 @@ fn view(
                 super::fleet::model::ago(now, a.cert_not_after),
                 rfc3339::format(a.cert_not_after)
             ),
-            warn: a.cert_not_after - now < 7 * 86_400_000,
+            // Agents renew at about 2/3 of the lifetime: a day left means
+            // renewal is failing.
+            warn: a.cert_not_after - now < CERT_WARN_MS,
         },
     ];
     if a.revoked {
@@ -207,7 +212,7 @@ fn view(
         ));
         now_facts.push(fact(
             "Uptime",
-            super::fleet::model::ago(0, -((snap.uptime_secs as i64) * 1000)).replace("in ", ""),
+            super::fleet::model::span(i64::try_from(snap.uptime_secs).unwrap_or(i64::MAX)),
         ));
         if let Some(sp) = &snap.spool {
             let lost =

@@ -260,17 +260,21 @@ fn host_row(a: Agent, checks: Vec<CheckCount>, open: i64, breached: i64, now: Mi
 /// "12 s ago", "5 min ago", "3 h ago", "2 d ago" (or "in …" for the future).
 pub fn ago(now: Millis, at: Millis) -> String {
     let secs = (now - at) / 1000;
-    let (n, future) = (secs.abs(), secs < 0);
-    let text = match n {
-        0..60 => format!("{n} s"),
-        60..3600 => format!("{} min", n / 60),
-        3600..86_400 => format!("{} h", n / 3600),
-        _ => format!("{} d", n / 86_400),
-    };
-    if future {
+    let text = span(secs.abs());
+    if secs < 0 {
         format!("in {text}")
     } else {
         format!("{text} ago")
+    }
+}
+
+/// A length of time in its largest whole unit: "12 s", "5 min", "3 h", "2 d".
+pub fn span(secs: i64) -> String {
+    match secs {
+        ..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
     }
 }
 
