@@ -132,18 +132,6 @@ async fn turn_crit_while_watched(
     browser.await.expect("browser")
 }
 
-fn tenant_id(c: &Collector, name: &str) -> String {
-    let tenants = c.cli_json(&["tenant", "list", "--json"]);
-    tenants
-        .as_array()
-        .expect("tenants")
-        .iter()
-        .find(|t| t["name"] == name)
-        .and_then(|t| t["id"].as_str())
-        .expect("tenant id")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
     let c = Collector::start();
@@ -167,7 +155,7 @@ async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
     let [acme_web, acme_db, globex_mail] = &mut agents[..] else {
         unreachable!()
     };
-    let (acme, globex) = (tenant_id(&c, "acme"), tenant_id(&c, "globex"));
+    let (acme, globex) = (acme_web.tenant_id.clone(), globex_mail.tenant_id.clone());
     let admin_pw = c.operator("root", "msp-admin", &[]).await;
     let viewer_pw = c.operator("vera", "viewer", &["acme"]).await;
     let admin = login(&c, "root", &admin_pw).await;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{NOW, changes, disk, start_session, tenant_with_agent};
+use super::{NOW, changes, disk, session_at_now, tenant_with_agent};
 use crate::domain::{
     CheckResult, CheckState, HostFacts, HostSnapshot, Report, ReportPayload, Scope,
 };
@@ -26,21 +26,6 @@ fn cpu(state: CheckState) -> CheckResult {
         metrics: vec![],
         since: NOW,
     }
-}
-
-async fn session(svc: &Service, tenant: &str, agent: &str) {
-    start_session(
-        svc,
-        tenant,
-        agent,
-        "boot-1",
-        &HostFacts::default(),
-        15,
-        None,
-        NOW,
-    )
-    .await
-    .expect("start");
 }
 
 async fn report(svc: &Service, tenant: &str, agent: &str, seq: u64, results: Vec<CheckResult>) {
@@ -68,7 +53,7 @@ pub async fn fleet_rows_count_states_and_open_tickets_in_scope(svc: Service) {
     super::enroll(&svc, &super::new_agent("a2", &acme)).await;
     let other = tenant_with_agent(&svc, "other", "b1").await;
     for (t, a) in [(&acme, "a1"), (&acme, "a2"), (&other, "b1")] {
-        session(&svc, t, a).await;
+        session_at_now(&svc, t, a).await;
     }
     report(&svc, &acme, "a1", 1, vec![disk(CheckState::Crit, 99.0)]).await;
     report(
@@ -242,7 +227,7 @@ pub async fn writes_publish_what_they_changed_once_committed(svc: Service) {
 
 pub async fn changes_reach_a_subscriber_of_another_service_where_shared(svc: Service) {
     let acme = tenant_with_agent(&svc, "acme", "a1").await;
-    session(&svc, &acme, "a1").await;
+    session_at_now(&svc, &acme, "a1").await;
     // Another replica: its own service (and feed) over the same database.
     let other = Service::new(Arc::clone(svc.store()));
     let shared = svc.store().shares_notifications();

@@ -105,6 +105,22 @@ pub async fn start_session(
     svc.start_session(&hello, now).await
 }
 
+/// A session of `agent` started at `NOW` (boot `boot-1`, 15 s interval).
+pub async fn session_at_now(svc: &Service, tenant_id: &str, agent_id: &str) {
+    start_session(
+        svc,
+        tenant_id,
+        agent_id,
+        "boot-1",
+        &HostFacts::default(),
+        15,
+        None,
+        NOW,
+    )
+    .await
+    .expect("start");
+}
+
 /// Records the end, at `now`, of the session started at `started_at`.
 pub async fn end_session(
     svc: &Service,
