@@ -5,6 +5,10 @@
 (function () {
   "use strict";
 
+  // htmx would add a <style> for its request indicators, which the CSP
+  // (style-src 'self') refuses; it reads this before it starts.
+  if (window.htmx) window.htmx.config.includeIndicatorStyles = false;
+
   // Live pages (class "live", hx-ext="sse"): say whether updates flow.
   function liveState(el, state, text) {
     const box = el.closest(".live");

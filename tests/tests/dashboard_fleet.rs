@@ -229,6 +229,31 @@ async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
     let out = turn_crit_while_watched("fleet", args, acme_db, &ready, &changed).await;
     let v = &out["value"];
     assert_eq!(v["reloaded"], false, "the page updated in place: {out}");
+    assert_eq!(v["chart_status"], "No history yet.", "{out}");
+    assert_eq!(v["charts"], 4, "CPU, memory, load, disk: {out}");
+    assert!(
+        v["projection"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/ full at")),
+        "{out}"
+    );
+    // Expected: the 404s this test asks for (no history yet, the other
+    // tenant's host, the favicon the collector has none of) and the SSE
+    // extension's error event when a navigation drops the stream. Nothing
+    // else: no CSP refusal, no script error.
+    let errors = out["console_errors"].as_array().expect("console_errors");
+    let unexpected: Vec<&Value> = errors
+        .iter()
+        .filter(|e| {
+            let e = e.as_str().unwrap_or_default();
+            !(e.ends_with("[object Event]")
+                || (e.contains("status of 404")
+                    && (e.contains("/metrics:")
+                        || e.contains("/favicon.ico")
+                        || e.contains(&globex_mail.agent_id))))
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
     assert_eq!(v["viewer"]["fleet_has_other"], false, "{out}");
     assert_eq!(v["viewer"]["host_status"], 404, "{out}");
     assert_eq!(v["viewer"]["noc_has_other"], false, "{out}");

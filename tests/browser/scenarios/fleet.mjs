@@ -18,10 +18,35 @@ export async function run(page, args, ctx) {
 
   await page.click(`${row} a[href^="/hosts/"]`);
   await page.locator(`#host-live tr[data-check="disk"][data-state="crit"]`).waitFor();
-  await page.locator("#chart-status").waitFor();
   await ctx.until("the charts to load or say why not", async () =>
     !(await page.locator("#chart-status").innerText()).startsWith("Loading"));
   const chartStatus = await page.locator("#chart-status").innerText();
+
+  // The metric history API (GET /api/v1/agents/{id}/metrics) is another
+  // branch's: answer it here with a history in its documented shape
+  // (docs/metrics-history.md) to see the charts drawn, projection included.
+  const now = Math.floor(Date.now() / 1000);
+  const t = Array.from({ length: 60 }, (_, i) => now - (59 - i) * 60);
+  const history = {
+    agent_id: args.host_id, bucket_secs: null, at_unix_secs: t,
+    cpu_percent: t.map((_, i) => 20 + 15 * Math.sin(i / 6)),
+    memory_percent: t.map((_, i) => 40 + i / 4),
+    swap_percent: t.map(() => null),
+    load1: t.map((_, i) => 1 + Math.sin(i / 5)), load5: t.map(() => 1.1), load15: t.map(() => 1.0),
+    disks: [
+      { mount: "/", used_percent: t.map((_, i) => 80 + i / 4), total_bytes: 53687091200,
+        projection: { from_unix_secs: t[59], from_used_percent: 94.75, full_unix_secs: now + 1800,
+          full_at: new Date((now + 1800) * 1000).toISOString() } },
+      { mount: "/boot", used_percent: t.map(() => 31), total_bytes: 1073741824, projection: null },
+    ],
+  };
+  await page.route("**/api/v1/agents/*/metrics*", (route) =>
+    route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(history) }));
+  await page.reload();
+  await page.locator('.chart[data-chart="disk"] .uplot canvas').waitFor();
+  const charts = await page.locator(".chart .uplot").count();
+  const projection = await page.locator(".projection").innerText();
+  await page.unroute("**/api/v1/agents/*/metrics*");
   await ctx.screenshot("host");
 
   await page.goto(`${base}/noc`);
@@ -42,6 +67,8 @@ export async function run(page, args, ctx) {
     reloaded,
     counts,
     chart_status: chartStatus,
+    charts,
+    projection,
     viewer: {
       fleet_has_host: fleetText.includes(args.host),
       fleet_has_other: fleetText.includes(args.other_host),
