@@ -25,9 +25,9 @@ pub use backends::{postgres_with, sqlite_with};
 
 #[allow(clippy::wildcard_imports)]
 use self::access::*;
-use self::lists::*;
 #[allow(clippy::wildcard_imports)]
 use self::fleet::*;
+use self::lists::*;
 use self::liveness::*;
 #[allow(clippy::wildcard_imports)]
 use self::maintenance::*;
