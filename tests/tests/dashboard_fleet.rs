@@ -229,6 +229,11 @@ async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
     let out = turn_crit_while_watched("fleet", args, acme_db, &ready, &changed).await;
     let v = &out["value"];
     assert_eq!(v["reloaded"], false, "the page updated in place: {out}");
+    assert_eq!(v["real_history"]["status"], "", "{out}");
+    assert_eq!(
+        v["real_history"]["charts"], 3,
+        "CPU, memory, load from the collector's history (no disks): {out}"
+    );
     assert_eq!(v["chart_status"], "No history yet.", "{out}");
     assert_eq!(v["charts"], 4, "CPU, memory, load, disk: {out}");
     assert!(

@@ -18,13 +18,25 @@ export async function run(page, args, ctx) {
 
   await page.click(`${row} a[href^="/hosts/"]`);
   await page.locator(`#host-live tr[data-check="disk"][data-state="crit"]`).waitFor();
-  await ctx.until("the charts to load or say why not", async () =>
+  const settled = () => ctx.until("the charts to load or say why not", async () =>
     !(await page.locator("#chart-status").innerText()).startsWith("Loading"));
+  // The collector's own history (GET /api/v1/agents/{id}/metrics): the
+  // simulated host's heartbeats, no disks.
+  await settled();
+  const real = {
+    status: await page.locator("#chart-status").innerText(),
+    charts: await page.locator(".chart .uplot").count(),
+  };
+  // No history (a 404): said so.
+  const metrics = "**/api/v1/agents/*/metrics*";
+  await page.route(metrics, (route) => route.fulfill({ status: 404, contentType: "application/json", body: '{"error":"no","code":"not_found"}' }));
+  await page.reload();
+  await settled();
   const chartStatus = await page.locator("#chart-status").innerText();
+  await page.unroute(metrics);
 
-  // The metric history API (GET /api/v1/agents/{id}/metrics) is another
-  // branch's: answer it here with a history in its documented shape
-  // (docs/metrics-history.md) to see the charts drawn, projection included.
+  // A history in the API's documented shape (docs/metrics-history.md)
+  // with a disk filling up, to see the projection drawn.
   const now = Math.floor(Date.now() / 1000);
   const t = Array.from({ length: 60 }, (_, i) => now - (59 - i) * 60);
   const history = {
@@ -40,13 +52,13 @@ export async function run(page, args, ctx) {
       { mount: "/boot", used_percent: t.map(() => 31), total_bytes: 1073741824, projection: null },
     ],
   };
-  await page.route("**/api/v1/agents/*/metrics*", (route) =>
+  await page.route(metrics, (route) =>
     route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(history) }));
   await page.reload();
   await page.locator('.chart[data-chart="disk"] .uplot canvas').waitFor();
   const charts = await page.locator(".chart .uplot").count();
   const projection = await page.locator(".projection").innerText();
-  await page.unroute("**/api/v1/agents/*/metrics*");
+  await page.unroute(metrics);
   await ctx.screenshot("host");
 
   await page.goto(`${base}/noc`);
@@ -66,6 +78,7 @@ export async function run(page, args, ctx) {
     delay_ms: delayMs,
     reloaded,
     counts,
+    real_history: real,
     chart_status: chartStatus,
     charts,
     projection,
