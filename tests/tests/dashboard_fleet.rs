@@ -206,6 +206,11 @@ async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
         seen.iter().all(|e| e["tenant_id"] == acme.as_str()),
         "the viewer's stream carried another tenant: {seen:?}"
     );
+    let (_, host) = page(&c, &viewer, &format!("/hosts/{}", acme_web.agent_id)).await;
+    assert!(
+        host.contains("1 open in the queue") && host.contains("nginx slow"),
+        "the host's open ticket and its check's message: {host}"
+    );
     let (_, noc) = page(&c, &admin, "/noc").await;
     assert!(
         noc.contains("globex-mail") && noc.contains("service CRIT"),

@@ -16,14 +16,17 @@ use super::fleet::{self_url, wants_fragment};
 use super::page::{Page, render};
 use crate::api::AppState;
 use crate::api::auth::{Caller, Csrf};
-use crate::domain::{AgentDetail, CheckState, Millis, Ticket, TicketState, now_millis, rfc3339};
+use crate::domain::{
+    AgentDetail, CheckState, Millis, Page as Rows, Ticket, TicketFilter, TicketState, now_millis,
+    rfc3339,
+};
 use crate::{Error, Result};
 
 /// A certificate with less left than this is shown as a warning.
 const CERT_WARN_MS: Millis = 86_400_000;
 
 /// Recent tickets shown (open ones are all shown).
-const RECENT: usize = 10;
+const RECENT: u64 = 10;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/hosts/{id}", get(host))
@@ -90,18 +93,19 @@ async fn host(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let scope = &caller.0.scope;
-    let (detail, open, all) = tokio::try_join!(
+    let of_host = |state| TicketFilter {
+        state: Some(state),
+        agent_id: Some(id.clone()),
+        ..TicketFilter::default()
+    };
+    let (open, resolved) = (of_host(TicketState::Open), of_host(TicketState::Resolved));
+    let store = s.svc.store();
+    let (detail, open, recent) = tokio::try_join!(
         s.svc.get_agent(scope, &id),
-        s.svc.store().list_tickets(scope, Some(TicketState::Open)),
-        s.svc.store().list_tickets(scope, None),
+        store.find_tickets(scope, &open, Rows::everything()),
+        store.find_tickets(scope, &resolved, Rows::first(RECENT)),
     )?;
     let detail = detail.ok_or_else(|| Error::NotFound(format!("host {id}")))?;
-    let open = open.into_iter().filter(|t| t.agent_id == id).collect();
-    let recent = all
-        .into_iter()
-        .filter(|t| t.agent_id == id && t.state == TicketState::Resolved)
-        .take(RECENT)
-        .collect();
     let view = view(detail, open, recent, self_url(&uri), now_millis());
     if wants_fragment(&headers) {
         return Ok(render(&HostFragment { view }));
