@@ -22,6 +22,7 @@ pub mod health;
 pub mod history;
 pub mod ingest;
 pub mod limits;
+pub mod live;
 pub mod maintenance;
 pub mod metrics;
 pub mod pki;

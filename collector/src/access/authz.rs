@@ -84,6 +84,11 @@ pub const RULES: &[Rule] = &[
     r("POST", "/admin/operators/{name}/{op}", Admin),
     r("POST", "/admin/keys", Admin),
     r("POST", "/admin/keys/{id}/{op}", Admin),
+    // fleet, host, NOC wall, live updates
+    r("GET", "/", Read),
+    r("GET", "/hosts/{id}", Read),
+    r("GET", "/noc", Read),
+    r("GET", "/events", Read),
     // === JSON API ===
     r("GET", "/api/v1/openapi.json", Public),
     r("GET", "/api/v1/tenants", Read),

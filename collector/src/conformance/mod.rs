@@ -7,6 +7,7 @@ mod access;
 mod backends;
 mod copy;
 mod dashboard;
+mod fleet;
 mod limits;
 mod lists;
 mod liveness;
@@ -27,6 +28,8 @@ pub use backends::{postgres_with, sqlite_with};
 use self::access::*;
 #[allow(clippy::wildcard_imports)]
 use self::dashboard::*;
+#[allow(clippy::wildcard_imports)]
+use self::fleet::*;
 #[allow(clippy::wildcard_imports)]
 use self::lists::*;
 #[allow(clippy::wildcard_imports)]
@@ -105,6 +108,22 @@ pub async fn start_session(
         clock_offset_ms,
     };
     svc.start_session(&hello, now).await
+}
+
+/// A session of `agent` started at `NOW` (boot `boot-1`, 15 s interval).
+pub async fn session_at_now(svc: &Service, tenant_id: &str, agent_id: &str) {
+    start_session(
+        svc,
+        tenant_id,
+        agent_id,
+        "boot-1",
+        &HostFacts::default(),
+        15,
+        None,
+        NOW,
+    )
+    .await
+    .expect("start");
 }
 
 /// Records the end, at `now`, of the session started at `started_at`.
@@ -467,6 +486,10 @@ macro_rules! store_conformance {
                 a_sample_at_a_stored_instant_is_kept_as_it_was,
                 metric_samples_are_pruned_by_age,
                 dashboard_reads_order_filter_page_and_scope,
+                fleet_rows_count_states_and_open_tickets_in_scope,
+                notifications_reach_listeners_where_the_store_shares_them,
+                writes_publish_what_they_changed_once_committed,
+                changes_reach_a_subscriber_of_another_service_where_shared,
             );
         }
     };

@@ -2,26 +2,15 @@
 //! own reason (an agent the tenant does not have) fails alone; the writes
 //! queued with it still commit, each answered with its own outcome.
 
-use super::{NOW, changes, disk, start_session, tenant_with_agent};
+use super::{NOW, changes, disk, session_at_now, tenant_with_agent};
 use crate::Error;
-use crate::domain::{CheckState, HostFacts, Scope, TicketState};
+use crate::domain::{CheckState, Scope, TicketState};
 use crate::tickets::Service;
 use crate::tickets::writer::{Write, Writer};
 
 pub async fn a_refused_write_fails_alone_and_its_batch_commits(svc: Service) {
     let tenant = tenant_with_agent(&svc, "acme", "a1").await;
-    start_session(
-        &svc,
-        &tenant,
-        "a1",
-        "boot-1",
-        &HostFacts::default(),
-        15,
-        None,
-        NOW,
-    )
-    .await
-    .expect("start");
+    session_at_now(&svc, &tenant, "a1").await;
     let writer = Writer::start(&svc, 1);
     let report = |agent: &str, seq: u64| Write::Report {
         tenant_id: tenant.clone(),

@@ -6,7 +6,11 @@
 //! into the HTTP router by [`crate::api::router`].
 
 mod assets;
+mod events;
+mod fleet;
+mod host;
 mod login;
+mod noc;
 pub mod page;
 // === work pages ===
 mod admin;
@@ -38,4 +42,8 @@ pub fn router() -> Router<AppState> {
         .merge(audit::routes())
         .merge(admin::routes())
         .merge(ticket::routes())
+        .merge(fleet::routes())
+        .merge(host::routes())
+        .merge(noc::routes())
+        .merge(events::routes())
 }

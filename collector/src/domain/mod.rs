@@ -210,6 +210,9 @@ pub struct Agent {
     pub clock_offset_ms: Option<i64>,
     /// The offset is beyond `[limits] clock_skew_tolerance_secs`.
     pub clock_skewed: bool,
+    /// Host facts from the latest hello (0: not reported).
+    pub cpu_count: i64,
+    pub memory_total_bytes: i64,
 }
 
 /// An agent with its checks' latest states.

@@ -20,6 +20,7 @@
 //! once; a backend adds only its connection, migrations and dialect bits.
 
 pub mod copy;
+pub mod fleet;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
@@ -28,6 +29,9 @@ mod dashboard;
 mod url;
 
 pub use dashboard::DashboardStore;
+pub use fleet::{
+    FleetCheckCount, FleetRows, FleetStore, FleetTicketCount, Notifications, NotifyStore,
+};
 pub use rows::*;
 pub use url::{StoreUrl, open};
 
@@ -56,6 +60,8 @@ pub trait Storage:
     + CaStore
     + LeaseStore
     + MetricStore
+    + FleetStore
+    + NotifyStore
     + Send
     + Sync
     + 'static

@@ -161,6 +161,7 @@ impl Service {
             )));
         }
         desk.tx.delete_agent_problems(&tenant, agent_id).await?;
+        desk.changed(&tenant, crate::live::Kind::Agent);
         desk.tx
             .insert_audit(Audit {
                 tenant_id: Some(&tenant),

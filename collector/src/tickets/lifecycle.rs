@@ -24,6 +24,7 @@ impl Desk<'_> {
         detail: &str,
         actor: &str,
     ) -> Result<()> {
+        self.changed(tenant_id, crate::live::Kind::Ticket);
         let id = self
             .tx
             .add_event(&NewEvent {

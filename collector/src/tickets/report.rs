@@ -229,6 +229,7 @@ async fn alive_again(
     desk.tx
         .set_overdue(&ctx.row.tenant_id, &ctx.row.agent_id, None)
         .await?;
+    desk.changed(&ctx.row.tenant_id, crate::live::Kind::Agent);
     problems::observe(
         desk,
         policy,

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::Result;
 use crate::limits::Limits;
+use crate::live::{Change, Kind, Live};
 use crate::sinks::SinkRoute;
 use crate::store::{Storage, WriteTx};
 use crate::tickets::policy::Policy;
@@ -29,6 +30,8 @@ pub struct Service {
     /// At most one metric sample per agent per this many ms
     /// (`[retention] metric_sample_secs`, see `crate::history`).
     pub(crate) metric_sample_ms: crate::domain::Millis,
+    /// Committed changes, for the dashboard's live updates.
+    live: Live,
 }
 
 // === impl Service ===
@@ -37,6 +40,7 @@ impl Service {
     /// Decisions over `store` with the default policy and limits.
     pub fn new(store: Arc<dyn Storage>) -> Self {
         Self {
+            live: Live::new(store.clone()),
             store,
             policy: Arc::default(),
             limits: Arc::default(),
@@ -77,6 +81,11 @@ impl Service {
     /// The storage, for reads.
     pub fn store(&self) -> &Arc<dyn Storage> {
         &self.store
+    }
+
+    /// The change feed the dashboard's live updates subscribe to.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     pub fn policy(&self) -> &Policy {
@@ -128,6 +137,8 @@ impl Service {
             tx: self.store.begin().await?,
             policy: &self.policy,
             routes: self.routes(),
+            live: &self.live,
+            changes: Vec::new(),
         })
     }
 }
@@ -137,11 +148,32 @@ pub struct Desk<'s> {
     pub tx: Box<dyn WriteTx>,
     pub policy: &'s Policy,
     pub routes: Arc<[SinkRoute]>,
+    live: &'s Live,
+    /// What this transaction changed, published once it commits.
+    changes: Vec<Change>,
 }
 
 impl Desk<'_> {
+    /// Commits, then publishes what changed to the live feed.
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        self.live.publish(self.changes);
+        Ok(())
+    }
+
+    /// Notes that tenant `tenant_id`'s `kind` changed in this transaction
+    /// (told to live subscribers only if it commits).
+    pub fn changed(&mut self, tenant_id: &str, kind: Kind) {
+        if !self
+            .changes
+            .iter()
+            .any(|c| c.kind == kind && c.tenant_id == tenant_id)
+        {
+            self.changes.push(Change {
+                tenant_id: tenant_id.to_string(),
+                kind,
+            });
+        }
     }
 }
 

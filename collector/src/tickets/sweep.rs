@@ -99,6 +99,7 @@ async fn overdue(
         desk.tx
             .set_overdue(&a.tenant_id, &a.agent_id, Some(a.last_seen_at))
             .await?;
+        desk.changed(&a.tenant_id, crate::live::Kind::Agent);
         let ctx = AgentCtx::load(desk.tx.as_mut(), &a.tenant_id, &a.agent_id).await?;
         let base = desk.policy;
         let policy = base.for_tenant(&ctx.row.tenant);

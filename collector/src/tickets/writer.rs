@@ -23,7 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::report::{Hello, SessionEnd};
 use super::service::{Desk, Service};
-use crate::domain::{ApplyOutcome, HostFacts, Millis, Report};
+use crate::domain::{ApplyOutcome, HostFacts, Millis, Report, ReportPayload};
+use crate::live::Kind;
 use crate::{Error, Result};
 
 /// Most requests applied in one transaction: bounds the time one commit
@@ -212,6 +213,7 @@ async fn apply_in(svc: &Service, desk: &mut Desk<'_>, write: &Write) -> Result<A
                 clock_offset_ms: *clock_offset_ms,
             };
             svc.start_session_in(desk, &hello, *now).await?;
+            desk.changed(tenant_id, Kind::Agent);
             Ok(ApplyOutcome::default())
         }
         Write::Report {
@@ -220,8 +222,15 @@ async fn apply_in(svc: &Service, desk: &mut Desk<'_>, write: &Write) -> Result<A
             report,
             now,
         } => {
-            svc.apply_report_in(desk, tenant_id, agent_id, report, *now)
-                .await
+            let outcome = svc
+                .apply_report_in(desk, tenant_id, agent_id, report, *now)
+                .await?;
+            // A heartbeat repeats states (a changed one opens or resolves a
+            // ticket, which publishes itself); state changes show at once.
+            if !outcome.duplicate && matches!(report.payload, ReportPayload::StateChanges(_)) {
+                desk.changed(tenant_id, Kind::Agent);
+            }
+            Ok(outcome)
         }
         Write::End {
             tenant_id,
@@ -237,6 +246,7 @@ async fn apply_in(svc: &Service, desk: &mut Desk<'_>, write: &Write) -> Result<A
                 clean: *clean,
             };
             svc.end_session_in(desk, &end, *now).await?;
+            desk.changed(tenant_id, Kind::Agent);
             Ok(ApplyOutcome::default())
         }
     }

@@ -56,6 +56,7 @@ include!("../sql/lease.rs");
 include!("../sql/retention.rs");
 include!("../sql/metrics.rs");
 include!("../sql/backend.rs");
+include!("../sql/fleet.rs");
 
 const BACKEND: &str = "postgres";
 
@@ -118,6 +119,39 @@ impl PostgresStore {
     /// The pool, for tests and the copy command.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// `LISTEN`/`NOTIFY`: a change committed through one replica reaches the
+/// others (each listens on a connection of its own, outside the pool).
+#[async_trait]
+impl NotifyStore for PostgresStore {
+    fn shares_notifications(&self) -> bool {
+        true
+    }
+
+    async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn listen(&self, channel: &str) -> Result<Option<Box<dyn Notifications>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(channel).await?;
+        Ok(Some(Box::new(PgNotifications(listener))))
+    }
+}
+
+struct PgNotifications(sqlx::postgres::PgListener);
+
+#[async_trait]
+impl Notifications for PgNotifications {
+    async fn recv(&mut self) -> Result<String> {
+        Ok(self.0.recv().await?.payload().to_string())
     }
 }
 

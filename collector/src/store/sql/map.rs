@@ -39,6 +39,8 @@ fn agent_from_row(r: &DbRow) -> Result<Agent> {
         clock_offset_ms: r.try_get("clock_offset_ms")?,
         // Set by the caller, which knows the tolerance.
         clock_skewed: false,
+        cpu_count: r.try_get("cpu_count")?,
+        memory_total_bytes: r.try_get("memory_total_bytes")?,
     })
 }
 

@@ -57,6 +57,7 @@ include!("../sql/lease.rs");
 include!("../sql/retention.rs");
 include!("../sql/metrics.rs");
 include!("../sql/backend.rs");
+include!("../sql/fleet.rs");
 
 const BACKEND: &str = "sqlite";
 
@@ -140,3 +141,19 @@ async fn retention_lease(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<boo
 
 #[cfg(test)]
 mod tests;
+
+/// One process owns a SQLite store: it tells itself of changes in memory.
+#[async_trait]
+impl NotifyStore for SqliteStore {
+    fn shares_notifications(&self) -> bool {
+        false
+    }
+
+    async fn notify(&self, _channel: &str, _payload: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn listen(&self, _channel: &str) -> Result<Option<Box<dyn Notifications>>> {
+        Ok(None)
+    }
+}
