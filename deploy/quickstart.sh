@@ -24,17 +24,29 @@ mkdir -p "$DEV"
 chmod 700 "$DEV"
 COLLECTOR_CFG=$DEV/collector.toml
 AGENT_CFG=$DEV/agent.toml
-[ -f "$COLLECTOR_CFG" ] || cat > "$COLLECTOR_CFG" <<TOML
+if [ -f "$COLLECTOR_CFG" ]; then
+    # Kept from an earlier run (with any edits); only the ports follow this run.
+    sed -i -E "/^\[grpc\]/,/^\[/ s|^listen_addr = .*|listen_addr = \"127.0.0.1:$GRPC_PORT\"|; /^\[http\]/,/^\[/ s|^listen_addr = .*|listen_addr = \"127.0.0.1:$HTTP_PORT\"|" "$COLLECTOR_CFG"
+else
+    cat > "$COLLECTOR_CFG" <<TOML
 data_dir = "$DEV/collector"
 [grpc]
 listen_addr = "127.0.0.1:$GRPC_PORT"
 [http]
 listen_addr = "127.0.0.1:$HTTP_PORT"
 TOML
-[ -f "$AGENT_CFG" ] || cat > "$AGENT_CFG" <<TOML
+fi
+if [ -f "$AGENT_CFG" ]; then
+    sed -i -E "s|^url = \"https://127.0.0.1:[0-9]+\"|url = \"https://127.0.0.1:$GRPC_PORT\"|" "$AGENT_CFG"
+else
+    cat > "$AGENT_CFG" <<TOML
 state_dir = "$DEV/agent"
 interval_secs = 15
+[collector]
+url = "https://127.0.0.1:$GRPC_PORT"
 TOML
+fi
+echo "==> configs: $COLLECTOR_CFG and $AGENT_CFG (ports: gRPC $GRPC_PORT, HTTP $HTTP_PORT)"
 
 collector() { "$BIN/forewarn-collector" --config "$COLLECTOR_CFG" "$@"; }
 agent() { "$BIN/forewarn-agent" --config "$AGENT_CFG" "$@"; }
@@ -71,9 +83,24 @@ if [ ! -f "$DEV/agent/identity.json" ]; then
         --ca-fingerprint "$(echo "$TOKEN_JSON" | json_field ca_fingerprint)"
 fi
 if [ ! -f "$DEV/api-key" ]; then
-    (umask 077; collector api-key create --name quickstart --json | json_field key > "$DEV/api-key")
+    (umask 077; collector api-key create --name quickstart --role msp-admin --json | json_field key > "$DEV/api-key")
 fi
 API_KEY=$(cat "$DEV/api-key")
+
+# The first start made operator "admin" and printed a one-time setup link;
+# set a random password through it (never a default one) and keep it here.
+SETUP=$(sed -n 's/^forewarn-collector first-admin user=admin setup=//p' "$DEV/collector.out")
+if [ -n "$SETUP" ] && [ ! -f "$DEV/admin-password" ]; then
+    PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20)
+    TOKEN=${SETUP#*token=}
+    if curl -fsS -o /dev/null --data-urlencode "token=$TOKEN" --data-urlencode "password=$PASSWORD" \
+        --data-urlencode "confirm=$PASSWORD" "http://127.0.0.1:$HTTP_PORT/setup"; then
+        (umask 077; echo "$PASSWORD" > "$DEV/admin-password")
+    else
+        echo "could not set the admin password; open the setup link instead: $SETUP"
+    fi
+fi
+LOGIN="admin / $(cat "$DEV/admin-password" 2>/dev/null || echo "(see the setup link in $DEV/collector.out)")"
 
 echo "==> starting the agent (log: $DEV/agent.log)"
 "$BIN/forewarn-agent" --config "$AGENT_CFG" run 2> "$DEV/agent.log" &
@@ -82,11 +109,13 @@ PIDS+=($!)
 cat <<INFO
 
 Forewarn is running.
+  Dashboard:  http://127.0.0.1:$HTTP_PORT/   (sign in as $LOGIN; password also in $DEV/admin-password)
   API:        http://127.0.0.1:$HTTP_PORT/api/v1   (health: http://127.0.0.1:$HTTP_PORT/healthz)
   API key:    $API_KEY   (also in $DEV/api-key)
   try:        curl -H "Authorization: Bearer $API_KEY" http://127.0.0.1:$HTTP_PORT/api/v1/agents
               curl -H "Authorization: Bearer $API_KEY" 'http://127.0.0.1:$HTTP_PORT/api/v1/tickets?state=open'
   CLI:        $BIN/forewarn-collector --config $COLLECTOR_CFG tickets list
+  configs:    $COLLECTOR_CFG  $AGENT_CFG
   logs:       $DEV/collector.log  $DEV/agent.log
 
 Press Ctrl-C to stop the collector and the agent.
