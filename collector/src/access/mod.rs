@@ -67,7 +67,7 @@ pub fn operator_caller(op: &OperatorRow, source: &str) -> Option<ApiCaller> {
 }
 
 /// An operator as the API shows it (never the password hash or TOTP secret).
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct OperatorView {
     pub id: String,
     pub username: String,
@@ -77,9 +77,11 @@ pub struct OperatorView {
     /// `active`, `disabled`, `revoked`, or `pending` (no password set yet).
     pub status: &'static str,
     #[serde(with = "crate::domain::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: crate::domain::Millis,
     pub created_by: String,
     #[serde(with = "crate::domain::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login_at: Option<crate::domain::Millis>,
 }
 

@@ -1,11 +1,12 @@
 //! Operators and API keys over the API (msp-admins), and `GET /api/v1/me`.
 //! Every change is audited by `crate::access`.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Caller, Csrf};
@@ -15,21 +16,18 @@ use crate::store::ApiKeyRow;
 use crate::{Error, Result};
 
 /// The operator and key routes, merged into [`super::router`].
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/me", get(me))
-        .route(
-            "/api/v1/operators",
-            get(list_operators).post(create_operator),
-        )
-        .route("/api/v1/operators/{name}/disable", post(disable_operator))
-        .route("/api/v1/operators/{name}/enable", post(enable_operator))
-        .route("/api/v1/operators/{name}/revoke", post(revoke_operator))
-        .route("/api/v1/operators/{name}/reset", post(reset_operator))
-        .route("/api/v1/keys", get(list_keys).post(create_key))
-        .route("/api/v1/keys/{id}/disable", post(disable_key))
-        .route("/api/v1/keys/{id}/enable", post(enable_key))
-        .route("/api/v1/keys/{id}/revoke", post(revoke_key))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(list_operators, create_operator))
+        .routes(routes!(disable_operator))
+        .routes(routes!(enable_operator))
+        .routes(routes!(revoke_operator))
+        .routes(routes!(reset_operator))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(disable_key))
+        .routes(routes!(enable_key))
+        .routes(routes!(revoke_key))
 }
 
 fn role(v: &str) -> Result<Role> {
@@ -42,6 +40,8 @@ fn role(v: &str) -> Result<Role> {
 
 /// Who the caller is: name, role and tenants; for a browser session, also
 /// the CSRF token its scripts send (same-origin only: no CORS).
+#[utoipa::path(get, path = "/api/v1/me", tag = "access",
+    responses((status = 200, description = "The caller: name, role, tenants (and a session's CSRF token)", body = Object)))]
 async fn me(caller: Caller, csrf: Option<axum::Extension<Csrf>>) -> Json<Value> {
     let c = &caller.0;
     let tenants = match &c.scope {
@@ -56,6 +56,8 @@ async fn me(caller: Caller, csrf: Option<axum::Extension<Csrf>>) -> Json<Value> 
     Json(me)
 }
 
+#[utoipa::path(get, path = "/api/v1/operators", tag = "access",
+    responses((status = 200, description = "Every operator", body = [OperatorView])))]
 async fn list_operators(
     State(s): State<AppState>,
     caller: Caller,
@@ -63,7 +65,7 @@ async fn list_operators(
     Ok(Json(s.access.list_operators(&caller.0).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOperatorBody {
     username: String,
@@ -74,6 +76,8 @@ struct NewOperatorBody {
 }
 
 /// Creates an operator; the answer carries the one-time setup link.
+#[utoipa::path(post, path = "/api/v1/operators", tag = "access", request_body = NewOperatorBody,
+    responses((status = 200, description = "The operator and its one-time setup path", body = Object)))]
 async fn create_operator(
     State(s): State<AppState>,
     caller: Caller,
@@ -107,6 +111,9 @@ async fn set_disabled(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/operators/{name}/disable", tag = "access",
+    params(("name" = String, Path, description = "Username")),
+    responses((status = 200, description = "The operator, disabled (sessions ended)", body = OperatorView)))]
 async fn disable_operator(
     State(s): State<AppState>,
     caller: Caller,
@@ -115,6 +122,9 @@ async fn disable_operator(
     set_disabled(&s, &caller, &name, true).await
 }
 
+#[utoipa::path(post, path = "/api/v1/operators/{name}/enable", tag = "access",
+    params(("name" = String, Path, description = "Username")),
+    responses((status = 200, description = "The operator, enabled", body = OperatorView)))]
 async fn enable_operator(
     State(s): State<AppState>,
     caller: Caller,
@@ -123,6 +133,9 @@ async fn enable_operator(
     set_disabled(&s, &caller, &name, false).await
 }
 
+#[utoipa::path(post, path = "/api/v1/operators/{name}/revoke", tag = "access",
+    params(("name" = String, Path, description = "Username")),
+    responses((status = 200, description = "The operator, revoked for good", body = OperatorView)))]
 async fn revoke_operator(
     State(s): State<AppState>,
     caller: Caller,
@@ -136,6 +149,9 @@ async fn revoke_operator(
 }
 
 /// A new setup link (forgotten password); the operator's sessions end.
+#[utoipa::path(post, path = "/api/v1/operators/{name}/reset", tag = "access",
+    params(("name" = String, Path, description = "Username")),
+    responses((status = 200, description = "A new one-time setup path", body = Object)))]
 async fn reset_operator(
     State(s): State<AppState>,
     caller: Caller,
@@ -148,11 +164,13 @@ async fn reset_operator(
     Ok(Json(json!({"setup_path": path})))
 }
 
+#[utoipa::path(get, path = "/api/v1/keys", tag = "access",
+    responses((status = 200, description = "API keys in scope (never their secrets)", body = [ApiKeyRow])))]
 async fn list_keys(State(s): State<AppState>, caller: Caller) -> Result<Json<Vec<ApiKeyRow>>> {
     Ok(Json(s.access.list_keys(&caller.0).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyBody {
     name: String,
@@ -162,6 +180,8 @@ struct NewKeyBody {
 }
 
 /// Creates a key; the secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "access", request_body = NewKeyBody,
+    responses((status = 200, description = "The key's secret (shown once) and its row", body = Object)))]
 async fn create_key(
     State(s): State<AppState>,
     caller: Caller,
@@ -180,6 +200,9 @@ async fn create_key(
     Ok(Json(json!({"key": k.secret, "api_key": k.key})))
 }
 
+#[utoipa::path(post, path = "/api/v1/keys/{id}/disable", tag = "access",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key, disabled", body = ApiKeyRow)))]
 async fn disable_key(
     State(s): State<AppState>,
     caller: Caller,
@@ -192,6 +215,9 @@ async fn disable_key(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/keys/{id}/enable", tag = "access",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key, enabled", body = ApiKeyRow)))]
 async fn enable_key(
     State(s): State<AppState>,
     caller: Caller,
@@ -204,6 +230,9 @@ async fn enable_key(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", tag = "access",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key, revoked for good", body = ApiKeyRow)))]
 async fn revoke_key(
     State(s): State<AppState>,
     caller: Caller,

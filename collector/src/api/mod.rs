@@ -62,6 +62,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
         .merge(fleet::routes())
         .merge(metrics::routes())
+        .merge(access::routes())
         .merge(tickets::routes())
         .merge(admin::routes())
         .merge(outbox::routes())
@@ -88,7 +89,6 @@ pub fn router(svc: Service, access: crate::access::Access) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(api)
-        .merge(access::routes())
         .merge(crate::dashboard::router());
     let state = AppState {
         svc,

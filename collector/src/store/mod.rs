@@ -25,14 +25,18 @@ pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
+mod access;
 mod dashboard;
+mod scope;
 mod url;
 
+pub use access::{KeyStore, OperatorStore};
 pub use dashboard::DashboardStore;
 pub use fleet::{
     FleetCheckCount, FleetRows, FleetStore, FleetTicketCount, Notifications, NotifyStore,
 };
 pub use rows::*;
+pub(crate) use scope::scope_binding;
 pub use url::{StoreUrl, open};
 
 use async_trait::async_trait;
@@ -40,8 +44,7 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::domain::{
     Agent, AgentAuth, AgentDetail, AgentFilter, AuditEntry, EnrollmentToken, Millis, NewAgent,
-    NewApiKey, NewEnrollmentToken, Page, Scope, Tenant, Ticket, TicketDetail, TicketFilter,
-    TicketState,
+    NewEnrollmentToken, Page, Scope, Tenant, Ticket, TicketDetail, TicketFilter, TicketState,
 };
 
 /// A storage backend: its pool, every read, and write transactions.
@@ -170,55 +173,6 @@ pub trait TokenStore {
         tenant_id: Option<&str>,
         page: Page,
     ) -> Result<Vec<EnrollmentToken>>;
-}
-
-#[async_trait]
-pub trait KeyStore {
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<()>;
-    /// The key with this hash, whatever its state (the caller decides
-    /// whether a disabled or revoked key may call).
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>>;
-    /// Keys in scope (never their secrets), newest first.
-    async fn list_api_keys(&self, scope: &Scope) -> Result<Vec<ApiKeyRow>>;
-    /// Sets or clears `disabled_at`; `false` if no unrevoked key has this id.
-    async fn set_api_key_disabled(&self, id: &str, at: Option<Millis>) -> Result<bool>;
-    /// Revokes for good; `false` if no unrevoked key has this id.
-    async fn revoke_api_key(&self, id: &str, at: Millis) -> Result<bool>;
-    /// Records a use (the caller throttles how often).
-    async fn touch_api_key(&self, id: &str, at: Millis) -> Result<()>;
-}
-
-/// Operators, their tenants, browser sessions and setup links.
-#[async_trait]
-pub trait OperatorStore {
-    /// A duplicate username is `Error::Conflict`.
-    async fn create_operator(&self, op: &NewOperator<'_>) -> Result<()>;
-    async fn operator_by_name(&self, username: &str) -> Result<Option<OperatorRow>>;
-    async fn operator(&self, id: &str) -> Result<Option<OperatorRow>>;
-    async fn list_operators(&self) -> Result<Vec<OperatorRow>>;
-    async fn count_operators(&self) -> Result<i64>;
-    /// Replaces the operator's granted tenants.
-    async fn set_operator_tenants(&self, id: &str, tenant_ids: &[String]) -> Result<()>;
-    async fn set_operator_password(&self, id: &str, password_hash: &str) -> Result<()>;
-    async fn set_operator_totp(&self, id: &str, secret: Option<&str>) -> Result<()>;
-    /// Sets or clears `disabled_at`; `false` if no unrevoked operator has this id.
-    async fn set_operator_disabled(&self, id: &str, at: Option<Millis>) -> Result<bool>;
-    /// Revokes for good and ends every session; `false` if none to revoke.
-    async fn revoke_operator(&self, id: &str, at: Millis) -> Result<bool>;
-    async fn record_login(&self, id: &str, at: Millis) -> Result<()>;
-
-    async fn insert_setup_link(&self, link: &SetupLinkRow) -> Result<()>;
-    /// Marks the link used and returns its operator, if it was unused and
-    /// `expires_at > now`; `None` (nothing written) otherwise.
-    async fn take_setup_link(&self, token_hash: &str, now: Millis) -> Result<Option<String>>;
-
-    async fn insert_session(&self, s: &OperatorSession) -> Result<()>;
-    async fn session(&self, id_hash: &str) -> Result<Option<OperatorSession>>;
-    async fn touch_session(&self, id_hash: &str, at: Millis) -> Result<()>;
-    async fn delete_session(&self, id_hash: &str) -> Result<()>;
-    async fn delete_operator_sessions(&self, operator_id: &str) -> Result<u64>;
-    /// Sessions last seen before `before`.
-    async fn prune_sessions(&self, before: Millis) -> Result<u64>;
 }
 
 #[async_trait]
@@ -629,45 +583,4 @@ pub trait RetentionTx {
     async fn prune_ended_windows(&mut self, before: Millis, limit: i64) -> Result<u64>;
     /// Metric samples taken before `before`.
     async fn prune_metric_samples(&mut self, before: Millis, limit: i64) -> Result<u64>;
-}
-
-/// A scope as the one text parameter the shared queries compare with
-/// (`$1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%'`): `None` for all
-/// tenants, else `,id1,id2,`. Tenant ids are UUIDs (letters, digits and
-/// `-`), so no id holds a `LIKE` wildcard or a comma; an id that does is
-/// left out, which narrows the scope rather than widening it.
-pub(crate) fn scope_binding(scope: &Scope) -> Option<String> {
-    let ids: &[String] = match scope {
-        Scope::All => return None,
-        Scope::Tenant(t) => std::slice::from_ref(t),
-        Scope::Tenants(ts) => ts,
-    };
-    let mut out = String::from(",");
-    for id in ids.iter().filter(|id| plain_id(id)) {
-        out.push_str(id);
-        out.push(',');
-    }
-    Some(out)
-}
-
-/// Whether `id` can sit in a scope binding without meaning more than itself.
-fn plain_id(id: &str) -> bool {
-    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-#[cfg(test)]
-mod scope_tests {
-    use super::*;
-
-    #[test]
-    fn a_binding_lists_plain_ids_only() {
-        assert_eq!(scope_binding(&Scope::All), None);
-        assert_eq!(
-            scope_binding(&Scope::Tenant("a-1".into())).as_deref(),
-            Some(",a-1,")
-        );
-        let s = Scope::Tenants(vec!["a".into(), "b%".into(), "c_d".into(), "e".into()]);
-        assert_eq!(scope_binding(&s).as_deref(), Some(",a,e,"));
-        assert_eq!(scope_binding(&Scope::Tenants(vec![])).as_deref(), Some(","));
-    }
 }

@@ -408,7 +408,7 @@ pub struct StoredCa {
 }
 
 /// An API key as stored (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiKeyRow {
     pub id: String,
     pub tenant_id: Option<String>,
@@ -416,12 +416,16 @@ pub struct ApiKeyRow {
     pub name: String,
     pub role: String,
     #[serde(with = "crate::domain::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Millis,
     #[serde(with = "crate::domain::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub disabled_at: Option<Millis>,
     #[serde(with = "crate::domain::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Millis>,
     #[serde(with = "crate::domain::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<Millis>,
 }
 
