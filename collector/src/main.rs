@@ -264,6 +264,26 @@ fn main() -> ExitCode {
     if let Some(d) = cli.data_dir {
         cfg.data_dir = d;
     }
+    // Admin commands say which config and store they act on: found the way
+    // `serve` finds them (--config, FOREWARN_COLLECTOR_CONFIG, then
+    // /etc/forewarn/collector.toml, else built-in defaults).
+    if !matches!(cli.command, Command::Serve | Command::Store(_)) {
+        let config = cli.config.as_deref().map_or_else(
+            || {
+                let default = std::path::Path::new(forewarn_collector::config::DEFAULT_CONFIG_PATH);
+                if default.exists() {
+                    default.display().to_string()
+                } else {
+                    "none (built-in defaults)".to_string()
+                }
+            },
+            |p| p.display().to_string(),
+        );
+        let store = cfg
+            .store_url()
+            .map_or_else(|e| e.to_string(), |u| u.display());
+        eprintln!("forewarn-collector: config {config}; store {store}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
