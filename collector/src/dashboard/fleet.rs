@@ -4,8 +4,6 @@
 //! change, fetches itself again with `HX-Request`, which answers only the
 //! part that changes (`fleet_live.html`).
 
-#[cfg(test)]
-mod bench;
 pub mod model;
 
 use askama::Template;

@@ -6,6 +6,8 @@
 //! into the HTTP router by [`crate::api::router`].
 
 mod assets;
+#[cfg(test)]
+mod bench;
 mod events;
 mod fleet;
 mod host;

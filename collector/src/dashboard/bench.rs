@@ -1,7 +1,7 @@
 //! Page-load figures at scale (a benchmark that prints, never asserts a
 //! time): 1,000 hosts in 5 tenants and 10,000 open tickets on SQLite, the
-//! real router on loopback, each page's first response and the median of
-//! five. Run:
+//! real router on loopback, every dashboard page's (and the main API
+//! lists') first response and the median of five. Run:
 //! `cargo nextest run -p forewarn-collector --run-ignored only -E 'test(pages_at_scale)' --no-capture`
 
 use std::sync::Arc;
@@ -115,12 +115,25 @@ async fn pages_at_scale() {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     let http = reqwest::Client::new();
+    let month = crate::domain::rfc3339::format(NOW)[..7].to_string();
     for path in [
-        "/",
-        "/?state=crit",
-        "/noc",
-        &format!("/hosts/{first_agent}"),
+        "/".to_string(),
+        "/?state=crit".to_string(),
+        "/noc".to_string(),
+        format!("/hosts/{first_agent}"),
+        "/tickets".to_string(),
+        "/tickets?tier=1&page=20".to_string(),
+        "/tickets/1".to_string(),
+        "/maintenance".to_string(),
+        "/policies".to_string(),
+        "/reports".to_string(),
+        format!("/reports/tenant-0/{month}"),
+        "/audit".to_string(),
+        "/admin".to_string(),
+        "/api/v1/tickets?state=open&sort=priority".to_string(),
+        "/api/v1/agents".to_string(),
     ] {
+        let path = path.as_str();
         let mut times = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
