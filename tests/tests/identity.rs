@@ -230,8 +230,18 @@ async fn a_revoked_agent_is_cut_off_at_once_and_refused_after() {
         403
     );
     assert!(collector.cli(&["tenant", "add", "other"]).status.success());
+    // An msp-admin key scoped to another tenant: the role may, the scope
+    // does not reach.
     let other = collector.cli_json(&[
-        "api-key", "create", "--name", "o", "--tenant", "other", "--json",
+        "api-key",
+        "create",
+        "--name",
+        "o",
+        "--tenant",
+        "other",
+        "--role",
+        "msp-admin",
+        "--json",
     ]);
     assert_eq!(
         post(other["key"].as_str().expect("key").into(), path.clone()).await,
@@ -322,8 +332,18 @@ async fn a_revoked_enrollment_token_is_refused_and_everything_is_audited() {
     let (status, _) = post_with(&collector, viewer["key"].as_str().expect("key"), &path).await;
     assert_eq!(status, 403);
     assert!(collector.cli(&["tenant", "add", "other"]).status.success());
+    // An msp-admin key scoped to another tenant: the role may, the scope
+    // does not reach.
     let other = collector.cli_json(&[
-        "api-key", "create", "--name", "o", "--tenant", "other", "--json",
+        "api-key",
+        "create",
+        "--name",
+        "o",
+        "--tenant",
+        "other",
+        "--role",
+        "msp-admin",
+        "--json",
     ]);
     let other_key = other["key"].as_str().expect("key");
     let (status, _) = post_with(&collector, other_key, &path).await;
