@@ -52,6 +52,35 @@ export async function run(page, args, ctx) {
   await Promise.all([page.waitForURL(/flash=/), page.click("#bulk button[type=submit]")]);
   out.bulk_flash = await page.locator(".flash").innerText();
 
+  // Live: the open queue refetches its table when a ticket changes (here,
+  // assigned through the API with this session), and a ticked box stays
+  // ticked across the swap.
+  await page.goto(`${base}/tickets`);
+  await page.locator(".live[data-live=connected]").waitFor();
+  const liveRows = page.locator("#queue-main tbody tr");
+  const liveId = await liveRows.nth(0).getAttribute("data-ticket");
+  const keepId = await liveRows.nth(1).getAttribute("data-ticket");
+  await page.locator(`#pick-${keepId}`).check();
+  // From the page itself, as the dashboard's own scripts would call the API
+  // (the session cookie and its CSRF token).
+  const status = await page.evaluate(async (id) => {
+    const me = await (await fetch("/api/v1/me")).json();
+    const r = await fetch(`/api/v1/tickets/${id}/assign`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": me.csrf_token },
+      body: JSON.stringify({ assignee: "live-check" }),
+    });
+    return r.status;
+  }, liveId);
+  if (status !== 200) throw new Error(`assign through the API: HTTP ${status}`);
+  await ctx.until(
+    "the queue to show the assignment without a reload",
+    async () => (await page.locator(`#queue-main tr[data-ticket="${liveId}"]`).innerText()).includes("live-check"),
+    10000,
+  );
+  out.live_kept_tick = await page.locator(`#pick-${keepId}`).isChecked();
+  await page.locator(`#pick-${keepId}`).uncheck();
+
   // A form whose hidden CSRF field was removed: the collector refuses it.
   const form = row(page, args.hosts.bulk[0]).locator("form.ticket-actions");
   await form.locator("input[name=_csrf]").evaluate((el) => el.remove());
