@@ -288,7 +288,10 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
             .is_some_and(|s| s.starts_with("2 of 2 done")),
         "{v}"
     );
-    assert_eq!(v["live_kept_tick"], true, "a live refresh kept the tick: {v}");
+    assert_eq!(
+        v["live_kept_tick"], true,
+        "a live refresh kept the tick: {v}"
+    );
     let timeline = v["timeline"].as_str().expect("timeline");
     for what in [
         "opened",
