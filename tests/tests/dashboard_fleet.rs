@@ -20,41 +20,6 @@ use serde_json::{Value, json};
 
 const STEP: Duration = Duration::from_secs(15);
 
-/// A signed-in HTTP client: its session cookie.
-async fn login(c: &Collector, user: &str, password: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let resp = http
-        .post(format!("http://{}/login", c.http))
-        .form(&[("username", user), ("password", password), ("next", "/")])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(resp.status().as_u16(), 303, "login {user}");
-    let cookie = resp
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("session cookie");
-    cookie.split(';').next().expect("name=value").to_string()
-}
-
-async fn page(c: &Collector, cookie: &str, path: &str) -> (u16, String) {
-    let resp = reqwest::Client::new()
-        .get(format!("http://{}{path}", c.http))
-        .header("cookie", cookie)
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("GET");
-    (
-        resp.status().as_u16(),
-        resp.text().await.unwrap_or_default(),
-    )
-}
-
 /// An open `/events` stream.
 struct Events {
     resp: reqwest::Response,
@@ -158,11 +123,11 @@ async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
     let (acme, globex) = (acme_web.tenant_id.clone(), globex_mail.tenant_id.clone());
     let admin_pw = c.operator("root", "msp-admin", &[]).await;
     let viewer_pw = c.operator("vera", "viewer", &["acme"]).await;
-    let admin = login(&c, "root", &admin_pw).await;
-    let viewer = login(&c, "vera", &viewer_pw).await;
+    let admin = c.sign_in("root", &admin_pw).await;
+    let viewer = c.sign_in("vera", &viewer_pw).await;
 
     // Plain HTTP: the viewer's pages hold acme's hosts and none of globex.
-    let (status, fleet) = page(&c, &viewer, "/").await;
+    let (status, fleet) = c.page(&viewer, "/").await;
     assert_eq!(status, 200, "{fleet}");
     assert!(
         fleet.contains("acme-web") && fleet.contains("acme-db"),
@@ -172,14 +137,18 @@ async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
         !fleet.contains("globex"),
         "a viewer of acme sees globex: {fleet}"
     );
-    let (status, _) = page(&c, &viewer, &format!("/hosts/{}", globex_mail.agent_id)).await;
+    let (status, _) = c
+        .page(&viewer, &format!("/hosts/{}", globex_mail.agent_id))
+        .await;
     assert_eq!(status, 404, "another tenant's host is not found");
-    let (status, own) = page(&c, &viewer, &format!("/hosts/{}", acme_web.agent_id)).await;
+    let (status, own) = c
+        .page(&viewer, &format!("/hosts/{}", acme_web.agent_id))
+        .await;
     assert_eq!(status, 200);
     assert!(own.contains("nginx") && own.contains("acme-hq"), "{own}");
-    let (_, noc) = page(&c, &viewer, "/noc").await;
+    let (_, noc) = c.page(&viewer, "/noc").await;
     assert!(!noc.contains("globex"), "{noc}");
-    let (_, all) = page(&c, &admin, "/").await;
+    let (_, all) = c.page(&admin, "/").await;
     assert!(
         all.contains("globex-mail"),
         "the msp-admin sees every tenant"
@@ -206,12 +175,14 @@ async fn fleet_host_and_noc_update_live_and_keep_tenants_apart() {
         seen.iter().all(|e| e["tenant_id"] == acme.as_str()),
         "the viewer's stream carried another tenant: {seen:?}"
     );
-    let (_, host) = page(&c, &viewer, &format!("/hosts/{}", acme_web.agent_id)).await;
+    let (_, host) = c
+        .page(&viewer, &format!("/hosts/{}", acme_web.agent_id))
+        .await;
     assert!(
         host.contains("1 open in the queue") && host.contains("nginx slow"),
         "the host's open ticket and its check's message: {host}"
     );
-    let (_, noc) = page(&c, &admin, "/noc").await;
+    let (_, noc) = c.page(&admin, "/noc").await;
     assert!(
         noc.contains("globex-mail") && noc.contains("service CRIT"),
         "{noc}"

@@ -15,41 +15,6 @@ use common::sim::{SimAgent, State};
 use common::{Collector, eventually};
 use serde_json::json;
 
-/// Signs `user` in over HTTP; the session cookie (`name=value`).
-async fn sign_in(c: &Collector, user: &str, password: &str) -> String {
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .post(format!("http://{}/login", c.http))
-        .form(&[
-            ("username", user),
-            ("password", password),
-            ("next", "/tickets"),
-        ])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(resp.status().as_u16(), 303, "login of {user}");
-    let set = resp.headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .to_string();
-    set.split(';').next().expect("name=value").to_string()
-}
-
-/// GET a page with a session cookie: (status, body).
-async fn page(c: &Collector, cookie: &str, path: &str) -> (u16, String) {
-    let resp = reqwest::Client::new()
-        .get(format!("http://{}{path}", c.http))
-        .header("cookie", cookie)
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("GET");
-    (resp.status().as_u16(), resp.text().await.expect("body"))
-}
-
 /// POST a form with a session cookie, without following redirects.
 async fn post(c: &Collector, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
     let resp = reqwest::Client::builder()
@@ -144,8 +109,8 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
     let viewer_pw = c.operator("vera", "viewer", &["default"]).await;
 
     // --- over HTTP with real session cookies ---
-    let alice = sign_in(&c, "alice", &admin_pw).await;
-    let (status, queue) = page(&c, &alice, "/tickets").await;
+    let alice = c.sign_in("alice", &admin_pw).await;
+    let (status, queue) = c.page(&alice, "/tickets").await;
     assert_eq!(status, 200);
     assert!(queue.contains("id=\"queue-main\""), "SSE target kept");
     for host in ["web1", "web2", "web3", "db1", "ot1"] {
@@ -192,8 +157,8 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
     assert_eq!(t["assignee"], "bob");
 
     // A viewer of `default`: sees its tickets, no forms, and may not post.
-    let vera = sign_in(&c, "vera", &viewer_pw).await;
-    let (status, vq) = page(&c, &vera, "/tickets").await;
+    let vera = c.sign_in("vera", &viewer_pw).await;
+    let (status, vq) = c.page(&vera, "/tickets").await;
     assert_eq!(status, 200);
     assert!(
         vq.contains("web1") && !vq.contains("ot1"),
@@ -222,14 +187,14 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
     .await;
     assert_eq!(status, 403, "viewer's forged bulk POST");
     assert_eq!(
-        page(&c, &vera, &format!("/tickets/{stranger_ticket}"))
+        c.page(&vera, &format!("/tickets/{stranger_ticket}"))
             .await
             .0,
         404
     );
-    assert_eq!(page(&c, &vera, "/reports/other/2026-01").await.0, 404);
-    assert_eq!(page(&c, &vera, "/admin").await.0, 403);
-    let (status, vm) = page(&c, &vera, "/maintenance").await;
+    assert_eq!(c.page(&vera, "/reports/other/2026-01").await.0, 404);
+    assert_eq!(c.page(&vera, "/admin").await.0, 403);
+    let (status, vm) = c.page(&vera, "/maintenance").await;
     assert_eq!(status, 200);
     assert!(
         !vm.contains("/maintenance/windows"),
@@ -373,7 +338,7 @@ async fn operators_work_tickets_maintenance_and_reports_from_the_dashboard() {
     }
 
     // Every action above is in the audit log, with its source address.
-    let (_, audit) = page(&c, &alice, "/audit?action=ticket.acknowledged").await;
+    let (_, audit) = c.page(&alice, "/audit?action=ticket.acknowledged").await;
     assert!(
         audit.contains("alice") && audit.contains("127.0.0.1"),
         "{audit}"

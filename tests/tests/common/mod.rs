@@ -343,6 +343,38 @@ impl Collector {
         (status, body)
     }
 
+    /// Signs `user` in through the login form; the session cookie as
+    /// `name=value`.
+    pub async fn sign_in(&self, user: &str, password: &str) -> String {
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .post(format!("http://{}/login", self.http))
+            .form(&[("username", user), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(resp.status().as_u16(), 303, "login of {user}");
+        let set = resp.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .to_string();
+        set.split(';').next().expect("name=value").to_string()
+    }
+
+    /// GET a dashboard page with a session cookie: (status, body).
+    pub async fn page(&self, cookie: &str, path: &str) -> (u16, String) {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{}{path}", self.http))
+            .header("cookie", cookie)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("GET");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    }
+
     /// `POST path` with a JSON body and the MSP-wide key: status and body.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let resp = reqwest::Client::new()
