@@ -28,6 +28,21 @@ pub struct ChangeLabel {
     pub change: &'static str,
 }
 
+/// A ticket sink's delivery attempts by outcome. Sink names come from the
+/// config, never from input, so the series stay few.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabel {
+    pub sink: String,
+    pub kind: &'static str,
+    /// `delivered`, `retry`, `parked` or `gave_up`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
@@ -96,6 +111,15 @@ pub struct Metrics {
     pub rejected: Family<ReasonLabel, Counter>,
     /// Ingest writes (hellos, reports, session ends) per group commit.
     pub write_batch: Histogram,
+    /// Sink delivery attempts made by this collector, by sink and outcome.
+    pub sink_deliveries: Family<DeliveryLabel, Counter>,
+    /// Outbox rows waiting per sink (the whole store: every replica
+    /// reports the same), set at each scrape.
+    pub outbox_pending: Family<SinkLabel, Gauge>,
+    /// Age of each sink's oldest waiting row, seconds (0 = none waiting).
+    pub outbox_oldest_pending_seconds: Family<SinkLabel, Gauge>,
+    /// Deliveries parked or given up per sink, waiting for an operator.
+    pub outbox_failed: Family<SinkLabel, Gauge>,
 }
 
 /// The process-wide metrics.
@@ -149,8 +173,36 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Ingest writes (hellos, reports, session ends) committed per transaction",
         write_batch.clone(),
     );
+    let sink_deliveries = Family::<DeliveryLabel, Counter>::default();
+    registry.register(
+        "sink_deliveries",
+        "Ticket sink delivery attempts by this collector, by sink and outcome (delivered, retry, parked, gave_up)",
+        sink_deliveries.clone(),
+    );
+    let outbox_pending = Family::<SinkLabel, Gauge>::default();
+    registry.register(
+        "outbox_pending",
+        "Outbox rows not yet delivered, per sink",
+        outbox_pending.clone(),
+    );
+    let outbox_oldest_pending_seconds = Family::<SinkLabel, Gauge>::default();
+    registry.register(
+        "outbox_oldest_pending_seconds",
+        "Age of the oldest outbox row not yet delivered, per sink (0: none)",
+        outbox_oldest_pending_seconds.clone(),
+    );
+    let outbox_failed = Family::<SinkLabel, Gauge>::default();
+    registry.register(
+        "outbox_failed",
+        "Outbox rows parked (refused) or given up, per sink, waiting for an operator",
+        outbox_failed.clone(),
+    );
     Metrics {
         registry,
+        sink_deliveries,
+        outbox_pending,
+        outbox_oldest_pending_seconds,
+        outbox_failed,
         reports,
         ticket_changes,
         sessions_open,
@@ -174,6 +226,57 @@ impl Metrics {
 
     pub fn write_batch(&self, writes: usize) {
         self.write_batch.observe(writes as f64);
+    }
+
+    /// Counts one delivery attempt of sink `sink` (of kind `kind`).
+    pub fn sink_delivery(&self, sink: &str, kind: &'static str, record: &crate::store::Attempt) {
+        let outcome = match record {
+            crate::store::Attempt::Delivered => "delivered",
+            crate::store::Attempt::Retry { .. } => "retry",
+            crate::store::Attempt::Failed { error }
+                if error.starts_with(crate::sinks::outbox::GAVE_UP) =>
+            {
+                "gave_up"
+            }
+            crate::store::Attempt::Failed { .. } => "parked",
+        };
+        self.sink_deliveries
+            .get_or_create(&DeliveryLabel {
+                sink: sink.to_string(),
+                kind,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Sets the outbox gauges from the store's `depth` at `now`; `sinks`
+    /// (the configured ones) read 0 when nothing waits for them.
+    pub fn outbox(
+        &self,
+        sinks: &[String],
+        depth: &[crate::store::OutboxDepth],
+        now: crate::domain::Millis,
+    ) {
+        self.outbox_pending.clear();
+        self.outbox_oldest_pending_seconds.clear();
+        self.outbox_failed.clear();
+        for sink in sinks {
+            let l = SinkLabel { sink: sink.clone() };
+            self.outbox_pending.get_or_create(&l).set(0);
+            self.outbox_oldest_pending_seconds.get_or_create(&l).set(0);
+            self.outbox_failed.get_or_create(&l).set(0);
+        }
+        for d in depth {
+            let l = SinkLabel {
+                sink: d.sink.clone(),
+            };
+            self.outbox_pending.get_or_create(&l).set(d.pending);
+            let age = d.oldest_pending_at.map_or(0, |at| (now - at).max(0) / 1000);
+            self.outbox_oldest_pending_seconds
+                .get_or_create(&l)
+                .set(age);
+            self.outbox_failed.get_or_create(&l).set(d.failed);
+        }
     }
 
     pub fn report(&self, result: &'static str) {

@@ -123,7 +123,15 @@ async fn openapi_json(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text format (counts only, no tenant data: no key needed).
-async fn metrics() -> impl IntoResponse {
+/// The outbox gauges are read from the store at each scrape.
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    match s.svc.store().outbox_depth().await {
+        Ok(depth) => {
+            let sinks: Vec<String> = s.svc.routes().iter().map(|r| r.name.clone()).collect();
+            crate::metrics::METRICS.outbox(&sinks, &depth, crate::domain::now_millis());
+        }
+        Err(error) => tracing::warn!(%error, "reading the outbox backlog for /metrics failed"),
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -539,6 +539,8 @@ pub struct SweepOutcome {
     pub resolved: u32,
     pub escalated: u32,
     pub overdue: u32,
+    /// Unacknowledged tickets re-notified.
+    pub reminded: u32,
 }
 
 /// One audit log entry.

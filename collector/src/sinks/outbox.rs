@@ -31,10 +31,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use super::{Notification, Outcome, Sink, SinkContext, SinkSettings, SinksConfig};
+use super::{Built, Delivery, Notification, Outcome, Sink, SinkContext, SinksConfig};
+use crate::Result;
 use crate::domain::{Millis, Scope, now_millis};
-use crate::store::Storage;
-use crate::{Error, Result};
+use crate::store::{NewSinkLink, Storage};
 
 /// How often an idle sink looks for new rows (the latency a receiver sees
 /// on top of the ticket itself).
@@ -48,6 +48,10 @@ const CLAIM_SLACK: Duration = Duration::from_secs(20);
 /// No attempt starts with less of its claim left than the sink's request
 /// timeout plus this.
 const ATTEMPT_SLACK: Duration = Duration::from_secs(5);
+
+/// How the error of a delivery given up after its retry horizon starts
+/// (a parked one says why the receiver refused it).
+pub const GAVE_UP: &str = "gave up after";
 
 /// This process's replica id, as outbox claims name it:
 /// `<hostname>/<random uuid>`, made once per start (so a restarted
@@ -74,16 +78,12 @@ pub fn retry_delay(attempts: u32, initial: Duration, max: Duration, unit: f64) -
     base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
 }
 
-/// A configured sink, ready to deliver.
-struct Running {
-    kind: &'static str,
-    settings: SinkSettings,
-    sink: Arc<dyn Sink>,
-}
-
-/// Builds every configured sink and starts delivering. The returned task
-/// ends after `stop` turns true (the attempt in flight finishes first, so
-/// no answer is lost).
+/// Builds every configured sink, checks each against its receiver (a
+/// failing check is logged, not fatal: the outbox keeps the events until
+/// the receiver works), and starts delivering and, for sinks that keep
+/// their own tickets, polling for tickets closed on the receiver's side.
+/// The returned task ends after `stop` turns true (the attempt in flight
+/// finishes first, so no answer is lost).
 pub async fn start(
     svc: &crate::tickets::Service,
     sinks: &SinksConfig,
@@ -92,18 +92,7 @@ pub async fn start(
     stop: watch::Receiver<bool>,
     wake: watch::Receiver<u64>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let parsed = sinks
-        .parse()
-        .map_err(|problems| Error::Config(problems.join("; ")))?;
-    let mut running = Vec::new();
-    for p in parsed {
-        let sink = p.spec.build(ctx)?;
-        running.push(Running {
-            kind: p.kind,
-            settings: p.settings,
-            sink,
-        });
-    }
+    let running = super::build_all(sinks, ctx)?;
     // The routes came with the service (`serve::open_store`, same config).
     svc.warn_about_orphaned_outbox_rows().await?;
     let store = svc.store().clone();
@@ -118,6 +107,15 @@ pub async fn start(
             tiers = ?r.settings.tiers,
             "ticket sink ready"
         );
+        tasks.spawn(health_at_start(r.clone()));
+        if let Some(every) = r.sink.poll_every() {
+            tasks.spawn(super::poll::run(
+                svc.clone(),
+                r.clone(),
+                every,
+                stop.clone(),
+            ));
+        }
         tasks.spawn(run_sink(
             store.clone(),
             r,
@@ -131,7 +129,26 @@ pub async fn start(
     }))
 }
 
-async fn warn_about_unknown_tenants(store: &dyn Storage, running: &[Running]) -> Result<()> {
+/// The start-up health check of one sink, logged.
+async fn health_at_start(r: Built) {
+    let name = r.settings.name.as_str();
+    match r.sink.health().await {
+        Ok(what) => info!(
+            sink = name,
+            kind = r.kind,
+            checked = what,
+            "ticket sink healthy"
+        ),
+        Err(problem) => error!(
+            sink = name,
+            kind = r.kind,
+            problem,
+            "ticket sink health check failed: its deliveries will retry or park until fixed"
+        ),
+    }
+}
+
+async fn warn_about_unknown_tenants(store: &dyn Storage, running: &[Built]) -> Result<()> {
     let tenants = store.list_tenants(&Scope::All).await?;
     for r in running {
         for t in &r.settings.tenants {
@@ -156,7 +173,7 @@ struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn of(s: &SinkSettings) -> Self {
+    fn of(s: &super::SinkSettings) -> Self {
         Self {
             initial: Duration::from_millis(s.retry_initial_ms),
             max: Duration::from_millis(s.retry_max_ms),
@@ -176,11 +193,11 @@ impl RetryPolicy {
         unit: f64,
     ) -> Attempt {
         match outcome {
-            Outcome::Delivered => Attempt::Delivered,
-            Outcome::Permanent(error) => Attempt::Failed { error },
+            Outcome::Delivered | Outcome::Linked { .. } => Attempt::Delivered,
+            Outcome::Park(error) => Attempt::Failed { error },
             Outcome::Retry { error, .. } if now - created_at >= self.give_up_ms => {
                 Attempt::Failed {
-                    error: format!("gave up after {} attempts: {error}", attempts + 1),
+                    error: format!("{GAVE_UP} {} attempts: {error}", attempts + 1),
                 }
             }
             Outcome::Retry { error, after } => {
@@ -202,7 +219,7 @@ impl RetryPolicy {
 /// of at its next poll.
 async fn run_sink(
     store: Arc<dyn Storage>,
-    r: Running,
+    r: Built,
     owner: String,
     mut stop: watch::Receiver<bool>,
     mut wake: watch::Receiver<u64>,
@@ -236,11 +253,29 @@ async fn run_sink(
                         wait = Duration::ZERO;
                         break;
                     }
-                    let outcome = attempt(r.sink.as_ref(), &item).await;
+                    let outcome = attempt(store.as_ref(), r.sink.as_ref(), &item).await;
                     let now = now_millis();
+                    if let Outcome::Linked { external_id, url } = &outcome {
+                        // Stored before the attempt is recorded: a crash in
+                        // between repeats the attempt (same key), never
+                        // loses the link.
+                        let link = NewSinkLink {
+                            sink: name,
+                            tenant_id: &item.tenant_id,
+                            ticket_id: item.ticket_id,
+                            external_id,
+                            url: url.as_deref(),
+                            created_at: now,
+                        };
+                        if let Err(error) = store.add_link(&link).await {
+                            warn!(sink = name, key = item.key, %error, "storing the receiver's ticket link failed");
+                            break;
+                        }
+                    }
                     let unit = rand::random::<f64>();
                     let record = policy.record(outcome, item.attempts, item.created_at, now, unit);
                     log_attempt(name, &item, &record, now);
+                    crate::metrics::METRICS.sink_delivery(name, r.kind, &record);
                     match store.outbox_attempted(item.id, &owner, &record, now).await {
                         Ok(true) => {}
                         Ok(false) => {
@@ -348,12 +383,29 @@ fn log_attempt(sink: &str, item: &OutboxItem, record: &Attempt, now: Millis) {
     }
 }
 
-/// One attempt; a payload that no longer parses is a permanent failure.
-async fn attempt(sink: &dyn Sink, item: &OutboxItem) -> Outcome {
-    match notification(item) {
-        Ok(n) => sink.deliver(&n, &item.key).await,
-        Err(e) => Outcome::Permanent(format!("unreadable outbox payload: {e}")),
-    }
+/// One attempt, with the sink's current link to the ticket; a payload
+/// that no longer parses parks.
+async fn attempt(store: &dyn Storage, sink: &dyn Sink, item: &OutboxItem) -> Outcome {
+    let n = match notification(item) {
+        Ok(n) => n,
+        Err(e) => return Outcome::Park(format!("unreadable outbox payload: {e}")),
+    };
+    let link = match store.current_link(&item.sink, item.ticket_id).await {
+        Ok(l) => l,
+        Err(e) => {
+            return Outcome::Retry {
+                error: format!("reading the ticket's link: {e}"),
+                after: None,
+            };
+        }
+    };
+    sink.deliver(&Delivery {
+        notification: &n,
+        key: &item.key,
+        attempts: item.attempts,
+        link: link.as_ref(),
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -388,7 +440,7 @@ mod tests {
             Attempt::Delivered
         );
         assert_eq!(
-            p.record(Outcome::Permanent("HTTP 404".into()), 0, 0, 10, 0.5),
+            p.record(Outcome::Park("HTTP 404".into()), 0, 0, 10, 0.5),
             Attempt::Failed {
                 error: "HTTP 404".into()
             }

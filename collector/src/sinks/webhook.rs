@@ -5,14 +5,12 @@
 //! body with the sink's secret>`, `Idempotency-Key` (the same on every
 //! retry), `X-Forewarn-Event` (the timeline event). 2xx = delivered;
 //! 408, 429, 5xx, timeouts and network errors are retried; any other status
-//! (other 4xx, a redirect) is a permanent refusal.
+//! (other 4xx, a redirect) parks the delivery ([`super::http`]).
 //!
-//! The HTTP client is `reqwest` (rustls with ring, the system's root
-//! certificates, no default features) rather than hand-assembled
-//! hyper-util: connection pooling, whole-request timeouts, proxies from the
-//! environment and TLS come ready and well kept, and the next sinks (PSA
-//! REST APIs, chat webhooks, PagerDuty) need exactly that client. ring is
-//! the provider tonic already uses, so one crypto provider stays in the graph.
+//! The body is the versioned JSON below ([`Body`]), or, when the sink sets a
+//! `body` template, that template's output, which must be JSON (a body
+//! shaped for a receiver that wants its own fields; `|tojson` quotes
+//! values).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,9 +21,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{Notification, Outcome, Sink, SinkContext, SinkSpec, Status};
+use super::secret::SecretRef;
+use super::template::Templates;
+use super::{Delivery, Notification, Outcome, Sink, SinkContext, SinkSpec, Status, http};
+use crate::Result;
 use crate::domain::{CheckState, Millis, TicketState, rfc3339};
-use crate::{Error, Result};
 
 /// Version of the JSON body; bumped only for incompatible changes.
 pub const BODY_VERSION: u32 = 1;
@@ -35,8 +35,8 @@ pub const SIGNATURE_HEADER: &str = "X-Forewarn-Signature";
 pub const EVENT_HEADER: &str = "X-Forewarn-Event";
 /// Header carrying the delivery's idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
-/// At most this much of a refusal's body goes into the error.
-const ERROR_BODY_BYTES: usize = 300;
+/// The webhook's one template part: empty = the versioned JSON [`Body`].
+pub const TEMPLATES: &[(&str, &str)] = &[("body", "")];
 
 /// `[[sinks.webhook]]` keys besides the common ones.
 #[derive(Clone, Deserialize)]
@@ -44,10 +44,12 @@ const ERROR_BODY_BYTES: usize = 300;
 struct WebhookConfig {
     /// Where to POST (http or https).
     url: String,
-    /// HMAC-SHA256 key for the signature header.
+    /// HMAC-SHA256 key for the signature header: a string,
+    /// `{ file = "…" }` or `{ env = "…" }` ([`SecretRef`]).
     #[serde(default)]
-    secret: Option<String>,
-    /// A file holding the key (trailing newline ignored), read at start.
+    secret: Option<SecretRef>,
+    /// A file holding the key (trailing newline ignored), read at start
+    /// (the same as `secret = { file = "…" }`).
     #[serde(default)]
     secret_file: Option<PathBuf>,
     /// Whole-request timeout.
@@ -59,31 +61,20 @@ fn default_timeout_ms() -> u64 {
     5000
 }
 
-/// Where the signing key comes from.
-#[derive(Clone)]
-enum Secret {
-    Inline(String),
-    File(PathBuf),
-}
-
 /// A validated webhook config.
 #[derive(Clone)]
 struct WebhookSpec {
     url: reqwest::Url,
-    secret: Secret,
+    /// Its `Debug` never shows the value.
+    secret: SecretRef,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for WebhookSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the secret itself.
-        let secret = match &self.secret {
-            Secret::Inline(_) => "<inline>".to_string(),
-            Secret::File(p) => p.display().to_string(),
-        };
         f.debug_struct("WebhookSpec")
             .field("url", &self.url.as_str())
-            .field("secret", &secret)
+            .field("secret", &self.secret)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -107,12 +98,13 @@ pub fn parse(table: toml::Table) -> std::result::Result<Box<dyn SinkSpec>, Vec<S
         }
     };
     let secret = match (cfg.secret, cfg.secret_file) {
-        (Some(s), None) if !s.is_empty() => Some(Secret::Inline(s)),
-        (Some(_), None) => {
-            problems.push("secret must not be empty".to_string());
-            None
+        (Some(s), None) => {
+            let p = s.problems("secret");
+            let ok = p.is_empty();
+            problems.extend(p);
+            ok.then_some(s)
         }
-        (None, Some(p)) => Some(Secret::File(p)),
+        (None, Some(file)) => Some(SecretRef::File { file }),
         (Some(_), Some(_)) => {
             problems.push("secret: set either secret or secret_file, not both".to_string());
             None
@@ -142,35 +134,15 @@ pub fn parse(table: toml::Table) -> std::result::Result<Box<dyn SinkSpec>, Vec<S
 }
 
 impl SinkSpec for WebhookSpec {
-    fn build(&self, ctx: &SinkContext) -> Result<Arc<dyn Sink>> {
-        let key = match &self.secret {
-            Secret::Inline(s) => s.clone().into_bytes(),
-            Secret::File(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-                let key = text.trim_end_matches(['\n', '\r']);
-                if key.is_empty() {
-                    return Err(Error::Config(format!(
-                        "sinks.webhook secret_file {} is empty: write the HMAC key receivers verify into it",
-                        p.display()
-                    )));
-                }
-                key.as_bytes().to_vec()
-            }
-        };
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            // A redirected POST would turn into a GET elsewhere: refuse it.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("forewarn-collector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("webhook {}: http client: {e}", self.url)))?;
+    fn build(&self, ctx: &SinkContext, templates: Templates) -> Result<Arc<dyn Sink>> {
+        let key = self.secret.read("sinks.webhook secret")?;
         Ok(Arc::new(Webhook {
             url: self.url.clone(),
-            key,
+            key: key.expose().as_bytes().to_vec(),
             public_url: ctx.public_url.trim_end_matches('/').to_string(),
-            client,
+            client: http::client(self.timeout)?,
             timeout: self.timeout,
+            templates,
         }))
     }
 }
@@ -183,6 +155,7 @@ pub struct Webhook {
     client: reqwest::Client,
     /// The whole-request timeout the client was built with.
     timeout: Duration,
+    templates: Templates,
 }
 
 /// `sha256=<hex>`: HMAC-SHA256 of exactly `body` under `key`.
@@ -283,27 +256,17 @@ impl<'a> Body<'a> {
     }
 }
 
-/// What an HTTP status means for the delivery.
-pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Outcome {
-    let error = || {
-        let body = body.trim();
-        if body.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status}: {body}")
+impl Webhook {
+    /// The request body: the `body` template's JSON if the sink has one,
+    /// else the versioned [`Body`].
+    fn body(&self, n: &Notification) -> std::result::Result<Vec<u8>, String> {
+        let custom = self.templates.render("body", n, &self.public_url)?;
+        if custom.trim().is_empty() {
+            return Ok(Body::new(n, &self.public_url).to_bytes());
         }
-    };
-    match status {
-        200..=299 => Outcome::Delivered,
-        408 | 429 | 500..=599 => Outcome::Retry {
-            error: error(),
-            after: retry_after,
-        },
-        300..=399 => Outcome::Permanent(format!(
-            "{} (redirects are not followed: configure the final URL)",
-            error()
-        )),
-        _ => Outcome::Permanent(error()),
+        serde_json::from_str::<serde_json::Value>(&custom)
+            .map_err(|e| format!("the body template does not make JSON: {e}"))?;
+        Ok(custom.into_bytes())
     }
 }
 
@@ -313,96 +276,33 @@ impl Sink for Webhook {
         self.timeout
     }
 
-    async fn deliver(&self, n: &Notification, idempotency_key: &str) -> Outcome {
-        let body = Body::new(n, &self.public_url).to_bytes();
+    async fn deliver(&self, d: &Delivery<'_>) -> Outcome {
+        let n = d.notification;
+        let body = match self.body(n) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Park(e),
+        };
         let sig = signature(&self.key, &body);
-        let sent = self
+        let req = self
             .client
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, sig)
-            .header(IDEMPOTENCY_HEADER, idempotency_key)
+            .header(IDEMPOTENCY_HEADER, d.key)
             .header(EVENT_HEADER, n.event.as_str())
-            .body(body)
-            .send()
-            .await;
-        let mut resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return Outcome::Retry {
-                    error: error_chain(&e),
-                    after: None,
-                };
-            }
-        };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // A bounded look at the answer, for the error message only.
-        let mut text = Vec::new();
-        if !(200..300).contains(&status) {
-            while text.len() < ERROR_BODY_BYTES {
-                match resp.chunk().await {
-                    Ok(Some(c)) => text.extend_from_slice(&c),
-                    _ => break,
-                }
-            }
-            text.truncate(ERROR_BODY_BYTES);
+            .body(body);
+        match http::send(req, 64 << 10).await {
+            Ok(_) => Outcome::Delivered,
+            Err(f) => f.outcome(),
         }
-        classify(status, retry_after, &String::from_utf8_lossy(&text))
     }
-}
-
-/// An error with its causes ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn notification() -> Notification {
-        Notification {
-            status: Status::Firing,
-            event: "opened".into(),
-            event_id: 7,
-            detail: "opened (P1, L1): /data 97% used".into(),
-            actor: "engine".into(),
-            at: 1_800_000_000_000,
-            ticket_id: 42,
-            tenant_id: "t-1".into(),
-            tenant_name: "acme".into(),
-            site: "hq".into(),
-            host: "db1".into(),
-            agent_id: "a-1".into(),
-            check: "disk".into(),
-            item: "/data".into(),
-            severity: CheckState::Crit,
-            priority: "P1".into(),
-            tier: 1,
-            flapping: false,
-            state: TicketState::Open,
-            summary: "CRIT disk /data on db1: /data 97% used".into(),
-            opened_at: 1_800_000_000_000,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            assignee: None,
-            resolved_at: None,
-            resolved_by: None,
-        }
-    }
+    use crate::sinks::notification::tests::sample as notification;
 
     #[test]
     fn signature_is_hmac_sha256_of_the_exact_body() {
@@ -470,31 +370,6 @@ mod tests {
         assert_eq!(v["acknowledged_at"], "2027-01-15T08:01:00Z");
         assert_eq!(v["resolved_at"], "2027-01-15T08:02:00Z");
         assert_eq!(v["key"], "forewarn-42", "same episode, same key");
-    }
-
-    #[test]
-    fn statuses_split_into_retry_and_refusal() {
-        assert_eq!(classify(200, None, ""), Outcome::Delivered);
-        assert_eq!(classify(204, None, ""), Outcome::Delivered);
-        for s in [408, 429, 500, 502, 503] {
-            assert!(
-                matches!(classify(s, None, ""), Outcome::Retry { .. }),
-                "{s}"
-            );
-        }
-        for s in [301, 400, 401, 403, 404, 410, 422] {
-            assert!(
-                matches!(classify(s, None, ""), Outcome::Permanent(_)),
-                "{s}"
-            );
-        }
-        assert_eq!(
-            classify(429, Some(Duration::from_secs(9)), "slow down"),
-            Outcome::Retry {
-                error: "HTTP 429: slow down".into(),
-                after: Some(Duration::from_secs(9))
-            }
-        );
     }
 
     #[test]

@@ -346,6 +346,7 @@ pub struct OutboxItem {
     /// Idempotency key: the same for every attempt.
     pub key: String,
     pub sink: String,
+    pub tenant_id: String,
     pub ticket_id: i64,
     pub attempts: u32,
     pub created_at: Millis,
@@ -500,4 +501,55 @@ pub struct HostCheckRow {
     pub agent_id: String,
     pub host: String,
     pub check: crate::domain::CheckStateRow,
+}
+
+/// A sink's own record of a ticket (a PSA ticket), kept beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SinkLink {
+    pub sink: String,
+    pub tenant_id: String,
+    pub ticket_id: i64,
+    /// The receiver's id for it (the PSA ticket number).
+    pub external_id: String,
+    /// Where to open it in the receiver's own UI, if it says.
+    pub url: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    /// Set once the receiver's side closed it.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "rfc3339::option")]
+    pub closed_at: Option<Millis>,
+    /// Who closed it there (a PSA member), as the receiver names them.
+    pub closed_by: Option<String>,
+}
+
+/// A link a delivery just made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSinkLink<'a> {
+    pub sink: &'a str,
+    pub tenant_id: &'a str,
+    pub ticket_id: i64,
+    pub external_id: &'a str,
+    pub url: Option<&'a str>,
+    pub created_at: Millis,
+}
+
+/// One sink's outbox backlog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub sink: String,
+    pub pending: i64,
+    pub oldest_pending_at: Option<Millis>,
+    /// Parked or given up.
+    pub failed: i64,
+}
+
+/// An unacknowledged ticket and when it last notified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderCandidate {
+    pub id: i64,
+    pub tenant_id: String,
+    pub tier: u8,
+    pub last_notified_at: Millis,
 }

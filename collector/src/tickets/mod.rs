@@ -19,6 +19,7 @@ pub mod kpis;
 pub mod lifecycle;
 pub mod policy;
 pub mod problems;
+pub mod remote;
 pub mod report;
 pub mod retire;
 pub mod service;

@@ -48,6 +48,16 @@ pub struct Policy {
     /// …and at least this share of the site's hosts → one site ticket
     /// listing them instead of one ticket per host.
     pub site_outage_min_percent: f64,
+    /// Re-notification of unacknowledged tickets, minutes per tier
+    /// (`[tickets.renotify_mins]`, keys `L1` `L2` `L3`): a ticket nobody
+    /// acknowledged notifies its sinks again (`reminder`) this long after
+    /// its last notification; 0 or absent = never. Acknowledging stops it.
+    pub renotify_mins: BTreeMap<String, f64>,
+    /// A sink's own ticket (a PSA ticket) closed on its side while the
+    /// Forewarn ticket is still open for this long (the problem still
+    /// fails) makes a `still_failing` event, which opens a new PSA ticket
+    /// naming the closed one.
+    pub still_failing_after_mins: f64,
     /// Per-tenant overrides, `[tickets.tenants.<tenant name>]` (see
     /// [`super::tenant`]): none by default.
     pub tenants: BTreeMap<String, super::tenant::TenantPolicy>,
@@ -105,6 +115,12 @@ impl Default for Policy {
             shutdown_ticket_roles: vec!["server".to_string()],
             site_outage_min_hosts: 3,
             site_outage_min_percent: 50.0,
+            renotify_mins: BTreeMap::from([
+                ("L1".to_string(), 30.0),
+                ("L2".to_string(), 30.0),
+                ("L3".to_string(), 15.0),
+            ]),
+            still_failing_after_mins: 10.0,
             tenants: BTreeMap::new(),
         }
     }
@@ -132,6 +148,12 @@ impl Policy {
             CheckState::Warn | CheckState::Ok => p.warn.clone(),
             CheckState::Unknown => p.unknown.clone(),
         }
+    }
+
+    /// The re-notification interval of tier `tier` in ms, if it has one.
+    pub fn renotify_ms(&self, tier: u8) -> Option<i64> {
+        let mins = *self.renotify_mins.get(&format!("L{tier}"))?;
+        (mins > 0.0).then_some((mins * 60_000.0) as i64)
     }
 
     /// SLA of a priority (the loosest one when unknown).
@@ -183,6 +205,21 @@ impl Policy {
             || self.max_tier > 3
         {
             p.push("tickets.start_tier and tickets.max_tier must satisfy 1 <= start_tier <= max_tier <= 3".into());
+        }
+        for (tier, mins) in &self.renotify_mins {
+            if !matches!(tier.as_str(), "L1" | "L2" | "L3") {
+                p.push(format!(
+                    "tickets.renotify_mins.{tier}: tier must be L1, L2 or L3"
+                ));
+            }
+            if !(mins.is_finite() && (*mins == 0.0 || *mins >= 1.0)) {
+                p.push(format!(
+                    "tickets.renotify_mins.{tier} ({mins}) must be 0 (never) or at least 1 minute"
+                ));
+            }
+        }
+        if !(self.still_failing_after_mins.is_finite() && self.still_failing_after_mins >= 0.0) {
+            p.push("tickets.still_failing_after_mins must be 0 or more".into());
         }
         if self.site_outage_min_hosts < 2 {
             p.push("tickets.site_outage_min_hosts must be at least 2".into());

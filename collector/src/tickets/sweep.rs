@@ -65,6 +65,8 @@ impl Service {
         out.resolved += resolved;
         escalate(&mut desk, &mut out, now).await?;
         late(&mut desk, now).await?;
+        super::remote::still_failing(&mut desk, now).await?;
+        out.reminded += super::remote::remind(&mut desk, now).await?;
         desk.commit().await?;
         Ok(out)
     }

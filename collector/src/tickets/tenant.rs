@@ -117,6 +117,8 @@ impl Policy {
             shutdown_ticket_roles,
             site_outage_min_hosts,
             site_outage_min_percent,
+            renotify_mins,
+            still_failing_after_mins,
             tenants: _,
         } = self;
         let mut p = Policy {
@@ -133,6 +135,8 @@ impl Policy {
             shutdown_ticket_roles: shutdown_ticket_roles.clone(),
             site_outage_min_hosts: *site_outage_min_hosts,
             site_outage_min_percent: *site_outage_min_percent,
+            renotify_mins: renotify_mins.clone(),
+            still_failing_after_mins: *still_failing_after_mins,
             tenants: BTreeMap::new(),
         };
         p.rules.extend(o.rules.iter().map(|(k, r)| (k.clone(), *r)));

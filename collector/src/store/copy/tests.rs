@@ -198,6 +198,10 @@ pub(crate) async fn fill_edges(pool: &SqlitePool) {
         "INSERT INTO delivered_reports (tenant_id, agent_id, boot_id, seq, received_at) VALUES \
          ('e1', 'ea1', 'b', $2, 0), ('e1', 'ea1', 'b', 0, $3), ('e2', 'ea2', $1, 1, 1)",
         "UPDATE agents SET last_sample_at = $2 WHERE id = 'ea1'",
+        "INSERT INTO sink_links (id, sink, tenant_id, ticket_id, external_id, url, created_at, \
+         closed_at, closed_by) VALUES \
+         (6, 'psa', 'e1', 5, $1, NULL, $2, NULL, NULL), \
+         (7, 'psa', 'e1', 5, '1234', 'https://psa.example/t/1234', 0, $3, $1)",
         "INSERT INTO metric_samples (tenant_id, agent_id, at, cpu_centipercent, \
          memory_used_bytes, memory_total_bytes, swap_used_bytes, swap_total_bytes, load1_milli, \
          load5_milli, load15_milli, disks) VALUES \
@@ -249,7 +253,7 @@ async fn sqlite_to_sqlite_keeps_every_row_id_and_counter() {
     })
     .await
     .expect("copy");
-    assert_eq!(summary.rows(), 40, "{:?}", summary.tables);
+    assert_eq!(summary.rows(), 42, "{:?}", summary.tables);
     let order: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     let pos = |t: &str| order.iter().position(|o| *o == t).expect(t);
     assert!(pos("tenants") < pos("agents") && pos("agents") < pos("check_states"));

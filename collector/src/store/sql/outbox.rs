@@ -26,7 +26,7 @@ impl OutboxStore for Pooled {
                ORDER BY o.next_attempt_at, o.id LIMIT $5",
             skip_locked!(),
             ")
-             RETURNING id, key, sink, ticket_id, attempts, created_at, payload, next_attempt_at"
+             RETURNING id, key, sink, tenant_id, ticket_id, attempts, created_at, payload, next_attempt_at"
         ))
         .bind(sink)
         .bind(owner)
@@ -45,6 +45,7 @@ impl OutboxStore for Pooled {
                         id: r.try_get("id")?,
                         key: r.try_get("key")?,
                         sink: r.try_get("sink")?,
+                        tenant_id: r.try_get("tenant_id")?,
                         ticket_id: r.try_get("ticket_id")?,
                         attempts: u32::try_from(r.try_get::<i64, _>("attempts")?)
                             .unwrap_or(u32::MAX),
@@ -138,6 +139,49 @@ impl OutboxStore for Pooled {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(outbox_entry_from_row).collect()
+    }
+
+    async fn outbox_depth(&self) -> Result<Vec<OutboxDepth>> {
+        let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT sink,
+                    SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),
+                    MIN(CASE WHEN state = 'pending' THEN created_at END),
+                    SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END)
+             FROM outbox WHERE state != 'delivered' GROUP BY sink ORDER BY sink",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(sink, pending, oldest_pending_at, failed)| OutboxDepth {
+                sink,
+                pending,
+                oldest_pending_at,
+                failed,
+            })
+            .collect())
+    }
+
+    async fn outbox_requeue(
+        &self,
+        scope: &Scope,
+        sink: Option<&str>,
+        id: Option<i64>,
+        now: Millis,
+    ) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = $4, claimed_by = NULL,
+                    claim_until = NULL
+             WHERE state = 'failed' AND ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%')
+               AND ($2 IS NULL OR sink = $2) AND ($3 IS NULL OR id = $3)",
+        )
+        .bind(scope_binding(scope))
+        .bind(sink)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>> {

@@ -50,7 +50,12 @@ impl RetentionTx for Tx {
             .collect::<Vec<_>>()
             .join(", ");
         let mut deleted = 0;
-        for table in ["ticket_events WHERE ticket_id", "outbox WHERE ticket_id", "tickets WHERE id"] {
+        for table in [
+            "ticket_events WHERE ticket_id",
+            "outbox WHERE ticket_id",
+            "sink_links WHERE ticket_id",
+            "tickets WHERE id",
+        ] {
             // Only numbered placeholders are formatted in; the ids are bound.
             let sql = format!("DELETE FROM {table} IN ({list})");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -51,6 +51,7 @@ include!("../sql/problems.rs");
 include!("../sql/tickets.rs");
 include!("../sql/grouping.rs");
 include!("../sql/outbox.rs");
+include!("../sql/links.rs");
 include!("../sql/dashboard.rs");
 include!("../sql/ca.rs");
 include!("../sql/lease.rs");
