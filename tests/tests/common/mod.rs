@@ -632,6 +632,7 @@ impl Collector {
 mod backend;
 pub mod browser;
 pub mod delivery;
+pub mod fake;
 pub mod fill;
 pub mod netns;
 pub mod postgres_server;
