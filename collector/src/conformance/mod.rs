@@ -14,6 +14,7 @@ mod liveness;
 mod maintenance;
 mod metrics;
 mod outbox;
+mod reminders;
 mod renewal;
 mod replicas;
 mod retention;
@@ -40,6 +41,8 @@ use self::maintenance::*;
 use self::metrics::*;
 #[allow(clippy::wildcard_imports)]
 use self::outbox::*;
+#[allow(clippy::wildcard_imports)]
+use self::reminders::*;
 #[allow(clippy::wildcard_imports)]
 use self::renewal::*;
 #[allow(clippy::wildcard_imports)]
@@ -451,6 +454,10 @@ macro_rules! store_conformance {
                 one_open_ticket_under_concurrent_writers,
                 prune_forgets_old_deliveries,
                 unacknowledged_tickets_escalate_once_per_sla_window,
+                unacknowledged_tickets_are_reminded_at_their_tiers_cadence,
+                a_tier_without_a_cadence_is_never_reminded,
+                a_psa_ticket_closed_while_the_problem_fails_is_followed_up_once,
+                a_psa_close_of_a_resolved_ticket_asks_for_nothing,
                 acknowledging_stops_escalation_and_actions_are_audited,
                 resolving_by_hand_a_present_problem_says_so_and_reopens,
                 silent_agents_go_overdue_and_come_back,

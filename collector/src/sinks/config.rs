@@ -288,7 +288,14 @@ mod tests {
 
     #[test]
     fn events_map_to_statuses() {
-        for k in ["opened", "reopened", "updated", "escalated"] {
+        for k in [
+            "opened",
+            "reopened",
+            "updated",
+            "escalated",
+            "reminder",
+            "still_failing",
+        ] {
             assert_eq!(Status::for_event(k), Some(Status::Firing), "{k}");
         }
         assert_eq!(
@@ -296,7 +303,13 @@ mod tests {
             Some(Status::Acknowledged)
         );
         assert_eq!(Status::for_event("resolved"), Some(Status::Resolved));
-        for k in ["flapping", "sla_breach", "assigned", "note"] {
+        for k in [
+            "flapping",
+            "sla_breach",
+            "assigned",
+            "note",
+            "closed_remotely",
+        ] {
             assert_eq!(Status::for_event(k), None, "{k}");
         }
     }
