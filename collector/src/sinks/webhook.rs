@@ -372,6 +372,58 @@ mod tests {
         assert_eq!(v["key"], "forewarn-42", "same episode, same key");
     }
 
+    fn webhook(templates: &str) -> Webhook {
+        let cfg: crate::sinks::template::TemplateConfig = toml::from_str(templates).expect("toml");
+        Webhook {
+            url: reqwest::Url::parse("http://127.0.0.1:9/h").expect("url"),
+            key: b"k".to_vec(),
+            public_url: "https://fw.example".into(),
+            client: http::client(Duration::from_secs(1)).expect("client"),
+            timeout: Duration::from_secs(1),
+            templates: Templates::new(TEMPLATES, &cfg).expect("templates"),
+        }
+    }
+
+    #[test]
+    fn a_body_template_shapes_the_json() {
+        let plain = webhook("").body(&notification()).expect("default body");
+        let v: serde_json::Value = serde_json::from_slice(&plain).expect("json");
+        assert_eq!(v["version"], 1, "no template: the versioned body");
+
+        let shaped = webhook(
+            "body = '{\"title\": {{ summary|tojson }}, \"host\": {{ host|tojson }}, \"url\": {{ link|tojson }}}'\n\
+             [tenants.globex]\nbody = '{\"only\": \"globex\"}'\n",
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&shaped.body(&notification()).expect("shaped")).expect("json");
+        assert_eq!(v["host"], "db1");
+        assert_eq!(v["url"], "https://fw.example/tickets/42");
+        assert!(v["title"].as_str().is_some_and(|t| t.contains("97%")));
+        let mut other = notification();
+        other.tenant_name = "globex".into();
+        let v: serde_json::Value =
+            serde_json::from_slice(&shaped.body(&other).expect("tenant")).expect("json");
+        assert_eq!(v["only"], "globex");
+    }
+
+    #[tokio::test]
+    async fn a_body_template_that_is_not_json_parks_the_delivery() {
+        let sink = webhook("body = 'not json {{ host }}'\n");
+        let n = notification();
+        let out = sink
+            .deliver(&Delivery {
+                notification: &n,
+                key: "k1",
+                attempts: 0,
+                link: None,
+            })
+            .await;
+        assert!(
+            matches!(&out, Outcome::Park(r) if r.contains("does not make JSON")),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn parse_requires_a_secret_and_a_web_url() {
         let t = |s: &str| toml::from_str::<toml::Table>(s).expect("toml");
