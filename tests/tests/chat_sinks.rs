@@ -273,16 +273,10 @@ async fn chat_and_paging_sinks_get_every_event_once(backend: Backend) {
     );
 
     // --- Acknowledge through the API, then recover. ---
-    let ack = reqwest::Client::new()
-        .post(format!(
-            "http://{}/api/v1/tickets/{id}/acknowledge",
-            collector.http
-        ))
-        .bearer_auth(&collector.api_key)
-        .send()
-        .await
-        .expect("acknowledge");
-    assert_eq!(ack.status().as_u16(), 200);
+    let (status, body) = collector
+        .post(&format!("/api/v1/tickets/{id}/acknowledge"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
     until("acknowledged", 1).await;
     drain();
     until("resolved", 1).await;

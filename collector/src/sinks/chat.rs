@@ -6,10 +6,14 @@
 //! post), so it is a [`SecretRef`] like a password: read at build time,
 //! and never echoed in a config problem, a log line or an error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::Notification;
+use serde::Deserialize;
+
 use super::secret::SecretRef;
+use super::template::Templates;
+use super::{Notification, Outcome, Sink, SinkContext, SinkSpec, http};
 use crate::domain::rfc3339;
 use crate::{Error, Result};
 
@@ -64,6 +68,103 @@ fn web_url(text: &str, key: &str) -> std::result::Result<reqwest::Url, String> {
         Err(e) => Err(format!(
             "{key} is not a URL: {e} (value not shown: it is a secret)"
         )),
+    }
+}
+
+/// `[[sinks.slack]]` and `[[sinks.teams]]` keys besides the common ones:
+/// all a webhook-only chat kind needs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookConfig {
+    /// The webhook URL, a secret.
+    webhook_url: SecretRef,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+/// A validated webhook-only chat sink config (its `Debug` never shows the
+/// URL); `make` turns the built [`Target`] into the kind's sink.
+#[derive(Debug)]
+pub struct WebhookSpec {
+    kind: &'static str,
+    webhook_url: SecretRef,
+    timeout: Duration,
+    make: fn(Target) -> Arc<dyn Sink>,
+}
+
+/// Parses a webhook-only chat kind's table (`webhook_url`, `timeout_ms`).
+pub fn parse_webhook(
+    table: toml::Table,
+    kind: &'static str,
+    make: fn(Target) -> Arc<dyn Sink>,
+) -> std::result::Result<Box<dyn SinkSpec>, Vec<String>> {
+    let cfg: WebhookConfig = table
+        .try_into()
+        .map_err(|e| vec![e.message().to_string()])?;
+    let mut problems = webhook_url_problems(&cfg.webhook_url, "webhook_url");
+    problems.extend(timeout_problem(cfg.timeout_ms));
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Box::new(WebhookSpec {
+        kind,
+        webhook_url: cfg.webhook_url,
+        timeout: timeout(cfg.timeout_ms),
+        make,
+    }))
+}
+
+impl SinkSpec for WebhookSpec {
+    fn build(&self, ctx: &SinkContext, templates: Templates) -> Result<Arc<dyn Sink>> {
+        let key = format!("sinks.{} webhook_url", self.kind);
+        Ok((self.make)(Target {
+            url: read_webhook_url(&self.webhook_url, &key)?,
+            public_url: ctx.public_url.trim_end_matches('/').to_string(),
+            client: http::client(self.timeout)?,
+            timeout: self.timeout,
+            templates,
+        }))
+    }
+}
+
+/// Where a chat sink posts, and what it renders with.
+pub struct Target {
+    /// A secret for the webhook kinds: never logged, never in an error.
+    pub url: reqwest::Url,
+    pub public_url: String,
+    pub client: reqwest::Client,
+    /// The whole-request timeout the client was built with.
+    pub timeout: Duration,
+    pub templates: Templates,
+}
+
+impl Target {
+    /// POSTs `body` as JSON (or parks with the reason it could not be
+    /// made, a template error) and classifies the answer.
+    pub async fn post(&self, body: std::result::Result<serde_json::Value, String>) -> Outcome {
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return Outcome::Park(e),
+        };
+        let req = self.client.post(self.url.clone()).json(&body);
+        match http::send(req, 64 << 10).await {
+            Ok(_) => Outcome::Delivered,
+            Err(f) => f.outcome(),
+        }
+    }
+
+    /// A target for unit tests: `url`, public URL `https://fw.example`,
+    /// the kind's templates with `overrides` (TOML).
+    #[cfg(test)]
+    pub fn for_tests(url: &str, kind: &[(&str, &str)], overrides: &str) -> Self {
+        Self {
+            url: url.parse().expect("url"),
+            public_url: "https://fw.example".into(),
+            client: http::client(Duration::from_secs(1)).expect("client"),
+            timeout: Duration::from_secs(1),
+            templates: Templates::new(kind, &toml::from_str(overrides).expect("toml"))
+                .expect("templates"),
+        }
     }
 }
 
@@ -164,5 +265,32 @@ mod tests {
         };
         assert!(webhook_url_problems(&env, "webhook_url").is_empty());
         assert!(read_webhook_url(&env, "webhook_url").is_err());
+    }
+
+    #[test]
+    fn webhook_kinds_need_a_url_and_never_show_it() {
+        let t = |s: &str| toml::from_str::<toml::Table>(s).expect("toml");
+        for parse in [crate::sinks::slack::parse, crate::sinks::teams::parse] {
+            assert!(parse(t("webhook_url = \"https://hooks.example/T/B/x\"")).is_ok());
+            assert!(parse(t("webhook_url = { env = \"HOOK\" }")).is_ok());
+            assert!(parse(t("webhook_url = { file = \"/etc/forewarn/hook\" }")).is_ok());
+            let err = parse(t("timeout_ms = 500")).expect_err("no url").join("; ");
+            assert!(err.contains("webhook_url"), "{err}");
+            let err = parse(t("webhook_url = \"mailto:s3cr3t@x\"\ntimeout_ms = 999999"))
+                .expect_err("bad")
+                .join("; ");
+            assert!(
+                err.contains("webhook_url") && err.contains("timeout_ms"),
+                "{err}"
+            );
+            assert!(!err.contains("s3cr3t"), "{err}");
+            let err = parse(t("webhook_url = \"https://x\"\ncolor = 1"))
+                .expect_err("unknown key")
+                .join("; ");
+            assert!(err.contains("color"), "{err}");
+            let spec =
+                parse(t("webhook_url = \"https://hooks.example/T/B/s3cr3t\"")).expect("valid");
+            assert!(!format!("{spec:?}").contains("s3cr3t"));
+        }
     }
 }

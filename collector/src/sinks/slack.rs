@@ -16,14 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::secret::SecretRef;
-use super::template::{DEFAULT_TITLE, Templates};
-use super::{CheckResult, Delivery, Notification, Outcome, Sink, SinkContext, SinkSpec, Status};
+use super::template::DEFAULT_TITLE;
+use super::{CheckResult, Delivery, Notification, Outcome, Sink, SinkSpec, Status};
 use super::{chat, http};
-use crate::Result;
 use crate::domain::rfc3339;
 
 /// The template parts: `text` (the fallback and the header) and `detail`
@@ -37,60 +34,14 @@ const CONTEXT_MAX: usize = 2000;
 /// Slack truncates longer top-level `text`.
 const TEXT_MAX: usize = 4000;
 
-/// `[[sinks.slack]]` keys besides the common ones.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SlackConfig {
-    /// The incoming webhook's URL (`https://hooks.slack.com/services/…`).
-    webhook_url: SecretRef,
-    #[serde(default = "chat::default_timeout_ms")]
-    timeout_ms: u64,
-}
-
-/// A validated Slack config (its `Debug` never shows the URL).
-#[derive(Debug)]
-struct SlackSpec {
-    webhook_url: SecretRef,
-    timeout: Duration,
-}
-
-/// The registry's parser for `[[sinks.slack]]`.
+/// The registry's parser for `[[sinks.slack]]`: `webhook_url` and
+/// `timeout_ms`.
 pub fn parse(table: toml::Table) -> std::result::Result<Box<dyn SinkSpec>, Vec<String>> {
-    let cfg: SlackConfig = table
-        .try_into()
-        .map_err(|e| vec![e.message().to_string()])?;
-    let mut problems = chat::webhook_url_problems(&cfg.webhook_url, "webhook_url");
-    problems.extend(chat::timeout_problem(cfg.timeout_ms));
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Box::new(SlackSpec {
-        webhook_url: cfg.webhook_url,
-        timeout: chat::timeout(cfg.timeout_ms),
-    }))
-}
-
-impl SinkSpec for SlackSpec {
-    fn build(&self, ctx: &SinkContext, templates: Templates) -> Result<Arc<dyn Sink>> {
-        Ok(Arc::new(Slack {
-            url: chat::read_webhook_url(&self.webhook_url, "sinks.slack webhook_url")?,
-            public_url: ctx.public_url.trim_end_matches('/').to_string(),
-            client: http::client(self.timeout)?,
-            timeout: self.timeout,
-            templates,
-        }))
-    }
+    chat::parse_webhook(table, "slack", |t| Arc::new(Slack(t)))
 }
 
 /// A Slack incoming webhook (one channel).
-pub struct Slack {
-    /// A secret: never logged, never in an error.
-    url: reqwest::Url,
-    public_url: String,
-    client: reqwest::Client,
-    timeout: Duration,
-    templates: Templates,
-}
+pub struct Slack(chat::Target);
 
 /// The status's emoji (Block Kit has no colours outside legacy attachments).
 fn emoji(status: Status) -> &'static str {
@@ -121,9 +72,9 @@ impl Slack {
     /// The message: fallback `text` plus header, facts, detail and a
     /// button to the ticket.
     fn message(&self, n: &Notification) -> std::result::Result<Value, String> {
-        let title = self.templates.render("text", n, &self.public_url)?;
-        let detail = self.templates.render("detail", n, &self.public_url)?;
-        let link = chat::ticket_link(&self.public_url, n.ticket_id);
+        let title = self.0.templates.render("text", n, &self.0.public_url)?;
+        let detail = self.0.templates.render("detail", n, &self.0.public_url)?;
+        let link = chat::ticket_link(&self.0.public_url, n.ticket_id);
         let check = if n.item.is_empty() {
             n.check.clone()
         } else {
@@ -170,25 +121,18 @@ impl Slack {
 #[async_trait]
 impl Sink for Slack {
     fn request_timeout(&self) -> Duration {
-        self.timeout
+        self.0.timeout
     }
 
     async fn deliver(&self, d: &Delivery<'_>) -> Outcome {
-        let body = match self.message(d.notification) {
-            Ok(b) => b,
-            Err(e) => return Outcome::Park(e),
-        };
-        let req = self.client.post(self.url.clone()).json(&body);
-        match http::send(req, 64 << 10).await {
-            Ok(_) => Outcome::Delivered,
-            Err(f) => f.outcome(),
-        }
+        self.0.post(self.message(d.notification)).await
     }
 
     async fn health(&self) -> CheckResult {
         let resp = self
+            .0
             .client
-            .post(self.url.clone())
+            .post(self.0.url.clone())
             .json(&json!({}))
             .send()
             .await
@@ -219,22 +163,13 @@ impl Sink for Slack {
 mod tests {
     use super::*;
     use crate::sinks::notification::tests::sample;
-    use crate::sinks::template::TemplateConfig;
 
     fn slack(templates: &str) -> Slack {
-        Slack {
-            url: "https://hooks.slack.com/services/T1/B2/x"
-                .parse()
-                .expect("url"),
-            public_url: "https://fw.example".into(),
-            client: http::client(Duration::from_secs(1)).expect("client"),
-            timeout: Duration::from_secs(1),
-            templates: Templates::new(
-                TEMPLATES,
-                &toml::from_str::<TemplateConfig>(templates).expect("toml"),
-            )
-            .expect("templates"),
-        }
+        Slack(chat::Target::for_tests(
+            "https://hooks.slack.com/services/T1/B2/x",
+            TEMPLATES,
+            templates,
+        ))
     }
 
     #[test]
@@ -299,34 +234,5 @@ mod tests {
         assert_eq!(header.chars().count(), HEADER_MAX);
         let ctx = m["blocks"][2]["elements"][0]["text"].as_str().expect("ctx");
         assert_eq!(ctx.chars().count(), CONTEXT_MAX);
-    }
-
-    #[test]
-    fn parse_needs_a_webhook_url_and_never_shows_it() {
-        let t = |s: &str| toml::from_str::<toml::Table>(s).expect("toml");
-        assert!(
-            parse(t(
-                "webhook_url = \"https://hooks.slack.com/services/T/B/x\""
-            ))
-            .is_ok()
-        );
-        assert!(parse(t("webhook_url = { env = \"SLACK_HOOK\" }")).is_ok());
-        let err = parse(t("timeout_ms = 5")).expect_err("no url").join("; ");
-        assert!(err.contains("webhook_url"), "{err}");
-        let err = parse(t(
-            "webhook_url = \"hooks.slack.com/s3cr3t\"\ntimeout_ms = 5",
-        ))
-        .expect_err("bad")
-        .join("; ");
-        assert!(
-            err.contains("webhook_url") && err.contains("timeout_ms"),
-            "{err}"
-        );
-        assert!(!err.contains("s3cr3t"), "{err}");
-        let spec = parse(t(
-            "webhook_url = \"https://hooks.slack.com/services/T/B/s3cr3t\"",
-        ))
-        .expect("valid");
-        assert!(!format!("{spec:?}").contains("s3cr3t"));
     }
 }

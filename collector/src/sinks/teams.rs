@@ -18,14 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::secret::SecretRef;
-use super::template::{DEFAULT_TITLE, Templates};
-use super::{CheckResult, Delivery, Notification, Outcome, Sink, SinkContext, SinkSpec, Status};
-use super::{chat, http};
-use crate::Result;
+use super::chat;
+use super::template::DEFAULT_TITLE;
+use super::{CheckResult, Delivery, Notification, Outcome, Sink, SinkSpec, Status};
 
 /// The template parts: the card's title and detail text blocks.
 pub const TEMPLATES: &[(&str, &str)] =
@@ -39,60 +36,14 @@ pub const CARD_VERSION: &str = "1.4";
 /// warning: a proxy or a test receiver may stand in front).
 const WORKFLOW_HOSTS: [&str; 3] = ["logic.azure.com", "powerplatform.com", "webhook.office.com"];
 
-/// `[[sinks.teams]]` keys besides the common ones.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TeamsConfig {
-    /// The Workflows trigger's HTTP POST URL.
-    webhook_url: SecretRef,
-    #[serde(default = "chat::default_timeout_ms")]
-    timeout_ms: u64,
-}
-
-/// A validated Teams config (its `Debug` never shows the URL).
-#[derive(Debug)]
-struct TeamsSpec {
-    webhook_url: SecretRef,
-    timeout: Duration,
-}
-
-/// The registry's parser for `[[sinks.teams]]`.
+/// The registry's parser for `[[sinks.teams]]`: `webhook_url` and
+/// `timeout_ms`.
 pub fn parse(table: toml::Table) -> std::result::Result<Box<dyn SinkSpec>, Vec<String>> {
-    let cfg: TeamsConfig = table
-        .try_into()
-        .map_err(|e| vec![e.message().to_string()])?;
-    let mut problems = chat::webhook_url_problems(&cfg.webhook_url, "webhook_url");
-    problems.extend(chat::timeout_problem(cfg.timeout_ms));
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Box::new(TeamsSpec {
-        webhook_url: cfg.webhook_url,
-        timeout: chat::timeout(cfg.timeout_ms),
-    }))
-}
-
-impl SinkSpec for TeamsSpec {
-    fn build(&self, ctx: &SinkContext, templates: Templates) -> Result<Arc<dyn Sink>> {
-        Ok(Arc::new(Teams {
-            url: chat::read_webhook_url(&self.webhook_url, "sinks.teams webhook_url")?,
-            public_url: ctx.public_url.trim_end_matches('/').to_string(),
-            client: http::client(self.timeout)?,
-            timeout: self.timeout,
-            templates,
-        }))
-    }
+    chat::parse_webhook(table, "teams", |t| Arc::new(Teams(t)))
 }
 
 /// A Teams channel (or chat) behind a Workflows webhook.
-pub struct Teams {
-    /// A secret: never logged, never in an error.
-    url: reqwest::Url,
-    public_url: String,
-    client: reqwest::Client,
-    timeout: Duration,
-    templates: Templates,
-}
+pub struct Teams(chat::Target);
 
 /// The title's colour: Adaptive Cards name colours by meaning.
 fn color(status: Status) -> &'static str {
@@ -106,9 +57,9 @@ fn color(status: Status) -> &'static str {
 impl Teams {
     /// The Workflows message carrying the card.
     fn message(&self, n: &Notification) -> std::result::Result<Value, String> {
-        let title = self.templates.render("title", n, &self.public_url)?;
-        let detail = self.templates.render("detail", n, &self.public_url)?;
-        let link = chat::ticket_link(&self.public_url, n.ticket_id);
+        let title = self.0.templates.render("title", n, &self.0.public_url)?;
+        let detail = self.0.templates.render("detail", n, &self.0.public_url)?;
+        let link = chat::ticket_link(&self.0.public_url, n.ticket_id);
         let facts: Vec<Value> = chat::facts(n, &link)
             .into_iter()
             .filter(|f| f.key != "detail" && f.key != "ticket")
@@ -168,23 +119,15 @@ fn shape(url: &reqwest::Url) -> std::result::Result<String, String> {
 #[async_trait]
 impl Sink for Teams {
     fn request_timeout(&self) -> Duration {
-        self.timeout
+        self.0.timeout
     }
 
     async fn deliver(&self, d: &Delivery<'_>) -> Outcome {
-        let body = match self.message(d.notification) {
-            Ok(b) => b,
-            Err(e) => return Outcome::Park(e),
-        };
-        let req = self.client.post(self.url.clone()).json(&body);
-        match http::send(req, 64 << 10).await {
-            Ok(_) => Outcome::Delivered,
-            Err(f) => f.outcome(),
-        }
+        self.0.post(self.message(d.notification)).await
     }
 
     async fn health(&self) -> CheckResult {
-        shape(&self.url)
+        shape(&self.0.url)
     }
 }
 
@@ -192,22 +135,13 @@ impl Sink for Teams {
 mod tests {
     use super::*;
     use crate::sinks::notification::tests::sample;
-    use crate::sinks::template::TemplateConfig;
 
     fn teams(templates: &str) -> Teams {
-        Teams {
-            url: "https://prod-1.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke"
-                .parse()
-                .expect("url"),
-            public_url: "https://fw.example".into(),
-            client: http::client(Duration::from_secs(1)).expect("client"),
-            timeout: Duration::from_secs(1),
-            templates: Templates::new(
-                TEMPLATES,
-                &toml::from_str::<TemplateConfig>(templates).expect("toml"),
-            )
-            .expect("templates"),
-        }
+        Teams(chat::Target::for_tests(
+            "https://prod-1.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke",
+            TEMPLATES,
+            templates,
+        ))
     }
 
     #[test]
@@ -267,23 +201,5 @@ mod tests {
         assert!(!warn.contains("s3cr3t"), "{warn}");
         let lookalike = shape(&"https://evillogic.azure.com/x".parse().expect("url")).expect("ok");
         assert!(lookalike.contains("warning"), "{lookalike}");
-    }
-
-    #[test]
-    fn parse_needs_a_webhook_url_and_never_shows_it() {
-        let t = |s: &str| toml::from_str::<toml::Table>(s).expect("toml");
-        assert!(parse(t("webhook_url = { file = \"/etc/forewarn/teams-url\" }")).is_ok());
-        let err = parse(t("webhook_url = \"mailto:s3cr3t@x\"\ntimeout_ms = 999999"))
-            .expect_err("bad")
-            .join("; ");
-        assert!(
-            err.contains("webhook_url") && err.contains("timeout_ms"),
-            "{err}"
-        );
-        assert!(!err.contains("s3cr3t"), "{err}");
-        let err = parse(t("webhook_url = \"https://x\"\ncolor = 1"))
-            .expect_err("unknown key")
-            .join("; ");
-        assert!(err.contains("color"), "{err}");
     }
 }
