@@ -34,11 +34,28 @@ pub struct SinkKind {
 }
 
 /// Every sink kind this collector knows. A new kind adds one line here.
-pub const KINDS: &[SinkKind] = &[SinkKind {
-    kind: "webhook",
-    parse: super::webhook::parse,
-    templates: super::webhook::TEMPLATES,
-}];
+pub const KINDS: &[SinkKind] = &[
+    SinkKind {
+        kind: "webhook",
+        parse: super::webhook::parse,
+        templates: super::webhook::TEMPLATES,
+    },
+    SinkKind {
+        kind: "pagerduty",
+        parse: super::pagerduty::parse,
+        templates: super::pagerduty::TEMPLATES,
+    },
+    SinkKind {
+        kind: "slack",
+        parse: super::slack::parse,
+        templates: super::slack::TEMPLATES,
+    },
+    SinkKind {
+        kind: "teams",
+        parse: super::teams::parse,
+        templates: super::teams::TEMPLATES,
+    },
+];
 
 fn known_kinds() -> String {
     KINDS.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
@@ -384,9 +401,9 @@ mod tests {
 
     #[test]
     fn unknown_kind_lists_the_known_kinds() {
-        let err = sinks("[[sinks.pagerduty]]\nname = \"pd\"\n").problems();
+        let err = sinks("[[sinks.pigeon]]\nname = \"coo\"\n").problems();
         assert_eq!(err.len(), 1, "{err:?}");
-        assert!(err[0].contains("sinks.pagerduty"), "{err:?}");
+        assert!(err[0].contains("sinks.pigeon"), "{err:?}");
         assert!(err[0].contains("known kinds: webhook"), "{err:?}");
     }
 

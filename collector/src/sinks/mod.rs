@@ -15,14 +15,18 @@
 //! own record of a ticket (a PSA ticket) returns [`Outcome::Linked`]; the
 //! loop stores the link and hands it to that ticket's next deliveries.
 
+pub mod chat;
 pub mod config;
 mod enqueue;
 pub mod http;
 mod notification;
 pub mod outbox;
+pub mod pagerduty;
 mod poll;
 pub mod psa;
 pub mod secret;
+pub mod slack;
+pub mod teams;
 pub mod template;
 pub mod webhook;
 
