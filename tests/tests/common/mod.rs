@@ -638,3 +638,4 @@ pub mod netns;
 pub mod postgres_server;
 pub mod replica;
 pub mod sim;
+pub mod vendors;
