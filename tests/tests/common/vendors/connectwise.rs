@@ -187,6 +187,16 @@ fn cw_error(status: u16, code: &str, message: &str, field: Option<&str>) -> Answ
     Answer::json(status, &body)
 }
 
+/// ConnectWise's 404 for an unknown ticket.
+fn no_ticket(id: impl std::fmt::Display) -> Answer {
+    cw_error(
+        404,
+        "NotFound",
+        &format!("Ticket with id {id} not found"),
+        None,
+    )
+}
+
 impl Vendor for ConnectWise {
     fn answer(&self, req: &Request) -> Result<Answer, String> {
         let accept = req.header("accept");
@@ -260,12 +270,7 @@ impl Vendor for ConnectWise {
             }
             (&Method::GET, ["service", "tickets", id]) => match self.ticket(number(id)?) {
                 Some(t) => Ok(Answer::json(200, &pick(t.to_json(), &q))),
-                None => Ok(cw_error(
-                    404,
-                    "NotFound",
-                    &format!("Ticket with id {id} not found"),
-                    None,
-                )),
+                None => Ok(no_ticket(id)),
             },
             (&Method::POST, ["service", "tickets"]) => self.create(&req.json()),
             (&Method::POST, ["service", "tickets", id, "notes"]) => {
@@ -389,12 +394,7 @@ impl ConnectWise {
         );
         let mut all = self.tickets.lock().expect("lock");
         let Some(t) = all.get_mut(&ticket) else {
-            return Ok(cw_error(
-                404,
-                "NotFound",
-                &format!("Ticket with id {ticket} not found"),
-                None,
-            ));
+            return Ok(no_ticket(ticket));
         };
         let text = body["text"].as_str().unwrap_or_default();
         if text.is_empty() || !(detail || internal || resolution) {
@@ -432,12 +432,7 @@ impl ConnectWise {
         }
         let mut all = self.tickets.lock().expect("lock");
         let Some(t) = all.get_mut(&ticket) else {
-            return Ok(cw_error(
-                404,
-                "NotFound",
-                &format!("Ticket with id {ticket} not found"),
-                None,
-            ));
+            return Ok(no_ticket(ticket));
         };
         for op in ops {
             require(op, "op", "string")?;

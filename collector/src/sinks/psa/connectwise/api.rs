@@ -229,6 +229,20 @@ impl ConnectWise {
             .map_err(refine)
     }
 
+    /// The id of the first record at `path` matching `conditions`; a
+    /// park saying `missing()` if there is none.
+    async fn first_id(
+        &self,
+        path: &str,
+        conditions: &str,
+        missing: impl FnOnce() -> String,
+    ) -> std::result::Result<i64, HttpFailure> {
+        let found: Vec<Id> = self
+            .get(path, &[("conditions", conditions), ("fields", "id")])
+            .await?;
+        found.first().map(|r| r.id).ok_or_else(|| park(missing()))
+    }
+
     /// A board's id by name; `key` names where the name came from.
     pub(super) async fn board_id(
         &self,
@@ -239,17 +253,11 @@ impl ConnectWise {
             return Ok(id);
         }
         let cond = format!("name={}", quoted(name));
-        let found: Vec<Named> = self
-            .get(
-                "/service/boards",
-                &[("conditions", &cond), ("fields", "id,name")],
-            )
+        let id = self
+            .first_id("/service/boards", &cond, || {
+                format!("ConnectWise has no service board named {name:?} ({key})")
+            })
             .await?;
-        let id = found.first().map(|b| b.id).ok_or_else(|| {
-            park(format!(
-                "ConnectWise has no service board named {name:?} ({key})"
-            ))
-        })?;
         self.cache(|c| c.boards.insert(name.to_string(), id));
         Ok(id)
     }
@@ -264,17 +272,11 @@ impl ConnectWise {
         }
         let name = &self.s.closed_status;
         let cond = format!("name={}", quoted(name));
-        let found: Vec<Named> = self
-            .get(
-                &format!("/service/boards/{board}/statuses"),
-                &[("conditions", &cond), ("fields", "id,name")],
-            )
+        let id = self
+            .first_id(&format!("/service/boards/{board}/statuses"), &cond, || {
+                format!("ConnectWise board {board} has no status named {name:?} (closed_status)")
+            })
             .await?;
-        let id = found.first().map(|s| s.id).ok_or_else(|| {
-            park(format!(
-                "ConnectWise board {board} has no status named {name:?} (closed_status)"
-            ))
-        })?;
         self.cache(|c| c.closed.insert(board, id));
         Ok(id)
     }
@@ -321,17 +323,11 @@ impl ConnectWise {
             return Ok(id);
         }
         let cond = format!("identifier={}", quoted(identifier));
-        let found: Vec<Id> = self
-            .get(
-                "/company/companies",
-                &[("conditions", &cond), ("fields", "id,identifier,name")],
-            )
+        let id = self
+            .first_id("/company/companies", &cond, || {
+                format!("ConnectWise has no company with identifier {identifier:?} ({key})")
+            })
             .await?;
-        let id = found.first().map(|c| c.id).ok_or_else(|| {
-            park(format!(
-                "ConnectWise has no company with identifier {identifier:?} ({key})"
-            ))
-        })?;
         self.cache(|c| c.companies.insert(identifier.to_string(), id));
         Ok(id)
     }
