@@ -55,6 +55,11 @@ pub const KINDS: &[SinkKind] = &[
         parse: super::teams::parse,
         templates: super::teams::TEMPLATES,
     },
+    SinkKind {
+        kind: "connectwise",
+        parse: super::psa::connectwise::parse,
+        templates: super::psa::TEMPLATES,
+    },
 ];
 
 fn known_kinds() -> String {

@@ -2,6 +2,7 @@
 //! implementing [`super::fake::Vendor`] after the vendor's documentation
 //! (named in its file and in `docs/sinks/`).
 
+pub mod connectwise;
 pub mod pagerduty;
 pub mod slack;
 pub mod teams;
