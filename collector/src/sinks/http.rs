@@ -46,7 +46,9 @@ impl HttpFailure {
     pub fn message(&self) -> String {
         match &self.0 {
             Outcome::Retry { error, .. } | Outcome::Park(error) => error.clone(),
-            Outcome::Delivered | Outcome::Linked { .. } => "no failure".to_string(),
+            Outcome::Delivered | Outcome::Linked { .. } | Outcome::LinkClosed { .. } => {
+                "no failure".to_string()
+            }
         }
     }
 }

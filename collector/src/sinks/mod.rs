@@ -53,6 +53,14 @@ pub enum Outcome {
         external_id: String,
         url: Option<String>,
     },
+    /// Delivered, and the receiver's record of the ticket is closed by
+    /// this delivery (a resolve closed the PSA ticket): the link is marked
+    /// closed by [`CLOSED_BY_FOREWARN`], so the next poll does not report
+    /// Forewarn's own close as a technician's, and a relapse opens a new
+    /// PSA ticket instead of writing into the closed one.
+    LinkClosed {
+        external_id: String,
+    },
     /// Worth trying again (network error, timeout, 5xx, 408, 429);
     /// `after` is the receiver's own wish (`Retry-After`), if any.
     Retry {
@@ -65,6 +73,9 @@ pub enum Outcome {
     /// dashboard, and can be sent again once fixed.
     Park(String),
 }
+
+/// Who closed a link that a resolve closed ([`Outcome::LinkClosed`]).
+pub const CLOSED_BY_FOREWARN: &str = "forewarn (resolved)";
 
 /// One delivery: the notification, its idempotency key and, for sinks
 /// that keep their own record of tickets, the current link.

@@ -193,7 +193,9 @@ impl RetryPolicy {
         unit: f64,
     ) -> Attempt {
         match outcome {
-            Outcome::Delivered | Outcome::Linked { .. } => Attempt::Delivered,
+            Outcome::Delivered | Outcome::Linked { .. } | Outcome::LinkClosed { .. } => {
+                Attempt::Delivered
+            }
             Outcome::Park(error) => Attempt::Failed { error },
             Outcome::Retry { error, .. } if now - created_at >= self.give_up_ms => {
                 Attempt::Failed {
@@ -272,6 +274,12 @@ async fn run_sink(
                             break;
                         }
                     }
+                    if let Outcome::LinkClosed { external_id } = &outcome
+                        && let Err(error) = close_link(store.as_ref(), name, external_id, now).await
+                    {
+                        warn!(sink = name, key = item.key, %error, "marking the receiver's ticket closed failed");
+                        break;
+                    }
                     let unit = rand::random::<f64>();
                     let record = policy.record(outcome, item.attempts, item.created_at, now, unit);
                     log_attempt(name, &item, &record, now);
@@ -342,6 +350,14 @@ async fn run_sink(
     if let Err(error) = store.outbox_release(name, &owner).await {
         warn!(sink = name, %error, "releasing outbox claims failed");
     }
+}
+
+/// Marks a link closed by a resolve ([`super::CLOSED_BY_FOREWARN`]).
+async fn close_link(store: &dyn Storage, sink: &str, external_id: &str, now: Millis) -> Result<()> {
+    let mut tx = store.begin().await?;
+    tx.close_link(sink, external_id, super::CLOSED_BY_FOREWARN, now)
+        .await?;
+    tx.commit().await
 }
 
 fn millis(d: Duration) -> Millis {

@@ -9,7 +9,8 @@
 //! | firing, no link yet             | created in the tenant's company → linked   |
 //! | firing, linked and open         | a note (a `reminder` adds nothing)         |
 //! | acknowledged, linked and open   | a note                                     |
-//! | resolved, linked and open       | a note, then the mapped closed status      |
+//! | resolved, linked and open       | the mapped closed status and a note; the   |
+//! |                                 | link is marked closed by Forewarn          |
 //! | firing, link closed on the PSA  | a new PSA ticket naming the closed one     |
 //! | anything else                   | nothing to do (delivered)                  |
 //!
@@ -132,18 +133,7 @@ impl<C: Connector> PsaSink<C> {
             (Err(o), _) | (_, Err(o)) => return o,
         };
         if let Some(old) = previous {
-            body.push_str(&format!(
-                "\n\nThe problem still fails after {} ticket {} was closed{}{}. This is a new ticket; the closed one was not reopened.",
-                self.connector.vendor(),
-                old.external_id,
-                old.closed_by
-                    .as_deref()
-                    .map(|b| format!(" by {b}"))
-                    .unwrap_or_default(),
-                old.closed_at
-                    .map(|at| format!(" at {}", rfc3339::format(at)))
-                    .unwrap_or_default(),
-            ));
+            body.push_str(&previous_note(self.connector.vendor(), old));
         }
         let t = NewPsaTicket {
             notification: n,
@@ -162,6 +152,25 @@ impl<C: Connector> PsaSink<C> {
             Ok(c) => linked(c),
             Err(f) => f.outcome(),
         }
+    }
+}
+
+/// What a new PSA ticket says about the closed one before it.
+fn previous_note(vendor: &str, old: &SinkLink) -> String {
+    let at = old
+        .closed_at
+        .map(|at| format!(" at {}", rfc3339::format(at)))
+        .unwrap_or_default();
+    match old.closed_by.as_deref() {
+        Some(super::CLOSED_BY_FOREWARN) => format!(
+            "\n\nThe problem came back after {vendor} ticket {} was closed on recovery{at}. This is a new ticket; the closed one was not reopened.",
+            old.external_id
+        ),
+        by => format!(
+            "\n\nThe problem still fails after {vendor} ticket {} was closed{}{at}. This is a new ticket; the closed one was not reopened.",
+            old.external_id,
+            by.map(|b| format!(" by {b}")).unwrap_or_default()
+        ),
     }
 }
 
@@ -195,7 +204,9 @@ impl<C: Connector> Sink for PsaSink<C> {
             },
             (Status::Resolved, Some(l)) => match self.render("note", n) {
                 Ok(text) => match self.connector.close(&l.external_id, n, &text).await {
-                    Ok(()) => Outcome::Delivered,
+                    Ok(()) => Outcome::LinkClosed {
+                        external_id: l.external_id.clone(),
+                    },
                     Err(f) => f.outcome(),
                 },
                 Err(o) => o,

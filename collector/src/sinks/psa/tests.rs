@@ -194,7 +194,9 @@ async fn firing_acknowledged_and_resolved_on_an_open_link_note_and_close() {
     }
     assert_eq!(
         deliver(&s, &event(Status::Resolved, "resolved"), Some(&open), 0).await,
-        Outcome::Delivered
+        Outcome::LinkClosed {
+            external_id: open.external_id.clone()
+        }
     );
     let calls = s.connector.calls();
     assert_eq!(calls.len(), 6, "{calls:?}");
@@ -253,6 +255,22 @@ async fn firing_after_a_psa_close_creates_a_new_ticket_naming_the_closed_one() {
         !calls
             .iter()
             .any(|c| matches!(c, Call::Note { .. } | Call::Close { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_relapse_after_forewarn_closed_the_psa_ticket_opens_a_new_one() {
+    let s = sink(Memory::default());
+    let closed = link(Some(crate::sinks::CLOSED_BY_FOREWARN));
+    let out = deliver(&s, &event(Status::Firing, "reopened"), Some(&closed), 0).await;
+    assert!(matches!(out, Outcome::Linked { .. }), "{out:?}");
+    let calls = s.connector.calls();
+    let [Call::Create { body, .. }] = calls.as_slice() else {
+        panic!("{calls:?}");
+    };
+    assert!(
+        body.contains("The problem came back after MemoryPSA ticket 77 was closed on recovery"),
+        "{body}"
     );
 }
 
