@@ -34,11 +34,18 @@ pub struct SinkKind {
 }
 
 /// Every sink kind this collector knows. A new kind adds one line here.
-pub const KINDS: &[SinkKind] = &[SinkKind {
-    kind: "webhook",
-    parse: super::webhook::parse,
-    templates: super::webhook::TEMPLATES,
-}];
+pub const KINDS: &[SinkKind] = &[
+    SinkKind {
+        kind: "webhook",
+        parse: super::webhook::parse,
+        templates: super::webhook::TEMPLATES,
+    },
+    SinkKind {
+        kind: "email",
+        parse: super::email::parse,
+        templates: super::email::TEMPLATES,
+    },
+];
 
 fn known_kinds() -> String {
     KINDS.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
@@ -360,11 +367,11 @@ mod tests {
 
     #[test]
     fn a_config_with_an_unknown_kind_does_not_load() {
-        let err = crate::Config::parse("[[sinks.email]]\nname = \"mail\"\n")
+        let err = crate::Config::parse("[[sinks.fax]]\nname = \"fax\"\n")
             .expect_err("unknown kind")
             .to_string();
         assert!(
-            err.contains("sinks.email") && err.contains("webhook"),
+            err.contains("sinks.fax") && err.contains("webhook"),
             "{err}"
         );
     }

@@ -16,6 +16,7 @@
 //! loop stores the link and hands it to that ticket's next deliveries.
 
 pub mod config;
+pub mod email;
 mod enqueue;
 pub mod http;
 mod notification;
