@@ -81,9 +81,13 @@ async fn say(w: &mut tokio::net::tcp::OwnedWriteHalf, s: &str) {
 /// An email sink on `port` without TLS, logging in as `user` (the parser
 /// refuses a password without TLS; the scripted server has none).
 fn sink(port: u16, timeout_ms: u64) -> Arc<dyn Sink> {
+    sink_tls(port, timeout_ms, "none")
+}
+
+fn sink_tls(port: u16, timeout_ms: u64, tls: &str) -> Arc<dyn Sink> {
     let mut s = config::validate(
         toml::from_str(&format!(
-            "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_ms = {timeout_ms}\n\
+            "host = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\ntimeout_ms = {timeout_ms}\n\
              from = \"alerts@msp.example\"\nto = [\"noc@msp.example\"]\n"
         ))
         .expect("toml"),
@@ -176,6 +180,21 @@ async fn no_login_mechanism_in_common_parks() {
     assert!(
         matches!(&out, Outcome::Park(r) if r.contains("authentication mechanism")),
         "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_without_starttls_parks_before_any_login() {
+    let (port, seen) = server(&[]).await;
+    let out = deliver(&sink_tls(port, 2000, "starttls")).await;
+    assert!(
+        matches!(&out, Outcome::Park(r) if r.contains("STARTTLS")),
+        "{out:?}"
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert!(
+        !seen.contains(&"AUTH".to_string()),
+        "no login in clear: {seen:?}"
     );
 }
 
