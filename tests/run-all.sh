@@ -16,6 +16,10 @@
 # /api/v1/openapi.json (no 5xx, no answer breaking the schema); it installs
 # it in a venv under ~/.cache/forewarn when missing. tests/tests/schemathesis.rs
 # calls it, so the nextest step below runs it.
+# The email sink's test (tests/tests/email.rs) runs a real SMTP server,
+# aiosmtpd (tests/smtp/server.py): tests/smtp.sh installs Debian's
+# python3-aiosmtpd (or, failing that, aiosmtpd from PyPI in a venv under
+# ~/.cache/forewarn) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +40,9 @@ step "chromium and playwright-core for the browser tests"
 # Installed here, once, rather than by the first browser test under its
 # time limit (the tests run it too, and find everything present).
 ./tests/browser.sh
+
+step "aiosmtpd for the email sink's test (a real SMTP server)"
+./tests/smtp.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all --check

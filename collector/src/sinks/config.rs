@@ -41,6 +41,11 @@ pub const KINDS: &[SinkKind] = &[
         templates: super::webhook::TEMPLATES,
     },
     SinkKind {
+        kind: "email",
+        parse: super::email::parse,
+        templates: super::email::TEMPLATES,
+    },
+    SinkKind {
         kind: "pagerduty",
         parse: super::pagerduty::parse,
         templates: super::pagerduty::TEMPLATES,
@@ -395,11 +400,11 @@ mod tests {
 
     #[test]
     fn a_config_with_an_unknown_kind_does_not_load() {
-        let err = crate::Config::parse("[[sinks.email]]\nname = \"mail\"\n")
+        let err = crate::Config::parse("[[sinks.fax]]\nname = \"fax\"\n")
             .expect_err("unknown kind")
             .to_string();
         assert!(
-            err.contains("sinks.email") && err.contains("webhook"),
+            err.contains("sinks.fax") && err.contains("webhook"),
             "{err}"
         );
     }

@@ -17,6 +17,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod email;
 mod enqueue;
 pub mod http;
 mod notification;
