@@ -93,7 +93,9 @@ impl Sink for Email {
             Ok(Err(e)) => match self.scrub(classify(&e)) {
                 Outcome::Park(r) | Outcome::Retry { error: r, .. } => failed(r),
                 // classify never says delivered.
-                Outcome::Delivered | Outcome::Linked { .. } => failed("SMTP error".to_string()),
+                Outcome::Delivered | Outcome::Linked { .. } | Outcome::LinkClosed { .. } => {
+                    failed("SMTP error".to_string())
+                }
             },
             Err(_) => failed(format!("no answer within {} ms", s.timeout.as_millis())),
         }
