@@ -18,8 +18,10 @@
 pub mod chat;
 pub mod config;
 mod enqueue;
+pub mod health;
 pub mod http;
 mod notification;
+pub mod ops;
 pub mod outbox;
 pub mod pagerduty;
 mod poll;
