@@ -283,14 +283,9 @@ pub async fn serve(cfg: Config) -> Result<()> {
 
     // Ticket sinks: deliver the outbox the ticket transactions fill, rows
     // claimed by this replica.
-    let sinks_task = crate::sinks::outbox::start(
-        &svc,
-        &sinks,
-        &replica,
-        stop_rx.clone(),
-        outbox_wake_rx,
-    )
-    .await?;
+    let sinks_task =
+        crate::sinks::outbox::start(&svc, &sinks, &replica, stop_rx.clone(), outbox_wake_rx)
+            .await?;
 
     // Revocations (from the API or the CLI, maybe another process) close
     // the agent's open sessions within a second.

@@ -35,9 +35,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/sinks", tag = "admin",
     responses((status = 200, description = "The configured sinks", body = [SinkStatus])))]
 async fn list(State(s): State<AppState>) -> Result<Json<Vec<SinkStatus>>> {
-    Ok(Json(
-        ops::statuses(&s.sinks, s.svc.store().as_ref()).await?,
-    ))
+    Ok(Json(ops::statuses(&s.sinks, s.svc.store().as_ref()).await?))
 }
 
 /// Runs the sink's health check now (the real call, without side effects

@@ -129,7 +129,10 @@ fn find_parsed(cfg: &Config, name: &str) -> Result<Parsed> {
             Error::NotFound(if names.is_empty() {
                 format!("sink {name:?}: no sinks are configured ([[sinks.<kind>]])")
             } else {
-                format!("sink {name:?}: the configured sinks are {}", names.join(", "))
+                format!(
+                    "sink {name:?}: the configured sinks are {}",
+                    names.join(", ")
+                )
             })
         })
 }

@@ -69,11 +69,18 @@ mod tests {
     fn the_latest_result_per_sink_wins() {
         let h = HealthRegistry::default();
         assert_eq!(h.get("a"), None);
-        h.record("a", Health::of(Err("HTTP 401: check the credentials".into()), 1));
-        h.clone().record("a", Health::of(Ok("token accepted".into()), 2));
+        h.record(
+            "a",
+            Health::of(Err("HTTP 401: check the credentials".into()), 1),
+        );
+        h.clone()
+            .record("a", Health::of(Ok("token accepted".into()), 2));
         let got = h.get("a").expect("recorded");
         assert!(got.ok);
-        assert_eq!((got.message.as_str(), got.checked_at), ("token accepted", 2));
+        assert_eq!(
+            (got.message.as_str(), got.checked_at),
+            ("token accepted", 2)
+        );
         assert_eq!(h.get("b"), None);
     }
 }

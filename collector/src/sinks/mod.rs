@@ -169,8 +169,10 @@ pub fn build_all(sinks: &SinksConfig, ctx: &SinkContext) -> crate::Result<Vec<Bu
 /// Builds one parsed sink: `forewarn-collector sink test NAME` builds only
 /// the sink it tests, so another sink's missing secret does not stop it.
 pub fn build_one(p: Parsed, ctx: &SinkContext) -> crate::Result<Built> {
-    let templates = template::Templates::new(p.kind_defaults, &p.settings.templates)
-        .map_err(|e| crate::Error::Config(format!("sinks.{} {:?}: {e}", p.kind, p.settings.name)))?;
+    let templates =
+        template::Templates::new(p.kind_defaults, &p.settings.templates).map_err(|e| {
+            crate::Error::Config(format!("sinks.{} {:?}: {e}", p.kind, p.settings.name))
+        })?;
     let sink = p.spec.build(ctx, templates)?;
     Ok(Built {
         kind: p.kind,

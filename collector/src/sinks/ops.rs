@@ -68,7 +68,10 @@ pub fn find<'a>(built: &'a [Built], name: &str) -> Result<&'a Built> {
             Error::NotFound(if names.is_empty() {
                 format!("sink {name:?}: no sinks are configured ([[sinks.<kind>]])")
             } else {
-                format!("sink {name:?}: the configured sinks are {}", names.join(", "))
+                format!(
+                    "sink {name:?}: the configured sinks are {}",
+                    names.join(", ")
+                )
             })
         })
 }
