@@ -227,7 +227,8 @@ async fn a_parked_delivery_is_seen_tested_and_sent_again_exactly_once() {
     assert!(
         requeued
             .iter()
-            .any(|e| e["actor"] == "e2e-admin" && e["target"] == format!("outbox/{row}").as_str()),
+            .any(|e| e["actor"] == "key:e2e-admin"
+                && e["target"] == format!("outbox/{row}").as_str()),
         "{audit}"
     );
 
