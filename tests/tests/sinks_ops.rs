@@ -177,6 +177,30 @@ async fn a_parked_delivery_is_seen_tested_and_sent_again_exactly_once() {
         "{m}"
     );
 
+    // The dashboard's Sinks page, for an msp-admin, JavaScript off: the
+    // sink, its backlog and the parked delivery with a form to send it again.
+    let password = c.operator("ada", "msp-admin", &[]).await;
+    let cookie = c.sign_in("ada", &password).await;
+    let (status, html) = c.page(&cookie, "/sinks").await;
+    answers.push(html.clone());
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(&format!("data-sink=\"{SINK}\"")), "{html}");
+    assert!(
+        html.contains(&format!("action=\"/sinks/{SINK}/test\"")),
+        "{html}"
+    );
+    assert!(html.contains(&format!("data-delivery=\"{row}\"")), "{html}");
+    assert!(
+        html.contains(&format!("action=\"/sinks/retry/{row}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("credentials") && html.contains("parked"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"_csrf\""), "{html}");
+    assert!(html.contains("href=\"/sinks\""), "the nav links the page");
+
     // --- Tested now; an unknown sink is a clear 404. ---
     let (status, health, text) = post(&c, &format!("/api/v1/sinks/{SINK}/test"), &json!({})).await;
     answers.push(text);

@@ -121,20 +121,14 @@ fn parsed(cfg: &Config) -> Result<Vec<Parsed>> {
 /// The sink named `name`, parsed; an unknown name lists the configured
 /// ones.
 fn find_parsed(cfg: &Config, name: &str) -> Result<Parsed> {
-    let all = parsed(cfg)?;
-    let names: Vec<String> = all.iter().map(|p| p.settings.name.clone()).collect();
-    all.into_iter()
-        .find(|p| p.settings.name == name)
-        .ok_or_else(|| {
-            Error::NotFound(if names.is_empty() {
-                format!("sink {name:?}: no sinks are configured ([[sinks.<kind>]])")
-            } else {
-                format!(
-                    "sink {name:?}: the configured sinks are {}",
-                    names.join(", ")
-                )
-            })
-        })
+    let mut all = parsed(cfg)?;
+    match all.iter().position(|p| p.settings.name == name) {
+        Some(i) => Ok(all.swap_remove(i)),
+        None => Err(ops::unknown_sink(
+            name,
+            all.iter().map(|p| p.settings.name.as_str()),
+        )),
+    }
 }
 
 /// Builds the one sink named `name` (reading its secrets only).

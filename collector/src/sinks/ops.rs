@@ -63,17 +63,20 @@ pub fn find<'a>(built: &'a [Built], name: &str) -> Result<&'a Built> {
     built
         .iter()
         .find(|b| b.settings.name == name)
-        .ok_or_else(|| {
-            let names: Vec<&str> = built.iter().map(|b| b.settings.name.as_str()).collect();
-            Error::NotFound(if names.is_empty() {
-                format!("sink {name:?}: no sinks are configured ([[sinks.<kind>]])")
-            } else {
-                format!(
-                    "sink {name:?}: the configured sinks are {}",
-                    names.join(", ")
-                )
-            })
-        })
+        .ok_or_else(|| unknown_sink(name, built.iter().map(|b| b.settings.name.as_str())))
+}
+
+/// No sink named `name`: `NotFound`, listing the configured `names`.
+pub fn unknown_sink<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Error {
+    let names: Vec<&str> = names.collect();
+    Error::NotFound(if names.is_empty() {
+        format!("sink {name:?}: no sinks are configured ([[sinks.<kind>]])")
+    } else {
+        format!(
+            "sink {name:?}: the configured sinks are {}",
+            names.join(", ")
+        )
+    })
 }
 
 /// One sink's deliveries still owed or waiting for an operator.
