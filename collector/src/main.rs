@@ -47,6 +47,11 @@ enum Command {
     /// Operators: people who sign in to the dashboard (add, list, disable, enable, revoke, reset, totp).
     #[command(subcommand)]
     Operator(forewarn_collector::access::cli::OperatorCommand),
+    /// Ticket sinks: list (routes, backlog), test NAME (health check, exit
+    /// 0/1), map NAME --tenant T (the receiver's mapping), retry NAME
+    /// (send parked deliveries again).
+    #[command(subcommand)]
+    Sink(forewarn_collector::sinks::cli::SinkCommand),
     /// Inspect and revoke agents.
     #[command(subcommand)]
     Agents(AgentsCommand),
@@ -335,6 +340,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::ApiKey(cmd) => forewarn_collector::access::cli::api_key_cmd(&cfg, cmd).await,
+            Command::Sink(cmd) => forewarn_collector::sinks::cli::run(&cfg, cmd).await,
             Command::Operator(cmd) => {
                 forewarn_collector::access::cli::operator_cmd(&cfg, cmd).await
             }

@@ -204,9 +204,17 @@ pub async fn serve(cfg: Config) -> Result<()> {
         Duration::from_secs(cfg.http.session_idle_secs),
     );
     access.secure_cookies = cfg.http.secure_cookies;
+    // The ticket sinks, built once (secrets read, clients made): the outbox
+    // delivers with them and the API tests them.
+    let sinks = crate::sinks::ops::Running::new(crate::sinks::build_all(
+        &cfg.sinks,
+        &crate::sinks::SinkContext {
+            public_url: cfg.http.public_url(http_addr),
+        },
+    )?);
     let http_task = {
         let mut rx = stop_rx.clone();
-        let app = api::router(svc.clone(), access.clone());
+        let app = api::router_with_sinks(svc.clone(), access.clone(), sinks.clone());
         tokio::spawn(async move {
             axum::serve(
                 http_listener,
@@ -275,17 +283,9 @@ pub async fn serve(cfg: Config) -> Result<()> {
 
     // Ticket sinks: deliver the outbox the ticket transactions fill, rows
     // claimed by this replica.
-    let sinks_task = crate::sinks::outbox::start(
-        &svc,
-        &cfg.sinks,
-        &crate::sinks::SinkContext {
-            public_url: cfg.http.public_url(http_addr),
-        },
-        &replica,
-        stop_rx.clone(),
-        outbox_wake_rx,
-    )
-    .await?;
+    let sinks_task =
+        crate::sinks::outbox::start(&svc, &sinks, &replica, stop_rx.clone(), outbox_wake_rx)
+            .await?;
 
     // Revocations (from the API or the CLI, maybe another process) close
     // the agent's open sessions within a second.

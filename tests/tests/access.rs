@@ -27,7 +27,16 @@ enum Param {
     Asset,
     /// `{tenant}/{month}`: a tenant's report.
     Report,
+    /// A configured sink's name.
+    Sink,
+    /// An outbox row (a delivery of the tenant's ticket).
+    Outbox,
 }
+
+/// The one sink of the test's collector: a webhook to a closed port, so
+/// its deliveries stay pending (retrying).
+const SINK: &str =
+    "[[sinks.webhook]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"k\"\n";
 
 /// Every route the test covers, with what its `{…}` stands for. Must be
 /// exactly the collector's rule table: a route added without a case here
@@ -61,6 +70,10 @@ const CASES: &[(&str, &str, Param)] = &[
     ("GET", "/api/v1/audit", Param::None),
     ("GET", "/api/v1/kpis", Param::None),
     ("GET", "/api/v1/outbox", Param::None),
+    ("POST", "/api/v1/outbox/{id}/retry", Param::Outbox),
+    ("POST", "/api/v1/outbox/retry", Param::None),
+    ("GET", "/api/v1/sinks", Param::None),
+    ("POST", "/api/v1/sinks/{name}/test", Param::Sink),
     ("GET", "/api/v1/tokens", Param::None),
     ("POST", "/api/v1/tokens/{id}/revoke", Param::Token),
     ("GET", "/api/v1/maintenance", Param::None),
@@ -100,6 +113,9 @@ const CASES: &[(&str, &str, Param)] = &[
     ("POST", "/admin/operators/{name}/{op}", Param::Operator),
     ("POST", "/admin/keys", Param::None),
     ("POST", "/admin/keys/{id}/{op}", Param::Key),
+    ("GET", "/sinks", Param::None),
+    ("POST", "/sinks/{name}/test", Param::Sink),
+    ("POST", "/sinks/retry/{id}", Param::Outbox),
 ];
 
 #[test]
@@ -130,6 +146,17 @@ impl Fixture<'_> {
             Param::None => String::new(),
             Param::Agent => self.agent.clone(),
             Param::Ticket => self.ticket.to_string(),
+            Param::Sink => "ops".to_string(),
+            Param::Outbox => {
+                let rows = c.get("/api/v1/outbox").await;
+                rows.as_array()
+                    .expect("outbox")
+                    .iter()
+                    .find(|r| r["ticket_id"] == self.ticket)
+                    .and_then(|r| r["id"].as_i64())
+                    .expect("an outbox row of the ticket")
+                    .to_string()
+            }
             Param::Report => format!("{}/2026-12", self.tenant),
             Param::Asset => forewarn_collector::dashboard::asset_url("htmx.js")
                 .trim_start_matches("/assets/")
@@ -252,6 +279,7 @@ fn body_for(method: &str, pattern: &str, tenant: &str) -> Option<Value> {
             json!({"username": format!("new{}", rand_suffix()), "role": "viewer", "tenants": [tenant]})
         }
         "/api/v1/keys" => json!({"name": "n", "role": "viewer", "tenant": tenant}),
+        "/api/v1/outbox/retry" => json!({"sink": "ops"}),
         "/tickets/{id}/act" => json!({"action": "acknowledge"}),
         _ => json!({}),
     })
@@ -260,7 +288,10 @@ fn body_for(method: &str, pattern: &str, tenant: &str) -> Option<Value> {
 /// Routes whose `{…}` is not a tenant's resource (the tenant column of the
 /// table does not apply), or that are not about a tenant at all.
 fn tenant_free(p: Param) -> bool {
-    matches!(p, Param::None | Param::Asset | Param::Operator | Param::Key)
+    matches!(
+        p,
+        Param::None | Param::Asset | Param::Operator | Param::Key | Param::Sink
+    )
 }
 
 async fn ticket_in(c: &Collector, tenant: &'static str) -> (String, i64) {
@@ -282,7 +313,7 @@ async fn ticket_in(c: &Collector, tenant: &'static str) -> (String, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_by_role_and_tenant_for_keys_and_sessions() {
-    let c = Collector::start();
+    let c = Collector::start_with_config(SINK);
     assert!(c.cli(&["tenant", "add", "other"]).status.success());
     let (agent, ticket) = ticket_in(&c, "default").await;
     let own = Fixture {

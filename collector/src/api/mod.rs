@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 mod outbox;
 mod page;
+mod sinks;
 mod tickets;
 mod tokens;
 
@@ -45,6 +46,9 @@ pub struct AppState {
     pub svc: Service,
     /// Operators, keys, sessions.
     pub access: crate::access::Access,
+    /// The ticket sinks the outbox delivers with, and their last health
+    /// checks (none in a router built without them).
+    pub sinks: crate::sinks::ops::Running,
     /// The OpenAPI document, serialized once at startup.
     openapi: Arc<str>,
 }
@@ -66,6 +70,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(tickets::routes())
         .merge(admin::routes())
         .merge(outbox::routes())
+        .merge(sinks::routes())
         .merge(maintenance::routes())
         .merge(tokens::routes())
 }
@@ -75,6 +80,16 @@ fn openapi_router() -> OpenApiRouter<AppState> {
 /// [`auth::gate`]. Every error the API answers, axum's own rejections
 /// included, is JSON ([`errors`]).
 pub fn router(svc: Service, access: crate::access::Access) -> Router {
+    router_with_sinks(svc, access, crate::sinks::ops::Running::default())
+}
+
+/// [`router`] with the sinks the outbox delivers with, so the API and the
+/// dashboard show and test the real configured receivers.
+pub fn router_with_sinks(
+    svc: Service,
+    access: crate::access::Access,
+    sinks: crate::sinks::ops::Running,
+) -> Router {
     let (api, doc) = documented_routes();
     let openapi = match doc.to_json() {
         Ok(json) => Arc::from(json),
@@ -93,6 +108,7 @@ pub fn router(svc: Service, access: crate::access::Access) -> Router {
     let state = AppState {
         svc,
         access,
+        sinks,
         openapi,
     };
     let routes = routes

@@ -45,7 +45,13 @@ struct OutboxQuery {
     offset: Option<u64>,
 }
 
-/// Sink deliveries in scope, newest first, paged.
+/// Sink deliveries in scope, newest first, paged. `state` is `pending`
+/// (waiting or retrying: `attempts`, `next_attempt_at`, `last_error`),
+/// `delivered`, or `failed`, which covers two cases told apart by
+/// `last_error`: **parked** (the receiver refused it, e.g. bad
+/// credentials: fix the cause, then `POST /api/v1/outbox/{id}/retry`) and
+/// **gave up** (retryable failures past the sink's `give_up_after_secs`;
+/// the error starts with "gave up after").
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "admin", params(OutboxQuery),
     responses((status = 200, description = "One page of outbox rows", body = [OutboxEntry],
         headers(("link" = String, description = "`<…>; rel=\"next\"` when a next page exists")))))]

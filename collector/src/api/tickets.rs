@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,6 +17,7 @@ use crate::domain::{
     ActionOutcome, Ticket, TicketAction, TicketDetail, TicketFilter, TicketSort, TicketState,
     now_millis,
 };
+use crate::store::SinkLink;
 use crate::{Error, Result};
 
 /// The ticket routes, merged into [`super::router`].
@@ -115,18 +116,32 @@ async fn list_tickets(
 /// One ticket with its timeline.
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets",
     params(("id" = String, Path, description = "Ticket id (a number)", example = "1")),
-    responses((status = 200, description = "The ticket and its events", body = TicketDetail)))]
+    responses((status = 200, description = "The ticket, its events and its links to the sinks' own tickets", body = TicketView)))]
 async fn get_ticket(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<TicketDetail>> {
-    s.svc
+) -> Result<Json<TicketView>> {
+    let scope = &caller.0.scope;
+    let n = ticket_id(&id)?;
+    let detail = s
+        .svc
         .store()
-        .get_ticket(&caller.0.scope, ticket_id(&id)?)
+        .get_ticket(scope, n)
         .await?
-        .map(Json)
-        .ok_or_else(|| Error::NotFound(format!("ticket {id}")))
+        .ok_or_else(|| Error::NotFound(format!("ticket {id}")))?;
+    let links = s.svc.store().ticket_links(scope, n).await?;
+    Ok(Json(TicketView { detail, links }))
+}
+
+/// A ticket as `GET /api/v1/tickets/{id}` answers it.
+#[derive(Debug, Serialize, ToSchema)]
+struct TicketView {
+    #[serde(flatten)]
+    detail: TicketDetail,
+    /// The tickets sinks made for it on their side (PSA tickets), oldest
+    /// first: sink, external id, url, and who closed it there and when.
+    links: Vec<SinkLink>,
 }
 
 /// A ticket id from the path; anything but a number is no ticket (404).

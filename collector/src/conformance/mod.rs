@@ -18,6 +18,7 @@ mod reminders;
 mod renewal;
 mod replicas;
 mod retention;
+mod sink_ops;
 mod tenants;
 mod tickets;
 mod tokens;
@@ -49,6 +50,8 @@ use self::renewal::*;
 use self::replicas::*;
 #[allow(clippy::wildcard_imports)]
 use self::retention::*;
+#[allow(clippy::wildcard_imports)]
+use self::sink_ops::*;
 #[allow(clippy::wildcard_imports)]
 use self::tickets::*;
 #[allow(clippy::wildcard_imports)]
@@ -497,6 +500,9 @@ macro_rules! store_conformance {
                 notifications_reach_listeners_where_the_store_shares_them,
                 writes_publish_what_they_changed_once_committed,
                 changes_reach_a_subscriber_of_another_service_where_shared,
+                failed_deliveries_are_sent_again_in_scope_and_counted_per_sink,
+                links_are_stored_once_closed_once_and_read_in_scope,
+                reminder_candidates_are_open_unacknowledged_tickets_quiet_long_enough,
             );
         }
     };

@@ -21,6 +21,7 @@ mod maintenance;
 mod policies;
 mod queue;
 mod report;
+mod sinks;
 mod ticket;
 mod work_util;
 
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(report::routes())
         .merge(audit::routes())
         .merge(admin::routes())
+        .merge(sinks::routes())
         .merge(ticket::routes())
         .merge(fleet::routes())
         .merge(host::routes())

@@ -97,6 +97,7 @@ impl Page {
             ("/audit", "Audit"),
         ];
         if self.is_admin {
+            items.push(("/sinks", "Sinks"));
             items.push(("/admin", "Operators & keys"));
         }
         items

@@ -34,6 +34,17 @@ struct Entry {
     delivery: String,
 }
 
+/// A sink's own ticket for this one, as the page shows it.
+struct LinkLine {
+    sink: String,
+    external_id: String,
+    /// Only an http(s) address becomes a link.
+    url: Option<String>,
+    created: String,
+    /// "open", or who closed it on the receiver's side and when.
+    closed: String,
+}
+
 #[derive(Template)]
 #[template(path = "ticket.html")]
 struct TicketPage {
@@ -44,6 +55,8 @@ struct TicketPage {
     opened: String,
     detected: String,
     timeline: Vec<Entry>,
+    /// The sinks' own tickets for this one (PSA tickets).
+    links: Vec<LinkLine>,
     here: String,
     flash: String,
     errors: Vec<String>,
@@ -67,6 +80,7 @@ async fn ticket(
         .await?
         .ok_or_else(|| Error::NotFound(format!("ticket {id}")))?;
     let outbox = s.svc.store().ticket_outbox(scope, n).await?;
+    let links = s.svc.store().ticket_links(scope, n).await?;
     let tenant = s
         .svc
         .store()
@@ -110,6 +124,25 @@ async fn ticket(
         });
     }
     timeline.sort_by_key(|e| e.at);
+    let links = links
+        .into_iter()
+        .map(|l| LinkLine {
+            url: l
+                .url
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            created: local_time(l.created_at, &tz),
+            closed: match (l.closed_at, l.closed_by) {
+                (Some(at), by) => format!(
+                    "closed by {} at {}",
+                    by.as_deref().unwrap_or("someone"),
+                    local_time(at, &tz)
+                ),
+                (None, _) => "open".to_string(),
+            },
+            sink: l.sink,
+            external_id: l.external_id,
+        })
+        .collect();
     let q = Fields::query(raw);
     let now = now_millis();
     Ok(render(&TicketPage {
@@ -128,6 +161,7 @@ async fn ticket(
         time_zone: zone,
         t,
         timeline,
+        links,
         here: format!("/tickets/{n}"),
         flash: q.text("flash"),
         errors: q.errors(),

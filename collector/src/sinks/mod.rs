@@ -16,11 +16,14 @@
 //! loop stores the link and hands it to that ticket's next deliveries.
 
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod email;
 mod enqueue;
+pub mod health;
 pub mod http;
 mod notification;
+pub mod ops;
 pub mod outbox;
 pub mod pagerduty;
 mod poll;
@@ -172,19 +175,20 @@ pub fn build_all(sinks: &SinksConfig, ctx: &SinkContext) -> crate::Result<Vec<Bu
     let parsed = sinks
         .parse()
         .map_err(|problems| crate::Error::Config(problems.join("; ")))?;
-    parsed
-        .into_iter()
-        .map(|p| {
-            let templates = template::Templates::new(p.kind_defaults, &p.settings.templates)
-                .map_err(|e| {
-                    crate::Error::Config(format!("sinks.{} {:?}: {e}", p.kind, p.settings.name))
-                })?;
-            let sink = p.spec.build(ctx, templates)?;
-            Ok(Built {
-                kind: p.kind,
-                settings: p.settings,
-                sink,
-            })
-        })
-        .collect()
+    parsed.into_iter().map(|p| build_one(p, ctx)).collect()
+}
+
+/// Builds one parsed sink: `forewarn-collector sink test NAME` builds only
+/// the sink it tests, so another sink's missing secret does not stop it.
+pub fn build_one(p: Parsed, ctx: &SinkContext) -> crate::Result<Built> {
+    let templates =
+        template::Templates::new(p.kind_defaults, &p.settings.templates).map_err(|e| {
+            crate::Error::Config(format!("sinks.{} {:?}: {e}", p.kind, p.settings.name))
+        })?;
+    let sink = p.spec.build(ctx, templates)?;
+    Ok(Built {
+        kind: p.kind,
+        settings: p.settings,
+        sink,
+    })
 }

@@ -31,7 +31,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use super::{Built, Delivery, Notification, Outcome, Sink, SinkContext, SinksConfig};
+use super::ops::Running;
+use super::{Built, Delivery, Notification, Outcome, Sink};
 use crate::Result;
 use crate::domain::{Millis, Scope, now_millis};
 use crate::store::{NewSinkLink, Storage};
@@ -78,28 +79,27 @@ pub fn retry_delay(attempts: u32, initial: Duration, max: Duration, unit: f64) -
     base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
 }
 
-/// Builds every configured sink, checks each against its receiver (a
-/// failing check is logged, not fatal: the outbox keeps the events until
-/// the receiver works), and starts delivering and, for sinks that keep
-/// their own tickets, polling for tickets closed on the receiver's side.
+/// Checks every sink `serve` built ([`super::build_all`], the same ones
+/// the API tests) against its receiver (a failing check is logged and
+/// recorded, not fatal: the outbox keeps the events until the receiver
+/// works), and starts delivering and, for sinks that keep their own
+/// tickets, polling for tickets closed on the receiver's side.
 /// The returned task ends after `stop` turns true (the attempt in flight
 /// finishes first, so no answer is lost).
 pub async fn start(
     svc: &crate::tickets::Service,
-    sinks: &SinksConfig,
-    ctx: &SinkContext,
+    running: &Running,
     replica: &str,
     stop: watch::Receiver<bool>,
     wake: watch::Receiver<u64>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let running = super::build_all(sinks, ctx)?;
     // The routes came with the service (`serve::open_store`, same config).
     svc.warn_about_orphaned_outbox_rows().await?;
     let store = svc.store().clone();
-    warn_about_unknown_tenants(store.as_ref(), &running).await?;
+    warn_about_unknown_tenants(store.as_ref(), running.all()).await?;
 
     let mut tasks = JoinSet::new();
-    for r in running {
+    for r in running.all().iter().cloned() {
         info!(
             sink = r.settings.name,
             kind = r.kind,
@@ -107,7 +107,7 @@ pub async fn start(
             tiers = ?r.settings.tiers,
             "ticket sink ready"
         );
-        tasks.spawn(health_at_start(r.clone()));
+        tasks.spawn(health_at_start(running.clone(), r.clone()));
         if let Some(every) = r.sink.poll_every() {
             tasks.spawn(super::poll::run(
                 svc.clone(),
@@ -129,22 +129,25 @@ pub async fn start(
     }))
 }
 
-/// The start-up health check of one sink, logged.
-async fn health_at_start(r: Built) {
+/// The start-up health check of one sink, logged and recorded (the API
+/// and dashboard show it until the next test).
+async fn health_at_start(running: Running, r: Built) {
     let name = r.settings.name.as_str();
-    match r.sink.health().await {
-        Ok(what) => info!(
+    let health = running.check(&r, now_millis()).await;
+    if health.ok {
+        info!(
             sink = name,
             kind = r.kind,
-            checked = what,
+            checked = health.message,
             "ticket sink healthy"
-        ),
-        Err(problem) => error!(
+        );
+    } else {
+        error!(
             sink = name,
             kind = r.kind,
-            problem,
+            problem = health.message,
             "ticket sink health check failed: its deliveries will retry or park until fixed"
-        ),
+        );
     }
 }
 

@@ -228,6 +228,8 @@ pub trait OutboxStore {
         tenant_id: Option<&str>,
         page: Page,
     ) -> Result<Vec<OutboxEntry>>;
+    /// One outbox row in scope, by id (what an operator sends again).
+    async fn outbox_entry(&self, scope: &Scope, id: i64) -> Result<Option<OutboxEntry>>;
     /// Pending rows per sink name.
     async fn pending_by_sink(&self) -> Result<Vec<(String, i64)>>;
     /// Every sink's backlog: pending rows, the oldest one's time, and

@@ -141,6 +141,21 @@ impl OutboxStore for Pooled {
         rows.iter().map(outbox_entry_from_row).collect()
     }
 
+    async fn outbox_entry(&self, scope: &Scope, id: i64) -> Result<Option<OutboxEntry>> {
+        sqlx::query(
+            "SELECT id, key, sink, tenant_id, ticket_id, event_id, event, status, state, attempts,
+                    created_at, next_attempt_at, last_attempt_at, delivered_at, last_error
+             FROM outbox WHERE ($1 IS NULL OR $1 LIKE '%,' || tenant_id || ',%') AND id = $2",
+        )
+        .bind(scope_binding(scope))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(outbox_entry_from_row)
+        .transpose()
+    }
+
     async fn outbox_depth(&self) -> Result<Vec<OutboxDepth>> {
         let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(
             "SELECT sink,
