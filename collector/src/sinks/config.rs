@@ -34,11 +34,23 @@ pub struct SinkKind {
 }
 
 /// Every sink kind this collector knows. A new kind adds one line here.
-pub const KINDS: &[SinkKind] = &[SinkKind {
-    kind: "webhook",
-    parse: super::webhook::parse,
-    templates: super::webhook::TEMPLATES,
-}];
+pub const KINDS: &[SinkKind] = &[
+    SinkKind {
+        kind: "webhook",
+        parse: super::webhook::parse,
+        templates: super::webhook::TEMPLATES,
+    },
+    SinkKind {
+        kind: "autotask",
+        parse: super::psa::autotask::PARSE,
+        templates: super::psa::TEMPLATES,
+    },
+    SinkKind {
+        kind: "halopsa",
+        parse: super::psa::halopsa::PARSE,
+        templates: super::psa::TEMPLATES,
+    },
+];
 
 fn known_kinds() -> String {
     KINDS.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")

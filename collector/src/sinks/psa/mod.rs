@@ -24,6 +24,10 @@
 //! before creating again, the connector looks for the ticket that attempt
 //! may have made ([`Connector::find`]), so the PSA never gets two.
 
+pub mod autotask;
+mod fields;
+pub mod halopsa;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
