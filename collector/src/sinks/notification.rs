@@ -31,8 +31,10 @@ impl Status {
     pub fn for_event(kind: &str) -> Option<Self> {
         match kind {
             "opened" | "reopened" | "updated" | "escalated" => Some(Status::Firing),
-            // The re-notification of a ticket nobody acknowledged.
-            "reminder" => Some(Status::Firing),
+            // The re-notification of a ticket nobody acknowledged, and a
+            // problem still failing after the PSA ticket was closed there
+            // (a PSA sink opens a new one).
+            "reminder" | "still_failing" => Some(Status::Firing),
             "acknowledged" => Some(Status::Acknowledged),
             "resolved" => Some(Status::Resolved),
             _ => None,
