@@ -300,7 +300,14 @@ mod tests {
 
     #[test]
     fn events_map_to_statuses() {
-        for k in ["opened", "reopened", "updated", "escalated", "reminder", "still_failing"] {
+        for k in [
+            "opened",
+            "reopened",
+            "updated",
+            "escalated",
+            "reminder",
+            "still_failing",
+        ] {
             assert_eq!(Status::for_event(k), Some(Status::Firing), "{k}");
         }
         assert_eq!(
