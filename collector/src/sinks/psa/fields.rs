@@ -18,6 +18,17 @@ use crate::sinks::{Notification, Outcome};
 /// The Forewarn priorities every PSA priority map covers.
 pub const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
 
+/// A failure that parks the delivery with `msg`.
+pub fn park(msg: String) -> HttpFailure {
+    HttpFailure(Outcome::Park(msg))
+}
+
+/// A link's external id as the vendor's integer ticket id.
+pub fn ticket_id(vendor: &str, id: &str) -> Result<i64, HttpFailure> {
+    id.parse()
+        .map_err(|_| park(format!("{id:?} is not a {vendor} ticket id")))
+}
+
 /// `[fw-<first 12 hex digits of key>]`.
 pub fn key_tag(key: &str) -> String {
     let hex: String = key

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::fields::{self, clip, key_tag, tagged_title, tenant_entry};
+use super::fields::{self, clip, key_tag, park, tagged_title, tenant_entry, ticket_id};
 use super::{Connector, Created, NewPsaTicket, PsaSink};
 use crate::Result;
 use crate::sinks::http::{self, HttpFailure};
@@ -197,15 +197,6 @@ pub struct Halo {
 fn usable_for(expires_in: u64) -> Duration {
     let life = Duration::from_secs(expires_in);
     life.saturating_sub(Duration::from_secs(60).min(life / 2))
-}
-
-fn park(msg: String) -> HttpFailure {
-    HttpFailure(Outcome::Park(msg))
-}
-
-fn ticket_id(id: &str) -> std::result::Result<i64, HttpFailure> {
-    id.parse()
-        .map_err(|_| park(format!("{id:?} is not a HaloPSA ticket id")))
 }
 
 fn is_401(f: &HttpFailure) -> bool {
@@ -387,7 +378,7 @@ impl Connector for Halo {
         text: &str,
     ) -> std::result::Result<(), HttpFailure> {
         let action = json!([{
-            "ticket_id": ticket_id(id)?,
+            "ticket_id": ticket_id("HaloPSA", id)?,
             "note": text,
             "outcome": self.spec.note_outcome,
             "hiddenfromuser": true,
@@ -405,7 +396,8 @@ impl Connector for Halo {
         text: &str,
     ) -> std::result::Result<(), HttpFailure> {
         self.note(id, n, text).await?;
-        let status = json!([{"id": ticket_id(id)?, "status_id": self.spec.closed_status_id}]);
+        let status =
+            json!([{"id": ticket_id("HaloPSA", id)?, "status_id": self.spec.closed_status_id}]);
         let _: Value = self
             .send(Method::POST, "Tickets", &[], Some(&status))
             .await?;
