@@ -65,6 +65,16 @@ pub const KINDS: &[SinkKind] = &[
         parse: super::psa::connectwise::parse,
         templates: super::psa::TEMPLATES,
     },
+    SinkKind {
+        kind: "autotask",
+        parse: super::psa::autotask::PARSE,
+        templates: super::psa::TEMPLATES,
+    },
+    SinkKind {
+        kind: "halopsa",
+        parse: super::psa::halopsa::PARSE,
+        templates: super::psa::TEMPLATES,
+    },
 ];
 
 fn known_kinds() -> String {

@@ -25,7 +25,10 @@
 //! before creating again, the connector looks for the ticket that attempt
 //! may have made ([`Connector::find`]), so the PSA never gets two.
 
+pub mod autotask;
 pub mod connectwise;
+mod fields;
+pub mod halopsa;
 #[cfg(test)]
 mod tests;
 

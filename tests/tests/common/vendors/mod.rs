@@ -2,7 +2,9 @@
 //! implementing [`super::fake::Vendor`] after the vendor's documentation
 //! (named in its file and in `docs/sinks/`).
 
+pub mod autotask;
 pub mod connectwise;
+pub mod halopsa;
 pub mod pagerduty;
 pub mod slack;
 pub mod teams;
