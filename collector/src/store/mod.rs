@@ -27,6 +27,7 @@ pub mod sqlite;
 
 mod access;
 mod dashboard;
+mod links;
 mod scope;
 mod url;
 
@@ -35,6 +36,7 @@ pub use dashboard::DashboardStore;
 pub use fleet::{
     FleetCheckCount, FleetRows, FleetStore, FleetTicketCount, Notifications, NotifyStore,
 };
+pub use links::{LinkStore, LinkTx};
 pub use rows::*;
 pub(crate) use scope::scope_binding;
 pub use url::{StoreUrl, open};
@@ -245,21 +247,6 @@ pub trait OutboxStore {
         id: Option<i64>,
         now: Millis,
     ) -> Result<u64>;
-}
-
-/// Sinks' own records of tickets (PSA tickets): see `migrations/sqlite/0018`.
-#[async_trait]
-pub trait LinkStore {
-    /// The newest link of `sink` to `ticket_id`, open or closed.
-    async fn current_link(&self, sink: &str, ticket_id: i64) -> Result<Option<SinkLink>>;
-    /// Stores a link a delivery made; adding the same `(sink, external_id)`
-    /// again (a retried attempt whose answer was recorded) changes nothing.
-    async fn add_link(&self, link: &NewSinkLink<'_>) -> Result<()>;
-    /// Up to `limit` links of `sink` still open on the receiver's side,
-    /// oldest first: what a sink that polls its receiver asks about.
-    async fn open_links(&self, sink: &str, limit: u32) -> Result<Vec<SinkLink>>;
-    /// Every link of a ticket in scope, oldest first.
-    async fn ticket_links(&self, scope: &Scope, ticket_id: i64) -> Result<Vec<SinkLink>>;
 }
 
 /// The CA every replica on one database shares (its key sealed by the
@@ -563,36 +550,6 @@ pub trait OutboxTx {
     /// Sinks that already have a row for the ticket.
     async fn sinks_told(&mut self, ticket_id: i64) -> Result<Vec<String>>;
     async fn insert_outbox(&mut self, row: &NewOutboxRow<'_>) -> Result<()>;
-}
-
-#[async_trait]
-pub trait LinkTx {
-    /// Marks `sink`'s link `external_id` closed by `by` at `at`; the link as
-    /// it was, or `None` (nothing written) if it is unknown or closed already,
-    /// so of two replicas seeing the same close only one records it.
-    async fn close_link(
-        &mut self,
-        sink: &str,
-        external_id: &str,
-        by: &str,
-        at: Millis,
-    ) -> Result<Option<SinkLink>>;
-    /// Current links (the newest per sink and ticket) closed on the
-    /// receiver's side at or before `closed_before`, whose ticket is still
-    /// open and has had no `still_failing` event since the close.
-    async fn closed_links_of_open_tickets(
-        &mut self,
-        closed_before: Millis,
-        limit: i64,
-    ) -> Result<Vec<SinkLink>>;
-    /// Open, unacknowledged tickets whose last notifying firing event
-    /// (`opened`, `reopened`, `updated`, `escalated`, `reminder`,
-    /// `still_failing`) is at or before `last_before`, oldest first.
-    async fn reminder_candidates(
-        &mut self,
-        last_before: Millis,
-        limit: i64,
-    ) -> Result<Vec<ReminderCandidate>>;
 }
 
 #[async_trait]
