@@ -21,9 +21,10 @@
 //! event) and that opens the new PSA ticket: a closed PSA ticket is never
 //! silently reopened.
 //!
-//! A create whose answer got lost is retried with the same idempotency key;
-//! before creating again, the connector looks for the ticket that attempt
-//! may have made ([`Connector::find`]), so the PSA never gets two.
+//! A create whose answer got lost is retried with the same idempotency key,
+//! possibly by another replica; before every create, the connector looks
+//! for the ticket an earlier attempt may have made ([`Connector::find`]),
+//! so the PSA never gets two.
 
 pub mod autotask;
 pub mod connectwise;
@@ -84,7 +85,7 @@ pub trait Connector: Send + Sync + 'static {
     /// queue, with the mapped priority.
     async fn create(&self, t: &NewPsaTicket<'_>) -> Result<Created, HttpFailure>;
     /// The ticket an earlier attempt of this delivery made, if any
-    /// (looked up by `key` before a retried create).
+    /// (looked up by `key` before every create).
     async fn find(&self, t: &NewPsaTicket<'_>) -> Result<Option<Created>, HttpFailure>;
     /// Adds `text` as a note (an action) to ticket `id`.
     async fn note(&self, id: &str, n: &Notification, text: &str) -> Result<(), HttpFailure>;
@@ -144,12 +145,13 @@ impl<C: Connector> PsaSink<C> {
             body: &body,
             key: d.key,
         };
-        if d.attempts > 0 {
-            match self.connector.find(&t).await {
-                Ok(Some(c)) => return linked(c),
-                Ok(None) => {}
-                Err(f) => return f.outcome(),
-            }
+        // Looked up before every create, not only on a retry: a replica
+        // killed after the PSA made the ticket but before the attempt was
+        // recorded leaves `attempts` at 0 for the replica taking over.
+        match self.connector.find(&t).await {
+            Ok(Some(c)) => return linked(c),
+            Ok(None) => {}
+            Err(f) => return f.outcome(),
         }
         match self.connector.create(&t).await {
             Ok(c) => linked(c),
