@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use common::fake::{Fake, Request, Vendor};
 use common::vendors::{pagerduty::PagerDuty, slack::Slack, teams::Teams};
-use common::{AgentHome, Backend, Collector, Tmpfs, enroll_ok, eventually, on_each_backend};
+use common::{Backend, Collector, eventually, on_each_backend};
 use serde_json::{Value, json};
 
 const PD_KEY: &str = "e2ePdRoutingKey0123456789abcdefX";
@@ -144,13 +144,6 @@ fn config(dir: &std::path::Path, pd: &str, refused: &str, slack: &str, teams: &s
     )
 }
 
-fn agent_config(mount: &std::path::Path) -> String {
-    format!(
-        "[checks.disk]\nmounts = [{mount:?}]\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
-         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
-    )
-}
-
 /// `p`-th percentile (nearest rank) of sorted `v`.
 fn percentile(v: &[i64], p: f64) -> i64 {
     let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
@@ -189,21 +182,10 @@ async fn chat_and_paging_sinks_get_every_event_once(backend: Backend) {
     )
     .await;
 
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path()));
-    let agent_id = enroll_ok(&collector, &home, "default");
-    let _agent = home.run();
-    eventually(Duration::from_secs(30), "agent online", || async {
-        let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
-        common::check_in(&v, "disk", &item)
-            .is_some_and(|c| c["state"] == "ok")
-            .then_some(())
-    })
-    .await;
-    let big = mnt.path().join("fill.bin");
-    let fill = || std::fs::write(&big, vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill");
-    let drain = || std::fs::remove_file(&big).expect("drain");
+    let host = common::disk_host::DiskHost::start(&collector, "default").await;
+    let item = host.item.clone();
+    let fill = || host.fill();
+    let drain = || host.drain();
 
     // --- Open: a trigger, two messages. ---
     fill();

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{AgentHome, Collector, Proc, Tmpfs, enroll_ok, eventually};
+use common::{Collector, Proc, eventually};
 use serde_json::Value;
 
 const USER: &str = "forewarn";
@@ -218,57 +218,20 @@ fn collector_config(data: &Path, port: u16, ca: &Path, pw_file: &Path) -> String
     )
 }
 
-fn agent_config(mount: &Path) -> String {
-    format!(
-        "[checks.disk]\nmounts = [{mount:?}]\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
-         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
-    )
-}
-
 /// An enrolled, running agent watching its own tmpfs.
-struct Host {
-    mnt: Tmpfs,
-    agent_id: String,
-    _home: AgentHome,
-    _proc: Proc,
-}
+struct Host(common::disk_host::DiskHost);
 
 impl Host {
     async fn start(collector: &Collector, tenant: &str) -> Self {
-        let mnt = Tmpfs::mount("8m");
-        let item = mnt.path().to_str().expect("utf-8").to_string();
-        let home = AgentHome::new(&agent_config(mnt.path()));
-        let agent_id = enroll_ok(collector, &home, tenant);
-        let proc = home.run();
-        eventually(Duration::from_secs(30), "agent online", || async {
-            let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
-            v["checks"]
-                .as_array()
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["item"] == item.as_str() && c["state"] == "ok")
-                })
-                .then_some(())
-        })
-        .await;
-        Host {
-            mnt,
-            agent_id,
-            _home: home,
-            _proc: proc,
-        }
+        Host(common::disk_host::DiskHost::start(collector, tenant).await)
     }
 
     fn fill(&self) {
-        std::fs::write(
-            self.mnt.path().join("fill.bin"),
-            vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024],
-        )
-        .expect("fill");
+        self.0.fill();
     }
 
     fn drain(&self) {
-        std::fs::remove_file(self.mnt.path().join("fill.bin")).expect("drain");
+        self.0.drain();
     }
 
     async fn ticket(&self, collector: &Collector) -> i64 {
@@ -276,7 +239,7 @@ impl Host {
             let v = collector.get("/api/v1/tickets?state=open").await;
             v.as_array()?
                 .iter()
-                .find(|t| t["agent_id"] == self.agent_id.as_str() && t["check"] == "disk")
+                .find(|t| t["agent_id"] == self.0.agent_id.as_str() && t["check"] == "disk")
                 .and_then(|t| t["id"].as_i64())
         })
         .await

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::fake::Fake;
 use common::vendors::connectwise::{self as cw, ConnectWise};
-use common::{AgentHome, Backend, Collector, Store, Tmpfs, enroll_ok, eventually, on_each_backend};
+use common::{Backend, Collector, Store, eventually, on_each_backend};
 use serde_json::Value;
 
 const COMPANY: &str = "acme_msp";
@@ -49,13 +49,6 @@ fn collector_config(data: &Path, key_file: &Path, url: &str) -> String {
         "data_dir = {data:?}\n[grpc]\nlisten_addr = \"127.0.0.1:0\"\n[http]\nlisten_addr = \"127.0.0.1:0\"\n\
          [tickets]\nstill_failing_after_mins = 0.05\n{}",
         sink_table(url, &format!("{{ file = {key_file:?} }}"))
-    )
-}
-
-fn agent_config(mount: &Path) -> String {
-    format!(
-        "[checks.disk]\nmounts = [{mount:?}]\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
-         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
     )
 }
 
@@ -131,23 +124,10 @@ async fn connectwise_ticket_follows_the_forewarn_ticket_both_ways(backend: Backe
     let collector = Collector::start_with_on(backend, dir, config);
     let mut seen = Vec::new();
 
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path()));
-    let agent_id = enroll_ok(&collector, &home, "default");
-    let _agent = home.run();
-    eventually(Duration::from_secs(30), "agent online", || async {
-        let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
-        let ok = v["checks"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["item"] == item.as_str() && c["state"] == "ok")
-        });
-        ok.then_some(())
-    })
-    .await;
-    let big = mnt.path().join("fill.bin");
-    let fill = || std::fs::write(&big, vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill");
-    let drain = || std::fs::remove_file(&big).expect("drain");
+    let host = common::disk_host::DiskHost::start(&collector, "default").await;
+    let item = host.item.clone();
+    let fill = || host.fill();
+    let drain = || host.drain();
 
     // --- A fault: a ticket on the mapped board, company and priority. ---
     fill();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::{AgentHome, Backend, Collector, Tmpfs, enroll_ok, eventually, on_each_backend};
+use common::{Backend, Collector, eventually, on_each_backend};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -113,13 +113,6 @@ fn collector_config(data: &Path, key_file: &Path, hook: SocketAddr) -> String {
     )
 }
 
-fn agent_config(mount: &Path) -> String {
-    format!(
-        "[checks.disk]\nmounts = [{mount:?}]\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
-         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
-    )
-}
-
 async fn ticket_state(c: &Collector, id: i64) -> Value {
     c.get(&format!("/api/v1/tickets/{id}")).await
 }
@@ -138,23 +131,10 @@ async fn webhook_gets_every_ticket_event_signed_once_and_in_order(backend: Backe
     .expect("config");
     let collector = Collector::start_with_on(backend, dir, config);
 
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path()));
-    let agent_id = enroll_ok(&collector, &home, "default");
-    let _agent = home.run();
-    eventually(Duration::from_secs(30), "agent online", || async {
-        let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
-        let ok = v["checks"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["item"] == item.as_str() && c["state"] == "ok")
-        });
-        ok.then_some(())
-    })
-    .await;
-    let big = mnt.path().join("fill.bin");
-    let fill = || std::fs::write(&big, vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill");
-    let drain = || std::fs::remove_file(&big).expect("drain");
+    let host = common::disk_host::DiskHost::start(&collector, "default").await;
+    let (item, agent_id) = (host.item.clone(), host.agent_id.clone());
+    let fill = || host.fill();
+    let drain = || host.drain();
 
     // --- Up: firing, then resolved, signed, one episode key. ---
     fill();

@@ -632,6 +632,7 @@ impl Collector {
 mod backend;
 pub mod browser;
 pub mod delivery;
+pub mod disk_host;
 pub mod fake;
 pub mod fill;
 pub mod netns;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::fake::{Fake, Request, Vendor};
-use super::{AgentHome, Backend, Collector, Tmpfs, enroll_ok, eventually};
+use super::{Backend, Collector, eventually};
 
 /// A PSA ticket as a fake holds it.
 #[derive(Debug, Clone)]
@@ -73,13 +73,6 @@ fn collector_config(data: &Path, sink: &str) -> String {
     )
 }
 
-fn agent_config(mount: &Path) -> String {
-    format!(
-        "[checks.disk]\nmounts = [{mount:?}]\nwarn_used_percent = 70.0\ncrit_used_percent = 90.0\n\
-         [checks.cpu]\nenabled = false\n[checks.memory]\nenabled = false\n"
-    )
-}
-
 fn ms(rfc3339: &Value) -> i64 {
     let s = rfc3339.as_str().unwrap_or_default();
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -120,23 +113,10 @@ pub async fn run<V: PsaFake>(
     let collector = Collector::start_with_on(backend, dir, config);
     let answers = Mutex::new(String::new());
 
-    let mnt = Tmpfs::mount("8m");
-    let item = mnt.path().to_str().expect("utf-8 path").to_string();
-    let home = AgentHome::new(&agent_config(mnt.path()));
-    let agent_id = enroll_ok(&collector, &home, "default");
-    let _agent = home.run();
-    eventually(Duration::from_secs(30), "agent online", || async {
-        let v = collector.get(&format!("/api/v1/agents/{agent_id}")).await;
-        let ok = v["checks"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["item"] == item.as_str() && c["state"] == "ok")
-        });
-        ok.then_some(())
-    })
-    .await;
-    let big = mnt.path().join("fill.bin");
-    let fill = || std::fs::write(&big, vec![0xA5u8; 7 * 1024 * 1024 + 512 * 1024]).expect("fill");
-    let drain = || std::fs::remove_file(&big).expect("drain");
+    let host = super::disk_host::DiskHost::start(&collector, "default").await;
+    // The agent only has to exist: the fake sees the ticket it makes.
+    let fill = || host.fill();
+    let drain = || host.drain();
 
     // --- 1. Down for 30 s while the fault opens the ticket. ---
     fake.set_down(true);
