@@ -409,7 +409,15 @@ async fn attempt(store: &dyn Storage, sink: &dyn Sink, item: &OutboxItem) -> Out
         Ok(n) => n,
         Err(e) => return Outcome::Park(format!("unreadable outbox payload: {e}")),
     };
-    let link = match store.current_link(&item.sink, item.ticket_id).await {
+    // Only sinks that keep their own tickets (the ones that poll for
+    // closes: the PSAs) ever have a link; the others skip the query.
+    let keeps_links = sink.poll_every().is_some();
+    let read = if keeps_links {
+        store.current_link(&item.sink, item.ticket_id).await
+    } else {
+        Ok(None)
+    };
+    let link = match read {
         Ok(l) => l,
         Err(e) => {
             return Outcome::Retry {
