@@ -43,6 +43,29 @@ pub struct Config {
     /// How long old records are kept (see `retention.rs`).
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    /// Signed agent artifacts the collector serves and offers (installers,
+    /// packages, self-update binaries).
+    #[serde(default)]
+    pub releases: ReleasesConfig,
+}
+
+/// `[releases]`: where the signed agent artifacts live.
+///
+/// Each artifact sits in `dir` next to its minisign signature
+/// (`<file>.minisig`). The install scripts download from here
+/// (`/download/<file>`), and self-update offers what is here; the collector
+/// never serves a file without its signature.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasesConfig {
+    /// Default `<data_dir>/releases`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// The release signing key's public half (minisign, `RW…`). Artifacts
+    /// whose signature does not verify against it are neither served nor
+    /// offered. Unset: nothing is served or offered.
+    #[serde(default)]
+    pub public_key: Option<String>,
 }
 
 /// The agent-facing gRPC listener (enrollment over TLS, sessions over mTLS).
@@ -263,6 +286,7 @@ impl Default for Config {
             tickets: crate::tickets::policy::Policy::default(),
             sinks: crate::sinks::SinksConfig::default(),
             limits: crate::limits::Limits::default(),
+            releases: ReleasesConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
         }
     }
@@ -483,6 +507,14 @@ impl Config {
     /// Directory holding the CA key and certificate.
     pub fn pki_dir(&self) -> PathBuf {
         self.data_dir.join("pki")
+    }
+
+    /// Where the signed agent artifacts are (`[releases] dir`).
+    pub fn releases_dir(&self) -> PathBuf {
+        self.releases
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("releases"))
     }
 }
 
