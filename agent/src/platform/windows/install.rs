@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use windows_service::service::{
     ServiceAccess, ServiceAction, ServiceActionType, ServiceErrorControl, ServiceFailureActions,
-    ServiceFailureResetPeriod, ServiceInfo, ServiceStartType, ServiceState, ServiceType,
+    ServiceFailureResetPeriod, ServiceInfo, ServiceStartType, ServiceState, ServiceStatus,
+    ServiceType,
 };
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use winreg::RegKey;
@@ -57,15 +58,9 @@ pub fn install(config: Option<&Path>) -> Result<()> {
     let service = manager
         .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
         .with_context(|| format!("cannot create the service {SERVICE_NAME}"))?;
-    service
-        .set_description(DESCRIPTION)
-        .context("cannot set the service description")?;
-    service
-        .set_delayed_auto_start(true)
-        .context("cannot set the delayed automatic start")?;
-    service
-        .set_preshutdown_timeout(PRESHUTDOWN_TIMEOUT)
-        .context("cannot set the preshutdown timeout")?;
+    // The settings beyond create: a failure is reported, not fatal, so a
+    // service manager that lacks one (Wine has no delayed start) still gets
+    // a working service. On Windows each of these succeeds.
     let actions = RESTART_DELAYS
         .iter()
         .map(|&delay| ServiceAction {
@@ -73,17 +68,38 @@ pub fn install(config: Option<&Path>) -> Result<()> {
             delay,
         })
         .collect();
-    service
-        .update_failure_actions(ServiceFailureActions {
-            reset_period: ServiceFailureResetPeriod::After(FAILURE_RESET),
-            reboot_msg: None,
-            command: None,
-            actions: Some(actions),
-        })
-        .context("cannot set the recovery actions")?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .context("cannot set the recovery actions for error exits")?;
+    let settings: [(&str, windows_service::Result<()>); 5] = [
+        ("the description", service.set_description(DESCRIPTION)),
+        (
+            "the delayed automatic start",
+            service.set_delayed_auto_start(true),
+        ),
+        (
+            "the preshutdown timeout",
+            service.set_preshutdown_timeout(PRESHUTDOWN_TIMEOUT),
+        ),
+        (
+            "the recovery actions",
+            service.update_failure_actions(ServiceFailureActions {
+                reset_period: ServiceFailureResetPeriod::After(FAILURE_RESET),
+                reboot_msg: None,
+                command: None,
+                actions: Some(actions),
+            }),
+        ),
+        (
+            "the recovery actions for error exits",
+            service.set_failure_actions_on_non_crash_failures(true),
+        ),
+    ];
+    for (what, result) in settings {
+        if let Err(e) = result {
+            eprintln!(
+                "forewarn-agent: warning: cannot set {what}: {}",
+                crate::error::chain(&e)
+            );
+        }
+    }
     register_event_source()?;
     Ok(())
 }
@@ -101,10 +117,7 @@ pub fn uninstall() -> Result<()> {
     let status = service.query_status().context("cannot query the service")?;
     if status.current_state != ServiceState::Stopped {
         service.stop().context("cannot stop the service")?;
-        wait_for(
-            || Ok(service.query_status()?.current_state),
-            ServiceState::Stopped,
-        )?;
+        wait_for(|| service.query_status(), ServiceState::Stopped)?;
     }
     service.delete().context("cannot delete the service")?;
     unregister_event_source()
@@ -125,10 +138,7 @@ pub fn start() -> Result<()> {
     service
         .start::<&str>(&[])
         .context("cannot start the service")?;
-    wait_for(
-        || Ok(service.query_status()?.current_state),
-        ServiceState::Running,
-    )
+    wait_for(|| service.query_status(), ServiceState::Running)
 }
 
 /// Stops the service and waits until it has stopped.
@@ -144,21 +154,28 @@ pub fn stop() -> Result<()> {
         return Ok(());
     }
     service.stop().context("cannot stop the service")?;
-    wait_for(
-        || Ok(service.query_status()?.current_state),
-        ServiceState::Stopped,
-    )
+    wait_for(|| service.query_status(), ServiceState::Stopped)
 }
 
+/// Waits until the service is in `want`; a service that stops while it
+/// should be starting fails at once, with its exit code.
 fn wait_for(
-    state: impl Fn() -> windows_service::Result<ServiceState>,
+    status: impl Fn() -> windows_service::Result<ServiceStatus>,
     want: ServiceState,
 ) -> Result<()> {
     let deadline = Instant::now() + STATE_TIMEOUT;
     loop {
-        let now = state().context("cannot query the service")?;
+        let status = status().context("cannot query the service")?;
+        let now = status.current_state;
         if now == want {
             return Ok(());
+        }
+        if want == ServiceState::Running && now == ServiceState::Stopped {
+            bail!(
+                "the service stopped while starting (exit code {:?}); its reason is in \
+                 <state_dir>\\logs\\ and the Event Log (source \"Forewarn Agent\")",
+                status.exit_code
+            );
         }
         if Instant::now() >= deadline {
             bail!(
