@@ -35,8 +35,9 @@ pub fn run(job: Job) -> anyhow::Result<()> {
     *JOB.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
     forewarn_winffi::run_service_dispatcher(SERVICE_NAME, service_main).map_err(|e| {
         anyhow::anyhow!(
-            "cannot connect to the service manager ({e}); `service run` is what the service \
-             manager starts: from a console use `forewarn-agent run`"
+            "cannot connect to the service manager ({}); `service run` is what the service \
+             manager starts: from a console use `forewarn-agent run`",
+            crate::error::chain(&e)
         )
     })
 }
