@@ -10,7 +10,7 @@
 //! enabled (its symlink) but nothing starts it, and the test stands in for
 //! systemd twice — it hands the state directory to the service user
 //! (`StateDirectory=` does that on start) and runs the unit's `ExecStart` as
-//! its `User=` with `runuser`, without the unit's sandboxing.
+//! its `User=` with `setpriv`, without the unit's sandboxing.
 //!
 //! The .rpms are read with Debian's `rpm` (`-qlp`, `--scripts`, file
 //! attributes); there is no RPM-based system here to install them on.
@@ -131,13 +131,17 @@ fn assert_installed(version: &str) {
     }
 }
 
-/// Runs the installed unit's `ExecStart` as its `User=` (what systemd would
-/// start), its stderr in `log`.
+/// Runs the installed unit's `ExecStart` as its `User=` and `Group=` (what
+/// systemd would start), its stderr in `log`. `setpriv` execs the command,
+/// so a SIGTERM reaches the agent itself, as systemd's would.
 fn run_as_unit(package: &str, log: &Path) -> Proc {
     let exec = unit_value(package, "ExecStart");
     let user = unit_value(package, "User");
-    let child = Command::new("runuser")
-        .args(["-u", &user, "--"])
+    let group = unit_value(package, "Group");
+    let child = Command::new("setpriv")
+        .arg(format!("--reuid={user}"))
+        .arg(format!("--regid={group}"))
+        .args(["--init-groups", "--"])
         .args(exec.split_whitespace())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
