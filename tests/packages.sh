@@ -87,11 +87,6 @@ build() {
         rpm_flags=(--payload-compress gzip)
     fi
 
-    tools
-    stage=$(mktemp -d)
-    trap 'rm -rf "$stage"' EXIT
-    mkdir -p "$out"
-    out=$(cd "$out" && pwd)
     local dir name
     for dir in agent collector; do
         name=forewarn-$dir
@@ -99,6 +94,15 @@ build() {
             echo "packages.sh: $target_dir/$profile_dir/$name not found: build it first (cargo build --workspace --bins)" >&2
             exit 1
         fi
+    done
+
+    tools
+    stage=$(mktemp -d)
+    trap 'rm -rf "$stage"' EXIT
+    mkdir -p "$out"
+    out=$(cd "$out" && pwd)
+    for dir in agent collector; do
+        name=forewarn-$dir
         if [[ " $formats " == *" deb "* ]]; then
             local deb="$out/${name}_${pkg_version}-1_amd64.deb"
             # cargo-deb strips the binary itself.

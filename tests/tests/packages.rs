@@ -408,3 +408,58 @@ fn rpm_contents_and_scriptlets() {
         assert!(requires.contains("/usr/sbin/useradd"), "{requires}");
     }
 }
+
+/// The macOS pieces that can be checked without a Mac: the launchd plist
+/// parses (Python's plistlib, as `plutil -lint` would on a Mac) and names
+/// the paths docs/macos.md installs; the .pkg scripts are valid sh; the
+/// recipe's `sed` finds the one `state_dir` line it rewrites.
+#[test]
+fn macos_plist_and_pkg_scripts() {
+    let plist = repo_root().join("deploy/macos/com.forewarn.agent.plist");
+    let json = run_ok(
+        "python3",
+        &[
+            "-c",
+            "import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))",
+            plist.to_str().expect("utf-8 path"),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("plist as json");
+    assert_eq!(v["Label"], "com.forewarn.agent");
+    assert_eq!(
+        v["ProgramArguments"],
+        serde_json::json!([
+            "/usr/local/bin/forewarn-agent",
+            "--config",
+            "/etc/forewarn/agent.toml",
+            "run"
+        ])
+    );
+    let state_dir = "/Library/Application Support/Forewarn";
+    assert_eq!(
+        v["KeepAlive"]["PathState"][format!("{state_dir}/identity.json")],
+        true,
+        "{v}"
+    );
+    for key in ["StandardOutPath", "StandardErrorPath"] {
+        assert_eq!(v[key], "/Library/Logs/Forewarn/agent.log", "{key}");
+    }
+    let docs = repo_file("docs/macos.md");
+    assert!(
+        docs.contains(&format!("s|^state_dir = .*|state_dir = \"{state_dir}\"|")),
+        "docs/macos.md's recipe sets another state_dir than the plist watches"
+    );
+    let example = repo_file("deploy/agent.example.toml");
+    assert_eq!(
+        example
+            .lines()
+            .filter(|l| l.starts_with("state_dir = "))
+            .count(),
+        1,
+        "the recipe's sed must find exactly one state_dir line"
+    );
+    for script in ["preinstall", "postinstall"] {
+        let path = repo_root().join("deploy/macos/scripts").join(script);
+        run_ok("sh", &["-n", path.to_str().expect("utf-8 path")]);
+    }
+}
