@@ -20,6 +20,10 @@
 # aiosmtpd (tests/smtp/server.py): tests/smtp.sh installs Debian's
 # python3-aiosmtpd (or, failing that, aiosmtpd from PyPI in a venv under
 # ~/.cache/forewarn) when missing.
+# The Windows agent runs under Wine (tests/tests/windows_agent.rs,
+# windows_msi.rs): tests/windows.sh adds the x86_64-pc-windows-gnu target,
+# installs Debian's gcc-mingw-w64-x86-64, wine64 and wixl/msitools when
+# missing, cross-builds forewarn-agent.exe and builds the MSI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +47,9 @@ step "chromium and playwright-core for the browser tests"
 
 step "aiosmtpd for the email sink's test (a real SMTP server)"
 ./tests/smtp.sh >/dev/null
+
+step "Windows: cross-built agent, Wine prefix and MSI (tests/windows.sh)"
+./tests/windows.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
