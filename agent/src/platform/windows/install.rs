@@ -60,9 +60,10 @@ pub fn install(config: Option<&Path>) -> Result<()> {
     service
         .set_description(DESCRIPTION)
         .context("cannot set the service description")?;
-    service
-        .set_delayed_auto_start(true)
-        .context("cannot set the delayed automatic start")?;
+    optional(
+        service.set_delayed_auto_start(true),
+        "the delayed automatic start",
+    )?;
     service
         .set_preshutdown_timeout(PRESHUTDOWN_TIMEOUT)
         .context("cannot set the preshutdown timeout")?;
@@ -81,11 +82,30 @@ pub fn install(config: Option<&Path>) -> Result<()> {
             actions: Some(actions),
         })
         .context("cannot set the recovery actions")?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .context("cannot set the recovery actions for error exits")?;
+    optional(
+        service.set_failure_actions_on_non_crash_failures(true),
+        "the recovery actions for error exits",
+    )?;
     register_event_source()?;
     Ok(())
+}
+
+/// A service setting this service manager may not know: `ERROR_INVALID_LEVEL`
+/// (124) means it has no such setting (Wine's has neither the delayed start
+/// nor the non-crash failure flag; every Windows since Vista has both), and
+/// is a warning, not a failed install. Any other error fails it.
+fn optional(result: windows_service::Result<()>, what: &str) -> Result<()> {
+    const ERROR_INVALID_LEVEL: i32 = 124;
+    match result {
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_INVALID_LEVEL) => {
+            tracing::warn!(
+                setting = what,
+                "the service manager does not support this setting; left out"
+            );
+            Ok(())
+        }
+        other => other.with_context(|| format!("cannot set {what}")),
+    }
 }
 
 /// Stops the service if it runs, deletes it and the Event Log source.
