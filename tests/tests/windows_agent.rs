@@ -301,42 +301,42 @@ pem_file = {ca_win:?}
         (got - size).abs() <= size * 0.01,
         "C:\\ total {got} vs filesystem {size}: {disk}"
     );
-    assert_ne!(disk["state"], "unknown", "{disk}");
+    assert_ne!(disk["state"], "UNKNOWN", "{disk}");
 
     // CPU: a result, never a crash; UNKNOWN with the reason is allowed
     // (Wine has no PDH performance counters).
     let cpu = rows.iter().find(|r| r["check"] == "cpu").expect("cpu row");
     assert!(
-        cpu["state"] != "unknown" || !cpu["message"].as_str().unwrap_or("").is_empty(),
+        cpu["state"] != "UNKNOWN" || !cpu["message"].as_str().unwrap_or("").is_empty(),
         "{cpu}"
     );
     // Load averages do not exist on Windows: never a made-up OK.
     for r in rows.iter().filter(|r| r["check"] == "load") {
-        assert_eq!(r["state"], "unknown", "{r}");
+        assert_eq!(r["state"], "UNKNOWN", "{r}");
     }
 
-    assert_eq!(row(&rows, "reboot_required", "")["state"], "ok", "{stdout}");
-    assert_eq!(row(&rows, "service", "PlugPlay")["state"], "ok", "{stdout}");
+    assert_eq!(row(&rows, "reboot_required", "")["state"], "OK", "{stdout}");
+    assert_eq!(row(&rows, "service", "PlugPlay")["state"], "OK", "{stdout}");
     assert_eq!(
         row(&rows, "service", "NoSuchServiceHere")["state"],
-        "crit",
+        "CRIT",
         "{stdout}"
     );
     // Wine's own service manager, services.exe, always runs in a prefix.
     let services = row(&rows, "process", "services");
-    assert_eq!(services["state"], "ok", "{services}");
+    assert_eq!(services["state"], "OK", "{services}");
     assert_eq!(metric(services, "count"), 1.0, "{services}");
     assert_eq!(
         row(&rows, "process", "no-such-program-under-wine")["state"],
-        "crit",
+        "CRIT",
         "{stdout}"
     );
     let backup = row(&rows, "backup", "nightly");
-    assert_eq!(backup["state"], "ok", "{backup}");
+    assert_eq!(backup["state"], "OK", "{backup}");
     assert_eq!(metric(backup, "size_bytes"), 4096.0, "{backup}");
-    assert_eq!(row(&rows, "log", "app")["state"], "ok", "{stdout}");
+    assert_eq!(row(&rows, "log", "app")["state"], "OK", "{stdout}");
     let plugin = row(&rows, "plugin", "flag");
-    assert_eq!(plugin["state"], "crit", "{plugin}");
+    assert_eq!(plugin["state"], "CRIT", "{plugin}");
     assert_eq!(
         plugin["message"], "FLAG CRITICAL - raid rebuild failed",
         "{plugin}"
@@ -344,15 +344,21 @@ pem_file = {ca_win:?}
     assert_eq!(metric(plugin, "flag"), 1.0, "{plugin}");
     assert_eq!(
         row(&rows, "tcp", "collector grpc")["state"],
-        "ok",
+        "OK",
         "{stdout}"
     );
     let http = row(&rows, "http", "collector health");
-    assert_eq!(http["state"], "ok", "{http}");
+    assert_eq!(http["state"], "OK", "{http}");
     assert_eq!(metric(http, "status"), 200.0, "{http}");
     let cert = row(&rows, "certificate", "collector ca");
-    assert_eq!(cert["state"], "ok", "{cert}");
+    assert_eq!(cert["state"], "OK", "{cert}");
     assert!(metric(cert, "days_left") > 30.0, "{cert}");
+    assert!(
+        cert["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("CN=Forewarn collector CA")),
+        "the collector's own CA was read: {cert}"
+    );
 
     prefix.kill();
 }
