@@ -47,10 +47,20 @@ fi
 # - the public properties a managed (elevated) install must pass to the
 #   server side, next to the ones wixl lists for MajorUpgrade;
 # - msidbCustomActionTypeHideTarget (0x2000) on the enroll action, so its
-#   command line (with ENROLL_TOKEN) is never written to an installer log.
+#   command line (with ENROLL_TOKEN) is never written to an installer log;
+# - msidbCustomActionTypeInScript|Rollback (0x500) on the rollback action
+#   (wixl ignores Execute="rollback").
 secure="COLLECTOR_URL;ENROLL_TOKEN;CA_FINGERPRINT;PURGE;WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED"
-enroll_type=$(msiinfo export "$out_abs.tmp" CustomAction | awk -F'\t' '$1 == "AgentEnroll" { print $2 }')
-[ -n "$enroll_type" ] || die "no AgentEnroll custom action in the built MSI"
+action_type() {
+    local t
+    t=$(msiinfo export "$out_abs.tmp" CustomAction | awk -F'\t' -v a="$1" '$1 == a { print $2 }')
+    [ -n "$t" ] || die "no $1 custom action in the built MSI"
+    echo "$t"
+}
+set_type() {
+    msibuild "$out_abs.tmp" -q "UPDATE \`CustomAction\` SET \`Type\` = $2 WHERE \`Action\` = '$1'"
+}
 msibuild "$out_abs.tmp" -q "UPDATE \`Property\` SET \`Value\` = '$secure' WHERE \`Property\` = 'SecureCustomProperties'"
-msibuild "$out_abs.tmp" -q "UPDATE \`CustomAction\` SET \`Type\` = $((enroll_type | 0x2000)) WHERE \`Action\` = 'AgentEnroll'"
+set_type AgentEnroll $(($(action_type AgentEnroll) | 0x2000))
+set_type AgentServiceInstallRollback $(($(action_type AgentServiceInstallRollback) | 0x500))
 mv "$out_abs.tmp" "$out_abs"

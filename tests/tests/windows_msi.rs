@@ -7,10 +7,11 @@
 //!   order and on the right conditions, the public properties, the major
 //!   upgrade rows, and nothing installed under ProgramData.
 //! - build-msi.sh refuses bad input with the argument named.
-//! - Wine's msiexec installs it silently with COLLECTOR_URL, ENROLL_TOKEN
-//!   and CA_FINGERPRINT: the agent enrolls and its service, started through
-//!   Wine's service manager, reports to a real collector; an upgrade keeps
-//!   the identity; an uninstall keeps state, PURGE=1 removes it.
+//! - Wine's msiexec: a wrong token fails the install and rolls everything
+//!   back; with COLLECTOR_URL, ENROLL_TOKEN and CA_FINGERPRINT it installs
+//!   silently, the agent enrolls and its service, started through Wine's
+//!   service manager, reports to a real collector; an upgrade keeps the
+//!   identity; an uninstall keeps state, PURGE=1 removes it.
 //!
 //! `FOREWARN_SKIP_WINE=1` skips this loudly; nothing else does.
 
@@ -147,6 +148,9 @@ fn msi_tables_install_the_agent_and_run_its_service_commands() {
             "{id}: exit code checked"
         );
     }
+    let (ty, source, target) = action("AgentServiceInstallRollback");
+    assert_eq!((source, target), ("AgentExe", "service uninstall"));
+    assert_eq!(ty & 0x500, 0x500, "runs only on rollback");
     let (ty, source, enroll) = action("AgentEnroll");
     assert_eq!(source, "CMDEXE");
     assert_eq!(ty & 0x3f, 50, "an exe named by a property");
@@ -194,6 +198,7 @@ fn msi_tables_install_the_agent_and_run_its_service_commands() {
         "RemoveFiles",
         "AgentPurge",
         "InstallFiles",
+        "AgentServiceInstallRollback",
         "AgentServiceInstall",
         "AgentEnroll",
         "AgentServiceStart",
@@ -343,10 +348,36 @@ async fn wine_msiexec_installs_enrolls_starts_upgrades_and_uninstalls() {
     let _ = std::fs::remove_dir_all(&public);
     std::os::unix::fs::symlink("../../ProgramData/Forewarn", &public).expect("symlink");
 
-    // Install, silently, with the three properties.
     let url = format!("COLLECTOR_URL={}", collector.url());
-    let tok = format!("ENROLL_TOKEN={token}");
     let fpr = format!("CA_FINGERPRINT={fp}");
+
+    // A wrong token fails the install and leaves nothing: no program, no
+    // service (rolled back), no identity.
+    let log = work.path().join("wrong-token.log");
+    let (code, text) = msiexec(
+        &prefix,
+        &["/i", &msi, &url, "ENROLL_TOKEN=fwt_w_wrong", &fpr],
+        &log,
+    );
+    assert_ne!(code, 0, "a wrong token must fail the install:\n{text}");
+    assert!(!exe.exists(), "rolled back: {}", exe.display());
+    assert!(!identity.exists(), "no identity from a wrong token");
+    let service = prefix
+        .command("reg")
+        .args([
+            "query",
+            r"HKLM\System\CurrentControlSet\Services\ForewarnAgent",
+        ])
+        .output()
+        .expect("wine reg query");
+    assert!(
+        !service.status.success(),
+        "the service registration was rolled back: {}",
+        String::from_utf8_lossy(&service.stdout)
+    );
+
+    // Install, silently, with the three properties.
+    let tok = format!("ENROLL_TOKEN={token}");
     let log = work.path().join("install.log");
     let (code, text) = msiexec(&prefix, &["/i", &msi, &url, &tok, &fpr], &log);
     assert_eq!(code, 0, "msiexec /i under Wine failed:\n{text}");
