@@ -24,6 +24,10 @@
 # dpkg-install them into this machine's root: tests/packages.sh installs
 # cargo-deb, cargo-generate-rpm (cargo install, ~10 min cold) and Debian's
 # rpm when missing.
+# The Windows agent runs under Wine (tests/tests/windows_agent.rs,
+# windows_msi.rs): tests/windows.sh adds the x86_64-pc-windows-gnu target,
+# installs Debian's gcc-mingw-w64-x86-64, wine64 and wixl/msitools when
+# missing, cross-builds forewarn-agent.exe and builds the MSI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +54,9 @@ step "aiosmtpd for the email sink's test (a real SMTP server)"
 
 step "cargo-deb, cargo-generate-rpm and rpm for the package tests"
 ./tests/packages.sh tools
+
+step "Windows: cross-built agent, Wine prefix and MSI (tests/windows.sh)"
+./tests/windows.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -642,3 +642,4 @@ pub mod psa_e2e;
 pub mod replica;
 pub mod sim;
 pub mod vendors;
+pub mod wine;

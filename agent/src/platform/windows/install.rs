@@ -58,9 +58,16 @@ pub fn install(config: Option<&Path>) -> Result<()> {
     let service = manager
         .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
         .with_context(|| format!("cannot create the service {SERVICE_NAME}"))?;
-    // The settings beyond create: a failure is reported, not fatal, so a
-    // service manager that lacks one (Wine has no delayed start) still gets
-    // a working service. On Windows each of these succeeds.
+    service
+        .set_description(DESCRIPTION)
+        .context("cannot set the service description")?;
+    optional(
+        service.set_delayed_auto_start(true),
+        "the delayed automatic start",
+    )?;
+    service
+        .set_preshutdown_timeout(PRESHUTDOWN_TIMEOUT)
+        .context("cannot set the preshutdown timeout")?;
     let actions = RESTART_DELAYS
         .iter()
         .map(|&delay| ServiceAction {
@@ -68,40 +75,38 @@ pub fn install(config: Option<&Path>) -> Result<()> {
             delay,
         })
         .collect();
-    let settings: [(&str, windows_service::Result<()>); 5] = [
-        ("the description", service.set_description(DESCRIPTION)),
-        (
-            "the delayed automatic start",
-            service.set_delayed_auto_start(true),
-        ),
-        (
-            "the preshutdown timeout",
-            service.set_preshutdown_timeout(PRESHUTDOWN_TIMEOUT),
-        ),
-        (
-            "the recovery actions",
-            service.update_failure_actions(ServiceFailureActions {
-                reset_period: ServiceFailureResetPeriod::After(FAILURE_RESET),
-                reboot_msg: None,
-                command: None,
-                actions: Some(actions),
-            }),
-        ),
-        (
-            "the recovery actions for error exits",
-            service.set_failure_actions_on_non_crash_failures(true),
-        ),
-    ];
-    for (what, result) in settings {
-        if let Err(e) = result {
-            eprintln!(
-                "forewarn-agent: warning: cannot set {what}: {}",
-                crate::error::chain(&e)
-            );
-        }
-    }
+    service
+        .update_failure_actions(ServiceFailureActions {
+            reset_period: ServiceFailureResetPeriod::After(FAILURE_RESET),
+            reboot_msg: None,
+            command: None,
+            actions: Some(actions),
+        })
+        .context("cannot set the recovery actions")?;
+    optional(
+        service.set_failure_actions_on_non_crash_failures(true),
+        "the recovery actions for error exits",
+    )?;
     register_event_source()?;
     Ok(())
+}
+
+/// A service setting this service manager may not know: `ERROR_INVALID_LEVEL`
+/// (124) means it has no such setting (Wine's has neither the delayed start
+/// nor the non-crash failure flag; every Windows since Vista has both), and
+/// is a warning, not a failed install. Any other error fails it.
+fn optional(result: windows_service::Result<()>, what: &str) -> Result<()> {
+    const ERROR_INVALID_LEVEL: i32 = 124;
+    match result {
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_INVALID_LEVEL) => {
+            tracing::warn!(
+                setting = what,
+                "the service manager does not support this setting; left out"
+            );
+            Ok(())
+        }
+        other => other.with_context(|| format!("cannot set {what}")),
+    }
 }
 
 /// Stops the service if it runs, deletes it and the Event Log source.
