@@ -48,7 +48,7 @@ impl Exits {
     }
 
     /// How many processes are watched now.
-    #[cfg(test)]
+    #[cfg(all(test, target_os = "linux"))]
     pub fn len(&self) -> usize {
         self.watched
             .lock()

@@ -167,7 +167,7 @@ impl ProcessTable {
 
     /// Blocking (walks `/proc`): how many live processes, other than the
     /// agent itself, match.
-    #[cfg(test)]
+    #[cfg(all(test, unix))]
     pub fn count(&self, matcher: &Matcher) -> Result<u64, sysinfo::Error> {
         let n = self.matching(matcher)?.len();
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
