@@ -641,5 +641,6 @@ pub mod postgres_server;
 pub mod psa_e2e;
 pub mod replica;
 pub mod sim;
+pub mod systemd_fake;
 pub mod vendors;
 pub mod wine;

@@ -85,7 +85,7 @@ impl Probe for PluginProbe {
     }
 
     fn interval(&self) -> Duration {
-        Duration::from_secs(self.config.interval_secs)
+        self.config.interval()
     }
 
     /// Longer than the plugin's own timeout, so that the plugin's timeout

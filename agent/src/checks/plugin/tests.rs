@@ -21,7 +21,8 @@ fn config(command: &[&str], timeout_secs: u64) -> PluginConfig {
         name: "test".into(),
         command: command.iter().map(|s| (*s).to_owned()).collect(),
         timeout_secs,
-        interval_secs: 60,
+        interval_secs: Some(60),
+        interval_ms: None,
         env: BTreeMap::new(),
     }
 }

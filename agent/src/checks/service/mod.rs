@@ -8,14 +8,14 @@
 //! everywhere. A manager that is not there (systemd not PID 1, no system
 //! bus) is UNKNOWN, never CRIT: the service may be fine, we cannot tell.
 //!
-//! Why polling and not systemd's D-Bus signals: on many hosts the agent
-//! runs where there is no system bus or systemd is not PID 1 (containers,
-//! WSL, minimal images — this build machine), and a D-Bus client would be a
-//! second code path and a sizeable dependency for the same answer. One
-//! `systemctl show` is one short-lived process (a few milliseconds), so a
-//! 5 s poll costs far less than keeping a bus connection and its
-//! subscriptions alive, and it works the same on every init system state.
+//! On Linux the unit is read over D-Bus from systemd and followed through
+//! its signals ([`dbus`]): a stop wakes the probe at once, and the
+//! `interval_secs` run stays as a safety net. Where systemd is not on a
+//! system bus (containers, WSL, minimal images — this build machine) the
+//! probe polls `systemctl show` every `interval_secs` instead ([`systemd`]).
 
+#[cfg(target_os = "linux")]
+mod dbus;
 #[cfg(any(target_os = "macos", test))]
 mod launchd;
 #[cfg(any(target_os = "linux", test))]
@@ -35,12 +35,17 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One probe per `[[checks.service]]` entry.
 pub fn probes(list: &[ServiceConfig]) -> Vec<Box<dyn Probe>> {
+    // One system bus connection for all of them, made at the first run.
+    #[cfg(target_os = "linux")]
+    let bus = dbus::Bus::new();
     list.iter()
         .map(|c| -> Box<dyn Probe> {
             Box::new(ServiceProbe {
                 name: c.name.clone(),
                 expect: c.expect,
                 interval: Duration::from_secs(c.interval_secs),
+                #[cfg(target_os = "linux")]
+                follow: linux::Follow::new(std::sync::Arc::clone(&bus)),
             })
         })
         .collect()
@@ -162,11 +167,14 @@ pub fn evaluate(
 
 // === impl ServiceProbe ===
 
-/// One `[[checks.service]]` entry, polled every `interval_secs`.
+/// One `[[checks.service]]` entry: followed through systemd's signals where
+/// it can be (Linux), and run every `interval_secs`.
 pub struct ServiceProbe {
     name: String,
     expect: Expect,
     interval: Duration,
+    #[cfg(target_os = "linux")]
+    follow: linux::Follow,
 }
 
 impl Probe for ServiceProbe {
@@ -189,8 +197,17 @@ impl Probe for ServiceProbe {
         Some(windows::watch(&self.name))
     }
 
+    /// Woken by systemd's signals for the unit (Linux, with a system bus).
+    #[cfg(target_os = "linux")]
+    fn wake(&mut self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        Some(self.follow.wake())
+    }
+
     fn run(&mut self) -> BoxFuture<'_, Vec<Evaluation>> {
         Box::pin(async move {
+            #[cfg(target_os = "linux")]
+            let status = self.follow.query(&self.name).await;
+            #[cfg(not(target_os = "linux"))]
             let status = query(&self.name, self.expect.enabled()).await;
             vec![evaluate(&self.name, self.expect, status)]
         })
@@ -198,8 +215,103 @@ impl Probe for ServiceProbe {
 }
 
 #[cfg(target_os = "linux")]
-async fn query(name: &str, _need_enabled: bool) -> Result<ServiceStatus, QueryError> {
-    systemd::query(name).await
+mod linux {
+    //! The Linux side of a service probe: systemd over D-Bus when it is on
+    //! the system bus (read, then follow its signals), else `systemctl`.
+
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+    use tokio::task::JoinHandle;
+    use tracing::debug;
+
+    use super::{QueryError, ServiceStatus, dbus, systemd};
+
+    /// The bus, and this probe's signal subscription on it.
+    pub struct Follow {
+        bus: Arc<dbus::Bus>,
+        /// Set by [`Follow::wake`] (the scheduler's probes; not `check --once`).
+        wake: Option<mpsc::Sender<()>>,
+        /// The forwarding task and the connection it listens on.
+        task: Option<(zbus::Connection, JoinHandle<()>)>,
+    }
+
+    impl Follow {
+        pub fn new(bus: Arc<dbus::Bus>) -> Self {
+            Self {
+                bus,
+                wake: None,
+                task: None,
+            }
+        }
+
+        pub fn wake(&mut self) -> mpsc::Receiver<()> {
+            let (tx, rx) = mpsc::channel(1);
+            self.wake = Some(tx);
+            rx
+        }
+
+        fn following(&self, conn: &zbus::Connection) -> bool {
+            self.task.as_ref().is_some_and(|(c, task)| {
+                c.unique_name() == conn.unique_name() && !task.is_finished()
+            })
+        }
+
+        /// The unit's status: over D-Bus when systemd is there (following
+        /// its signals from the first run on), else from `systemctl`.
+        pub async fn query(&mut self, name: &str) -> Result<ServiceStatus, QueryError> {
+            let Some(conn) = self.bus.connection().await else {
+                debug!(service = name, "service polled with systemctl");
+                return systemd::query(name).await;
+            };
+            match self.read(&conn, name).await {
+                Ok(status) => status,
+                Err(error) => {
+                    debug!(%error, service = name, "system bus read failed, asking systemctl");
+                    self.bus.lost(&conn).await;
+                    if let Some((_, task)) = self.task.take() {
+                        task.abort();
+                    }
+                    systemd::query(name).await
+                }
+            }
+        }
+
+        /// Loads the unit, subscribes to its signals when not yet (before
+        /// reading, so that no change falls between the read and the
+        /// subscription), then reads its state.
+        async fn read(
+            &mut self,
+            conn: &zbus::Connection,
+            name: &str,
+        ) -> Result<Result<ServiceStatus, QueryError>, dbus::BusError> {
+            let unit = dbus::unit_name(name);
+            let path = dbus::load(conn, &unit).await?;
+            if let Some(wake) = self.wake.clone()
+                && !self.following(conn)
+            {
+                let task = dbus::follow(conn, &unit, &path, wake).await?;
+                if let Some((_, old)) = self.task.replace((conn.clone(), task)) {
+                    old.abort();
+                }
+            }
+            let properties = dbus::properties(conn, &path).await?;
+            if properties.load_state.is_empty() {
+                return Ok(Err(QueryError::Failed(format!(
+                    "systemd sent no unit state for {unit}"
+                ))));
+            }
+            Ok(Ok(systemd::status(&properties)))
+        }
+    }
+
+    impl Drop for Follow {
+        fn drop(&mut self) {
+            if let Some((_, task)) = self.task.take() {
+                task.abort();
+            }
+        }
+    }
 }
 
 #[cfg(windows)]

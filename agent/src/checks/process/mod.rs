@@ -8,6 +8,12 @@
 //! pattern needs them, and read once per process). One [`ProcessTable`] is
 //! shared by every process probe, so probes that fall due together walk
 //! `/proc` once.
+//!
+//! Every process a probe counted is then followed by a pidfd on Linux
+//! ([`exits`]): its exit wakes the probe at once. A new matching process is
+//! found by the next periodic count (`interval_secs`).
+
+mod exits;
 
 use std::ffi::{OsStr, OsString};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,6 +45,7 @@ pub fn probes(list: &[ProcessConfig]) -> Vec<Box<dyn Probe>> {
                 max_count: c.max_count,
                 interval: Duration::from_secs(c.interval_secs),
                 table: table.clone(),
+                exits: None,
             })
         })
         .collect()
@@ -149,9 +156,26 @@ impl ProcessTable {
         }
     }
 
+    /// The next count walks `/proc` again, however recent the last walk
+    /// (a watched process just exited).
+    pub fn invalidate(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .refreshed = None;
+    }
+
     /// Blocking (walks `/proc`): how many live processes, other than the
     /// agent itself, match.
+    #[cfg(all(test, unix))]
     pub fn count(&self, matcher: &Matcher) -> Result<u64, sysinfo::Error> {
+        let n = self.matching(matcher)?.len();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    /// Blocking (walks `/proc`): the pids of the live processes, other than
+    /// the agent itself, that match.
+    pub fn matching(&self, matcher: &Matcher) -> Result<Vec<u32>, sysinfo::Error> {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let table = &mut *guard;
         let system = match &mut table.system {
@@ -163,7 +187,7 @@ impl ProcessTable {
             table.refreshed = Some(Instant::now());
         }
         let me = sysinfo::get_current_pid().ok();
-        let n = system
+        let pids = system
             .processes()
             .values()
             .filter(|p| {
@@ -172,8 +196,9 @@ impl ProcessTable {
                     && !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead)
                     && matcher.matches(p.name(), p.cmd())
             })
-            .count();
-        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+            .map(|p| p.pid().as_u32())
+            .collect();
+        Ok(pids)
     }
 }
 
@@ -187,6 +212,8 @@ pub struct ProcessProbe {
     max_count: Option<u64>,
     interval: Duration,
     table: ProcessTable,
+    /// Pidfd watches on what it counted; set up by [`Probe::wake`].
+    exits: Option<exits::Exits>,
 }
 
 impl Probe for ProcessProbe {
@@ -202,16 +229,29 @@ impl Probe for ProcessProbe {
         self.interval
     }
 
+    /// Woken when a counted process exits (Linux pidfds).
+    fn wake(&mut self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        self.exits = Some(exits::Exits::new(tx, self.table.clone()));
+        Some(rx)
+    }
+
     fn run(&mut self) -> BoxFuture<'_, Vec<Evaluation>> {
         Box::pin(async move {
             let table = self.table.clone();
             let matcher = Arc::clone(&self.matcher);
-            let counted = tokio::task::spawn_blocking(move || table.count(&matcher))
+            let counted = tokio::task::spawn_blocking(move || table.matching(&matcher))
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
+            if let (Ok(pids), Some(exits)) = (&counted, &self.exits) {
+                exits.follow(pids);
+            }
             let evaluation = match counted {
-                Ok(count) => evaluate(&self.item, count, self.min_count, self.max_count),
+                Ok(pids) => {
+                    let count = u64::try_from(pids.len()).unwrap_or(u64::MAX);
+                    evaluate(&self.item, count, self.min_count, self.max_count)
+                }
                 Err(error) => Evaluation {
                     item: self.item.clone(),
                     state: CheckState::Unknown,
@@ -360,7 +400,41 @@ mod tests {
         );
         child.kill().expect("kill");
         child.wait().expect("reap");
-        std::thread::sleep(REUSE_WITHIN + Duration::from_millis(50));
+        // A count within REUSE_WITHIN reuses the walk unless invalidated.
+        table.invalidate();
         assert_eq!(table.count(&matcher).expect("count"), 0);
+    }
+
+    /// The whole probe on a real process: the first run counts it and
+    /// follows it by pidfd; killing it wakes the probe (no interval passes:
+    /// it is an hour), and the woken run counts it out — fresh, although
+    /// the shared table was walked less than REUSE_WITHIN ago.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_exit_wakes_the_probe_and_the_next_run_is_crit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = format!("forewarn-exit-{}", std::process::id());
+        let exe = dir.path().join(&marker);
+        std::os::unix::fs::symlink("/bin/sleep", &exe).expect("symlink sleep");
+        let mut child = std::process::Command::new(&exe)
+            .arg("600")
+            .spawn()
+            .expect("spawn sleep");
+        let list: Vec<ProcessConfig> = [format!("cmdline = {marker:?}\ninterval_secs = 3600")]
+            .iter()
+            .map(|t| toml::from_str(t).expect("parses"))
+            .collect();
+        let mut probe = probes(&list).pop().expect("one probe");
+        let mut wake = probe.wake().expect("process probes are woken by exits");
+        let first = probe.run().await;
+        assert_eq!(first[0].state, CheckState::Ok, "{first:?}");
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        tokio::time::timeout(Duration::from_secs(30), wake.recv())
+            .await
+            .expect("woken by the exit")
+            .expect("open");
+        let second = probe.run().await;
+        assert_eq!(second[0].state, CheckState::Crit, "{second:?}");
     }
 }
