@@ -22,7 +22,7 @@ const EXIT_FAILURE: u8 = 1;
 /// Forewarn endpoint monitoring agent: evaluates health checks on this
 /// machine and reports them to a Forewarn collector over mutual TLS.
 #[derive(Parser)]
-#[command(name = "forewarn-agent", version)]
+#[command(name = "forewarn-agent", version = forewarn_agent::VERSION)]
 struct Cli {
     #[cfg_attr(
         not(windows),

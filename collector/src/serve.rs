@@ -153,6 +153,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
     // Ticks when this process commits ticket changes: wakes the sinks.
     let (outbox_wake, outbox_wake_rx) = tokio::sync::watch::channel(0u64);
     let max = cfg.grpc.max_message_bytes;
+    // Signed agent releases offered to agents (releases/).
+    let offers = crate::releases::Offers::from_config(&cfg, svc.store().as_ref()).await?;
     let grpc = Server::builder()
         .tls_config(tls)
         .map_err(|e| Error::Pki(format!("server TLS: {e}")))?
@@ -181,7 +183,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
                     outbox_wake.clone(),
                 )
                 .with_renewal(ca.clone(), cfg.pki.agent_cert_validity())
-                .with_rate_limits(cfg.grpc.rate_limits()),
+                .with_rate_limits(cfg.grpc.rate_limits())
+                .with_offers(offers),
             )
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),

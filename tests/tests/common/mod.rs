@@ -642,5 +642,6 @@ pub mod psa_e2e;
 pub mod replica;
 pub mod sim;
 pub mod systemd_fake;
+pub mod update;
 pub mod vendors;
 pub mod wine;
