@@ -153,6 +153,15 @@ pub async fn serve(cfg: Config) -> Result<()> {
     // Ticks when this process commits ticket changes: wakes the sinks.
     let (outbox_wake, outbox_wake_rx) = tokio::sync::watch::channel(0u64);
     let max = cfg.grpc.max_message_bytes;
+    // The install scripts, the CA and the signed downloads, on the same TLS
+    // port (see `install/`); token checks limited like enrollments.
+    let install = crate::install::InstallState::new(
+        svc.clone(),
+        ca.cert_pem(),
+        crate::install::Releases::new(cfg.releases_dir(), cfg.releases.public_key.as_deref())?,
+        cfg.grpc.enroll_max_failures,
+        Duration::from_secs(cfg.grpc.enroll_failure_window_secs),
+    );
     let grpc = Server::builder()
         .tls_config(tls)
         .map_err(|e| Error::Pki(format!("server TLS: {e}")))?
@@ -161,6 +170,11 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_frame_size(Some(64 * 1024))
         .http2_max_header_list_size(Some(16 * 1024))
+        // HTTP/1.1 too, for install scripts (curl.exe, PowerShell).
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(crate::install::router(
+            install,
+        )))
         .add_service(
             EnrollmentServer::new(
                 EnrollmentService::new(svc.clone(), ca.clone(), cfg.pki.agent_cert_validity())
@@ -214,7 +228,13 @@ pub async fn serve(cfg: Config) -> Result<()> {
     )?);
     let http_task = {
         let mut rx = stop_rx.clone();
-        let app = api::router_with_sinks(svc.clone(), access.clone(), sinks.clone());
+        // The dashboard's one-liners name the agent port and the CA.
+        let app = api::router_with_sinks(svc.clone(), access.clone(), sinks.clone()).layer(
+            axum::Extension(crate::install::oneliner::AgentPort {
+                url: crate::install::oneliner::default_agent_url(&cfg),
+                fingerprint: ca.fingerprint(),
+            }),
+        );
         tokio::spawn(async move {
             axum::serve(
                 http_listener,

@@ -12,6 +12,7 @@ mod session;
 mod sessions;
 
 pub use enroll::EnrollmentService;
+pub use enroll_limit::FailureLimiter;
 pub use rate::{Rate, RateLimits};
 pub use session::IngestService;
 pub use sessions::Sessions;
