@@ -153,13 +153,15 @@ pub fn safe_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
 }
 
+/// The index's verdicts: file → (size, modified, signed).
+type Verdicts = HashMap<String, (u64, Option<SystemTime>, bool)>;
+
 /// The releases dir and the key its artifacts must be signed with.
 #[derive(Debug)]
 pub struct Releases {
     dir: PathBuf,
     key: Option<(String, PublicKey)>,
-    /// Verdicts of the index: file → (size, modified, signed).
-    verdicts: Mutex<HashMap<String, (u64, Option<SystemTime>, bool)>>,
+    verdicts: Mutex<Verdicts>,
 }
 
 impl Releases {
@@ -299,7 +301,7 @@ impl Releases {
         self.dir.join(name)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Option<SystemTime>, bool)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Verdicts> {
         self.verdicts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -163,3 +163,32 @@ impl ReleaseKey {
         std::fs::write(dir.join(format!("{name}.minisig")), sig.into_string()).expect("write sig");
     }
 }
+
+/// The agent's `.deb` made by `tests/packages.sh build` from the built
+/// binaries (into `out`); returns its path.
+pub fn agent_deb(out: &Path) -> PathBuf {
+    let bin_dir = super::bin_dir();
+    let target_dir = bin_dir.parent().expect("target dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages.sh");
+    let made = Command::new("bash")
+        .arg(&script)
+        .arg("build")
+        .arg(out)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .output()
+        .expect("run tests/packages.sh");
+    assert!(
+        made.status.success(),
+        "tests/packages.sh build failed:\n{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("forewarn-agent_") && n.ends_with(".deb"))
+        })
+        .expect("an agent .deb among the packages")
+}
