@@ -50,6 +50,9 @@ cargo fmt --all --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the agent at version 0.99.0 for the self-update tests (before the main build)"
+./tests/update.sh >/dev/null
+
 step "build the binaries the end-to-end tests run"
 cargo build --workspace --bins
 

@@ -19,6 +19,7 @@ mod plugin;
 mod process;
 mod reboot;
 mod service;
+mod update;
 mod validate;
 
 pub use backup::BackupConfig;
@@ -29,6 +30,7 @@ pub use plugin::PluginConfig;
 pub use process::ProcessConfig;
 pub use reboot::RebootRequiredConfig;
 pub use service::{Expect, ServiceConfig};
+pub use update::UpdateConfig;
 
 /// Where `--config` points when it is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/agent.toml";
@@ -52,6 +54,8 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// The checks the agent runs.
     pub checks: ChecksConfig,
+    /// Signed self-update from the collector.
+    pub update: UpdateConfig,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             collector: CollectorConfig::default(),
             spool: SpoolConfig::default(),
             checks: ChecksConfig::default(),
+            update: UpdateConfig::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ impl From<&HostFacts> for pb::HostFacts {
             agent_version: f.agent_version.clone(),
             cpu_count: f.cpu_count,
             memory_total_bytes: f.memory_total_bytes,
+            target: f.target.clone(),
         }
     }
 }
@@ -164,6 +165,15 @@ impl From<pb::CollectorMessage> for CollectorEvent {
             Some(pb::collector_message::Body::Policy(p)) => Self::Policy {
                 interval_secs: (p.interval_secs > 0).then_some(p.interval_secs),
             },
+            Some(pb::collector_message::Body::UpdateOffer(o)) => {
+                Self::UpdateOffer(crate::update::Offer {
+                    file: o.file,
+                    version: o.version,
+                    size: o.size,
+                    sha256: o.sha256,
+                    signature: o.signature,
+                })
+            }
             None => Self::Unknown,
         }
     }

@@ -27,6 +27,8 @@ pub struct HostFacts {
     pub kernel_version: String,
     pub arch: String,
     pub agent_version: String,
+    /// Rust target triple ([`crate::TARGET`]).
+    pub target: String,
     pub cpu_count: u32,
     pub memory_total_bytes: u64,
 }
@@ -153,7 +155,8 @@ impl Host {
             os_version: System::os_version().unwrap_or_default(),
             kernel_version: System::kernel_version().unwrap_or_default(),
             arch: System::cpu_arch(),
-            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_version: crate::VERSION.to_owned(),
+            target: crate::TARGET.to_owned(),
             cpu_count: u32::try_from(cpu_count).unwrap_or(u32::MAX),
             memory_total_bytes: self.system.total_memory(),
         }

@@ -8,7 +8,8 @@
 //! several, in what order). [`enroll`] and [`pin`] set up
 //! the identity that [`identity`] keeps in the state dir and [`renew`]
 //! renews before it expires; [`convert`] is the
-//! only module that knows the wire types; [`run`] wires it all for `main`.
+//! only module that knows the wire types; [`run`] wires it all for `main`; [`update`] takes signed
+//! updates the collector offers.
 
 #![forbid(unsafe_code)]
 
@@ -33,5 +34,21 @@ pub mod scheduler;
 pub mod session;
 pub mod signals;
 pub mod spool;
+pub mod update;
+
+/// The version this agent reports and compares offered updates with: the
+/// crate's, or `FOREWARN_VERSION` at build time.
+pub const VERSION: &str = match option_env!("FOREWARN_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// The Rust target triple this agent was built for (`build.rs`): which
+/// self-update binary fits it.
+pub const TARGET: &str = env!("FOREWARN_TARGET");
+
+/// The release signing key compiled in (`FOREWARN_RELEASE_PUBLIC_KEY` at
+/// build time); `[update] public_key` replaces it.
+pub const RELEASE_PUBLIC_KEY: Option<&str> = option_env!("FOREWARN_RELEASE_PUBLIC_KEY");
 
 pub use error::{Error, Result};

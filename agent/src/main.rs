@@ -24,7 +24,7 @@ const EXIT_FAILURE: u8 = 1;
 /// Forewarn endpoint monitoring agent: evaluates health checks on this
 /// machine and reports them to a Forewarn collector over mutual TLS.
 #[derive(Parser)]
-#[command(name = "forewarn-agent", version)]
+#[command(name = "forewarn-agent", version = forewarn_agent::VERSION)]
 struct Cli {
     /// Config file (TOML). Default: /etc/forewarn/agent.toml; when that
     /// file does not exist, built-in defaults are used. A file given here

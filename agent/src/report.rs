@@ -74,6 +74,8 @@ pub struct Goodbye {
 /// What the collector says on a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CollectorEvent {
+    /// A signed update to try (`update/`).
+    UpdateOffer(crate::update::Offer),
     /// Report `seq` of `boot_id` is committed; forget it.
     Ack { boot_id: String, seq: u64 },
     /// New heartbeat interval; `None` = keep the configured one.

@@ -19,6 +19,7 @@ use crate::renew::RenewConfig;
 use crate::scheduler::Scheduler;
 use crate::session::{self, SessionConfig, SessionIo};
 use crate::signals::Stop;
+use crate::update::{self, UpdateIo, Updater};
 
 /// Observations buffered between the scheduler and the session.
 const OBSERVATION_BUFFER: usize = 64;
@@ -27,6 +28,10 @@ const OBSERVATION_BUFFER: usize = 64;
 /// console close or shutdown), then says Goodbye.
 /// `config_path`: the file SIGHUP or a change of it reloads.
 pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()> {
+    // A new binary under trial by a running agent's self-update: report once and exit.
+    if update::trial::requested() {
+        return update::trial::run(&config).await;
+    }
     // Installed first, so a stop during startup is not lost.
     let mut stop = Stop::install().map_err(Error::Signal)?;
 
@@ -52,7 +57,7 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
         tenant = %identity.tenant_name,
         %boot_id,
         collectors = %collectors,
-        version = env!("CARGO_PKG_VERSION"),
+        version = crate::VERSION,
         "agent starting"
     );
 
@@ -87,6 +92,29 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
         credentials_tx,
         stop_rx.clone(),
     ));
+    // Self-update: offers from the session, results back to it, and the
+    // hand-over once a new binary is installed.
+    let (offers_tx, offers_rx) = mpsc::channel(1);
+    let (results_tx, results_rx) = mpsc::channel(4);
+    let (handover_tx, mut handover_rx) = tokio::sync::oneshot::channel();
+    if let Some(done) = update::take_pending(&config.state_dir) {
+        info!(from = done.from_version, outcome = ?done.outcome, "running after a self-update");
+        let _ = results_tx.try_send(done);
+    }
+    tokio::spawn(update::run(
+        Updater {
+            config: config.update.clone(),
+            state_dir: config.state_dir.clone(),
+            collectors: collectors.clone(),
+            server_name: server_name.clone(),
+            credentials: credentials_rx.clone(),
+        },
+        UpdateIo {
+            offers: offers_rx,
+            results: results_tx,
+            handover: handover_tx,
+        },
+    ));
     let scheduler = Scheduler::new(host, &config, Mode::Continuous);
     let resync = std::sync::Arc::new(tokio::sync::Notify::new());
     let mut scheduler = tokio::spawn(scheduler.run(
@@ -111,11 +139,19 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
             shutdown: stop_rx,
             credentials: credentials_rx,
             resync,
+            offers: offers_tx,
+            update_results: results_rx,
         },
     ));
 
+    let mut handover = None;
     let failure = tokio::select! {
         signal = stop.recv() => { info!(signal, "stop requested"); None }
+        Ok(exe) = &mut handover_rx => {
+            info!(exe = %exe.display(), "stopping to hand over to the updated binary");
+            handover = Some(exe);
+            None
+        }
         result = &mut scheduler => Some(match result {
             Ok(Ok(())) => Error::Host("checks stopped unexpectedly".to_owned()),
             Ok(Err(e)) => e,
@@ -132,6 +168,12 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     }
     if !session.is_finished() {
         let _ = session.await;
+    }
+    if let Some(exe) = handover {
+        // Returns only if the new binary could not be started here (on
+        // Windows always: the service manager restarts the service).
+        let e = update::swap::exec(&exe);
+        return Err(Error::Host(format!("hand-over to {}: {e}", exe.display())));
     }
     failure.map_or(Ok(()), Err)
 }

@@ -70,6 +70,10 @@ pub struct SessionIo {
     /// once, so the collector never keeps acting on what it saw before the
     /// link went down (even if the spool had to drop reports meanwhile).
     pub resync: Arc<Notify>,
+    /// Update offers go to the update task (`update/`).
+    pub offers: mpsc::Sender<crate::update::Offer>,
+    /// Update results from the update task, sent as they come.
+    pub update_results: mpsc::Receiver<crate::update::UpdateReport>,
 }
 
 /// An open stream.
@@ -285,7 +289,7 @@ async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut
             Ok(()) = io.credentials.changed() => break true,
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
-                    worked |= apply(config, message.into(), outbox, &io.interval).await;
+                    worked |= apply(config, message.into(), outbox, &io.interval, &io.offers).await;
                 }
                 Ok(None) => return End::Lost { error: "collector closed the session".to_owned(), worked },
                 Err(status) => {
@@ -295,6 +299,11 @@ async fn serve(config: &SessionConfig, link: Link, outbox: &mut Outbox, io: &mut
             },
             Some(observation) = io.observations.recv() => {
                 outbox.push(observation).await;
+            }
+            Some(result) = io.update_results.recv() => {
+                if tx.send(pb::AgentMessage::from(&result)).await.is_err() {
+                    return End::Lost { error: "request stream closed".to_owned(), worked };
+                }
             }
             permit = tx.reserve(), if outbox.has_unsent() => match permit {
                 Ok(permit) => send_next(permit, outbox),
@@ -327,7 +336,7 @@ async fn close_for_renewal(
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
-                        apply(config, message.into(), outbox, &io.interval).await;
+                        apply(config, message.into(), outbox, &io.interval, &io.offers).await;
                     }
                     _ => break,
                 },
@@ -357,6 +366,7 @@ async fn apply(
     event: CollectorEvent,
     outbox: &mut Outbox,
     interval: &watch::Sender<Duration>,
+    offers: &mpsc::Sender<crate::update::Offer>,
 ) -> bool {
     match event {
         // An earlier run's boot id too: its spooled reports are resent
@@ -378,6 +388,14 @@ async fn apply(
                         "collector policy: heartbeat interval changed"
                     );
                 }
+            }
+            false
+        }
+        CollectorEvent::UpdateOffer(offer) => {
+            // One attempt at a time: an offer while one runs is dropped
+            // (the next session offers again).
+            if offers.try_send(offer).is_err() {
+                debug!("update offer ignored: an update is already in progress");
             }
             false
         }
@@ -406,7 +424,7 @@ async fn stop(
             _ = sleep_until(deadline) => break,
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
-                    apply(config, message.into(), outbox, &io.interval).await;
+                    apply(config, message.into(), outbox, &io.interval, &io.offers).await;
                 }
                 _ => break,
             },
@@ -426,7 +444,7 @@ async fn stop(
     drop(tx);
     let _ = tokio::time::timeout(STOP_CLOSE_WAIT, async {
         while let Ok(Some(message)) = inbound.message().await {
-            apply(config, message.into(), outbox, &io.interval).await;
+            apply(config, message.into(), outbox, &io.interval, &io.offers).await;
         }
     })
     .await;

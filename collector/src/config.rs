@@ -66,6 +66,10 @@ pub struct ReleasesConfig {
     /// offered. Unset: nothing is served or offered.
     #[serde(default)]
     pub public_key: Option<String>,
+    /// Which version agents are offered (`[releases.rollout]`, see
+    /// `releases/rollout.rs`). Empty: none.
+    #[serde(default)]
+    pub rollout: crate::releases::rollout::Rollout,
 }
 
 /// The agent-facing gRPC listener (enrollment over TLS, sessions over mTLS).
@@ -469,6 +473,7 @@ impl Config {
         problems.extend(self.sinks.problems());
         problems.extend(self.limits.problems());
         problems.extend(self.retention.problems());
+        problems.extend(self.releases.problems());
         if let Some(url) = &self.store.url {
             if self.store.sqlite_path.is_some() {
                 problems.push("[store] url and [store] sqlite_path: set one of them".to_string());

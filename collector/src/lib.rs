@@ -27,6 +27,7 @@ pub mod live;
 pub mod maintenance;
 pub mod metrics;
 pub mod pki;
+pub mod releases;
 pub mod retention;
 pub mod secrets;
 pub mod serve;

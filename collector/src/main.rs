@@ -70,6 +70,10 @@ enum Command {
     /// Ad-hoc silences: no tickets for a scope from now on, for a while.
     #[command(subcommand)]
     Silence(forewarn_collector::maintenance::cli::SilenceCommand),
+    /// Signed agent releases: keygen and sign (offline), list (what
+    /// [releases] dir serves and offers).
+    #[command(subcommand)]
+    Release(forewarn_collector::releases::cli::ReleaseCommand),
     /// KPIs per tenant: tickets opened, auto-resolved, escalated, SLA
     /// breaches, time to detect / acknowledge / resolve.
     Kpis {
@@ -259,6 +263,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Offline signing needs no config.
+    if let Command::Release(cmd) = &cli.command
+        && forewarn_collector::releases::cli::is_offline(cmd)
+    {
+        return match forewarn_collector::releases::cli::run_offline(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("forewarn-collector: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -389,6 +405,10 @@ fn main() -> ExitCode {
             Command::Agents(AgentsCommand::Revoke { id, by }) => {
                 commands::agent_revoke(&cfg, &id, &by).await
             }
+            Command::Release(forewarn_collector::releases::cli::ReleaseCommand::List { json }) => {
+                forewarn_collector::releases::cli::list(&cfg, json).await
+            }
+            Command::Release(cmd) => forewarn_collector::releases::cli::run_offline(&cmd),
             Command::Kpis { days, tenant, json } => {
                 commands::kpis(&cfg, days, tenant.as_deref(), json).await
             }

@@ -153,12 +153,15 @@ pub async fn serve(cfg: Config) -> Result<()> {
     // Ticks when this process commits ticket changes: wakes the sinks.
     let (outbox_wake, outbox_wake_rx) = tokio::sync::watch::channel(0u64);
     let max = cfg.grpc.max_message_bytes;
+    // Signed agent releases offered to agents (releases/).
+    let offers = crate::releases::Offers::from_config(&cfg, svc.store().as_ref()).await?;
     // The install scripts, the CA and the signed downloads, on the same TLS
     // port (see `install/`); token checks limited like enrollments.
     let install = crate::install::InstallState::new(
         svc.clone(),
         ca.cert_pem(),
-        crate::install::Releases::new(cfg.releases_dir(), cfg.releases.public_key.as_deref())?,
+        offers.releases().clone(),
+        cfg.releases.public_key.as_deref(),
         cfg.grpc.enroll_max_failures,
         Duration::from_secs(cfg.grpc.enroll_failure_window_secs),
     );
@@ -195,7 +198,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
                     outbox_wake.clone(),
                 )
                 .with_renewal(ca.clone(), cfg.pki.agent_cert_validity())
-                .with_rate_limits(cfg.grpc.rate_limits()),
+                .with_rate_limits(cfg.grpc.rate_limits())
+                .with_offers(offers),
             )
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),

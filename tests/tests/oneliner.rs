@@ -7,9 +7,8 @@
 //! installed here), installs, enrolls; the installed agent then reports.
 //!
 //! `sudo` is not installed here and the tests run as root: a shell
-//! function `sudo() { "$@"; }` stands in for it. The signing key is made
-//! with the `minisign` crate (the format `forewarn-collector release sign`
-//! writes). systemd is not running here, so the script's "start" step
+//! function `sudo() { "$@"; }` stands in for it. Artifacts are signed with
+//! `forewarn-collector release keygen` and `release sign`. systemd is not running here, so the script's "start" step
 //! takes its no-systemd branch and the test starts the installed agent.
 //!
 //! These tests install software into a root: they share the `packages`

@@ -27,6 +27,7 @@ pub fn validate(config: &Config) -> Vec<String> {
         p.push("collector.server_name must not be empty".to_owned());
     }
     validate_spool(&config.spool, &mut p);
+    super::update::validate_update(&config.update, &mut p);
     validate_disk(&config.checks.disk, &mut p);
     validate_load(&config.checks.load, &mut p);
     validate_window("checks.cpu", &config.checks.cpu.window(), &mut p);

@@ -10,6 +10,7 @@ mod rate;
 mod renew;
 mod session;
 mod sessions;
+mod update;
 
 pub use enroll::EnrollmentService;
 pub use enroll_limit::FailureLimiter;

@@ -49,6 +49,8 @@ pub struct IngestService {
     pub(super) renewal: Option<super::renew::Renewal>,
     /// Per-agent rates of session opens, renewals and reports.
     pub(super) limits: Arc<Limiters>,
+    /// Agent update offers and downloads (`update.rs`); `None`: none.
+    pub(super) offers: Option<Arc<crate::releases::Offers>>,
 }
 
 impl IngestService {
@@ -72,6 +74,7 @@ impl IngestService {
             outbox_wake,
             renewal: None,
             limits: Arc::new(Limiters::new(RateLimits::default())),
+            offers: None,
         }
     }
 
@@ -202,6 +205,7 @@ impl Ingest for IngestService {
         let mut revoked = registration.revoked.clone();
         let outbox_wake = self.outbox_wake.clone();
         let limits = self.limits.clone();
+        let offers = self.offers.clone();
         tokio::spawn(async move {
             let agent_id = id.agent_id.clone();
             let started = OnceLock::new();
@@ -212,6 +216,7 @@ impl Ingest for IngestService {
                 outbox_wake: &outbox_wake,
                 registration: &registration,
                 limits: &limits,
+                offers: offers.as_deref(),
             };
             let result = tokio::select! {
                 r = run(svc.clone(), id.clone(), inbound, link) => r,
@@ -241,6 +246,15 @@ impl Ingest for IngestService {
         request: Request<pb::RenewRequest>,
     ) -> std::result::Result<Response<pb::RenewResponse>, Status> {
         super::renew::renew(self, request).await
+    }
+
+    type DownloadStream = super::update::DownloadStream;
+
+    async fn download(
+        &self,
+        request: Request<pb::DownloadRequest>,
+    ) -> std::result::Result<Response<Self::DownloadStream>, Status> {
+        super::update::download(self, request).await
     }
 }
 
@@ -299,6 +313,7 @@ struct Link<'a> {
     outbox_wake: &'a watch::Sender<u64>,
     registration: &'a Registration,
     limits: &'a Limiters,
+    offers: Option<&'a crate::releases::Offers>,
 }
 
 async fn run(
@@ -314,6 +329,7 @@ async fn run(
         outbox_wake,
         registration,
         limits,
+        offers,
     } = link;
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.next()).await {
         Err(_) => return Err(invalid("no hello within 10 s")),
@@ -358,6 +374,12 @@ async fn run(
         clock_offset_ms,
         "agent session started"
     );
+    if let Some(offer) = super::update::offer_for(offers, &id, &hello).await
+        && tx.send(Ok(offer)).await.is_err()
+    {
+        end_session(writer, &id, started.get(), false).await;
+        return Ok(());
+    }
 
     let mut clean = false;
     let result = loop {
@@ -465,6 +487,9 @@ async fn run(
                 );
                 clean = true;
                 break Ok(());
+            }
+            Some(pb::agent_message::Body::UpdateResult(r)) => {
+                super::update::record_result(svc.store().as_ref(), &id, &r).await;
             }
             Some(pb::agent_message::Body::Hello(_)) => break Err(invalid("hello sent twice")),
             None => break Err(invalid("empty message")),

@@ -11,15 +11,16 @@
 //!   it installs anything (failures are limited per address like
 //!   enrollments);
 //! - `GET /download/index.json`, `/download/index.txt`: the signed agent
-//!   artifacts of `[releases] dir`, newest first (see [`artifacts`]);
+//!   artifacts of `[releases] dir`, newest first (the verified scan of
+//!   [`crate::releases`]);
 //! - `GET /download/release.pub`: `[releases] public_key`;
-//! - `GET /download/{file}`: an artifact or its `.minisig`, only when the
-//!   signature verifies.
+//! - `GET /download/{file}`: an artifact the scan verified, sent only if
+//!   the bytes read are the ones verified (same SHA-256), or its
+//!   `.minisig` as verified.
 //!
 //! Every error is JSON (`{"error": …, "code": …}`); a gRPC request for a
 //! service the collector does not have still gets gRPC's `UNIMPLEMENTED`.
 
-pub mod artifacts;
 pub mod oneliner;
 
 use std::net::SocketAddr;
@@ -35,15 +36,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::Digest;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::domain::now_millis;
 use crate::error::ErrorBody;
 use crate::ingest::FailureLimiter;
+use crate::releases::{Artifact, Releases, SIGNATURE_SUFFIX};
 use crate::tickets::Service;
 use crate::{Error, Result};
-
-pub use artifacts::Releases;
 
 /// The longest token accepted by `/enroll/check` (tokens are 47 characters).
 const MAX_TOKEN_LEN: usize = 256;
@@ -53,7 +54,9 @@ const MAX_TOKEN_LEN: usize = 256;
 pub struct InstallState {
     svc: Service,
     ca_pem: Arc<str>,
-    releases: Arc<Releases>,
+    releases: Releases,
+    /// `[releases] public_key`'s text, as configured.
+    public_key: Option<Arc<str>>,
     limiter: Arc<FailureLimiter>,
 }
 
@@ -64,13 +67,22 @@ impl InstallState {
         svc: Service,
         ca_pem: &str,
         releases: Releases,
+        public_key: Option<&str>,
         max_failures: u32,
         window: Duration,
     ) -> Self {
         Self {
             svc,
             ca_pem: Arc::from(ca_pem),
-            releases: Arc::new(releases),
+            releases,
+            public_key: public_key
+                .map(|k| {
+                    k.lines()
+                        .map(str::trim)
+                        .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+                        .unwrap_or_default()
+                })
+                .map(Arc::from),
             limiter: Arc::new(FailureLimiter::new(max_failures, window)),
         }
     }
@@ -172,30 +184,32 @@ async fn enroll_check(State(s): State<InstallState>, req: Request) -> Result<Res
     }
 }
 
+/// The verified artifacts, newest first.
+async fn index(s: &InstallState) -> Result<Vec<Artifact>> {
+    let mut artifacts = s.releases.current().await?.artifacts.clone();
+    artifacts.sort_by(|a, b| b.version.cmp(&a.version).then_with(|| a.file.cmp(&b.file)));
+    Ok(artifacts)
+}
+
 async fn index_json(State(s): State<InstallState>) -> Result<Response> {
-    let artifacts = s.releases.index().await?;
-    Ok(Json(json!({ "artifacts": artifacts })).into_response())
+    Ok(Json(json!({ "artifacts": index(&s).await? })).into_response())
 }
 
 /// The index for `sh`: `kind os arch version file`, tab-separated, newest
 /// first.
 async fn index_txt(State(s): State<InstallState>) -> Result<Response> {
     let mut out = String::new();
-    for a in s.releases.index().await? {
+    for a in index(&s).await? {
         out.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\n",
-            a.kind.as_str(),
-            a.os,
-            a.arch,
-            a.version,
-            a.file
+            a.kind, a.os, a.arch, a.version, a.file
         ));
     }
     Ok(text("text/plain; charset=utf-8", out))
 }
 
 async fn release_pub(State(s): State<InstallState>) -> Result<Response> {
-    let key = s.releases.public_key().ok_or_else(|| {
+    let key = s.public_key.as_deref().ok_or_else(|| {
         Error::NotFound("[releases] public_key is not set on this collector".into())
     })?;
     Ok(text(
@@ -204,14 +218,61 @@ async fn release_pub(State(s): State<InstallState>) -> Result<Response> {
     ))
 }
 
+/// Whether a request names a plain file of the releases dir: no path
+/// separators, no parent or hidden names. Anything else is refused before
+/// the file system is touched.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+}
+
+/// An artifact the scan verified, or its signature; a JSON 404 saying why
+/// not otherwise.
 async fn download(State(s): State<InstallState>, Path(file): Path<String>) -> Result<Response> {
-    let body = s.releases.read(&file).await?;
-    let content_type = if file.ends_with(artifacts::SIG_SUFFIX) {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
+    if !safe_name(&file) {
+        return Err(Error::InvalidArgument(format!(
+            "file {file:?}: a plain file name is expected (letters, digits, . - _ +)"
+        )));
+    }
+    if s.public_key.is_none() {
+        return Err(Error::NotFound(
+            "this collector serves no downloads: [releases] public_key is not set".into(),
+        ));
+    }
+    let scan = s.releases.current().await?;
+    let (artifact, signature) = match file.strip_suffix(SIGNATURE_SUFFIX) {
+        Some(name) => (name, true),
+        None => (file.as_str(), false),
     };
-    Ok(text(content_type, Bytes::from(body)))
+    let Some(a) = scan.get(artifact) else {
+        let why = scan
+            .rejected
+            .iter()
+            .find(|r| r.file == artifact)
+            .map_or_else(|| "no such artifact".to_string(), |r| r.reason.clone());
+        return Err(Error::NotFound(format!("{artifact} is not served: {why}")));
+    };
+    if signature {
+        return Ok(text("text/plain; charset=utf-8", a.signature.clone()));
+    }
+    let body = tokio::fs::read(&a.path)
+        .await
+        .map_err(|e| Error::NotFound(format!("{artifact}: {e}")))?;
+    let sha = hex::encode(sha2::Sha256::digest(&body));
+    if sha != a.sha256 {
+        tracing::warn!(
+            file = artifact,
+            "release artifact changed since it was verified; not served"
+        );
+        return Err(Error::NotFound(format!(
+            "{artifact} is not served: it changed since its signature was verified"
+        )));
+    }
+    Ok(text("application/octet-stream", Bytes::from(body)))
 }
 
 /// An unknown path: gRPC's `UNIMPLEMENTED` for a gRPC request (an agent
@@ -228,4 +289,29 @@ async fn fallback(headers: HeaderMap) -> Response {
         return Response::from_parts(parts, axum::body::Body::empty());
     }
     ErrorBody::response(StatusCode::NOT_FOUND, "no such route")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_file_names_are_safe() {
+        assert!(safe_name("forewarn-agent_1.2.3-1_amd64.deb"));
+        assert!(safe_name(
+            "forewarn-agent-1.2.3-x86_64-unknown-linux-gnu.minisig"
+        ));
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/b",
+            ".hidden",
+            "..",
+            "a\\b",
+            "a%2fb",
+            "a b",
+        ] {
+            assert!(!safe_name(bad), "{bad:?}");
+        }
+    }
 }

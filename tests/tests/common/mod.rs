@@ -641,4 +641,5 @@ pub mod postgres_server;
 pub mod psa_e2e;
 pub mod replica;
 pub mod sim;
+pub mod update;
 pub mod vendors;

@@ -124,43 +124,31 @@ impl Drop for FreshRoot {
     }
 }
 
-/// A release signing key, and signing into a releases dir: the collector's
-/// `release keygen` / `release sign` do the same with a key on disk.
+/// A release signing key (`forewarn-collector release keygen`), and
+/// signing into a releases dir (`release sign`).
 pub struct ReleaseKey {
-    pk: minisign::PublicKey,
-    sk: minisign::SecretKey,
+    keys: super::update::Keys,
 }
 
 impl ReleaseKey {
     pub fn new() -> Self {
-        let kp = minisign::KeyPair::generate_unencrypted_keypair().expect("keypair");
         Self {
-            pk: kp.pk,
-            sk: kp.sk,
+            keys: super::update::keygen(),
         }
     }
 
     /// The public key's base64 line (`RW…`).
     pub fn public(&self) -> String {
-        self.pk.to_base64()
+        self.keys.public.clone()
     }
 
-    /// Copies `artifact` into `dir` as `name` with `name.minisig`, whose
-    /// trusted comment is `file:<name> version:<version>`.
+    /// Copies `artifact` into `dir` as `name` and signs it as `version`
+    /// (`name.minisig`, trusted comment `file:<name> version:<version>`).
     pub fn publish(&self, dir: &Path, artifact: &Path, name: &str, version: &str) {
         std::fs::create_dir_all(dir).expect("releases dir");
         let to = dir.join(name);
         std::fs::copy(artifact, &to).expect("copy artifact");
-        let file = std::fs::File::open(&to).expect("open artifact");
-        let sig = minisign::sign(
-            Some(&self.pk),
-            &self.sk,
-            file,
-            Some(&format!("file:{name} version:{version}")),
-            None,
-        )
-        .expect("sign");
-        std::fs::write(dir.join(format!("{name}.minisig")), sig.into_string()).expect("write sig");
+        super::update::sign(&self.keys, version, &to);
     }
 }
 

@@ -92,6 +92,7 @@ pub fn facts(hostname: &str) -> pb::HostFacts {
         agent_version: "sim".into(),
         cpu_count: 2,
         memory_total_bytes: 4 << 30,
+        target: String::new(),
     }
 }
 

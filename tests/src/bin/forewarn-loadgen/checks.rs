@@ -243,6 +243,7 @@ pub fn facts(hostname: &str) -> pb::HostFacts {
         agent_version: concat!("loadgen-", env!("CARGO_PKG_VERSION")).to_string(),
         cpu_count: 4,
         memory_total_bytes: MEMORY_TOTAL,
+        target: String::new(),
     }
 }
 
