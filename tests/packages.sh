@@ -16,7 +16,8 @@
 # binaries' (the upgrade test packages the same binaries twice). The files:
 #   forewarn-agent_VERSION-1_amd64.deb      forewarn-agent-VERSION-1.x86_64.rpm
 #   forewarn-collector_VERSION-1_amd64.deb  forewarn-collector-VERSION-1.x86_64.rpm
-# and the script prints their paths, one a line.
+# and the script prints their paths, one a line. FOREWARN_PACKAGE_FORMATS
+# (default "deb rpm") picks the formats.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +64,13 @@ build() {
     local target_dir=${CARGO_TARGET_DIR:-$PWD/target}
     local profile_dir=$profile
     [ "$profile" = dev ] && profile_dir=debug
+    local formats=${FOREWARN_PACKAGE_FORMATS:-deb rpm} format
+    for format in $formats; do
+        case $format in
+            deb | rpm) ;;
+            *) echo "packages.sh: FOREWARN_PACKAGE_FORMATS: unknown format '$format' (deb, rpm)" >&2; exit 2 ;;
+        esac
+    done
     # A semver pre-release (1.2.0-rc.1) sorts before its release only as 1.2.0~rc.1,
     # in dpkg and rpm alike; neither allows '-' in the upstream version.
     local pkg_version=${version/-/\~}
@@ -79,29 +87,38 @@ build() {
         rpm_flags=(--payload-compress gzip)
     fi
 
-    tools
-    stage=$(mktemp -d)
-    trap 'rm -rf "$stage"' EXIT
-    mkdir -p "$out"
-    out=$(cd "$out" && pwd)
-    local name dir
+    local dir name
     for dir in agent collector; do
         name=forewarn-$dir
         if [ ! -x "$target_dir/$profile_dir/$name" ]; then
             echo "packages.sh: $target_dir/$profile_dir/$name not found: build it first (cargo build --workspace --bins)" >&2
             exit 1
         fi
-        local deb="$out/${name}_${pkg_version}-1_amd64.deb"
-        local rpm="$out/${name}-${pkg_version}-1.x86_64.rpm"
-        # cargo-deb strips the binary itself.
-        cargo deb --quiet --no-build --profile "$profile" -p "$name" \
-            --deb-version "${pkg_version}-1" "${deb_flags[@]}" -o "$deb" >&2
-        # cargo-generate-rpm packages the file as it is: give it a stripped copy.
-        mkdir -p "$stage/$profile_dir"
-        strip -o "$stage/$profile_dir/$name" "$target_dir/$profile_dir/$name"
-        cargo generate-rpm --profile "$profile" -p "$dir" --target-dir "$stage" \
-            -s "version = \"$pkg_version\"" "${rpm_flags[@]}" -o "$rpm" >&2
-        printf '%s\n%s\n' "$deb" "$rpm"
+    done
+
+    tools
+    stage=$(mktemp -d)
+    trap 'rm -rf "$stage"' EXIT
+    mkdir -p "$out"
+    out=$(cd "$out" && pwd)
+    for dir in agent collector; do
+        name=forewarn-$dir
+        if [[ " $formats " == *" deb "* ]]; then
+            local deb="$out/${name}_${pkg_version}-1_amd64.deb"
+            # cargo-deb strips the binary itself.
+            cargo deb --quiet --no-build --profile "$profile" -p "$name" \
+                --deb-version "${pkg_version}-1" "${deb_flags[@]}" -o "$deb" >&2
+            printf '%s\n' "$deb"
+        fi
+        if [[ " $formats " == *" rpm "* ]]; then
+            local rpm="$out/${name}-${pkg_version}-1.x86_64.rpm"
+            # cargo-generate-rpm packages the file as it is: give it a stripped copy.
+            mkdir -p "$stage/$profile_dir"
+            strip -o "$stage/$profile_dir/$name" "$target_dir/$profile_dir/$name"
+            cargo generate-rpm --profile "$profile" -p "$dir" --target-dir "$stage" \
+                -s "version = \"$pkg_version\"" "${rpm_flags[@]}" -o "$rpm" >&2
+            printf '%s\n' "$rpm"
+        fi
     done
 }
 

@@ -20,6 +20,10 @@
 # aiosmtpd (tests/smtp/server.py): tests/smtp.sh installs Debian's
 # python3-aiosmtpd (or, failing that, aiosmtpd from PyPI in a venv under
 # ~/.cache/forewarn) when missing.
+# The package tests (tests/tests/packages.rs) build .deb and .rpm files and
+# dpkg-install them into this machine's root: tests/packages.sh installs
+# cargo-deb, cargo-generate-rpm (cargo install, ~10 min cold) and Debian's
+# rpm when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +47,9 @@ step "chromium and playwright-core for the browser tests"
 
 step "aiosmtpd for the email sink's test (a real SMTP server)"
 ./tests/smtp.sh >/dev/null
+
+step "cargo-deb, cargo-generate-rpm and rpm for the package tests"
+./tests/packages.sh tools
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -32,8 +32,15 @@ pub use reboot::RebootRequiredConfig;
 pub use service::{Expect, ServiceConfig};
 pub use update::UpdateConfig;
 
-/// Where `--config` points when it is not given.
+/// Where `--config` points when it is not given, on Linux and macOS; see
+/// [`default_config_path`] for every OS.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/agent.toml";
+
+/// Where `--config` points when it is not given: [`DEFAULT_CONFIG_PATH`],
+/// or `%ProgramData%\Forewarn\agent.toml` on Windows.
+pub fn default_config_path() -> PathBuf {
+    crate::platform::default_config_path()
+}
 
 /// The whole agent configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -62,7 +69,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             interval_secs: 15,
-            state_dir: PathBuf::from("/var/lib/forewarn-agent"),
+            state_dir: crate::platform::default_state_dir(),
             log_level: "info".to_owned(),
             renew_at_fraction: 0.66,
             collector: CollectorConfig::default(),
@@ -169,6 +176,8 @@ pub struct ChecksConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoadConfig {
+    /// Default: on, except on Windows, which has no load average (enabled
+    /// there, the check is UNKNOWN "not supported").
     pub enabled: bool,
     pub interval_secs: u64,
     /// Which load average decides: 1, 5 or 15 (minutes).
@@ -182,7 +191,7 @@ pub struct LoadConfig {
 impl Default for LoadConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: !cfg!(windows),
             interval_secs: 15,
             average_minutes: 15,
             warn_per_cpu: 2.0,
@@ -464,9 +473,10 @@ impl Config {
     /// Loads the config: `path` if given (it must exist), else the default
     /// path if it exists, else the built-in defaults. Validated either way.
     pub fn load(path: Option<&Path>) -> Result<Self> {
+        let default = default_config_path();
         let (path, required) = match path {
             Some(p) => (p, true),
-            None => (Path::new(DEFAULT_CONFIG_PATH), false),
+            None => (default.as_path(), false),
         };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,

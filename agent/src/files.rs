@@ -14,9 +14,26 @@ pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
-// TODO(windows): ACL limiting the directory to the agent's account (and
-// SYSTEM); until then it inherits its parent's ACL.
-#[cfg(not(unix))]
+/// Creates `dir` and its parents, then gives `dir` an ACL that only SYSTEM
+/// and Administrators can read, inherited by everything created inside
+/// ([`crate::platform::acl`]). Applied once per directory per process: the
+/// spool reopens its directory often, and an ACL does not wear off.
+#[cfg(windows)]
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, PoisonError};
+    static RESTRICTED: Mutex<Option<HashSet<std::path::PathBuf>>> = Mutex::new(None);
+    DirBuilder::new().recursive(true).create(dir)?;
+    let mut done = RESTRICTED.lock().unwrap_or_else(PoisonError::into_inner);
+    let done = done.get_or_insert_with(HashSet::new);
+    if !done.contains(dir) {
+        crate::platform::acl::restrict_dir(dir)?;
+        done.insert(dir.to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(not(any(unix, windows)))]
 pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).create(dir)
 }
@@ -32,8 +49,8 @@ pub(crate) fn create_new(path: &Path, mode: u32) -> io::Result<File> {
         .open(path)
 }
 
-// TODO(windows): ACL so the file is readable by the agent's account only;
-// until then every file inherits its directory's ACL.
+/// Windows has no mode bits: the file inherits the ACL of its directory,
+/// which [`create_private_dir`] made private.
 #[cfg(not(unix))]
 pub(crate) fn create_new(path: &Path, _mode: u32) -> io::Result<File> {
     OpenOptions::new().write(true).create_new(true).open(path)

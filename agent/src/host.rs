@@ -5,6 +5,12 @@
 //!
 //! All methods block (they read `/proc` and call statvfs): call them from
 //! `tokio::task::spawn_blocking`.
+//!
+//! On Windows two readings bypass sysinfo: CPU usage comes from
+//! `GetSystemTimes` (sysinfo's PDH counters are missing on some systems and
+//! under Wine, where sysinfo then calls an unimplemented function and the
+//! process dies), and volumes sysinfo does not list are read with
+//! `GetDiskFreeSpaceExW` ([`crate::platform::windows::disks`]).
 
 use std::time::Duration;
 
@@ -125,14 +131,30 @@ pub struct Host {
     system: System,
     disks: Disks,
     last_cpu_percent: f64,
+    /// Why the last CPU sample has no figure, if it has none.
+    cpu_problem: Option<String>,
+    /// The previous processor times, for the usage between two samples.
+    #[cfg(windows)]
+    cpu_times: Option<forewarn_winffi::SystemTimes>,
+    /// Mount points the config names, read directly when sysinfo does not
+    /// list them (canonical spelling).
+    #[cfg(windows)]
+    extra_mounts: Vec<String>,
 }
 
 impl Host {
     /// Reads the CPU list and memory once, so facts are available and the
     /// next CPU refresh yields a usage figure.
     pub fn new() -> Result<Self> {
+        // Windows: the CPU list only (GetSystemInfo), never sysinfo's PDH
+        // usage query; usage comes from GetSystemTimes.
+        let cpu = if cfg!(windows) {
+            CpuRefreshKind::nothing()
+        } else {
+            CpuRefreshKind::nothing().with_usage()
+        };
         let kind = RefreshKind::nothing()
-            .with_cpu(CpuRefreshKind::nothing().with_usage())
+            .with_cpu(cpu)
             .with_memory(MemoryRefreshKind::nothing().with_ram().with_swap());
         let system = System::new_with_specifics(kind).map_err(host_error)?;
         let disks = Disks::new().map_err(host_error)?;
@@ -140,7 +162,32 @@ impl Host {
             system,
             disks,
             last_cpu_percent: 0.0,
+            cpu_problem: None,
+            #[cfg(windows)]
+            cpu_times: forewarn_winffi::system_times().ok(),
+            #[cfg(windows)]
+            extra_mounts: Vec::new(),
         })
+    }
+
+    /// Mount points to read even when sysinfo does not list them (Windows
+    /// only: volumes sysinfo misses, and under Wine it finds none).
+    #[must_use]
+    pub fn with_mounts(self, mounts: &[String]) -> Self {
+        #[cfg(windows)]
+        {
+            let mut host = self;
+            host.extra_mounts = mounts
+                .iter()
+                .filter_map(|m| crate::platform::mounts::normalize_here(m))
+                .collect();
+            host
+        }
+        #[cfg(not(windows))]
+        {
+            let _ = mounts;
+            self
+        }
     }
 
     /// Hostname, OS, kernel, CPU count and memory size.
@@ -162,12 +209,45 @@ impl Host {
         }
     }
 
-    /// Global CPU usage since the previous call (or since [`Host::new`]).
-    pub fn sample_cpu(&mut self) -> f64 {
+    /// Global CPU usage since the previous call (or since [`Host::new`]);
+    /// `None` when the platform gave no figure ([`Host::cpu_problem`] says
+    /// why).
+    pub fn sample_cpu(&mut self) -> Option<f64> {
+        match self.read_cpu() {
+            Ok(percent) => {
+                self.cpu_problem = None;
+                self.last_cpu_percent = percent;
+                Some(percent)
+            }
+            Err(problem) => {
+                self.cpu_problem = Some(problem);
+                None
+            }
+        }
+    }
+
+    /// Why the last [`Host::sample_cpu`] has no figure, if it has none.
+    pub fn cpu_problem(&self) -> Option<String> {
+        self.cpu_problem.clone()
+    }
+
+    #[cfg(not(windows))]
+    fn read_cpu(&mut self) -> std::result::Result<f64, String> {
         self.system
             .refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage());
-        self.last_cpu_percent = f64::from(self.system.global_cpu_usage());
-        self.last_cpu_percent
+        Ok(f64::from(self.system.global_cpu_usage()))
+    }
+
+    #[cfg(windows)]
+    fn read_cpu(&mut self) -> std::result::Result<f64, String> {
+        let now =
+            forewarn_winffi::system_times().map_err(|e| format!("GetSystemTimes failed: {e}"))?;
+        match self.cpu_times.replace(now) {
+            None => Err("no earlier processor times to compare with yet".to_owned()),
+            Some(before) => now
+                .busy_percent_since(&before)
+                .ok_or_else(|| "no processor time passed since the previous sample".to_owned()),
+        }
     }
 
     /// The figure of the last [`Host::sample_cpu`].
@@ -228,7 +308,8 @@ impl Host {
     pub fn sample_disks(&mut self) -> Vec<DiskUsage> {
         self.disks
             .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
-        self.disks
+        let listed: Vec<DiskUsage> = self
+            .disks
             .iter()
             .map(|d| DiskUsage {
                 mount_point: d.mount_point().to_string_lossy().into_owned(),
@@ -238,7 +319,10 @@ impl Host {
                 total_bytes: d.total_space(),
                 available_bytes: d.available_space(),
             })
-            .collect()
+            .collect();
+        #[cfg(windows)]
+        let listed = crate::platform::windows::disks::complete(listed, &self.extra_mounts);
+        listed
     }
 
     /// The heartbeat snapshot. CPU is the last sampled figure unless
@@ -246,7 +330,7 @@ impl Host {
     /// in already filtered.
     pub fn snapshot(&mut self, refresh_cpu: bool, disks: Vec<DiskUsage>) -> HostSnapshot {
         if refresh_cpu {
-            self.sample_cpu();
+            let _ = self.sample_cpu();
         }
         self.system
             .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());

@@ -26,6 +26,7 @@ pub mod host;
 pub mod identity;
 pub mod outbox;
 pub mod pin;
+pub mod platform;
 pub mod reload;
 pub mod renew;
 pub mod report;

@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,7 +13,6 @@ use forewarn_agent::config::Config;
 use forewarn_agent::enroll::EnrollOptions;
 use forewarn_agent::pin::Fingerprint;
 use forewarn_agent::run;
-use tracing_subscriber::EnvFilter;
 
 /// Exit code for configuration and usage errors.
 const EXIT_CONFIG: u8 = 2;
@@ -26,7 +24,14 @@ const EXIT_FAILURE: u8 = 1;
 #[derive(Parser)]
 #[command(name = "forewarn-agent", version = forewarn_agent::VERSION)]
 struct Cli {
-    /// Config file (TOML). Default: /etc/forewarn/agent.toml; when that
+    #[cfg_attr(
+        not(windows),
+        doc = "Config file (TOML). Default: /etc/forewarn/agent.toml; when that"
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "Config file (TOML). Default: %ProgramData%\\Forewarn\\agent.toml; when that"
+    )]
     /// file does not exist, built-in defaults are used. A file given here
     /// must exist.
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
@@ -45,7 +50,14 @@ enum Command {
     /// and writes identity.json, agent.key, agent.crt and ca.crt into the
     /// state dir.
     Enroll(EnrollArgs),
-    /// Run as the service: report to the collector until SIGTERM/SIGINT.
+    #[cfg_attr(
+        not(windows),
+        doc = "Run as the service: report to the collector until SIGTERM/SIGINT."
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "Run in this console: report to the collector until Ctrl-C (the service runs the same loop until it is stopped)."
+    )]
     Run,
     /// Evaluate every configured check and print the results.
     ///
@@ -55,6 +67,29 @@ enum Command {
     /// 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN. A config or host error also exits 3
     /// (UNKNOWN) with the error on stderr.
     Check(CheckArgs),
+    /// Manage the Windows service "ForewarnAgent" (elevated prompt).
+    #[cfg(windows)]
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[cfg(windows)]
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Register the service: LocalSystem, automatic (delayed) start,
+    /// restarted on failure, with the Event Log source "Forewarn Agent".
+    /// A --config given here is the file the service reads. Enroll first.
+    Install,
+    /// Stop and remove the service and its Event Log source; config, state
+    /// and logs stay.
+    Uninstall,
+    /// Start the service and wait until it runs.
+    Start,
+    /// Stop the service and wait until it has stopped.
+    Stop,
+    /// What the service manager starts; from a console, use `run`.
+    #[command(hide = true)]
+    Run,
 }
 
 #[derive(Args)]
@@ -102,10 +137,20 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&anyhow::Error::new(e), config_failure),
     };
-    init_logging(&config.log_level);
+    // The log file (Windows) is for the long-running commands only.
+    let log_dir = matches!(cli.command, Command::Run).then_some(config.state_dir.as_path());
+    #[cfg(windows)]
+    let log_dir = match cli.command {
+        Command::Service(ServiceCommand::Run) => Some(config.state_dir.as_path()),
+        _ => log_dir,
+    };
+    let problems = forewarn_agent::platform::logging::init(&config.log_level, log_dir);
+    for problem in problems {
+        tracing::warn!("{problem}");
+    }
     // The file a reload re-reads: the one given, or the default if it exists.
     let config_path = cli.config.clone().or_else(|| {
-        let default = PathBuf::from(forewarn_agent::config::DEFAULT_CONFIG_PATH);
+        let default = forewarn_agent::config::default_config_path();
         default.exists().then_some(default)
     });
     match execute(cli.command, config, config_path) {
@@ -136,6 +181,27 @@ fn execute(
     match command {
         Command::Run => {
             runtime.block_on(run::run(config, config_path))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(windows)]
+        Command::Service(command) => {
+            use forewarn_agent::platform::windows::{install, service};
+            match command {
+                ServiceCommand::Install => {
+                    install::install(config_path.as_deref())?;
+                    println!(
+                        "installed the service {}; start it with `forewarn-agent service start`",
+                        forewarn_agent::platform::service::SERVICE_NAME
+                    );
+                }
+                ServiceCommand::Uninstall => install::uninstall()?,
+                ServiceCommand::Start => install::start()?,
+                ServiceCommand::Stop => install::stop()?,
+                ServiceCommand::Run => service::run(Box::new(move || {
+                    runtime.block_on(run::run(config, config_path))?;
+                    Ok(())
+                }))?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => {
@@ -170,19 +236,6 @@ fn execute(
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Logs to stderr; `RUST_LOG` wins over the config's `log_level`.
-fn init_logging(level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
 }
 
 /// Prints the error and its causes on one line.

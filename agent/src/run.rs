@@ -24,8 +24,8 @@ use crate::update::{self, UpdateIo, Updater};
 /// Observations buffered between the scheduler and the session.
 const OBSERVATION_BUFFER: usize = 64;
 
-/// `forewarn-agent run`: reports until SIGTERM or SIGINT (Windows: Ctrl-C,
-/// console close or shutdown), then says Goodbye.
+/// `forewarn-agent run`: reports until SIGTERM or SIGINT (Windows: the
+/// service's stop, Ctrl-C, console close or shutdown), then says Goodbye.
 /// `config_path`: the file SIGHUP or a change of it reloads.
 pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()> {
     // A new binary under trial by a running agent's self-update: report once and exit.
@@ -49,7 +49,9 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
         .server_name
         .clone()
         .unwrap_or_else(|| identity.server_name.clone());
-    let host = tokio::task::spawn_blocking(Host::new).await??;
+    let mounts = config.checks.disk.mounts.clone();
+    let host =
+        tokio::task::spawn_blocking(move || Host::new().map(|h| h.with_mounts(&mounts))).await??;
     let facts = host.facts();
     let boot_id = uuid::Uuid::new_v4().to_string();
     info!(
@@ -181,7 +183,9 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
 /// `forewarn-agent check --once`: every enabled check, once, on a short
 /// sample (CPU over [`MINIMUM_CPU_SAMPLE`]).
 pub async fn check_once(config: &Config) -> Result<Vec<CheckResult>> {
-    let host = tokio::task::spawn_blocking(Host::new).await??;
+    let mounts = config.checks.disk.mounts.clone();
+    let host =
+        tokio::task::spawn_blocking(move || Host::new().map(|h| h.with_mounts(&mounts))).await??;
     let mut scheduler = Scheduler::new(host, config, Mode::Once);
     tokio::time::sleep(MINIMUM_CPU_SAMPLE).await;
     scheduler.evaluate_all(true).await

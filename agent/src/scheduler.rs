@@ -86,7 +86,10 @@ impl Scheduler {
             let mut host = host.lock().unwrap_or_else(PoisonError::into_inner);
             Sample {
                 disks: needs.disks.then(|| host.sample_disks()),
-                cpu_percent: (needs.cpu && cpu_ready).then(|| host.sample_cpu()),
+                cpu_percent: (needs.cpu && cpu_ready)
+                    .then(|| host.sample_cpu())
+                    .flatten(),
+                cpu_problem: host.cpu_problem(),
                 memory: needs.memory.then(|| host.sample_memory()),
                 load: needs.load.then(|| host.sample_load()),
                 processes: needs.processes.then(|| host.sample_processes()),

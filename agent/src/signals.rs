@@ -4,12 +4,12 @@
 //!
 //! | request | Unix            | Windows                                        |
 //! |---------|-----------------|------------------------------------------------|
-//! | stop    | SIGTERM, SIGINT | Ctrl-C, Ctrl-Break, console close, shutdown    |
+//! | stop    | SIGTERM, SIGINT | SCM stop/shutdown/preshutdown, Ctrl-C, Ctrl-Break, console close |
 //! | reload  | SIGHUP          | none: a change of the config file still reloads |
 //!
-//! Running under the Windows service manager (SCM) needs a service control
-//! handler, which is not here yet; until then a Windows service host has to
-//! run the agent as a console process.
+//! Under the Windows service manager the service control handler
+//! ([`crate::platform::windows::service`]) turns the SCM's controls into
+//! [`request_stop`].
 
 use std::io;
 
@@ -39,6 +39,18 @@ impl Stop {
     }
 }
 
+/// A stop asked for by the service control handler (a permit is kept when
+/// nobody waits yet, so a stop during startup is not lost).
+#[cfg(windows)]
+static SERVICE_STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Asks the running agent to stop, as the SCM's stop, shutdown and
+/// preshutdown controls do. Callable from any thread.
+#[cfg(windows)]
+pub fn request_stop() {
+    SERVICE_STOP.notify_one();
+}
+
 /// The stop requests, installed at once so none is lost during startup.
 #[cfg(windows)]
 pub struct Stop {
@@ -63,6 +75,7 @@ impl Stop {
     /// Waits for the next request; returns its name for the log.
     pub async fn recv(&mut self) -> &'static str {
         tokio::select! {
+            () = SERVICE_STOP.notified() => "SERVICE_STOP",
             _ = self.ctrl_c.recv() => "CTRL_C",
             _ = self.ctrl_break.recv() => "CTRL_BREAK",
             _ = self.close.recv() => "CTRL_CLOSE",

@@ -47,6 +47,15 @@ impl Check for CpuCheck {
     }
 
     fn evaluate(&mut self, sample: &Sample) -> Vec<Evaluation> {
+        if let Some(problem) = &sample.cpu_problem {
+            self.raised = false;
+            return vec![Evaluation {
+                item: String::new(),
+                state: super::CheckState::Unknown,
+                message: format!("cpu usage unavailable: {problem}"),
+                metrics: Vec::new(),
+            }];
+        }
         let status = self.window.push(sample.cpu_percent);
         let message = match self.mode {
             Mode::Once => format!("cpu {:.1}% in a single short sample", status.average),
@@ -137,6 +146,21 @@ mod tests {
         );
         check.evaluate(&sample(1.0));
         assert!(!check.needs().processes, "back to normal: no process table");
+    }
+
+    #[test]
+    fn a_platform_without_a_figure_is_unknown_with_the_reason() {
+        let mut check = CpuCheck::new(CpuConfig::default().window(), Mode::Once);
+        let e = check.evaluate(&Sample {
+            cpu_problem: Some("GetSystemTimes failed: access denied".into()),
+            ..Sample::default()
+        });
+        assert_eq!(e[0].state, CheckState::Unknown);
+        assert_eq!(
+            e[0].message,
+            "cpu usage unavailable: GetSystemTimes failed: access denied"
+        );
+        assert!(e[0].metrics.is_empty());
     }
 
     #[test]

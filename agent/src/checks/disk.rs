@@ -14,6 +14,7 @@ use super::trend::{self, History};
 use super::{Check, CheckState, Evaluation, Metric, Mode, Needs, Sample, format_bytes};
 use crate::config::{DiskConfig, DiskThresholds};
 use crate::host::DiskUsage;
+use crate::platform::mounts::normalize_here;
 
 /// Which mounted filesystems are watched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +26,11 @@ pub struct DiskSelector {
 
 impl DiskSelector {
     pub fn new(config: &DiskConfig) -> Self {
+        let config = canonical(config);
         Self {
-            mounts: config.mounts.clone(),
-            exclude_mounts: config.exclude_mounts.clone(),
-            exclude_fs_types: config.exclude_fs_types.clone(),
+            mounts: config.mounts,
+            exclude_mounts: config.exclude_mounts,
+            exclude_fs_types: config.exclude_fs_types,
         }
     }
 
@@ -82,6 +84,18 @@ impl DiskSelector {
     }
 }
 
+/// `config` with every mount point in this OS's spelling (Windows: `c:` and
+/// `C:/` become `C:\`, as the host lists them), so they compare equal.
+fn canonical(config: &DiskConfig) -> DiskConfig {
+    let one = |m: &String| normalize_here(m).unwrap_or_else(|| m.clone());
+    DiskConfig {
+        mounts: config.mounts.iter().map(one).collect(),
+        exclude_mounts: config.exclude_mounts.iter().map(one).collect(),
+        overrides: config.overrides.iter().map(|(m, o)| (one(m), *o)).collect(),
+        ..config.clone()
+    }
+}
+
 /// File in the state dir holding the free-space history.
 pub const TREND_FILE: &str = "disk-trend.json";
 
@@ -103,7 +117,7 @@ impl DiskCheck {
     pub fn new(config: &DiskConfig) -> Self {
         Self {
             selector: DiskSelector::new(config),
-            config: config.clone(),
+            config: canonical(config),
             history: History::default(),
             history_file: None,
             persist: false,

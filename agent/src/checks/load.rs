@@ -1,6 +1,7 @@
 //! The `load` check: the load average per CPU (`[checks.load]`). One item,
 //! named "". When it is raised, the message names the processes using the
-//! most CPU at that moment.
+//! most CPU at that moment. Windows has no load average: the check is off
+//! by default there, and UNKNOWN "not supported" when enabled.
 
 use std::time::Duration;
 
@@ -11,13 +12,21 @@ use crate::config::LoadConfig;
 pub struct LoadCheck {
     config: LoadConfig,
     last_state: CheckState,
+    /// Whether this OS has a load average.
+    supported: bool,
 }
 
 impl LoadCheck {
     pub fn new(config: &LoadConfig) -> Self {
+        Self::for_platform(config, !cfg!(windows))
+    }
+
+    /// For an OS with (`supported`) or without a load average.
+    pub fn for_platform(config: &LoadConfig, supported: bool) -> Self {
         Self {
             config: config.clone(),
             last_state: CheckState::Ok,
+            supported,
         }
     }
 }
@@ -32,6 +41,9 @@ impl Check for LoadCheck {
     }
 
     fn needs(&self) -> Needs {
+        if !self.supported {
+            return Needs::default();
+        }
         Needs {
             load: true,
             // The process table only while there is a problem to explain.
@@ -41,6 +53,14 @@ impl Check for LoadCheck {
     }
 
     fn evaluate(&mut self, sample: &Sample) -> Vec<Evaluation> {
+        if !self.supported {
+            return vec![Evaluation {
+                item: String::new(),
+                state: CheckState::Unknown,
+                message: "load average is not supported on Windows".to_owned(),
+                metrics: Vec::new(),
+            }];
+        }
         let Some(load) = sample.load else {
             return Vec::new();
         };
@@ -100,6 +120,21 @@ mod tests {
             processes,
             ..Sample::default()
         }
+    }
+
+    #[test]
+    fn without_a_load_average_it_is_unknown_and_reads_nothing() {
+        let mut check = LoadCheck::for_platform(&LoadConfig::default(), false);
+        assert_eq!(check.needs(), Needs::default());
+        let e = check.evaluate(&sample(9.0, None));
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            (e[0].state, e[0].message.as_str()),
+            (
+                CheckState::Unknown,
+                "load average is not supported on Windows"
+            )
+        );
     }
 
     #[test]

@@ -7,6 +7,11 @@ use super::window::Window;
 use super::{Check, Evaluation, Metric, Mode, Needs, Sample, format_bytes, format_secs};
 use crate::config::WindowSettings;
 
+/// What the message calls swap: Windows' paging file (commit limit minus
+/// physical memory, as sysinfo counts it), swap elsewhere. The item and the
+/// config keys say "swap" everywhere.
+const SWAP_NAME: &str = if cfg!(windows) { "paging file" } else { "swap" };
+
 /// Sustained memory usage.
 pub struct MemoryCheck {
     window: Window,
@@ -104,17 +109,21 @@ impl Check for MemoryCheck {
                 .then(|| crate::host::percent(memory.swap_used_bytes, memory.swap_total_bytes));
             let s = window.push(current.or(Some(0.0)));
             let message = if memory.swap_total_bytes == 0 {
-                "no swap configured".to_string()
+                format!("no {SWAP_NAME} configured")
             } else {
+                let over = match self.mode {
+                    Mode::Once => "in a single sample".to_owned(),
+                    Mode::Continuous if s.is_full() => {
+                        format!("on average over {}", format_secs(settings.window))
+                    }
+                    Mode::Continuous => format!(
+                        "on average over {}, window not full yet",
+                        format_secs(settings.window)
+                    ),
+                };
                 format!(
-                    "swap {:.1}% used on average over {}{} ({} of {} now)",
+                    "{SWAP_NAME} {:.1}% used {over} ({} of {} now)",
                     s.average,
-                    format_secs(settings.window),
-                    if s.is_full() {
-                        ""
-                    } else {
-                        ", window not full yet"
-                    },
                     format_bytes(memory.swap_used_bytes),
                     format_bytes(memory.swap_total_bytes)
                 )
@@ -175,6 +184,14 @@ mod tests {
             e[1].message
         );
         assert!(MemoryConfig::default().swap_window().is_none());
+        let mut once =
+            MemoryCheck::new(config.window(), Mode::Once).with_swap(config.swap_window());
+        let e = once.evaluate(&sample(450));
+        assert!(
+            e[1].message.contains("% used in a single sample ("),
+            "{}",
+            e[1].message
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 
 mod backup;
 mod certificate;
+// Service managers and reboot tools are commands on Linux and macOS; the
+// Windows build asks the SCM and the registry through their APIs.
+#[cfg_attr(windows, allow(dead_code))]
 mod command;
 mod cpu;
 mod disk;
@@ -16,7 +19,7 @@ pub(crate) mod net;
 pub mod output;
 pub mod plugin;
 mod process;
-mod reboot;
+pub(crate) mod reboot;
 mod service;
 mod state;
 pub mod trend;
@@ -172,6 +175,9 @@ pub struct Sample {
     /// Global CPU usage since the previous sample; `None` at start, when
     /// there is no meaningful figure yet.
     pub cpu_percent: Option<f64>,
+    /// Why there is no CPU figure when the platform could not give one
+    /// (the CPU check is then UNKNOWN with this reason).
+    pub cpu_problem: Option<String>,
     pub memory: Option<MemoryUsage>,
     pub load: Option<LoadAverage>,
     /// Every process, when a check asked for them.

@@ -11,13 +11,24 @@
 //! - Fedora/RHEL: `needs-restarting -r` (exit 1 = reboot needed), run only
 //!   when the binary exists, with a timeout.
 //!
+//! Windows: from the registry keys Windows itself sets while a reboot is
+//! pending ([`WindowsSignals`]): Component Based Servicing `RebootPending`,
+//! Windows Update `Auto Update\RebootRequired`, and Session Manager
+//! `PendingFileRenameOperations` (files replaced at the next boot).
+//!
 //! On other platforms it is off by default, and UNKNOWN ("not supported")
 //! when enabled explicitly.
+
+// The Linux readers are compiled everywhere so their tests run on every
+// OS; a Windows build does not call them.
+#![cfg_attr(windows, allow(dead_code))]
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::{BoxFuture, CheckState, Evaluation, Metric, Probe, command};
+#[cfg(not(windows))]
+use super::command;
+use super::{BoxFuture, CheckState, Evaluation, Metric, Probe};
 use crate::config::RebootRequiredConfig;
 
 /// How long `needs-restarting -r` may take (it reads the rpm database).
@@ -151,6 +162,55 @@ pub fn parse_needs_restarting(text: &str) -> Vec<String> {
     parse_packages(&lines)
 }
 
+/// What the Windows registry says about a pending reboot.
+#[cfg_attr(not(windows), allow(dead_code))]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowsSignals {
+    /// `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based
+    /// Servicing\RebootPending` exists (servicing stack, features, updates).
+    pub cbs_reboot_pending: bool,
+    /// `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto
+    /// Update\RebootRequired` exists.
+    pub windows_update_reboot_required: bool,
+    /// The `PendingFileRenameOperations` value of
+    /// `HKLM\SYSTEM\CurrentControlSet\Control\Session Manager` (pairs of
+    /// source and target; an empty target means delete).
+    pub pending_file_renames: Vec<String>,
+}
+
+#[cfg_attr(not(windows), allow(dead_code))]
+impl WindowsSignals {
+    /// Who asks for the reboot, in the words the message uses; empty when
+    /// nothing does. A rename list of only empty strings asks for nothing.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.cbs_reboot_pending {
+            reasons.push("Component Based Servicing".to_owned());
+        }
+        if self.windows_update_reboot_required {
+            reasons.push("Windows Update".to_owned());
+        }
+        let renames = self
+            .pending_file_renames
+            .chunks(2)
+            .filter(|pair| pair.first().is_some_and(|source| !source.trim().is_empty()))
+            .count();
+        if renames > 0 {
+            reasons.push(format!("{renames} pending file rename(s)"));
+        }
+        reasons
+    }
+
+    /// The pending reboot, if any, for [`evaluate`].
+    pub fn reboot(&self) -> Option<Reboot> {
+        let packages = self.reasons();
+        (!packages.is_empty()).then_some(Reboot {
+            packages,
+            since: None,
+        })
+    }
+}
+
 /// WARN when a reboot is pending, else OK; pending updates go to the
 /// message and metrics either way.
 pub fn evaluate(reboot: Option<&Reboot>, updates: Option<PendingUpdates>) -> Evaluation {
@@ -223,10 +283,21 @@ pub struct RebootProbe {
 }
 
 impl RebootProbe {
+    #[cfg(windows)]
+    async fn check(&self) -> Evaluation {
+        match tokio::task::spawn_blocking(crate::platform::windows::registry::reboot_signals).await
+        {
+            Ok(Ok(signals)) => evaluate(signals.reboot().as_ref(), None),
+            Ok(Err(error)) => unknown(format!("cannot read the pending reboot keys: {error}")),
+            Err(error) => unknown(format!("cannot read reboot state: {error}")),
+        }
+    }
+
+    #[cfg(not(windows))]
     async fn check(&self) -> Evaluation {
         if !cfg!(target_os = "linux") {
             return unknown(
-                "reboot_required is not supported on this platform (Linux only)".into(),
+                "reboot_required is not supported on this platform (Linux and Windows only)".into(),
             );
         }
         let paths = self.paths.clone();
@@ -392,6 +463,37 @@ mod tests {
     fn needs_restarting_lists_packages() {
         let out = "Core libraries or services have been updated since boot-up:\n  * kernel\n  * systemd\n\nReboot is required to fully utilize these updates.\nMore information: https://access.redhat.com/solutions/27943\n";
         assert_eq!(parse_needs_restarting(out), ["kernel", "systemd"]);
+    }
+
+    #[test]
+    fn windows_registry_signals() {
+        assert_eq!(WindowsSignals::default().reboot(), None);
+        let e = evaluate(WindowsSignals::default().reboot().as_ref(), None);
+        assert_eq!(
+            (e.state, e.message.as_str()),
+            (CheckState::Ok, "no reboot required")
+        );
+        let only_empty = WindowsSignals {
+            pending_file_renames: vec![String::new(), String::new()],
+            ..WindowsSignals::default()
+        };
+        assert_eq!(only_empty.reboot(), None, "no real rename");
+        let all = WindowsSignals {
+            cbs_reboot_pending: true,
+            windows_update_reboot_required: true,
+            pending_file_renames: vec![
+                r"\??\C:\Windows\Temp\a.tmp".to_owned(),
+                String::new(),
+                r"\??\C:\x.new".to_owned(),
+                r"!\??\C:\x.dll".to_owned(),
+            ],
+        };
+        let e = evaluate(all.reboot().as_ref(), None);
+        assert_eq!(e.state, CheckState::Warn);
+        assert_eq!(
+            e.message,
+            "reboot required by Component Based Servicing, Windows Update, 2 pending file rename(s)"
+        );
     }
 
     #[cfg(target_os = "linux")]

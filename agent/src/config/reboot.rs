@@ -1,5 +1,5 @@
 //! `[checks.reboot_required]`: WARN when the host waits for a reboot to
-//! finish installing updates (Linux; off by default elsewhere).
+//! finish installing updates (Linux and Windows; off by default elsewhere).
 
 use serde::Deserialize;
 
@@ -7,7 +7,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RebootRequiredConfig {
-    /// Default: on for Linux, off elsewhere (not supported there).
+    /// Default: on for Linux and Windows, off elsewhere (not supported there).
     pub enabled: bool,
     pub interval_secs: u64,
 }
@@ -15,7 +15,7 @@ pub struct RebootRequiredConfig {
 impl Default for RebootRequiredConfig {
     fn default() -> Self {
         Self {
-            enabled: cfg!(target_os = "linux"),
+            enabled: cfg!(any(target_os = "linux", windows)),
             interval_secs: 3600,
         }
     }
@@ -36,7 +36,7 @@ mod tests {
     fn config_defaults_and_validation() {
         let c: RebootRequiredConfig = toml::from_str("").expect("parses");
         assert_eq!(c.interval_secs, 3600);
-        assert_eq!(c.enabled, cfg!(target_os = "linux"));
+        assert_eq!(c.enabled, cfg!(any(target_os = "linux", windows)));
         let mut p = Vec::new();
         validate_reboot_required(
             &RebootRequiredConfig {

@@ -3,6 +3,7 @@
 
 use super::{Config, DiskConfig, DiskThresholds, WindowSettings};
 use crate::endpoint::CollectorUrl;
+use crate::platform::mounts;
 
 /// Every out-of-range value of `config`, each naming its key. Empty = valid.
 pub fn validate(config: &Config) -> Vec<String> {
@@ -133,16 +134,27 @@ fn validate_disk(d: &DiskConfig, p: &mut Vec<String>) {
     validate_disk_thresholds("checks.disk", &d.base_thresholds(), p);
     for mount in d.overrides.keys() {
         let prefix = format!("checks.disk.overrides.{mount:?}");
-        if !mount.starts_with('/') {
-            p.push(format!("{prefix} must be an absolute mount point"));
-        }
         validate_disk_thresholds(&prefix, &d.thresholds_for(mount), p);
     }
+    validate_disk_mounts(d, cfg!(windows), p);
+}
+
+/// Mount points in `mounts`, `exclude_mounts` and `overrides`: absolute
+/// paths on Unix; drives (`C:\`, `C:`), mounted folders or volume paths on
+/// Windows ([`mounts::normalize`]).
+fn validate_disk_mounts(d: &DiskConfig, windows: bool, p: &mut Vec<String>) {
+    let requirement = mounts::requirement(windows);
+    for mount in d.overrides.keys() {
+        if mounts::normalize(mount, windows).is_none() {
+            p.push(format!("checks.disk.overrides.{mount:?} {requirement}"));
+        }
+    }
     for (key, list) in [("mounts", &d.mounts), ("exclude_mounts", &d.exclude_mounts)] {
-        for mount in list.iter().filter(|m| !m.starts_with('/')) {
-            p.push(format!(
-                "checks.disk.{key} entry {mount:?} must be an absolute mount point"
-            ));
+        for mount in list
+            .iter()
+            .filter(|m| mounts::normalize(m, windows).is_none())
+        {
+            p.push(format!("checks.disk.{key} entry {mount:?} {requirement}"));
         }
     }
 }
@@ -325,6 +337,33 @@ mod tests {
         assert_eq!(log_level_problem("WARN"), None);
         assert_eq!(log_level_problem("info,forewarn_agent=debug"), None);
         assert!(log_level_problem("inf").is_some_and(|p| p.contains("log_level")));
+    }
+
+    #[test]
+    fn windows_mount_points_are_accepted_and_bad_ones_named() {
+        let config = parse(
+            "[checks.disk]\nmounts = [\"C:\\\\\", \"d:\", \"E:/data\"]\nexclude_mounts = [\"C:data\"]\n\
+             [checks.disk.overrides.\"C:\\\\\"]\nwarn_used_percent = 70.0\n",
+        )
+        .expect("parses");
+        let mut p = Vec::new();
+        validate_disk_mounts(&config.checks.disk, true, &mut p);
+        assert_eq!(
+            p,
+            [
+                r#"checks.disk.exclude_mounts entry "C:data" must be a drive (C:\) or a folder a volume is mounted on (D:\mnt\data)"#
+            ]
+        );
+        // The same config on Unix: every Windows path is named.
+        let mut p = Vec::new();
+        validate_disk_mounts(&config.checks.disk, false, &mut p);
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert!(
+            p.iter()
+                .all(|m| m.ends_with("must be an absolute mount point")),
+            "{p:?}"
+        );
+        assert!(p[0].starts_with(r#"checks.disk.overrides."C:\\""#), "{p:?}");
     }
 
     #[test]

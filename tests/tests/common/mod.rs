@@ -637,6 +637,7 @@ pub mod fake;
 pub mod fill;
 pub mod netns;
 pub mod oneliner;
+pub mod packages;
 pub mod postgres_server;
 pub mod psa_e2e;
 pub mod replica;

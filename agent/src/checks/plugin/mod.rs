@@ -5,11 +5,13 @@
 //! line before `|` is the message, and performance data become metrics
 //! ([`perfdata`], thresholds in [`range`]).
 //!
-//! The command is an argument vector run directly, never through a shell,
+//! The command is an argument vector run directly, never through a shell
+//! (on Windows a `.ps1` goes through `powershell -File`, see [`launch`]),
 //! as the agent's own user, with stdin closed and its output capped. It
 //! runs in its own process group so a timeout kills the plugin and anything
 //! it started.
 
+pub mod launch;
 pub mod perfdata;
 pub mod range;
 
@@ -116,7 +118,7 @@ enum Outcome {
 
 /// Runs `command` with `env` added, for at most `timeout`.
 async fn run(command: &[String], env: &BTreeMap<String, String>, timeout: Duration) -> Outcome {
-    let Some((program, args)) = command.split_first() else {
+    let Some((program, args)) = launch::argv(command, launch::windows_root().as_deref()) else {
         return Outcome::NotStarted(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "empty command",

@@ -1,6 +1,6 @@
 //! The `service` check (`[[checks.service]]`): whether a system service is
 //! running and/or enabled, asked of the platform's service manager —
-//! systemd (`systemctl show`), the Windows SCM (`sc query` / `sc qc`) or
+//! systemd (`systemctl show`), the Windows SCM (its service API) or
 //! launchd (`launchctl print`). The item is the configured name.
 //!
 //! Each platform module turns the manager's answer into a neutral
@@ -28,11 +28,9 @@ use std::time::Duration;
 use super::{BoxFuture, CheckState, Evaluation, Metric, Probe};
 use crate::config::{Expect, ServiceConfig};
 
-/// How long one service-manager command may take.
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "macos", windows)),
-    allow(dead_code)
-)]
+/// How long one service-manager command may take (Windows asks the SCM's
+/// API instead of running a command).
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One probe per `[[checks.service]]` entry.
@@ -182,6 +180,13 @@ impl Probe for ServiceProbe {
 
     fn interval(&self) -> Duration {
         self.interval
+    }
+
+    /// Windows: a fast SCM poll wakes the probe as soon as the state
+    /// changes (`windows::watch`).
+    #[cfg(windows)]
+    fn wake(&mut self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        Some(windows::watch(&self.name))
     }
 
     fn run(&mut self) -> BoxFuture<'_, Vec<Evaluation>> {
