@@ -146,7 +146,7 @@ async fn the_line_installs_the_deb_enrolls_and_the_agent_reports() {
     let key = ReleaseKey::new();
     let c = collector(&key);
     let packages = tempfile::tempdir().expect("tempdir");
-    let deb = agent_deb(packages.path());
+    let deb = agent_deb(packages.path(), &version());
     let name = deb
         .file_name()
         .and_then(|n| n.to_str())

@@ -152,27 +152,11 @@ impl ReleaseKey {
     }
 }
 
-/// The agent's `.deb` made by `tests/packages.sh build` from the built
-/// binaries (into `out`); returns its path.
-pub fn agent_deb(out: &Path) -> PathBuf {
-    let bin_dir = super::bin_dir();
-    let target_dir = bin_dir.parent().expect("target dir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages.sh");
-    let made = Command::new("bash")
-        .arg(&script)
-        .arg("build")
-        .arg(out)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .output()
-        .expect("run tests/packages.sh");
-    assert!(
-        made.status.success(),
-        "tests/packages.sh build failed:\n{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    String::from_utf8_lossy(&made.stdout)
-        .lines()
-        .map(PathBuf::from)
+/// The agent's `.deb` of `version`, made by `tests/packages.sh build`
+/// from the built binaries (into `out`); returns its path.
+pub fn agent_deb(out: &Path, version: &str) -> PathBuf {
+    super::packages::build(out, version, "deb")
+        .into_iter()
         .find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
