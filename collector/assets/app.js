@@ -137,3 +137,18 @@ document.addEventListener("DOMContentLoaded", () => {
     sync();
   }
 });
+
+/* === copy buttons: <button data-copy="ID"> copies #ID's text === */
+(function () {
+  "use strict";
+  document.addEventListener("click", (e) => {
+    const btn = e.target.closest("button[data-copy]");
+    if (!btn) return;
+    const src = document.getElementById(btn.dataset.copy);
+    if (!src || !navigator.clipboard) return;
+    navigator.clipboard.writeText(src.textContent.trim()).then(
+      () => { btn.textContent = "Copied"; },
+      () => { btn.textContent = "Select and copy"; }
+    );
+  });
+})();

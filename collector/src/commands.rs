@@ -133,8 +133,13 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
     let url = o
         .collector_url
         .map(str::to_string)
-        .unwrap_or_else(|| format!("https://{}", cfg.grpc.listen_addr));
+        .unwrap_or_else(|| crate::install::oneliner::default_agent_url(cfg));
     let fingerprint = ca.fingerprint();
+    let line = crate::install::oneliner::Enrollment {
+        url: &url,
+        fingerprint: &fingerprint,
+        token: &token,
+    };
     if o.json {
         println!(
             "{}",
@@ -148,11 +153,13 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
                 "role": o.role,
                 "ca_fingerprint": fingerprint,
                 "collector_url": url,
+                "install_sh": line.sh(),
+                "install_ps1": line.powershell(),
             })
         );
     } else {
         println!(
-            "enrollment token for tenant {:?}{} — expires {}, {} use(s); shown only once:\n\n  {token}\n\ncollector CA fingerprint (agents pin it):\n\n  {fingerprint}\n\non the machine to enroll, run:\n\n  forewarn-agent enroll --collector {url} --token {token} --ca-fingerprint {fingerprint}\n",
+            "enrollment token for tenant {:?}{} — expires {}, {} use(s); shown only once:\n\n  {token}\n\ncollector CA fingerprint (agents pin it):\n\n  {fingerprint}\n\ninstall, enroll and start the agent with one line — Linux or macOS (as a sudoer):\n\n  {sh}\n\nWindows (elevated PowerShell):\n\n  {ps}\n\nor, where forewarn-agent is installed already:\n\n  forewarn-agent enroll --collector {url} --token {token} --ca-fingerprint {fingerprint}\n",
             o.tenant,
             if o.site.is_empty() {
                 String::new()
@@ -161,6 +168,8 @@ pub async fn token_create(cfg: &Config, o: TokenOptions<'_>) -> Result<()> {
             },
             rfc3339::format(expires_at),
             o.max_uses,
+            sh = line.sh(),
+            ps = line.powershell(),
         );
     }
     Ok(())

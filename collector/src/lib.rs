@@ -21,6 +21,7 @@ mod error;
 pub mod health;
 pub mod history;
 pub mod ingest;
+pub mod install;
 pub mod limits;
 pub mod live;
 pub mod maintenance;

@@ -155,6 +155,16 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let max = cfg.grpc.max_message_bytes;
     // Signed agent releases offered to agents (releases/).
     let offers = crate::releases::Offers::from_config(&cfg, svc.store().as_ref()).await?;
+    // The install scripts, the CA and the signed downloads, on the same TLS
+    // port (see `install/`); token checks limited like enrollments.
+    let install = crate::install::InstallState::new(
+        svc.clone(),
+        ca.cert_pem(),
+        offers.releases().clone(),
+        cfg.releases.public_key.as_deref(),
+        cfg.grpc.enroll_max_failures,
+        Duration::from_secs(cfg.grpc.enroll_failure_window_secs),
+    );
     let grpc = Server::builder()
         .tls_config(tls)
         .map_err(|e| Error::Pki(format!("server TLS: {e}")))?
@@ -163,6 +173,11 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_frame_size(Some(64 * 1024))
         .http2_max_header_list_size(Some(16 * 1024))
+        // HTTP/1.1 too, for install scripts (curl.exe, PowerShell).
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(crate::install::router(
+            install,
+        )))
         .add_service(
             EnrollmentServer::new(
                 EnrollmentService::new(svc.clone(), ca.clone(), cfg.pki.agent_cert_validity())
@@ -217,7 +232,13 @@ pub async fn serve(cfg: Config) -> Result<()> {
     )?);
     let http_task = {
         let mut rx = stop_rx.clone();
-        let app = api::router_with_sinks(svc.clone(), access.clone(), sinks.clone());
+        // The dashboard's one-liners name the agent port and the CA.
+        let app = api::router_with_sinks(svc.clone(), access.clone(), sinks.clone()).layer(
+            axum::Extension(crate::install::oneliner::AgentPort {
+                url: crate::install::oneliner::default_agent_url(&cfg),
+                fingerprint: ca.fingerprint(),
+            }),
+        );
         tokio::spawn(async move {
             axum::serve(
                 http_listener,

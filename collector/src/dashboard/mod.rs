@@ -23,6 +23,7 @@ mod queue;
 mod report;
 mod sinks;
 mod ticket;
+mod tokens;
 mod work_util;
 
 pub use assets::asset_url;
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(report::routes())
         .merge(audit::routes())
         .merge(admin::routes())
+        .merge(tokens::routes())
         .merge(sinks::routes())
         .merge(ticket::routes())
         .merge(fleet::routes())

@@ -99,6 +99,7 @@ impl Page {
         if self.is_admin {
             items.push(("/sinks", "Sinks"));
             items.push(("/admin", "Operators & keys"));
+            items.push(("/tokens", "Enrollment"));
         }
         items
             .into_iter()

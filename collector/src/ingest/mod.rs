@@ -13,6 +13,7 @@ mod sessions;
 mod update;
 
 pub use enroll::EnrollmentService;
+pub use enroll_limit::FailureLimiter;
 pub use rate::{Rate, RateLimits};
 pub use session::IngestService;
 pub use sessions::Sessions;

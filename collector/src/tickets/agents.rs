@@ -11,6 +11,20 @@ use crate::domain::{
 use crate::store::{Audit, TokenRow};
 use crate::{Error, Result};
 
+/// A token to create ([`Service::create_enrollment_token`]).
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    /// Tenant name.
+    pub tenant: &'a str,
+    /// Site, empty for none (at most 128 bytes).
+    pub site: &'a str,
+    /// Role of the agents it enrolls (`server` or `workstation`).
+    pub role: &'a str,
+    /// Lifetime from now.
+    pub valid_for_ms: i64,
+    pub max_uses: u32,
+}
+
 /// Whether a stored token may enroll at `now`: `Unauthenticated` when
 /// unknown, revoked or expired, `PermissionDenied` when used up.
 fn grant(row: Option<TokenRow>, now: Millis) -> Result<TokenGrant> {
@@ -96,6 +110,74 @@ impl Service {
             })
             .await?;
         desk.commit().await
+    }
+
+    /// Creates an enrollment token for a tenant in the caller's scope and
+    /// audits it; returns the token (its secret shown once, only its hash
+    /// kept). A tenant outside the scope is `NotFound`; a bad use count,
+    /// role or site is `InvalidArgument` naming the field.
+    pub async fn create_enrollment_token(
+        &self,
+        caller: &ApiCaller,
+        new: &NewToken<'_>,
+        now: Millis,
+    ) -> Result<(EnrollmentToken, String)> {
+        caller.require_write()?;
+        if new.max_uses == 0 {
+            return Err(Error::InvalidArgument("max_uses must be at least 1".into()));
+        }
+        if !super::policy::ROLES.contains(&new.role) {
+            return Err(Error::InvalidArgument(format!(
+                "role must be server or workstation, not {:?}",
+                new.role
+            )));
+        }
+        if new.site.len() > 128 {
+            return Err(Error::InvalidArgument("site is longer than 128".into()));
+        }
+        if new.valid_for_ms <= 0 {
+            return Err(Error::InvalidArgument(
+                "expiry must be in the future".into(),
+            ));
+        }
+        let tenant = self
+            .store()
+            .list_tenants(&caller.scope)
+            .await?
+            .into_iter()
+            .find(|t| t.name == new.tenant)
+            .ok_or_else(|| Error::NotFound(format!("tenant {:?}", new.tenant)))?;
+        let secret = crate::secrets::generate(crate::secrets::TOKEN_PREFIX);
+        let id = uuid::Uuid::new_v4().to_string();
+        self.store()
+            .create_enrollment_token(&crate::domain::NewEnrollmentToken {
+                id: id.clone(),
+                tenant_id: tenant.id.clone(),
+                site: new.site.to_string(),
+                token_hash: crate::secrets::hash(&secret),
+                expires_at: now.saturating_add(new.valid_for_ms),
+                max_uses: new.max_uses,
+                role: new.role.to_string(),
+            })
+            .await?;
+        let mut desk = self.begin().await?;
+        desk.tx
+            .insert_audit(Audit {
+                tenant_id: Some(&tenant.id),
+                at: now,
+                actor: &caller.name,
+                source: &caller.source,
+                action: "enrollment_token.created",
+                target: &format!("enrollment_token/{id}"),
+                detail: &format!(
+                    "{} use(s), role {}, site {:?}",
+                    new.max_uses, new.role, new.site
+                ),
+            })
+            .await?;
+        let token = desk.tx.token(&id).await?;
+        desk.commit().await?;
+        Ok((token, secret))
     }
 
     /// Revokes an enrollment token (refused from now on) and audits it;

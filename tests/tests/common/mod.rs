@@ -636,6 +636,7 @@ pub mod disk_host;
 pub mod fake;
 pub mod fill;
 pub mod netns;
+pub mod oneliner;
 pub mod packages;
 pub mod postgres_server;
 pub mod psa_e2e;
