@@ -20,6 +20,9 @@
 # aiosmtpd (tests/smtp/server.py): tests/smtp.sh installs Debian's
 # python3-aiosmtpd (or, failing that, aiosmtpd from PyPI in a venv under
 # ~/.cache/forewarn) when missing.
+# The plugin perfdata test (tests/tests/plugin_net.rs) runs real Nagios
+# plugins: tests/plugins.sh installs Debian's monitoring-plugins-basic when
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +46,9 @@ step "chromium and playwright-core for the browser tests"
 
 step "aiosmtpd for the email sink's test (a real SMTP server)"
 ./tests/smtp.sh >/dev/null
+
+step "monitoring-plugins-basic for the plugin perfdata test (real Nagios plugins)"
+./tests/plugins.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
