@@ -369,8 +369,14 @@ async fn nagios_plugin_thresholds_reach_the_api_and_the_host_page() {
     assert!(warn.contains("warn 1</span>"), "{warn}");
     assert!(warn.contains("crit 1000000</span>"), "{warn}");
     assert!(warn.contains("breaches warn"), "{warn}");
+    // The tooltip says when the range alerts (`<` and `>` HTML-escaped).
+    let unescaped = warn
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
     assert!(
-        warn.contains("title=\"warn when &lt; 0 or &gt; 1\""),
+        unescaped.contains("title=\"warn when < 0 or > 1\""),
         "{warn}"
     );
     let crit = line("procs-crit", "procs");
