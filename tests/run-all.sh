@@ -28,6 +28,9 @@
 # windows_msi.rs): tests/windows.sh adds the x86_64-pc-windows-gnu target,
 # installs Debian's gcc-mingw-w64-x86-64, wine64 and wixl/msitools when
 # missing, cross-builds forewarn-agent.exe and builds the MSI.
+# The plugin perfdata test (tests/tests/plugin_net.rs) runs real Nagios
+# plugins: tests/plugins.sh installs Debian's monitoring-plugins-basic when
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +60,9 @@ step "cargo-deb, cargo-generate-rpm and rpm for the package tests"
 
 step "Windows: cross-built agent, Wine prefix and MSI (tests/windows.sh)"
 ./tests/windows.sh
+
+step "monitoring-plugins-basic for the plugin perfdata test (real Nagios plugins)"
+./tests/plugins.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use forewarn_proto::Timestamp;
 use forewarn_proto::v1 as pb;
 
+use crate::checks::plugin::range::Range;
 use crate::checks::{CheckResult, CheckState, Metric};
 use crate::enroll::{EnrollRequest, Enrolled};
 use crate::error::Error;
@@ -76,12 +77,28 @@ impl From<CheckState> for pb::CheckState {
     }
 }
 
+/// An infinite bound is an absent one on the wire.
+impl From<Range> for pb::Threshold {
+    fn from(r: Range) -> Self {
+        Self {
+            start: r.start.is_finite().then_some(r.start),
+            end: r.end.is_finite().then_some(r.end),
+            inside: r.inside,
+        }
+    }
+}
+
 impl From<&Metric> for pb::Metric {
     fn from(m: &Metric) -> Self {
+        let t = m.thresholds.as_deref().copied().unwrap_or_default();
         Self {
             name: m.name.to_string(),
             value: m.value,
             unit: m.unit.to_string(),
+            warn: t.warn.map(Into::into),
+            crit: t.crit.map(Into::into),
+            min: t.min,
+            max: t.max,
         }
     }
 }
@@ -217,6 +234,7 @@ impl TryFrom<pb::EnrollResponse> for Enrolled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::plugin::perfdata::Thresholds;
     use crate::report::Report;
 
     #[test]
@@ -251,6 +269,36 @@ mod tests {
         };
         assert_eq!(c.results[0].state, pb::CheckState::Crit as i32);
         assert_eq!(c.results[0].metrics[0].unit, "percent");
+    }
+
+    #[test]
+    fn plugin_thresholds_go_on_the_wire_with_open_bounds_absent() {
+        let range = |text: &str| Some(text.parse::<Range>().expect("range"));
+        let mut metric = Metric::new("procs", 97.0, "");
+        metric.thresholds = Some(Box::new(Thresholds {
+            warn: range("~:10"),
+            crit: range("@20:"),
+            min: Some(0.0),
+            max: None,
+        }));
+        let m = pb::Metric::from(&metric);
+        let warn = m.warn.expect("warn");
+        assert_eq!(
+            (warn.start, warn.end, warn.inside),
+            (None, Some(10.0), false)
+        );
+        let crit = m.crit.expect("crit");
+        assert_eq!(
+            (crit.start, crit.end, crit.inside),
+            (Some(20.0), None, true)
+        );
+        assert_eq!((m.min, m.max), (Some(0.0), None));
+        // The agent's own metrics carry none.
+        let plain = pb::Metric::from(&Metric::new("used_percent", 1.0, "percent"));
+        assert_eq!(
+            (plain.warn, plain.crit, plain.min, plain.max),
+            (None, None, None, None)
+        );
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! The plugin, tcp, http and certificate checks end to end: real agent and
 //! collector processes; real plugin scripts, sockets and certificate files
 //! made by each test. Each failure opens a ticket at the collector, and the
-//! repair resolves it.
+//! repair resolves it. Also: real Nagios plugins (Debian's
+//! monitoring-plugins-basic, installed by `tests/plugins.sh`) whose
+//! perfdata thresholds reach the API and the host page, and the http
+//! check's body match against Python's `http.server`.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -269,4 +274,202 @@ async fn certificate_expiring_in_three_days_opens_a_crit_ticket() {
         .and_then(|m| m["value"].as_f64())
         .expect("days_left");
     assert!((2.9..=3.0).contains(&days), "{row}");
+}
+
+/// Where Debian's monitoring-plugins-basic puts the plugins.
+const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins";
+
+/// Installs monitoring-plugins-basic when missing (`tests/plugins.sh`).
+fn nagios_plugins() -> &'static str {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run tests/plugins.sh");
+    assert!(
+        out.status.success(),
+        "tests/plugins.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    NAGIOS_PLUGINS
+}
+
+/// The metric `name` of a check row.
+fn metric<'a>(row: &'a Value, name: &str) -> &'a Value {
+    row["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == name))
+        .unwrap_or_else(|| panic!("no metric {name}: {row}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nagios_plugin_thresholds_reach_the_api_and_the_host_page() {
+    let plugins = nagios_plugins();
+    let collector = Collector::start();
+    // check_procs: more than 1 process is WARN, more than 2 CRIT (there
+    // are always more here); check_load with thresholds far above any
+    // load: OK, ranges and all.
+    let (_home, agent_id, _agent) = start_agent(
+        &collector,
+        &format!(
+            "[[checks.plugin]]\nname = \"procs-warn\"\n\
+             command = [\"{plugins}/check_procs\", \"-w\", \"1\", \"-c\", \"1000000\"]\n\
+             interval_secs = 1\n\
+             [[checks.plugin]]\nname = \"procs-crit\"\n\
+             command = [\"{plugins}/check_procs\", \"-w\", \"1\", \"-c\", \"2\"]\n\
+             interval_secs = 1\n\
+             [[checks.plugin]]\nname = \"load\"\n\
+             command = [\"{plugins}/check_load\", \"-w\", \"1000,1000,1000\", \"-c\", \"2000,2000,2000\"]\n\
+             interval_secs = 1\n"
+        ),
+    );
+
+    // Through the API: the ranges as the plugin gave them.
+    let row = wait_state(&collector, &agent_id, ("plugin", "procs-warn"), "warn").await;
+    let procs = metric(&row, "procs");
+    assert!(procs["value"].as_f64().is_some_and(|v| v > 2.0), "{row}");
+    assert_eq!(
+        procs["warn"],
+        serde_json::json!({"start": 0.0, "end": 1.0, "inside": false}),
+        "{row}"
+    );
+    assert_eq!(procs["crit"]["end"], 1_000_000.0, "{row}");
+    assert_eq!(procs["min"], 0.0, "{row}");
+    assert!(
+        procs.get("max").is_none(),
+        "check_procs gives no max: {row}"
+    );
+    let row = wait_state(&collector, &agent_id, ("plugin", "procs-crit"), "crit").await;
+    assert_eq!(metric(&row, "procs")["crit"]["end"], 2.0, "{row}");
+    let row = wait_state(&collector, &agent_id, ("plugin", "load"), "ok").await;
+    for name in ["load1", "load5", "load15"] {
+        let m = metric(&row, name);
+        assert_eq!(m["warn"]["end"], 1000.0, "{row}");
+        assert_eq!(m["crit"]["end"], 2000.0, "{row}");
+    }
+
+    // On the host page: each metric with its ranges and what it breaches.
+    let password = collector.operator("root", "msp-admin", &[]).await;
+    let cookie = collector.sign_in("root", &password).await;
+    let (status, page) = collector.page(&cookie, &format!("/hosts/{agent_id}")).await;
+    assert_eq!(status, 200, "{page}");
+    let line = |item: &str, metric: &str| -> String {
+        let at = page
+            .find(&format!("data-item=\"{item}\""))
+            .unwrap_or_else(|| panic!("no {item} row: {page}"));
+        let from = at
+            + page[at..]
+                .find(&format!("data-metric=\"{metric}\""))
+                .unwrap_or_else(|| panic!("no {metric} under {item}: {page}"));
+        let to = from + page[from..].find("</li>").expect("end of the line");
+        page[from..to].to_owned()
+    };
+    let warn = line("procs-warn", "procs");
+    assert!(warn.contains("data-breach=\"warn\""), "{warn}");
+    assert!(warn.contains("warn 1</span>"), "{warn}");
+    assert!(warn.contains("crit 1000000</span>"), "{warn}");
+    assert!(warn.contains("breaches warn"), "{warn}");
+    // The tooltip says when the range alerts (`<` and `>` HTML-escaped).
+    let unescaped = warn
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    assert!(
+        unescaped.contains("title=\"warn when < 0 or > 1\""),
+        "{warn}"
+    );
+    let crit = line("procs-crit", "procs");
+    assert!(crit.contains("data-breach=\"crit\""), "{crit}");
+    assert!(crit.contains("breaches crit"), "{crit}");
+    let load = line("load", "load1");
+    assert!(load.contains("data-breach=\"\""), "{load}");
+    assert!(
+        load.contains("warn 1000</span>") && load.contains("crit 2000</span>"),
+        "{load}"
+    );
+    assert!(!load.contains("breaches"), "{load}");
+}
+
+/// Python's `http.server` serving `dir` on a loopback port it picks; its
+/// port.
+fn python_http_server(dir: &Path, log: &Path) -> (Proc, u16) {
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn python3 -m http.server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+            if let Some(port) = line
+                .split_once(" port ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let proc = Proc {
+        child,
+        log: log.to_path_buf(),
+    };
+    let port = rx
+        .recv_timeout(Duration::from_secs(15))
+        .unwrap_or_else(|_| panic!("http.server did not start:\n{}", proc.log_text()));
+    (proc, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_body_mismatch_opens_a_ticket_and_a_match_resolves_it() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).expect("site dir");
+    let health = site.join("health.json");
+    std::fs::write(&health, r#"{"status":"ok","version":"17"}"#).expect("health");
+    let (_server, port) = python_http_server(&site, &dir.path().join("http.log"));
+    let (_home, agent_id, _agent) = start_agent(
+        &collector,
+        &format!(
+            "[[checks.http]]\nname = \"api\"\nurl = \"http://127.0.0.1:{port}/health.json\"\n\
+             body_contains = '\"status\":\"ok\"'\nbody_regex = '\"version\":\"\\d+\"'\n\
+             timeout_ms = 2000\ninterval_secs = 1\n"
+        ),
+    );
+    let row = wait_state(&collector, &agent_id, ("http", "api"), "ok").await;
+    assert!(
+        row["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("HTTP 200 OK in ")),
+        "{row}"
+    );
+
+    // Still 200, but the body says otherwise: CRIT, saying what is missing.
+    std::fs::write(&health, r#"{"status":"degraded","version":"17"}"#).expect("health");
+    let ticket = open_ticket(&collector, &agent_id, ("http", "api")).await;
+    assert_eq!(ticket["severity"], "crit", "{ticket}");
+    let row = wait_state(&collector, &agent_id, ("http", "api"), "crit").await;
+    let message = row["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("HTTP 200 OK in ")
+            && message.ends_with(r#", but the body does not contain "\"status\":\"ok\"""#),
+        "{row}"
+    );
+
+    std::fs::write(&health, r#"{"status":"ok","version":"18"}"#).expect("health");
+    resolved(&collector, ticket["id"].as_i64().expect("id")).await;
 }

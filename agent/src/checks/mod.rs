@@ -105,6 +105,9 @@ pub struct Metric {
     pub value: f64,
     /// `percent`, `bytes`, `seconds`, `` … (plugins: their UOM, e.g. `MB`)
     pub unit: Cow<'static, str>,
+    /// A plugin's warn/crit ranges and min/max from its performance data;
+    /// `None` for the agent's own metrics (boxed: most metrics have none).
+    pub thresholds: Option<Box<plugin::perfdata::Thresholds>>,
 }
 
 impl Metric {
@@ -117,6 +120,7 @@ impl Metric {
             name: name.into(),
             value,
             unit: unit.into(),
+            thresholds: None,
         }
     }
 }

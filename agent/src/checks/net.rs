@@ -1,6 +1,7 @@
 //! Network checks: `tcp` (`[[checks.tcp]]`: can a port be connected to,
 //! and how fast) and `http` (`[[checks.http]]`: does a URL answer with an
-//! expected status, and how fast). Plus what the `certificate` check shares
+//! expected status, and a body that contains or matches what is expected
+//! ([`body`]), and how fast). Plus what the `certificate` check shares
 //! with them: connecting with a deadline and the host's trusted roots.
 //!
 //! A name that does not resolve is UNKNOWN (the check cannot say anything
@@ -27,6 +28,9 @@ use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
+mod body;
+
+use self::body::{BODY_CAP, Body, BodyMatch};
 use super::limits::{self, MAX_MESSAGE_BYTES};
 use super::{BoxFuture, CheckState, Evaluation, Metric, Probe};
 use crate::config::{HttpConfig, TcpConfig};
@@ -297,6 +301,8 @@ impl HttpTarget {
 pub struct HttpProbe {
     config: HttpConfig,
     target: Result<HttpTarget, String>,
+    /// What the body must contain or match; `None`: the body is not read.
+    body: Result<Option<BodyMatch>, String>,
     /// TLS settings; `None` = the system roots (tests bring their own CA).
     tls: Option<Arc<ClientConfig>>,
 }
@@ -320,6 +326,7 @@ impl HttpProbe {
         Self {
             config: config.clone(),
             target: HttpTarget::parse(&config.url),
+            body: BodyMatch::from_config(config),
             tls: None,
         }
     }
@@ -357,9 +364,14 @@ impl HttpProbe {
                 return evaluation(CheckState::Unknown, message, Vec::new());
             }
         };
+        let body_match = match &self.body {
+            Ok(m) => m.as_ref(),
+            Err(e) => return evaluation(CheckState::Unknown, e.clone(), Vec::new()),
+        };
         let started = Instant::now();
         let timeout = Duration::from_millis(c.timeout_ms);
-        let response = match tokio::time::timeout(timeout, self.fetch(target)).await {
+        let fetch = self.fetch(target, body_match.is_some());
+        let response = match tokio::time::timeout(timeout, fetch).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
                 let state = match &e {
@@ -389,7 +401,16 @@ impl HttpProbe {
             ));
         }
         let state = if status_expected(&c.expect_status, status) {
-            CheckState::Ok
+            match body_match.zip(response.body().as_ref()) {
+                Some((m, body)) => match m.miss(body) {
+                    Some(why) => {
+                        message.push_str(&format!(", but the {why}"));
+                        CheckState::Crit
+                    }
+                    None => CheckState::Ok,
+                },
+                None => CheckState::Ok,
+            }
         } else {
             message.push_str(&format!(
                 " (expected {})",
@@ -406,8 +427,13 @@ impl HttpProbe {
         evaluation(state, message, metrics)
     }
 
-    /// Connects (and TLS) and sends one GET; returns the response head.
-    async fn fetch(&self, target: &HttpTarget) -> Result<hyper::Response<()>, HttpError> {
+    /// Connects (and TLS) and sends one GET; returns the response head,
+    /// and the start of the body when `read_body`.
+    async fn fetch(
+        &self,
+        target: &HttpTarget,
+        read_body: bool,
+    ) -> Result<hyper::Response<Option<Body>>, HttpError> {
         let tcp = connect(&target.host, target.port).await?;
         let request = Request::get(target.path.as_str())
             .header(header::HOST, target.authority.as_str())
@@ -419,7 +445,7 @@ impl HttpProbe {
             .body(Empty::<Bytes>::new())
             .map_err(|e| HttpError::Http(e.to_string()))?;
         if !target.tls {
-            return exchange(tcp, request).await;
+            return exchange(tcp, request, read_body).await;
         }
         let tls_error = |source| HttpError::Tls {
             host: target.host.clone(),
@@ -435,7 +461,7 @@ impl HttpProbe {
             .connect(name, tcp)
             .await
             .map_err(tls_error)?;
-        exchange(stream, request).await
+        exchange(stream, request, read_body).await
     }
 }
 
@@ -456,11 +482,13 @@ fn http_client_config(roots: Arc<RootCertStore>) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
-/// One request on a fresh connection; the body is not read.
+/// One request on a fresh connection; the body is read (its first
+/// [`BODY_CAP`] bytes) only when `read_body`.
 async fn exchange<T>(
     io: T,
     request: Request<Empty<Bytes>>,
-) -> Result<hyper::Response<()>, HttpError>
+    read_body: bool,
+) -> Result<hyper::Response<Option<Body>>, HttpError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -469,17 +497,40 @@ where
         .await
         .map_err(http_error)?;
     let mut conn = std::pin::pin!(conn);
+    // A finished connection future must not be polled again.
+    let mut conn_done = false;
     let send = sender.send_request(request);
     let mut send = std::pin::pin!(send);
     let response = tokio::select! {
         response = &mut send => response,
         done = &mut conn => {
+            conn_done = true;
             done.map_err(http_error)?;
             send.await
         }
     }
     .map_err(http_error)?;
-    Ok(response.map(|_| ()))
+    let (head, incoming) = response.into_parts();
+    if !read_body {
+        return Ok(hyper::Response::from_parts(head, None));
+    }
+    // The connection task delivers the body: drive both until the body
+    // is read (or cut), the connection closing first being no error.
+    let read = body::read_capped(incoming, BODY_CAP);
+    let mut read = std::pin::pin!(read);
+    let body = if conn_done {
+        read.await
+    } else {
+        tokio::select! {
+            body = &mut read => body,
+            done = &mut conn => {
+                done.map_err(http_error)?;
+                read.await
+            }
+        }
+    }
+    .map_err(http_error)?;
+    Ok(hyper::Response::from_parts(head, Some(body)))
 }
 
 /// An error with its causes: `a: b: c`.

@@ -51,6 +51,28 @@ pub struct HttpConfig {
     pub warn_latency_ms: Option<u64>,
     #[serde(default = "default_http_interval_secs")]
     pub interval_secs: u64,
+    /// Optional: CRIT unless the body (its first 64 KiB) contains this text.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Optional: CRIT unless the body (its first 64 KiB) matches this
+    /// regular expression (Rust `regex` syntax).
+    #[serde(default)]
+    pub body_regex: Option<String>,
+}
+
+impl HttpConfig {
+    /// The compiled `body_regex`, its size bounded like `[[checks.log]]`
+    /// patterns (a pathological pattern is a config error, not a memory
+    /// hog); `None` when not set.
+    pub fn body_regex(&self) -> Option<Result<regex::Regex, regex::Error>> {
+        let pattern = self.body_regex.as_deref()?;
+        Some(
+            regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .dfa_size_limit(256 << 10)
+                .build(),
+        )
+    }
 }
 
 fn default_http_timeout_ms() -> u64 {
@@ -90,6 +112,16 @@ pub fn validate_http(checks: &[HttpConfig], p: &mut Vec<String>) {
             p.push(format!(
                 "{prefix}.expect_status entry {code} must be within 100..=599"
             ));
+        }
+        if c.body_contains.as_deref().is_some_and(str::is_empty) {
+            p.push(format!("{prefix}.body_contains must not be empty"));
+        }
+        if c.body_regex.as_deref().is_some_and(str::is_empty) {
+            p.push(format!("{prefix}.body_regex must not be empty"));
+        } else if let Some(Err(e)) = c.body_regex() {
+            // regex's own message spans lines (it draws a caret).
+            let e = e.to_string().replace('\n', " ");
+            p.push(format!("{prefix}.body_regex is not a valid regex: {e}"));
         }
         validate_timing(&prefix, c.timeout_ms, c.warn_latency_ms, c.interval_secs, p);
     }
@@ -162,6 +194,8 @@ mod tests {
             timeout_ms: 5000,
             warn_latency_ms: None,
             interval_secs: 60,
+            body_contains: None,
+            body_regex: None,
         };
         let mut p = Vec::new();
         validate_http(
@@ -186,5 +220,48 @@ mod tests {
         ] {
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn body_match_keys_are_checked() {
+        let config = |contains: Option<&str>, regex: Option<&str>| HttpConfig {
+            name: format!("{contains:?} {regex:?}"),
+            url: "http://127.0.0.1/health".into(),
+            expect_status: Vec::new(),
+            timeout_ms: 5000,
+            warn_latency_ms: None,
+            interval_secs: 60,
+            body_contains: contains.map(Into::into),
+            body_regex: regex.map(Into::into),
+        };
+        let mut p = Vec::new();
+        validate_http(
+            &[config(Some("\"status\":\"ok\""), Some(r"^up \d+ s$"))],
+            &mut p,
+        );
+        assert_eq!(p, Vec::<String>::new());
+        validate_http(
+            &[
+                config(Some(""), Some("")),
+                config(None, Some("(unclosed")),
+                config(None, Some(r"\w{1000}")),
+            ],
+            &mut p,
+        );
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert_eq!(p[0], "checks.http[0].body_contains must not be empty");
+        assert_eq!(p[1], "checks.http[0].body_regex must not be empty");
+        assert!(
+            p[2].starts_with("checks.http[1].body_regex is not a valid regex: ")
+                && !p[2].contains('\n'),
+            "{}",
+            p[2]
+        );
+        assert!(
+            p[3].starts_with("checks.http[2].body_regex is not a valid regex: ")
+                && p[3].contains("size limit"),
+            "{}",
+            p[3]
+        );
     }
 }

@@ -151,6 +151,22 @@ mod tests {
         serde_json::to_value(doc).expect("json")
     }
 
+    /// A plugin metric's thresholds are described (nested schemas).
+    #[test]
+    fn metric_thresholds_are_in_the_schema() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let metric = &schemas["Metric"]["properties"];
+        assert!(
+            metric.get("warn").is_some() && metric.get("max").is_some(),
+            "{metric}"
+        );
+        assert!(
+            schemas["Threshold"]["properties"].get("inside").is_some(),
+            "{schemas}"
+        );
+    }
+
     #[test]
     fn every_operation_is_secured_and_documents_its_errors() {
         let doc = document();

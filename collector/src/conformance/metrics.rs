@@ -20,12 +20,14 @@ fn heartbeat(seq: u64, observed_at: Millis, cpu: f64, hours_to_full: Option<f64>
         name: "used_percent".into(),
         value: 60.0,
         unit: "percent".into(),
+        ..Metric::default()
     }];
     if let Some(h) = hours_to_full {
         metrics.push(Metric {
             name: "hours_to_full".into(),
             value: h,
             unit: "hours".into(),
+            ..Metric::default()
         });
     }
     Report {

@@ -16,9 +16,10 @@ use super::fleet::{self_url, wants_fragment};
 use super::page::{Page, render};
 use crate::api::AppState;
 use crate::api::auth::{Caller, Csrf};
+use crate::domain::perfdata::breached;
 use crate::domain::{
-    AgentDetail, CheckState, Millis, Page as Rows, Ticket, TicketFilter, TicketState, now_millis,
-    rfc3339,
+    AgentDetail, CheckState, Metric, Millis, Page as Rows, Threshold, Ticket, TicketFilter,
+    TicketState, now_millis, rfc3339,
 };
 use crate::{Error, Result};
 
@@ -48,6 +49,24 @@ pub struct CheckLine {
     pub label: &'static str,
     pub message: String,
     pub since: String,
+    /// A plugin's performance data, each with its thresholds.
+    pub metrics: Vec<MetricLine>,
+}
+
+/// One plugin metric: its value, the warn and crit ranges it came with,
+/// and which one it breaches.
+pub struct MetricLine {
+    pub name: String,
+    /// Value and unit, plus min/max when given: `97 (min 0)`.
+    pub value: String,
+    /// `warn 1`, in the plugin's own range syntax; empty when none.
+    pub warn: String,
+    /// When warn alerts, for the tooltip: `< 0 or > 1`.
+    pub warn_means: String,
+    pub crit: String,
+    pub crit_means: String,
+    /// `warn` or `crit` when the value breaches that range, else empty.
+    pub breach: &'static str,
 }
 
 /// One mount of the latest snapshot.
@@ -133,6 +152,12 @@ fn view(
             label: state_label(c.state),
             message: c.message.clone(),
             since: super::fleet::model::ago(now, c.since),
+            metrics: c
+                .metrics
+                .iter()
+                .filter(|m| c.check == PLUGIN_CHECK || m.warn.is_some() || m.crit.is_some())
+                .map(metric_line)
+                .collect(),
         })
         .collect();
     checks.sort_by_key(|c| (rank(c.state), c.check.clone(), c.item.clone()));
@@ -268,6 +293,31 @@ fn view(
     }
 }
 
+/// The check kind whose metrics are performance data (shown per metric).
+const PLUGIN_CHECK: &str = "plugin";
+
+fn metric_line(m: &Metric) -> MetricLine {
+    let mut value = format!("{}{}", m.value, m.unit);
+    let limits: Vec<String> = [("min", m.min), ("max", m.max)]
+        .into_iter()
+        .filter_map(|(label, v)| Some(format!("{label} {}{}", v?, m.unit)))
+        .collect();
+    if !limits.is_empty() {
+        value.push_str(&format!(" ({})", limits.join(", ")));
+    }
+    let text = |t: Option<&Threshold>| t.map(ToString::to_string).unwrap_or_default();
+    let means = |t: Option<&Threshold>| t.map(Threshold::describe).unwrap_or_default();
+    MetricLine {
+        name: m.name.clone(),
+        value,
+        warn: text(m.warn.as_ref()),
+        warn_means: means(m.warn.as_ref()),
+        crit: text(m.crit.as_ref()),
+        crit_means: means(m.crit.as_ref()),
+        breach: breached(m.value, m.warn.as_ref(), m.crit.as_ref()).map_or("", CheckState::as_str),
+    }
+}
+
 fn rank(state: &str) -> u8 {
     match state {
         "crit" => 0,
@@ -331,6 +381,37 @@ mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&s).expect("still JSON");
         assert_eq!(back["x"], "</script><b>&");
+    }
+
+    #[test]
+    fn a_plugin_metric_shows_its_ranges_and_breach() {
+        let range = |start, end| Threshold {
+            start: Some(start),
+            end: Some(end),
+            inside: false,
+        };
+        let m = Metric {
+            name: "procs".into(),
+            value: 97.0,
+            unit: String::new(),
+            warn: Some(range(0.0, 1.0)),
+            crit: Some(range(0.0, 100_000.0)),
+            min: Some(0.0),
+            max: None,
+        };
+        let line = metric_line(&m);
+        assert_eq!(line.value, "97 (min 0)");
+        assert_eq!((line.warn.as_str(), line.crit.as_str()), ("1", "100000"));
+        assert_eq!(line.warn_means, "< 0 or > 1");
+        assert_eq!(line.breach, "warn");
+        let calm = metric_line(&Metric {
+            value: 0.5,
+            unit: "s".into(),
+            ..m.clone()
+        });
+        assert_eq!((calm.value.as_str(), calm.breach), ("0.5s (min 0s)", ""));
+        let over = metric_line(&Metric { value: 2e5, ..m });
+        assert_eq!(over.breach, "crit");
     }
 
     #[test]

@@ -77,11 +77,21 @@ impl CheckState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metric {
     pub name: String,
     pub value: f64,
     pub unit: String,
+    /// A plugin's thresholds and limits from its performance data (absent
+    /// for the agent's own metrics and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<Threshold>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crit: Option<Threshold>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// One check's outcome as evaluated on the agent.
@@ -560,9 +570,11 @@ pub struct AuditEntry {
 }
 
 pub mod list;
+pub mod perfdata;
 pub mod rfc3339;
 
 pub use list::{AgentFilter, Page, TicketFilter, TicketSort};
+pub use perfdata::Threshold;
 
 /// Mean and median of a duration, in seconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]

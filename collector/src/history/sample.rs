@@ -157,11 +157,13 @@ mod tests {
                     name: "used_percent".into(),
                     value: 90.0,
                     unit: "percent".into(),
+                    ..Metric::default()
                 },
                 Metric {
                     name: HOURS_TO_FULL.into(),
                     value: hours,
                     unit: "hours".into(),
+                    ..Metric::default()
                 },
             ],
             since: 0,

@@ -8,7 +8,7 @@ use forewarn_proto::v1 as pb;
 
 use crate::domain::{
     CheckResult, CheckState, DiskUsage, HostFacts, HostSnapshot, Metric, Millis, Report,
-    ReportPayload, SpoolStatus,
+    ReportPayload, SpoolStatus, Threshold,
 };
 use crate::{Error, Result};
 
@@ -107,10 +107,15 @@ fn check_result(r: &pb::CheckResult, now: Millis) -> Result<CheckResult> {
                     m.name
                 )));
             }
+            let limit = |which: &str, v: Option<f64>| finite_opt(&m.name, which, v);
             Ok(Metric {
                 name: required("metric.name", &m.name, MAX_CHECK_LEN * 2)?,
                 value: m.value,
                 unit: text("metric.unit", &m.unit, 32)?,
+                warn: threshold(&m.name, "warn", m.warn.as_ref())?,
+                crit: threshold(&m.name, "crit", m.crit.as_ref())?,
+                min: limit("min", m.min)?,
+                max: limit("max", m.max)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -122,6 +127,36 @@ fn check_result(r: &pb::CheckResult, now: Millis) -> Result<CheckResult> {
         metrics,
         since: millis("since", r.since.as_ref(), now)?,
     })
+}
+
+/// An optional number of metric `name` that must be finite when present.
+fn finite_opt(name: &str, field: &str, v: Option<f64>) -> Result<Option<f64>> {
+    match v {
+        Some(v) if !v.is_finite() => Err(Error::InvalidArgument(format!(
+            "metric {name:?} {field} is not a finite number"
+        ))),
+        v => Ok(v),
+    }
+}
+
+/// A plugin threshold of metric `name`: finite bounds (an absent one is
+/// unbounded), start not above end.
+fn threshold(name: &str, which: &str, t: Option<&pb::Threshold>) -> Result<Option<Threshold>> {
+    let Some(t) = t else { return Ok(None) };
+    let start = finite_opt(name, &format!("{which}.start"), t.start)?;
+    let end = finite_opt(name, &format!("{which}.end"), t.end)?;
+    if let (Some(s), Some(e)) = (start, end)
+        && s > e
+    {
+        return Err(Error::InvalidArgument(format!(
+            "metric {name:?} {which}.start {s} is above its end {e}"
+        )));
+    }
+    Ok(Some(Threshold {
+        start,
+        end,
+        inside: t.inside,
+    }))
 }
 
 fn results(rs: &[pb::CheckResult], now: Millis) -> Result<Vec<CheckResult>> {
@@ -317,11 +352,76 @@ mod tests {
         nan.metrics.push(pb::Metric {
             name: "m".into(),
             value: f64::NAN,
-            unit: String::new(),
+            ..Default::default()
         });
         assert!(report(&report_with(vec![nan]), "a", now()).is_err());
         let too_many = vec![result(1); MAX_RESULTS + 1];
         assert!(report(&report_with(too_many), "a", now()).is_err());
+    }
+
+    fn with_metric(metric: pb::Metric) -> pb::Report {
+        let mut r = result(2);
+        r.metrics.push(metric);
+        report_with(vec![r])
+    }
+
+    fn plugin_metric() -> pb::Metric {
+        pb::Metric {
+            name: "procs".into(),
+            value: 97.0,
+            unit: String::new(),
+            warn: Some(pb::Threshold {
+                start: Some(0.0),
+                end: Some(1.0),
+                inside: false,
+            }),
+            crit: Some(pb::Threshold {
+                start: None,
+                end: Some(100_000.0),
+                inside: true,
+            }),
+            min: Some(0.0),
+            max: None,
+        }
+    }
+
+    #[test]
+    fn plugin_thresholds_convert() {
+        let r = report(&with_metric(plugin_metric()), "a", now()).expect("valid");
+        let m = &r.payload.results()[0].metrics[0];
+        let warn = m.warn.expect("warn");
+        assert_eq!(
+            (warn.start, warn.end, warn.inside),
+            (Some(0.0), Some(1.0), false)
+        );
+        let crit = m.crit.expect("crit");
+        assert_eq!(
+            (crit.start, crit.end, crit.inside),
+            (None, Some(100_000.0), true)
+        );
+        assert_eq!((m.min, m.max), (Some(0.0), None));
+    }
+
+    #[test]
+    fn hostile_thresholds_are_refused_naming_the_field() {
+        let bad = |edit: fn(&mut pb::Metric)| {
+            let mut m = plugin_metric();
+            edit(&mut m);
+            match report(&with_metric(m), "a", now()) {
+                Err(Error::InvalidArgument(e)) => e,
+                other => panic!("accepted: {other:?}"),
+            }
+        };
+        let e = bad(|m| m.warn.as_mut().expect("warn").start = Some(f64::NAN));
+        assert_eq!(e, "metric \"procs\" warn.start is not a finite number");
+        let e = bad(|m| m.crit.as_mut().expect("crit").end = Some(f64::INFINITY));
+        assert_eq!(e, "metric \"procs\" crit.end is not a finite number");
+        let e = bad(|m| m.warn.as_mut().expect("warn").start = Some(5.0));
+        assert_eq!(e, "metric \"procs\" warn.start 5 is above its end 1");
+        let e = bad(|m| m.min = Some(f64::NEG_INFINITY));
+        assert_eq!(e, "metric \"procs\" min is not a finite number");
+        let e = bad(|m| m.max = Some(f64::NAN));
+        assert_eq!(e, "metric \"procs\" max is not a finite number");
     }
 
     #[test]

@@ -28,6 +28,8 @@ fn http(url: String) -> HttpConfig {
         timeout_ms: 2000,
         warn_latency_ms: None,
         interval_secs: 60,
+        body_contains: None,
+        body_regex: None,
     }
 }
 
@@ -58,7 +60,8 @@ async fn read_head(stream: &mut (impl AsyncReadExt + Unpin)) -> String {
 
 /// An HTTP server answering every request with `response`; request heads
 /// come out of the channel.
-async fn serve(response: &'static str) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+async fn serve(response: impl Into<Vec<u8>>) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+    let response: Vec<u8> = response.into();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -66,7 +69,7 @@ async fn serve(response: &'static str) -> (SocketAddr, mpsc::UnboundedReceiver<S
         while let Ok((mut stream, _)) = listener.accept().await {
             let head = read_head(&mut stream).await;
             let _ = tx.send(head);
-            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.write_all(&response).await;
             let _ = stream.shutdown().await;
         }
     });
@@ -236,6 +239,80 @@ async fn slow_answers_warn() {
     let e = run(&mut HttpProbe::new(&config)).await;
     assert_eq!(e.state, CheckState::Warn);
     assert!(e.message.ends_with("(slower than 0 ms)"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn the_body_must_contain_and_match() {
+    let (addr, _) =
+        serve("HTTP/1.1 200 OK\r\ncontent-length: 27\r\n\r\n{\"status\":\"ok\",\"uptime\":42}")
+            .await;
+    let mut config = http(format!("http://{addr}/health"));
+    config.body_contains = Some("\"status\":\"ok\"".into());
+    config.body_regex = Some(r#""uptime":\d+"#.into());
+    let e = run(&mut HttpProbe::new(&config)).await;
+    assert_eq!(e.state, CheckState::Ok, "{}", e.message);
+
+    config.body_contains = Some("\"status\":\"degraded\"".into());
+    let e = run(&mut HttpProbe::new(&config)).await;
+    assert_eq!(e.state, CheckState::Crit);
+    assert!(
+        e.message.starts_with("HTTP 200 OK in ")
+            && e.message
+                .ends_with(r#", but the body does not contain "\"status\":\"degraded\"""#),
+        "{}",
+        e.message
+    );
+
+    // Chunked, and over the cap: only the first 64 KiB are searched.
+    let mut chunked = String::from("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+    for part in ["start ", &"x".repeat(BODY_CAP), " MARKER"] {
+        chunked.push_str(&format!("{:x}\r\n{part}\r\n", part.len()));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let (addr, _) = serve(chunked).await;
+    let mut config = http(format!("http://{addr}/"));
+    config.body_regex = Some("^start x+".into());
+    let e = run(&mut HttpProbe::new(&config)).await;
+    assert_eq!(e.state, CheckState::Ok, "{}", e.message);
+    config.body_regex = None;
+    config.body_contains = Some("MARKER".into());
+    let e = run(&mut HttpProbe::new(&config)).await;
+    assert_eq!(e.state, CheckState::Crit);
+    assert!(
+        e.message
+            .ends_with(r#"body does not contain "MARKER" (first 64 KiB searched)"#),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn the_body_is_read_only_when_a_match_is_set() {
+    // Promises 100 bytes, sends 2 and closes: only reading the body fails.
+    let (addr, _) = serve("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nok").await;
+    let mut config = http(format!("http://{addr}/"));
+    let e = run(&mut HttpProbe::new(&config)).await;
+    assert_eq!(e.state, CheckState::Ok, "{}", e.message);
+    config.body_contains = Some("ok".into());
+    let e = run(&mut HttpProbe::new(&config)).await;
+    assert_eq!(e.state, CheckState::Crit);
+    assert!(
+        e.message.starts_with("HTTP exchange failed"),
+        "{}",
+        e.message
+    );
+
+    // A wrong status is reported as such; the body is not judged.
+    let (addr, _) = serve("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\nok").await;
+    let mut config = http(format!("http://{addr}/"));
+    config.body_contains = Some("nowhere".into());
+    let e = run(&mut HttpProbe::new(&config)).await;
+    assert_eq!(e.state, CheckState::Crit);
+    assert!(
+        e.message.ends_with("(expected 2xx or 3xx)"),
+        "{}",
+        e.message
+    );
 }
 
 /// A CA, and a TLS server for `localhost` signed by it answering `200 OK`.

@@ -271,7 +271,7 @@ fn judge(name: &str, outcome: &Outcome, timeout: Duration) -> (CheckState, Strin
         .perfdata
         .data
         .iter()
-        .filter_map(|d| Some(Metric::new(d.label.clone(), d.value?, d.uom.clone())))
+        .filter_map(perfdata::PerfDatum::metric)
         .filter(limits::metric_ok)
         .take(MAX_METRICS)
         .collect();

@@ -19,6 +19,7 @@
 use std::fmt;
 
 use super::range::{Range, number};
+use crate::checks::Metric;
 
 /// One performance datum.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,48 @@ pub struct PerfDatum {
     pub crit: Option<Range>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+}
+
+/// What a datum says beyond its value: the plugin's warn and crit ranges
+/// and the value's min and max. Shipped with the metric so the collector
+/// can show which range the value breaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Thresholds {
+    pub warn: Option<Range>,
+    pub crit: Option<Range>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Thresholds {
+    /// Which range `value` breaches, crit first (`None`: neither).
+    pub fn breached(&self, value: f64) -> Option<&'static str> {
+        if self.crit.is_some_and(|r| r.alert(value)) {
+            Some("crit")
+        } else if self.warn.is_some_and(|r| r.alert(value)) {
+            Some("warn")
+        } else {
+            None
+        }
+    }
+}
+
+impl PerfDatum {
+    /// The datum as a metric, thresholds attached when it has any; `None`
+    /// for an undetermined (`U`) value.
+    pub fn metric(&self) -> Option<Metric> {
+        let mut metric = Metric::new(self.label.clone(), self.value?, self.uom.clone());
+        let thresholds = Thresholds {
+            warn: self.warn,
+            crit: self.crit,
+            min: self.min,
+            max: self.max,
+        };
+        if thresholds != Thresholds::default() {
+            metric.thresholds = Some(Box::new(thresholds));
+        }
+        Some(metric)
+    }
 }
 
 /// A piece of performance data that could not be read.
@@ -378,6 +421,32 @@ mod tests {
         assert_eq!(p.data[0].warn, None);
         assert_eq!(p.data[0].crit, Some("5".parse().expect("range")));
         assert_eq!(p.errors.len(), 4, "{:?}", p.errors);
+    }
+
+    #[test]
+    fn a_datum_becomes_a_metric_with_its_thresholds() {
+        let m = only("procs=97;1;100000;0;").metric().expect("a value");
+        assert_eq!(
+            (m.name.as_ref(), m.value, m.unit.as_ref()),
+            ("procs", 97.0, "")
+        );
+        let t = m.thresholds.expect("thresholds kept");
+        assert_eq!(
+            t.warn,
+            Some(Range {
+                start: 0.0,
+                end: 1.0,
+                inside: false
+            })
+        );
+        assert_eq!(t.crit.map(|r| r.end), Some(100_000.0));
+        assert_eq!((t.min, t.max), (Some(0.0), None));
+        assert_eq!(t.breached(97.0), Some("warn"));
+        assert_eq!(t.breached(1.0), None);
+        assert_eq!(t.breached(200_000.0), Some("crit"));
+        // No thresholds: nothing attached; `U`: no metric at all.
+        assert_eq!(only("x=1.5s").metric().expect("a value").thresholds, None);
+        assert_eq!(only("x=U;1;2").metric(), None);
     }
 
     #[test]

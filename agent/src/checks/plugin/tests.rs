@@ -49,13 +49,18 @@ async fn exit_codes_are_states_and_perfdata_are_metrics() {
     assert_eq!(e.state, CheckState::Crit);
     assert_eq!(e.item, "test");
     assert_eq!(e.message, "DISK CRITICAL - /data 97%");
-    assert_eq!(
-        e.metrics,
-        [
-            Metric::new("/", 382.0, "MB"),
-            Metric::new("/var", 218.0, "MB")
-        ]
-    );
+    let names: Vec<_> = e
+        .metrics
+        .iter()
+        .map(|m| (m.name.as_ref(), m.value, m.unit.as_ref()))
+        .collect();
+    assert_eq!(names, [("/", 382.0, "MB"), ("/var", 218.0, "MB")]);
+    // The thresholds go along with the values.
+    let root = e.metrics[0].thresholds.as_deref().expect("thresholds");
+    assert_eq!(root.warn, Some("15264".parse().expect("range")));
+    assert_eq!(root.crit, Some("15269".parse().expect("range")));
+    assert_eq!((root.min, root.max), (None, None));
+    assert_eq!(root.breached(382.0), None);
     for (code, state) in [
         (0, CheckState::Ok),
         (1, CheckState::Warn),

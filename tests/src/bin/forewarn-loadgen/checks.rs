@@ -261,6 +261,7 @@ fn metric(name: &str, value: f64, unit: &str) -> pb::Metric {
         name: name.to_string(),
         value,
         unit: unit.to_string(),
+        ..Default::default()
     }
 }
 
