@@ -13,13 +13,34 @@ use crate::config::Config;
 use crate::enroll::{self, EnrollOptions};
 use crate::error::{Error, Result};
 use crate::host::{Host, MINIMUM_CPU_SAMPLE};
-use crate::identity::{Identity, StateDir};
+use crate::identity::{Credentials, Identity, StateDir};
 use crate::outbox::Outbox;
 use crate::renew::RenewConfig;
 use crate::scheduler::Scheduler;
 use crate::session::{self, SessionConfig, SessionIo};
 use crate::signals::Stop;
 use crate::update::{self, UpdateIo, Updater};
+
+/// The enrolled identity in the state dir, the collectors to report to
+/// (`[collector]`, else those it enrolled with) and the name their
+/// certificates must carry.
+pub(crate) async fn enrolled(config: &Config) -> Result<(Credentials, Collectors, String)> {
+    let state = StateDir::new(&config.state_dir);
+    let credentials = tokio::task::spawn_blocking(move || state.load()).await??;
+    let identity = &credentials.identity;
+    let collectors = Collectors::parse(
+        &config
+            .collector
+            .addresses()
+            .unwrap_or_else(|| identity.collector_urls()),
+    )?;
+    let server_name = config
+        .collector
+        .server_name
+        .clone()
+        .unwrap_or_else(|| identity.server_name.clone());
+    Ok((credentials, collectors, server_name))
+}
 
 /// Observations buffered between the scheduler and the session.
 const OBSERVATION_BUFFER: usize = 64;
@@ -35,20 +56,8 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     // Installed first, so a stop during startup is not lost.
     let mut stop = Stop::install().map_err(Error::Signal)?;
 
-    let state = StateDir::new(&config.state_dir);
-    let credentials = tokio::task::spawn_blocking(move || state.load()).await??;
+    let (credentials, collectors, server_name) = enrolled(&config).await?;
     let identity = &credentials.identity;
-    let collectors = Collectors::parse(
-        &config
-            .collector
-            .addresses()
-            .unwrap_or_else(|| identity.collector_urls()),
-    )?;
-    let server_name = config
-        .collector
-        .server_name
-        .clone()
-        .unwrap_or_else(|| identity.server_name.clone());
     let mounts = config.checks.disk.mounts.clone();
     let host =
         tokio::task::spawn_blocking(move || Host::new().map(|h| h.with_mounts(&mounts))).await??;

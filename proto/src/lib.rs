@@ -12,5 +12,8 @@ pub mod v1 {
     tonic::include_proto!("forewarn.v1");
 }
 
+/// The release signature's trusted comment, shared by signer and verifiers.
+pub mod release;
+
 /// Re-exported so callers convert timestamps without a direct dependency.
 pub use prost_types::Timestamp;

@@ -21,12 +21,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::info;
 
 use super::verify::{Outcome, Stopped};
-use crate::collectors::{Collectors, Target};
+use crate::collectors::Target;
 use crate::config::Config;
 use crate::endpoint::{self, Tls};
 use crate::error::{Error, Result};
 use crate::host::{Host, HostFacts};
-use crate::identity::{Credentials, StateDir};
+use crate::identity::Credentials;
 use crate::report::{Goodbye, Hello};
 
 /// Set (to anything) in the environment of a binary under trial.
@@ -101,20 +101,7 @@ pub async fn try_binary(binary: &Path, timeout: Duration) -> std::result::Result
 /// Trial mode (in the new binary): Hello and Goodbye to the first
 /// collector that answers.
 pub async fn run(config: &Config) -> Result<()> {
-    let state = StateDir::new(&config.state_dir);
-    let credentials = tokio::task::spawn_blocking(move || state.load()).await??;
-    let identity = &credentials.identity;
-    let collectors = Collectors::parse(
-        &config
-            .collector
-            .addresses()
-            .unwrap_or_else(|| identity.collector_urls()),
-    )?;
-    let server_name = config
-        .collector
-        .server_name
-        .clone()
-        .unwrap_or_else(|| identity.server_name.clone());
+    let (credentials, collectors, server_name) = crate::run::enrolled(config).await?;
     let facts = tokio::task::spawn_blocking(|| Host::new().map(|h| h.facts())).await??;
     info!(
         version = crate::VERSION,

@@ -7,6 +7,7 @@
 //! one file name and one version: the agent takes only the binary named for
 //! its own target and a version strictly higher than its own.
 
+use forewarn_proto::release::TrustedComment;
 use semver::Version;
 
 /// An update the collector offered.
@@ -94,36 +95,6 @@ pub fn check_offer(
         )));
     }
     Ok(version)
-}
-
-/// The signed trusted comment: `file:<name> version:<semver>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustedComment {
-    pub file: String,
-    pub version: Version,
-}
-
-impl TrustedComment {
-    /// Parses the fields (any order; others such as `timestamp:` ignored).
-    pub fn parse(comment: &str) -> Result<Self, String> {
-        let mut file = None;
-        let mut version = None;
-        for field in comment.split([' ', '\t']).filter(|f| !f.is_empty()) {
-            if let Some(v) = field.strip_prefix("file:") {
-                file = Some(v.to_owned());
-            } else if let Some(v) = field.strip_prefix("version:") {
-                version = Some(
-                    Version::parse(v).map_err(|e| format!("trusted comment version {v:?}: {e}"))?,
-                );
-            }
-        }
-        match (file, version) {
-            (Some(file), Some(version)) if !file.is_empty() => Ok(Self { file, version }),
-            _ => Err(format!(
-                "trusted comment {comment:?} does not name the file and version"
-            )),
-        }
-    }
 }
 
 /// After the signature verified: its trusted comment must name the offered

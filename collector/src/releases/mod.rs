@@ -10,14 +10,13 @@
 //! offered (the agent verifies again with its own pinned key).
 
 pub mod cli;
-pub mod comment;
 pub mod name;
 pub mod offer;
 pub mod rollout;
 pub mod scan;
 pub mod sign;
 
-pub use comment::TrustedComment;
+pub use forewarn_proto::release::TrustedComment;
 pub use name::{ArtifactName, Kind};
 pub use offer::Offers;
 pub use scan::{Artifact, Rejected, Releases, Scan};

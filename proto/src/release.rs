@@ -1,4 +1,6 @@
-//! The trusted comment every release signature carries:
+//! The trusted comment every release signature carries (the signer is the
+//! collector's `release sign`, the verifiers the collector's release scan and
+//! the agent's self-update):
 //! `file:<artifact file name> version:<semver>`. It is covered by the
 //! signature, so it binds the signed bytes to one file name and one
 //! version: a signed 1.2.0 cannot be renamed into a 1.3.0, nor a `.deb`
