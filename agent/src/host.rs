@@ -12,7 +12,7 @@
 //! process dies), and volumes sysinfo does not list are read with
 //! `GetDiskFreeSpaceExW` ([`crate::platform::windows::disks`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sysinfo::{
     CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, ProcessRefreshKind,
@@ -126,10 +126,19 @@ pub struct TopProcess {
 /// How many processes a ticket text names.
 pub const TOP_PROCESSES: usize = 3;
 
+/// How often the mount table is read again, so a filesystem mounted or
+/// unmounted since shows up. In between, a disk sample only re-reads the
+/// sizes of the filesystems already listed (one statvfs each): the disk
+/// check samples every 250 ms, and re-listing each time (the mount table,
+/// `/dev/disk/by-id`) would cost most of the agent's idle CPU.
+const MOUNT_LIST_EVERY: Duration = Duration::from_secs(2);
+
 /// The machine, as sysinfo sees it.
 pub struct Host {
     system: System,
     disks: Disks,
+    /// When the mount table was last read ([`MOUNT_LIST_EVERY`]).
+    disks_listed_at: Option<Instant>,
     last_cpu_percent: f64,
     /// Why the last CPU sample has no figure, if it has none.
     cpu_problem: Option<String>,
@@ -161,6 +170,7 @@ impl Host {
         Ok(Self {
             system,
             disks,
+            disks_listed_at: None,
             last_cpu_percent: 0.0,
             cpu_problem: None,
             #[cfg(windows)]
@@ -303,11 +313,22 @@ impl Host {
             .collect()
     }
 
-    /// Every mounted filesystem sysinfo lists, with fresh sizes. Re-reads the
-    /// mount table each time, so a filesystem mounted after start shows up.
+    /// Every mounted filesystem sysinfo lists, with fresh sizes. The mount
+    /// table is read again at most every [`MOUNT_LIST_EVERY`], so a
+    /// filesystem mounted after start shows up within that.
     pub fn sample_disks(&mut self) -> Vec<DiskUsage> {
-        self.disks
-            .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        let sizes = DiskRefreshKind::nothing().with_storage();
+        if self
+            .disks_listed_at
+            .is_none_or(|at| at.elapsed() >= MOUNT_LIST_EVERY)
+        {
+            self.disks.refresh_specifics(true, sizes);
+            self.disks_listed_at = Some(Instant::now());
+        } else {
+            for disk in self.disks.iter_mut() {
+                disk.refresh_specifics(sizes);
+            }
+        }
         let listed: Vec<DiskUsage> = self
             .disks
             .iter()
